@@ -1,0 +1,8 @@
+//! netmaster: the intent server.
+//!
+//! It will hold Contiv's object model behind the REST API (`/api/v1/...`), IPAM and
+//! VLAN/VXLAN id pools, the state store (embedded by default, etcd for clusters),
+//! leader election between several netmasters, and the feed that streams intent to every
+//! netplugin and collects their endpoints, BGP sessions and learned routes.
+//!
+//! Nothing is implemented yet: see the issue "netmaster and netctl".
