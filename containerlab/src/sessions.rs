@@ -96,6 +96,10 @@ pub fn parse_bird(text: &str) -> Vec<PeerState> {
         if let Some(s) = l.strip_prefix("BGP state:") {
             cur.state = s.trim().to_string();
             cur.established = cur.state == "Established";
+        } else if l.starts_with("Neighbor range:") {
+            // A listener for dynamic peers, not a session: its sessions are listed apart.
+            out.pop();
+            in_bgp = false;
         } else if let Some(a) = l.strip_prefix("Neighbor address:") {
             cur.peer = format!("{} ({})", a.trim(), cur.peer);
         } else if let Some(r) = l.strip_prefix("Routes:") {
@@ -307,9 +311,19 @@ spine1     BGP        ---        up     15:34:15.000  Established
 spine2     BGP        ---        start  15:34:15.000  Active        Socket: Connection refused
   BGP state:          Active
     Neighbor address: 10.0.2.0
+hosts      BGP        ---        start  15:43:17.687  Passive
+  BGP state:          Passive
+    Neighbor range:   10.2.2.0/24
+    Neighbor AS:      0
+  Channel ipv4
+    Routes:         0 imported, 0 exported, 0 preferred
+host1      BGP        ---        up     15:44:00.000  Established
+  BGP state:          Established
+    Neighbor address: 10.2.2.1
 ";
         let got = parse_bird(text);
-        assert_eq!(got.len(), 2);
+        assert_eq!(got.len(), 3, "the dynamic-peer listener is not a session: {got:?}");
+        assert_eq!(got[2].peer, "10.2.2.1 (host1)");
         assert_eq!(got[0].peer, "10.0.1.0 (spine1)");
         assert!(got[0].established);
         assert_eq!(got[0].prefixes, Some(5));
