@@ -333,7 +333,15 @@ pub fn setup(node: &Node, dir: &Path, instance: &str) -> Result<DaemonSetup, Str
                 env: Vec::new(),
                 cwd: dir.to_path_buf(),
                 log: log("bird"),
-                ready: Ready::Socket(ctl.clone()),
+                // BIRD opens its control socket *before* reading its config, so only an
+                // answer on the socket proves the config was accepted.
+                ready: Ready::Command(vec![
+                    "/usr/sbin/birdc".into(),
+                    "-s".into(),
+                    s(&ctl),
+                    "show".into(),
+                    "status".into(),
+                ]),
                 gate: false,
             });
             out.wrappers.push(Wrapper {

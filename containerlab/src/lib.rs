@@ -31,6 +31,7 @@ pub mod plan;
 pub mod proc;
 pub mod sessions;
 pub mod state;
+pub mod testing;
 pub mod topology;
 
 pub use error::{Error, Result};

@@ -322,7 +322,11 @@ host1      BGP        ---        up     15:44:00.000  Established
     Neighbor address: 10.2.2.1
 ";
         let got = parse_bird(text);
-        assert_eq!(got.len(), 3, "the dynamic-peer listener is not a session: {got:?}");
+        assert_eq!(
+            got.len(),
+            3,
+            "the dynamic-peer listener is not a session: {got:?}"
+        );
         assert_eq!(got[2].peer, "10.2.2.1 (host1)");
         assert_eq!(got[0].peer, "10.0.1.0 (spine1)");
         assert!(got[0].established);

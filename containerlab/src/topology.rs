@@ -638,3 +638,318 @@ fn check_mac(mac: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory with the files the fixtures bind.
+    fn dir() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("frr.conf"), "hostname r1\n").unwrap();
+        std::fs::write(d.path().join("gobgpd.toml"), "[global.config]\n").unwrap();
+        d
+    }
+
+    fn parse(d: &tempfile::TempDir, yaml: &str) -> Result<Topology> {
+        Topology::parse(yaml, &d.path().join("t.clab.yml"))
+    }
+
+    fn err(d: &tempfile::TempDir, yaml: &str) -> String {
+        let e = parse(d, yaml).expect_err("must be refused").to_string();
+        assert!(e.contains("t.clab.yml"), "error names the file: {e}");
+        e
+    }
+
+    const GOOD: &str = r#"
+name: lab1
+topology:
+  defaults:
+    env: { A: "1" }
+  kinds:
+    linux:
+      image: alpine:3.20
+      exec: ["echo kind"]
+  nodes:
+    r1:
+      kind: linux
+      image: quay.io/frrouting/frr:8.4.1
+      binds: [frr.conf:/etc/frr/frr.conf]
+      mgmt-ipv4: 172.20.20.2
+    h1:
+      kind: linux
+      env: { B: 2 }
+      exec: ["echo node"]
+  links:
+    - endpoints: ["r1:eth1", "h1:eth1"]
+    - type: veth
+      endpoints:
+        - { node: r1, interface: eth2, mac: "02:00:00:00:00:01" }
+        - { node: h1, interface: eth2 }
+      mtu: 9000
+"#;
+
+    #[test]
+    fn good_topology_resolves() {
+        let d = dir();
+        let t = parse(&d, GOOD).unwrap();
+        assert_eq!(t.name, "lab1");
+        assert_eq!(t.namespace("r1"), "clab-lab1-r1");
+        let r1 = t.node("r1").unwrap();
+        assert_eq!(r1.daemon, DaemonKind::Frr);
+        assert_eq!(
+            r1.image, "quay.io/frrouting/frr:8.4.1",
+            "the node's image wins"
+        );
+        assert_eq!(r1.binds[0].source, d.path().join("frr.conf"));
+        let h1 = t.node("h1").unwrap();
+        assert_eq!(h1.image, "alpine:3.20", "the kind's image applies");
+        assert_eq!(h1.daemon, DaemonKind::None);
+        assert_eq!(h1.exec, vec!["echo kind", "echo node"], "lists append");
+        assert_eq!(h1.env["A"], "1");
+        assert_eq!(h1.env["B"], "2", "numbers are read as strings");
+        assert_eq!(t.links.len(), 2);
+        assert_eq!(t.links[1].a.mac.as_deref(), Some("02:00:00:00:00:01"));
+        assert_eq!(t.links[1].mtu, Some(9000));
+    }
+
+    #[test]
+    fn prefixes_name_namespaces_like_containerlab() {
+        let d = dir();
+        let with =
+            |p: &str| GOOD.replacen("name: lab1\n", &format!("name: lab1\nprefix: {p}\n"), 1);
+        assert_eq!(parse(&d, &with("\"\"")).unwrap().namespace("h1"), "h1");
+        assert_eq!(
+            parse(&d, &with("__lab-name")).unwrap().namespace("h1"),
+            "lab1-h1"
+        );
+        assert_eq!(
+            parse(&d, &with("ctl")).unwrap().namespace("h1"),
+            "ctl-lab1-h1"
+        );
+    }
+
+    #[test]
+    fn groups_and_labels() {
+        let d = dir();
+        let yaml = r#"
+name: g
+topology:
+  groups:
+    routers:
+      kind: linux
+      image: jauderho/gobgp:v3.10.0
+      binds: [gobgpd.toml:/etc/gobgp/gobgpd.toml]
+  nodes:
+    r1: { group: routers }
+    r2: { group: routers, labels: { contiv-lab.daemon: none } }
+"#;
+        let t = parse(&d, yaml).unwrap();
+        assert_eq!(t.node("r1").unwrap().daemon, DaemonKind::Gobgp);
+        assert_eq!(
+            t.node("r2").unwrap().daemon,
+            DaemonKind::None,
+            "the label wins"
+        );
+    }
+
+    #[test]
+    fn malformed_yaml() {
+        let d = dir();
+        let e = err(&d, "name: [unclosed\n");
+        assert!(e.contains("not a containerlab topology"), "{e}");
+    }
+
+    #[test]
+    fn missing_name_and_unknown_fields() {
+        let d = dir();
+        assert!(err(&d, "topology: { nodes: { a: { kind: linux } } }\n").contains("name"));
+        let e = err(&d, "name: x\ntopolgy: {}\n");
+        assert!(e.contains("topolgy"), "{e}");
+        let e = err(
+            &d,
+            "name: x\ntopology:\n  nodes:\n    a: { kind: linux, bindz: [] }\n",
+        );
+        assert!(e.contains("node 'a'") && e.contains("bindz"), "{e}");
+    }
+
+    #[test]
+    fn bad_names() {
+        let d = dir();
+        assert!(
+            err(
+                &d,
+                "name: 'a b'\ntopology: { nodes: { a: { kind: linux } } }\n"
+            )
+            .contains("lab name")
+        );
+        assert!(
+            err(
+                &d,
+                "name: x\ntopology: { nodes: { 'a/b': { kind: linux } } }\n"
+            )
+            .contains("node name")
+        );
+        assert!(err(&d, "name: x\ntopology: { nodes: {} }\n").contains("at least one node"));
+    }
+
+    #[test]
+    fn unknown_kind() {
+        let d = dir();
+        let e = err(
+            &d,
+            "name: x\ntopology: { nodes: { a: { kind: nokia_srlinux } } }\n",
+        );
+        assert!(
+            e.contains("node 'a'") && e.contains("unknown kind 'nokia_srlinux'"),
+            "{e}"
+        );
+        let e = err(
+            &d,
+            "name: x\ntopology: { nodes: { a: { image: alpine } } }\n",
+        );
+        assert!(e.contains("node 'a' has no kind"), "{e}");
+    }
+
+    #[test]
+    fn link_to_missing_node() {
+        let d = dir();
+        let e = err(
+            &d,
+            "name: x\ntopology:\n  nodes: { a: { kind: linux } }\n  links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n",
+        );
+        assert!(e.contains("link 1") && e.contains("node 'b'"), "{e}");
+    }
+
+    #[test]
+    fn interface_used_twice() {
+        let d = dir();
+        let e = err(
+            &d,
+            "name: x\ntopology:\n  nodes: { a: { kind: linux }, b: { kind: linux }, c: { kind: linux } }\n  links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n    - endpoints: [\"a:eth1\", \"c:eth1\"]\n",
+        );
+        assert!(
+            e.contains("link 2") && e.contains("'a:eth1' is already used by link 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_endpoints() {
+        let d = dir();
+        let base =
+            "name: x\ntopology:\n  nodes: { a: { kind: linux }, b: { kind: linux } }\n  links:\n";
+        let e = err(
+            &d,
+            &format!("{base}    - endpoints: [\"a-eth1\", \"b:eth1\"]\n"),
+        );
+        assert!(e.contains("node:interface"), "{e}");
+        let e = err(&d, &format!("{base}    - endpoints: [\"a:eth1\"]\n"));
+        assert!(e.contains("exactly 2 endpoints"), "{e}");
+        let e = err(
+            &d,
+            &format!("{base}    - endpoints: [\"a:averyveryverylongname\", \"b:eth1\"]\n"),
+        );
+        assert!(e.contains("1 to 15 characters"), "{e}");
+        let e = err(
+            &d,
+            &format!("{base}    - endpoints: [\"a:lo\", \"b:eth1\"]\n"),
+        );
+        assert!(e.contains("'lo'"), "{e}");
+        let e = err(
+            &d,
+            &format!("{base}    - endpoints: [\"a:eth1\", \"host:veth-a\"]\n"),
+        );
+        assert!(
+            e.contains("never touches the machine's own network namespace"),
+            "{e}"
+        );
+        let e = err(
+            &d,
+            &format!("{base}    - type: macvlan\n      endpoints: [\"a:eth1\", \"b:eth1\"]\n"),
+        );
+        assert!(e.contains("veth links only"), "{e}");
+        let e = err(
+            &d,
+            &format!("{base}    - endpoints: [\"a:eth1\", \"b:eth1\"]\n      mtu: 20\n"),
+        );
+        assert!(e.contains("mtu 20"), "{e}");
+        let e = err(
+            &d,
+            &format!(
+                "{base}    - endpoints: [{{node: a, interface: eth1, mac: \"01:00:5e:00:00:01\"}}, \"b:eth1\"]\n"
+            ),
+        );
+        assert!(e.contains("multicast"), "{e}");
+    }
+
+    #[test]
+    fn missing_bound_file() {
+        let d = dir();
+        let e = err(
+            &d,
+            "name: x\ntopology:\n  nodes:\n    r: { kind: linux, image: frrouting/frr, binds: [nope.conf:/etc/frr/frr.conf] }\n",
+        );
+        assert!(
+            e.contains("node 'r'") && e.contains("nope.conf") && e.contains("does not exist"),
+            "{e}"
+        );
+        let e = err(
+            &d,
+            "name: x\ntopology:\n  nodes:\n    r: { kind: linux, binds: [frr.conf] }\n",
+        );
+        assert!(e.contains("source:target"), "{e}");
+        let e = err(
+            &d,
+            "name: x\ntopology:\n  nodes:\n    r: { kind: linux, startup-config: missing.cfg }\n",
+        );
+        assert!(
+            e.contains("startup-config") && e.contains("missing.cfg"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn router_without_config() {
+        let d = dir();
+        let e = err(
+            &d,
+            "name: x\ntopology:\n  nodes:\n    r: { kind: linux, image: quay.io/frrouting/frr:8.4.1 }\n",
+        );
+        assert!(
+            e.contains("node 'r' runs frr but has no config") && e.contains("/etc/frr/frr.conf"),
+            "{e}"
+        );
+        let e = err(
+            &d,
+            "name: x\ntopology:\n  nodes:\n    r: { kind: linux, labels: { contiv-lab.daemon: quagga } }\n",
+        );
+        assert!(e.contains("quagga"), "{e}");
+    }
+
+    #[test]
+    fn bad_sysctl_and_env() {
+        let d = dir();
+        let e = err(
+            &d,
+            "name: x\ntopology:\n  nodes:\n    r: { kind: linux, sysctls: { kernel.panic: 1 } }\n",
+        );
+        assert!(e.contains("kernel.panic"), "{e}");
+        let e = err(
+            &d,
+            "name: x\ntopology:\n  nodes:\n    r: { kind: linux, env: { 'A=B': 1 } }\n",
+        );
+        assert!(e.contains("env name"), "{e}");
+    }
+
+    #[test]
+    fn shipped_topologies_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../topologies");
+        for name in ["quickstart", "dual-homed", "leaf-spine"] {
+            let t = Topology::from_file(root.join(name).join(format!("{name}.clab.yml")))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(t.name, name);
+            assert!(t.nodes.iter().any(|n| n.daemon.is_router()));
+        }
+    }
+}

@@ -15,27 +15,7 @@ pub fn topology(name: &str) -> PathBuf {
     topologies_dir().join(name).join(format!("{name}.clab.yml"))
 }
 
-/// Privileged tests need root (namespaces, veths, routing daemons). As root they run;
-/// otherwise they say so and pass, unless `CONTIV_REQUIRE_ROOT_TESTS=1` (set by
-/// `make test`), which turns a missing privilege into a failure.
-pub fn require_root(test: &str) -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false);
-    if root {
-        return true;
-    }
-    if std::env::var("CONTIV_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
-        panic!("{test}: needs root, and CONTIV_REQUIRE_ROOT_TESTS=1");
-    }
-    eprintln!("{test}: skipped, needs root");
-    false
-}
+pub use containerlab::testing::require_root;
 
 /// A fabric from `topologies/` under a lab name of its own (`<fabric>-<tag>-<pid>`), so
 /// tests running at the same time never share namespaces. Bound files still resolve
@@ -44,8 +24,17 @@ pub fn fabric_lab(fabric: &str, tag: &str) -> containerlab::Lab {
     let file = topology(fabric);
     let text = std::fs::read_to_string(&file).expect("topology file");
     let name = format!("{fabric}-{tag}-{}", std::process::id());
-    let renamed = text.replacen(&format!("\nname: {fabric}\n"), &format!("\nname: {name}\n"), 1);
-    assert_ne!(renamed, text, "{}: no `name: {fabric}` line", file.display());
+    let renamed = text.replacen(
+        &format!("\nname: {fabric}\n"),
+        &format!("\nname: {name}\n"),
+        1,
+    );
+    assert_ne!(
+        renamed,
+        text,
+        "{}: no `name: {fabric}` line",
+        file.display()
+    );
     let topo = containerlab::Topology::parse(&renamed, &file).expect("topology parses");
     containerlab::Lab::new(topo, &containerlab::plan::default_lab_root()).expect("lab plans")
 }
@@ -81,7 +70,14 @@ pub fn assert_gone(lab: &containerlab::Lab, pids: &[i32]) {
         let zombie_or_gone = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| s.contains(") Z "))
             .unwrap_or(true);
-        assert!(zombie_or_gone, "process {pid} ({}) survived destroy", comm.trim());
+        assert!(
+            zombie_or_gone,
+            "process {pid} ({}) survived destroy",
+            comm.trim()
+        );
     }
-    assert!(!lab.plan().lab_dir.exists(), "lab directory survived destroy");
+    assert!(
+        !lab.plan().lab_dir.exists(),
+        "lab directory survived destroy"
+    );
 }

@@ -25,7 +25,9 @@ fn ping(lab: &containerlab::Lab, from: &str, to: &str) {
 
 fn deploy_converge_ping(fabric: &str, tag: &str, pings: &[(&str, &str)], sessions: usize) {
     let links_before = root_link_count();
-    let lab = fabric_lab(fabric, tag).deploy_guarded(&DeployOptions::default()).unwrap();
+    let lab = fabric_lab(fabric, tag)
+        .deploy_guarded(&DeployOptions::default())
+        .unwrap();
     let s = lab.wait_established(CONVERGE).unwrap();
     assert_eq!(s.len(), sessions, "sessions: {s:#?}");
     for (from, to) in pings {
@@ -36,7 +38,11 @@ fn deploy_converge_ping(fabric: &str, tag: &str, pings: &[(&str, &str)], session
     let plain = (*lab).clone();
     drop(lab);
     assert_gone(&plain, &pids);
-    assert_eq!(root_link_count(), links_before, "the machine's own links changed");
+    assert_eq!(
+        root_link_count(),
+        links_before,
+        "the machine's own links changed"
+    );
 }
 
 #[test]
@@ -48,7 +54,11 @@ fn quickstart_converges_and_forwards() {
     deploy_converge_ping(
         "quickstart",
         "fab",
-        &[("host1", "10.1.2.1"), ("host2", "10.1.1.1"), ("host1", "10.255.0.2")],
+        &[
+            ("host1", "10.1.2.1"),
+            ("host2", "10.1.1.1"),
+            ("host1", "10.255.0.2"),
+        ],
         2,
     );
 }
@@ -96,7 +106,9 @@ fn leaf_spine_ecmp_over_both_spines() {
     if !require_root("leaf_spine_ecmp_over_both_spines") {
         return;
     }
-    let lab = fabric_lab("leaf-spine", "ecmp").deploy_guarded(&DeployOptions::default()).unwrap();
+    let lab = fabric_lab("leaf-spine", "ecmp")
+        .deploy_guarded(&DeployOptions::default())
+        .unwrap();
     lab.wait_established(CONVERGE).unwrap();
     // leaf1 reaches rack 2 through spine1 (FRR) and spine2 (BIRD) at once.
     let deadline = std::time::Instant::now() + CONVERGE;
@@ -105,7 +117,10 @@ fn leaf_spine_ecmp_over_both_spines() {
         if route.contains("nexthop via 10.0.1.0") && route.contains("nexthop via 10.0.2.0") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no ECMP route on leaf1: {route}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ECMP route on leaf1: {route}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -132,8 +147,12 @@ fn two_labs_run_at_once() {
     if !require_root("two_labs_run_at_once") {
         return;
     }
-    let a = fabric_lab("quickstart", "twin-a").deploy_guarded(&DeployOptions::default()).unwrap();
-    let b = fabric_lab("quickstart", "twin-b").deploy_guarded(&DeployOptions::default()).unwrap();
+    let a = fabric_lab("quickstart", "twin-a")
+        .deploy_guarded(&DeployOptions::default())
+        .unwrap();
+    let b = fabric_lab("quickstart", "twin-b")
+        .deploy_guarded(&DeployOptions::default())
+        .unwrap();
     // Same addresses, same interface names, separate namespaces and daemons.
     a.wait_established(CONVERGE).unwrap();
     b.wait_established(CONVERGE).unwrap();
@@ -162,7 +181,10 @@ fn a_failing_test_still_cleans_up() {
     }));
     assert!(result.is_err());
     for ns in plain.plan().namespaces() {
-        assert!(!std::path::Path::new("/run/netns").join(&ns).exists(), "{ns} left behind");
+        assert!(
+            !std::path::Path::new("/run/netns").join(&ns).exists(),
+            "{ns} left behind"
+        );
     }
     assert!(!plain.plan().lab_dir.exists());
 }
