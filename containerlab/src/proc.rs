@@ -232,10 +232,12 @@ mod tests {
 
     #[test]
     fn stop_all_terminates_and_reaps_a_child() {
-        let child = Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
         let id = ProcId::of(child.id() as i32).unwrap();
         stop_all(std::slice::from_ref(&id), Duration::from_secs(2));
         assert!(!id.alive());
+        // stop_all reaped it already; wait() then reports the child as gone.
+        let _ = child.wait();
     }
 
     #[test]
