@@ -5,4 +5,7 @@
 //! leader election between several netmasters, and the feed that streams intent to every
 //! netplugin and collects their endpoints, BGP sessions and learned routes.
 //!
-//! Nothing is implemented yet: see the issue "netmaster and netctl".
+//! What exists so far:
+//! - [`ipam`]: the pure address allocator.
+
+pub mod ipam;

@@ -1,0 +1,1 @@
+//! IPAM: the pure address allocator (being written).
