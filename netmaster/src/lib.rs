@@ -6,6 +6,8 @@
 //! netplugin and collects their endpoints, BGP sessions and learned routes.
 //!
 //! What exists so far:
-//! - [`ipam`]: the pure address allocator.
+//! - [`ipam`]: the pure address allocator;
+//! - [`store`]: the state store with etcd's semantics, embedded (redb) or on etcd.
 
 pub mod ipam;
+pub mod store;
