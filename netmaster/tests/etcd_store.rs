@@ -6,7 +6,7 @@ mod common;
 use netmaster::store::{EtcdStore, StoreError, conformance};
 
 async fn store(etcd: &common::Etcd) -> EtcdStore {
-    EtcdStore::connect(&[etcd.endpoint.clone()], "/contiv-test")
+    EtcdStore::connect(std::slice::from_ref(&etcd.endpoint), "/contiv-test")
         .await
         .unwrap()
 }

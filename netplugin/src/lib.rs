@@ -5,4 +5,8 @@
 //! routing mode (routes with ECMP, proxy ARP, nftables policy) and Open vSwitch in bridge
 //! mode, answer DNS for service discovery and export Prometheus metrics.
 //!
-//! Nothing is implemented yet: see the issue "netplugin routing mode end to end".
+//! What exists so far:
+//! - [`fib`]: the kernel FIB reconciler core (desired vs installed routes, marked with
+//!   our own route protocol number) and its batched rtnetlink driver.
+
+pub mod fib;

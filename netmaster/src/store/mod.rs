@@ -230,7 +230,7 @@ pub trait Store: Send + Sync {
 #[derive(Debug, Clone)]
 pub enum AnyStore {
     Redb(RedbStore),
-    Etcd(EtcdStore),
+    Etcd(Box<EtcdStore>),
 }
 
 impl Store for AnyStore {
