@@ -7,6 +7,11 @@
 //!
 //! What exists so far:
 //! - [`fib`]: the kernel FIB reconciler core (desired vs installed routes, marked with
-//!   our own route protocol number) and its batched rtnetlink driver.
+//!   our own route protocol number) and its batched rtnetlink driver;
+//! - [`endpoint`]: routing-mode endpoint plumbing (veth pair, container address, gateway
+//!   neighbour and default route, proxy ARP on the host side);
+//! - [`nl`]: the batched rtnetlink connection the drivers share.
 
+pub mod endpoint;
 pub mod fib;
+pub mod nl;

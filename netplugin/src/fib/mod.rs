@@ -29,19 +29,29 @@ pub const RTPROT_CONTIV: u8 = 200;
 /// The metric of our routes unless a route says otherwise.
 pub const DEFAULT_METRIC: u32 = 20;
 
-/// One next hop: a gateway, optionally pinned to an interface.
+/// One next hop: a gateway (optionally pinned to an interface), or an interface alone
+/// (a device route, such as the /32 of a local container on its veth).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NextHop {
-    pub gateway: IpAddr,
+    pub gateway: Option<IpAddr>,
     /// The outgoing interface; `None` lets the kernel resolve it from the gateway.
     pub ifindex: Option<u32>,
 }
 
 impl NextHop {
+    /// Through a gateway.
     pub fn via(gateway: IpAddr) -> NextHop {
         NextHop {
-            gateway,
+            gateway: Some(gateway),
             ifindex: None,
+        }
+    }
+
+    /// Straight out of an interface (scope link).
+    pub fn dev(ifindex: u32) -> NextHop {
+        NextHop {
+            gateway: None,
+            ifindex: Some(ifindex),
         }
     }
 }
@@ -60,6 +70,15 @@ impl Route {
         Route {
             prefix: prefix.trunc(),
             nexthops: gateways.into_iter().map(NextHop::via).collect(),
+            metric: DEFAULT_METRIC,
+        }
+    }
+
+    /// A device route: the prefix is on-link out of `ifindex`.
+    pub fn dev(prefix: IpNet, ifindex: u32) -> Route {
+        Route {
+            prefix: prefix.trunc(),
+            nexthops: [NextHop::dev(ifindex)].into(),
             metric: DEFAULT_METRIC,
         }
     }
@@ -187,7 +206,7 @@ impl FibDriver for MemoryFib {
                 FibOp::Replace(r) => {
                     if r.nexthops
                         .iter()
-                        .any(|n| self.unreachable.contains(&n.gateway))
+                        .any(|n| n.gateway.is_some_and(|g| self.unreachable.contains(&g)))
                     {
                         failed.push((op.clone(), "Network is unreachable".to_string()));
                     } else {
@@ -256,13 +275,13 @@ mod tests {
         let mut want = Route::new(net("10.0.0.0/8"), [ip("192.0.2.1")]);
         let mut have = want.clone();
         have.nexthops = [NextHop {
-            gateway: ip("192.0.2.1"),
+            gateway: Some(ip("192.0.2.1")),
             ifindex: Some(3),
         }]
         .into();
         assert!(want.satisfied_by(&have));
         want.nexthops = [NextHop {
-            gateway: ip("192.0.2.1"),
+            gateway: Some(ip("192.0.2.1")),
             ifindex: Some(4),
         }]
         .into();

@@ -1,167 +1,61 @@
-//! The kernel FIB over rtnetlink, with batching.
-//!
-//! Route changes are serialised back to back into one buffer and sent with one
-//! `sendmsg` per [`BATCH`] routes; the kernel processes every message of the buffer and
-//! acknowledges each by sequence number, so an error is tied to its route and the other
-//! routes of the batch still take effect. The socket belongs to the network namespace it
-//! was opened in ([`NetlinkFib::open_in_netns`] opens one in another namespace).
+//! The kernel FIB over rtnetlink. Route changes go out in batches through [`Conn`] (many
+//! messages per `sendmsg`), each acknowledged on its own, so an error is tied to its
+//! route and the other routes of the batch still take effect.
 
-use std::collections::{BTreeSet, HashMap};
-use std::fs::File;
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::Path;
 
 use ipnet::IpNet;
-use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader,
-    NetlinkMessage, NetlinkPayload,
-};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteNextHop, RouteProtocol,
     RouteScope, RouteType,
 };
-use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
-use super::{DEFAULT_METRIC, FibDriver, FibOp, NextHop, RTPROT_CONTIV, Route, RouteSet};
-
-/// Routes per `sendmsg`; the acknowledgements of one batch must fit the socket's receive
-/// buffer before the next batch goes out.
-pub const BATCH: usize = 1024;
+use super::{FibDriver, FibOp, NextHop, RTPROT_CONTIV, Route, RouteSet};
+use crate::nl::{Conn, NlError};
 
 /// The main routing table.
 const TABLE_MAIN: u32 = 254;
 
-/// Errors of the netlink FIB driver.
-#[derive(Debug, thiserror::Error)]
-pub enum FibError {
-    #[error("netlink socket: {0}")]
-    Socket(#[from] std::io::Error),
-    #[error("entering network namespace {path}: {source}")]
-    Netns {
-        path: String,
-        source: nix::errno::Errno,
-    },
-    #[error("netlink: {0}")]
-    Protocol(String),
-}
-
 /// The kernel FIB of one network namespace.
 #[derive(Debug)]
 pub struct NetlinkFib {
-    socket: Socket,
-    seq: u32,
-    buf: Vec<u8>,
+    conn: Conn,
 }
 
 impl NetlinkFib {
-    /// Opens a rtnetlink socket in the caller's network namespace.
-    pub fn open() -> Result<NetlinkFib, FibError> {
-        let mut socket = Socket::new(NETLINK_ROUTE)?;
-        socket.bind_auto()?;
-        socket.connect(&SocketAddr::new(0, 0))?;
-        // Room for the acknowledgements of a whole batch and for large dumps.
-        socket.set_rx_buf_sz(8 * 1024 * 1024)?;
+    /// The FIB of the caller's network namespace.
+    pub fn open() -> Result<NetlinkFib, NlError> {
         Ok(NetlinkFib {
-            socket,
-            seq: 0,
-            buf: Vec::with_capacity(1 << 16),
+            conn: Conn::open()?,
         })
     }
 
-    /// Opens a socket inside the network namespace at `path` (e.g. `/run/netns/NAME`);
-    /// the caller's own namespace is left as it was.
-    pub fn open_in_netns(path: &Path) -> Result<NetlinkFib, FibError> {
-        let path = path.to_path_buf();
-        std::thread::spawn(move || {
-            let ns = File::open(&path)?;
-            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
-                FibError::Netns {
-                    path: path.display().to_string(),
-                    source,
-                }
-            })?;
-            NetlinkFib::open()
+    /// The FIB of the network namespace at `path` (e.g. `/run/netns/NAME`).
+    pub fn open_in_netns(path: &Path) -> Result<NetlinkFib, NlError> {
+        Ok(NetlinkFib {
+            conn: Conn::open_in_netns(path)?,
         })
-        .join()
-        .map_err(|_| FibError::Protocol("namespace thread panicked".into()))?
     }
 
-    fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1).max(1);
-        self.seq
-    }
-
-    /// Serialises `msg` with `flags` at the end of `out`; returns its sequence number.
-    fn push(&mut self, out: &mut Vec<u8>, msg: RouteNetlinkMessage, flags: u16) -> u32 {
-        let seq = self.next_seq();
-        let mut header = NetlinkHeader::default();
-        header.flags = flags;
-        header.sequence_number = seq;
-        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
-        nl.finalize();
-        let start = out.len();
-        out.resize(start + nl.buffer_len(), 0);
-        nl.serialize(&mut out[start..]);
-        seq
-    }
-
-    /// Receives messages until `done` says so.
-    fn receive(
-        &mut self,
-        mut each: impl FnMut(NetlinkMessage<RouteNetlinkMessage>) -> Result<bool, FibError>,
-    ) -> Result<(), FibError> {
-        loop {
-            self.buf.clear();
-            self.socket.recv(&mut self.buf, 0)?;
-            let mut offset = 0;
-            while offset < self.buf.len() {
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[offset..])
-                    .map_err(|e| FibError::Protocol(e.to_string()))?;
-                let len = msg.header.length as usize;
-                if len == 0 {
-                    return Err(FibError::Protocol("zero-length netlink message".into()));
-                }
-                offset += len;
-                if each(msg)? {
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    fn dump(&mut self, family: AddressFamily) -> Result<Vec<RouteMessage>, FibError> {
+    fn dump(&mut self, family: AddressFamily) -> Result<Vec<RouteMessage>, NlError> {
         let mut req = RouteMessage::default();
         req.header.address_family = family;
         req.header.table = RouteHeader::RT_TABLE_MAIN;
         req.header.protocol = RouteProtocol::Other(RTPROT_CONTIV);
-        let mut out = Vec::new();
-        let seq = self.push(
-            &mut out,
-            RouteNetlinkMessage::GetRoute(req),
-            NLM_F_REQUEST | NLM_F_DUMP,
-        );
-        self.socket.send(&out, 0)?;
-        let mut routes = Vec::new();
-        self.receive(|msg| {
-            if msg.header.sequence_number != seq {
-                return Ok(false);
-            }
-            match msg.payload {
-                NetlinkPayload::Done(_) => Ok(true),
-                NetlinkPayload::Error(e) => Err(FibError::Protocol(format!(
-                    "route dump failed: {}",
-                    e.code.map_or(0, |c| c.get())
-                ))),
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
-                    routes.push(r);
-                    Ok(false)
-                }
-                _ => Ok(false),
-            }
-        })?;
-        Ok(routes)
+        Ok(self
+            .conn
+            .query(RouteNetlinkMessage::GetRoute(req), true)?
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) => Some(r),
+                _ => None,
+            })
+            .collect())
     }
 }
 
@@ -192,8 +86,10 @@ fn encode_route(r: &Route) -> RouteMessage {
     let mut m = route_message(r.prefix, r.metric);
     if r.nexthops.len() == 1 {
         let nh = r.nexthops.iter().next().expect("one next hop");
-        m.attributes
-            .push(RouteAttribute::Gateway(nh.gateway.into()));
+        match nh.gateway {
+            Some(gw) => m.attributes.push(RouteAttribute::Gateway(gw.into())),
+            None => m.header.scope = RouteScope::Link,
+        }
         if let Some(i) = nh.ifindex {
             m.attributes.push(RouteAttribute::Oif(i));
         }
@@ -204,8 +100,9 @@ fn encode_route(r: &Route) -> RouteMessage {
             .map(|nh| {
                 let mut hop = RouteNextHop::default();
                 hop.interface_index = nh.ifindex.unwrap_or(0);
-                hop.attributes
-                    .push(RouteAttribute::Gateway(nh.gateway.into()));
+                if let Some(gw) = nh.gateway {
+                    hop.attributes.push(RouteAttribute::Gateway(gw.into()));
+                }
                 hop
             })
             .collect();
@@ -247,12 +144,10 @@ fn decode_route(m: &RouteMessage) -> Option<Route> {
                         RouteAttribute::Gateway(g) => addr(g),
                         _ => None,
                     });
-                    if let Some(gw) = gw {
-                        nexthops.insert(NextHop {
-                            gateway: gw,
-                            ifindex: Some(h.interface_index),
-                        });
-                    }
+                    nexthops.insert(NextHop {
+                        gateway: gw,
+                        ifindex: Some(h.interface_index),
+                    });
                 }
             }
             _ => {}
@@ -261,9 +156,9 @@ fn decode_route(m: &RouteMessage) -> Option<Route> {
     if table != TABLE_MAIN {
         return None;
     }
-    if let Some(gw) = gateway {
+    if gateway.is_some() || (nexthops.is_empty() && oif.is_some()) {
         nexthops.insert(NextHop {
-            gateway: gw,
+            gateway,
             ifindex: oif,
         });
     }
@@ -283,9 +178,9 @@ fn decode_route(m: &RouteMessage) -> Option<Route> {
 }
 
 impl FibDriver for NetlinkFib {
-    type Error = FibError;
+    type Error = NlError;
 
-    fn installed(&mut self) -> Result<RouteSet, FibError> {
+    fn installed(&mut self) -> Result<RouteSet, NlError> {
         let mut out = RouteSet::new();
         for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
             for m in self.dump(fam)? {
@@ -297,47 +192,33 @@ impl FibDriver for NetlinkFib {
         Ok(out)
     }
 
-    fn apply(&mut self, ops: &[FibOp]) -> Result<Vec<(FibOp, String)>, FibError> {
-        let mut failed = Vec::new();
-        for chunk in ops.chunks(BATCH) {
-            let mut out = Vec::with_capacity(chunk.len() * 96);
-            let mut pending: HashMap<u32, &FibOp> = HashMap::with_capacity(chunk.len());
-            for op in chunk {
-                let seq = match op {
-                    FibOp::Replace(r) => self.push(
-                        &mut out,
-                        RouteNetlinkMessage::NewRoute(encode_route(r)),
-                        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-                    ),
-                    FibOp::Delete { prefix, metric } => self.push(
-                        &mut out,
-                        RouteNetlinkMessage::DelRoute(route_message(*prefix, *metric)),
-                        NLM_F_REQUEST | NLM_F_ACK,
-                    ),
-                };
-                pending.insert(seq, op);
-            }
-            self.socket.send(&out, 0)?;
-            self.receive(|msg| {
-                if let NetlinkPayload::Error(e) = &msg.payload
-                    && let Some(op) = pending.remove(&msg.header.sequence_number)
-                    && let Some(code) = e.code
-                {
-                    let err = std::io::Error::from_raw_os_error(-code.get());
-                    // A route already gone is what a delete wanted.
-                    if !(matches!(op, FibOp::Delete { .. }) && err.raw_os_error() == Some(3)) {
-                        failed.push((op.clone(), err.to_string()));
-                    }
-                }
-                Ok(pending.is_empty())
-            })?;
-        }
-        Ok(failed)
+    fn apply(&mut self, ops: &[FibOp]) -> Result<Vec<(FibOp, String)>, NlError> {
+        let requests = ops
+            .iter()
+            .map(|op| match op {
+                FibOp::Replace(r) => (
+                    RouteNetlinkMessage::NewRoute(encode_route(r)),
+                    NLM_F_CREATE | NLM_F_REPLACE,
+                ),
+                FibOp::Delete { prefix, metric } => (
+                    RouteNetlinkMessage::DelRoute(route_message(*prefix, *metric)),
+                    0,
+                ),
+            })
+            .collect();
+        let results = self.conn.batch(requests)?;
+        Ok(ops
+            .iter()
+            .zip(results)
+            .filter_map(|(op, r)| match r {
+                Ok(()) => None,
+                // A route already gone (ESRCH) is what a delete wanted.
+                Err(e) if matches!(op, FibOp::Delete { .. }) && e.raw_os_error() == Some(3) => None,
+                Err(e) => Some((op.clone(), e.to_string())),
+            })
+            .collect())
     }
 }
-
-/// The metric netplugin gives routes it learned over BGP.
-pub const BGP_METRIC: u32 = DEFAULT_METRIC;
 
 #[cfg(test)]
 mod tests {
