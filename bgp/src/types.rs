@@ -68,8 +68,14 @@ pub struct Family {
 }
 
 impl Family {
-    pub const IPV4_UNICAST: Family = Family { afi: Afi::Ipv4, safi: Safi::Unicast };
-    pub const IPV6_UNICAST: Family = Family { afi: Afi::Ipv6, safi: Safi::Unicast };
+    pub const IPV4_UNICAST: Family = Family {
+        afi: Afi::Ipv4,
+        safi: Safi::Unicast,
+    };
+    pub const IPV6_UNICAST: Family = Family {
+        afi: Afi::Ipv6,
+        safi: Safi::Unicast,
+    };
 
     pub fn new(afi: Afi, safi: Safi) -> Self {
         Family { afi, safi }
@@ -104,7 +110,10 @@ pub struct Nlri {
 
 impl Nlri {
     pub fn new(prefix: IpNet) -> Self {
-        Nlri { prefix, path_id: None }
+        Nlri {
+            prefix,
+            path_id: None,
+        }
     }
 }
 
@@ -183,7 +192,12 @@ impl AsPath {
         if asns.is_empty() {
             return AsPath::default();
         }
-        AsPath { segments: vec![AsSegment { kind: SegmentKind::Sequence, asns }] }
+        AsPath {
+            segments: vec![AsSegment {
+                kind: SegmentKind::Sequence,
+                asns,
+            }],
+        }
     }
 
     /// Path length for the decision process: a SET counts as one, confederation
@@ -235,7 +249,10 @@ impl AsPath {
             }
             _ => self.segments.insert(
                 0,
-                AsSegment { kind: SegmentKind::Sequence, asns: vec![asn; times] },
+                AsSegment {
+                    kind: SegmentKind::Sequence,
+                    asns: vec![asn; times],
+                },
             ),
         }
     }
@@ -249,7 +266,12 @@ impl fmt::Display for AsPath {
                 f.write_str(" ")?;
             }
             first = false;
-            let inner = seg.asns.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
+            let inner = seg
+                .asns
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(" ");
             match seg.kind {
                 SegmentKind::Sequence => f.write_str(&inner)?,
                 SegmentKind::Set => write!(f, "{{{inner}}}")?,
@@ -298,9 +320,15 @@ impl std::str::FromStr for Community {
             "blackhole" => return Ok(Community::BLACKHOLE),
             _ => {}
         }
-        let (a, v) = s.split_once(':').ok_or_else(|| format!("community {s:?} is not ASN:VALUE"))?;
-        let a: u16 = a.parse().map_err(|_| format!("community {s:?}: {a:?} is not a 16-bit number"))?;
-        let v: u16 = v.parse().map_err(|_| format!("community {s:?}: {v:?} is not a 16-bit number"))?;
+        let (a, v) = s
+            .split_once(':')
+            .ok_or_else(|| format!("community {s:?} is not ASN:VALUE"))?;
+        let a: u16 = a
+            .parse()
+            .map_err(|_| format!("community {s:?}: {a:?} is not a 16-bit number"))?;
+        let v: u16 = v
+            .parse()
+            .map_err(|_| format!("community {s:?}: {v:?} is not a 16-bit number"))?;
         Ok(Community::new(a, v))
     }
 }
@@ -347,8 +375,15 @@ impl std::str::FromStr for LargeCommunity {
         let [g, l1, l2] = parts.as_slice() else {
             return Err(format!("large community {s:?} is not GLOBAL:LOCAL1:LOCAL2"));
         };
-        let p = |x: &str| x.parse::<u32>().map_err(|_| format!("large community {s:?}: {x:?} is not a 32-bit number"));
-        Ok(LargeCommunity { global: p(g)?, local1: p(l1)?, local2: p(l2)? })
+        let p = |x: &str| {
+            x.parse::<u32>()
+                .map_err(|_| format!("large community {s:?}: {x:?} is not a 32-bit number"))
+        };
+        Ok(LargeCommunity {
+            global: p(g)?,
+            local1: p(l1)?,
+            local2: p(l2)?,
+        })
     }
 }
 
@@ -358,7 +393,10 @@ impl std::str::FromStr for LargeCommunity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NextHop {
     V4(Ipv4Addr),
-    V6 { global: Ipv6Addr, link_local: Option<Ipv6Addr> },
+    V6 {
+        global: Ipv6Addr,
+        link_local: Option<Ipv6Addr>,
+    },
 }
 
 impl NextHop {
@@ -374,7 +412,10 @@ impl From<IpAddr> for NextHop {
     fn from(a: IpAddr) -> Self {
         match a {
             IpAddr::V4(a) => NextHop::V4(a),
-            IpAddr::V6(a) => NextHop::V6 { global: a, link_local: None },
+            IpAddr::V6(a) => NextHop::V6 {
+                global: a,
+                link_local: None,
+            },
         }
     }
 }
@@ -383,8 +424,14 @@ impl fmt::Display for NextHop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NextHop::V4(a) => write!(f, "{a}"),
-            NextHop::V6 { global, link_local: None } => write!(f, "{global}"),
-            NextHop::V6 { global, link_local: Some(ll) } => write!(f, "{global} ({ll})"),
+            NextHop::V6 {
+                global,
+                link_local: None,
+            } => write!(f, "{global}"),
+            NextHop::V6 {
+                global,
+                link_local: Some(ll),
+            } => write!(f, "{global} ({ll})"),
         }
     }
 }
@@ -452,7 +499,10 @@ mod tests {
     #[test]
     fn as_path_length_and_ends() {
         let mut p = AsPath::from_sequence([65001, 65002]);
-        p.segments.push(AsSegment { kind: SegmentKind::Set, asns: vec![1, 2, 3] });
+        p.segments.push(AsSegment {
+            kind: SegmentKind::Set,
+            asns: vec![1, 2, 3],
+        });
         assert_eq!(p.path_len(), 3);
         assert_eq!(p.first_as(), Some(65001));
         assert_eq!(p.origin_as(), None);
@@ -466,7 +516,10 @@ mod tests {
         let c: Community = "65001:100".parse().unwrap();
         assert_eq!(c, Community::new(65001, 100));
         assert_eq!(c.to_string(), "65001:100");
-        assert_eq!("no-export".parse::<Community>().unwrap(), Community::NO_EXPORT);
+        assert_eq!(
+            "no-export".parse::<Community>().unwrap(),
+            Community::NO_EXPORT
+        );
         assert!("65536:1".parse::<Community>().is_err());
         let l: LargeCommunity = "4200000000:1:2".parse().unwrap();
         assert_eq!(l.to_string(), "4200000000:1:2");
@@ -475,8 +528,14 @@ mod tests {
 
     #[test]
     fn normalize_makes_equal_sets_equal() {
-        let mut a = PathAttrs { communities: vec![Community(2), Community(1), Community(2)], ..Default::default() };
-        let mut b = PathAttrs { communities: vec![Community(1), Community(2)], ..Default::default() };
+        let mut a = PathAttrs {
+            communities: vec![Community(2), Community(1), Community(2)],
+            ..Default::default()
+        };
+        let mut b = PathAttrs {
+            communities: vec![Community(1), Community(2)],
+            ..Default::default()
+        };
         a.normalize();
         b.normalize();
         assert_eq!(a, b);

@@ -6,8 +6,11 @@
 //! netplugin and collects their endpoints, BGP sessions and learned routes.
 //!
 //! What exists so far:
+//! - [`election`]: leader election (always-leader locally, etcd's election API on a
+//!   lease in a cluster);
 //! - [`ipam`]: the pure address allocator;
 //! - [`store`]: the state store with etcd's semantics, embedded (redb) or on etcd.
 
+pub mod election;
 pub mod ipam;
 pub mod store;

@@ -48,6 +48,11 @@ impl EtcdStore {
         })
     }
 
+    /// The etcd client (shared with leader election).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
     fn full(&self, key: &str) -> String {
         format!("{}{key}", self.root)
     }

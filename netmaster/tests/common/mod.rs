@@ -1,5 +1,5 @@
-//! A real etcd for integration tests: started on free loopback ports in a temporary data
-//! directory, killed (by its pid) and removed when dropped.
+//! A real etcd for integration tests: members started on free loopback ports in
+//! temporary data directories, killed (by their pid) and removed when dropped.
 
 #![allow(dead_code)]
 
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// One etcd member.
 pub struct Etcd {
-    child: Child,
+    child: Option<Child>,
     _dir: tempfile::TempDir,
     pub endpoint: String,
 }
@@ -25,58 +25,98 @@ fn free_port() -> u16 {
 impl Etcd {
     /// Starts a single-member cluster and waits until it answers.
     pub fn start() -> Etcd {
-        let dir = tempfile::tempdir().unwrap();
-        let (client, peer) = (free_port(), free_port());
-        let endpoint = format!("127.0.0.1:{client}");
-        let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
-        let child = Command::new("etcd")
-            .args(["--name", "t1", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .arg(format!("--listen-client-urls=http://{endpoint}"))
-            .arg(format!("--advertise-client-urls=http://{endpoint}"))
-            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
-            .arg(format!(
-                "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
-            ))
-            .arg(format!("--initial-cluster=t1=http://127.0.0.1:{peer}"))
-            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("etcd is installed (scripts/install-deps.sh)");
-        let etcd = Etcd {
-            child,
-            _dir: dir,
-            endpoint,
-        };
+        Etcd::cluster(1).pop().unwrap()
+    }
+
+    /// Starts an `n`-member cluster on loopback and waits until every member answers.
+    pub fn cluster(n: usize) -> Vec<Etcd> {
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let token = format!("t{}-{}", std::process::id(), ports[0].0);
+        let initial = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let members: Vec<Etcd> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (client, peer))| {
+                let dir = tempfile::tempdir().unwrap();
+                let endpoint = format!("127.0.0.1:{client}");
+                let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
+                let child = Command::new("etcd")
+                    .arg(format!("--name=m{i}"))
+                    .arg("--data-dir")
+                    .arg(dir.path().join("data"))
+                    .arg(format!("--listen-client-urls=http://{endpoint}"))
+                    .arg(format!("--advertise-client-urls=http://{endpoint}"))
+                    .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+                    .arg(format!(
+                        "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+                    ))
+                    .arg(format!("--initial-cluster={initial}"))
+                    .arg(format!("--initial-cluster-token={token}"))
+                    .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()
+                    .expect("etcd is installed (scripts/install-deps.sh)");
+                Etcd {
+                    child: Some(child),
+                    _dir: dir,
+                    endpoint,
+                }
+            })
+            .collect();
         let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ok = Command::new("etcdctl")
-                .env("ETCDCTL_API", "3")
-                .args([
-                    "--endpoints",
-                    &etcd.endpoint,
-                    "--dial-timeout=1s",
-                    "endpoint",
-                    "health",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if ok {
-                return etcd;
+        for m in &members {
+            while !m.healthy() {
+                assert!(
+                    Instant::now() < deadline,
+                    "etcd {} did not become healthy",
+                    m.endpoint
+                );
+                std::thread::sleep(Duration::from_millis(50));
             }
-            assert!(Instant::now() < deadline, "etcd did not become healthy");
-            std::thread::sleep(Duration::from_millis(50));
+        }
+        members
+    }
+
+    /// Whether the member answers a health check.
+    pub fn healthy(&self) -> bool {
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                &self.endpoint,
+                "--dial-timeout=1s",
+                "endpoint",
+                "health",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    /// Kills the member (SIGKILL: a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }
 
 impl Drop for Etcd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
+}
+
+/// Client endpoints of a cluster.
+pub fn endpoints(members: &[Etcd]) -> Vec<String> {
+    members.iter().map(|m| m.endpoint.clone()).collect()
 }
