@@ -11,6 +11,11 @@
 //! - [`ipam`]: the pure address allocator;
 //! - [`store`]: the state store with etcd's semantics, embedded (redb) or on etcd.
 
+pub mod api;
 pub mod election;
+pub mod intent;
 pub mod ipam;
+pub mod kinds;
+pub mod metrics;
+pub mod server;
 pub mod store;

@@ -1,0 +1,311 @@
+//! The REST API with Contiv's URL scheme, plus `/metrics`, `/version` and `/info`.
+//!
+//! - `GET /api/v1/<plural>/` lists, `GET /api/v1/<plural>/<key>/` reads one,
+//!   `POST`/`PUT` on the key create or update (the key in the URL must match the body),
+//!   `DELETE` removes; `GET /api/v1/inspect/<plural>/<key>/` returns
+//!   `{"Config": ..., "Oper": ...}`. URLs work with and without the trailing slash.
+//! - Bodies are read as bytes and parsed here (Contiv's clients do not always send a
+//!   Content-Type), limited to [`MAX_BODY`].
+//! - Mutating calls need a bearer token unless this netmaster only listens on loopback
+//!   or was started insecure ([`auth`]); followers redirect them to the leader.
+
+pub mod auth;
+pub mod error;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use tokio::sync::watch;
+
+pub use error::{ApiError, ErrorKind};
+
+use crate::election::Role;
+use crate::intent::{Engine, Kind};
+use crate::metrics::Metrics;
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub metrics: Arc<Metrics>,
+    pub role: watch::Receiver<Role>,
+    pub auth: auth::Auth,
+    pub info: Arc<Info>,
+}
+
+/// What `/info` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Info {
+    pub version: &'static str,
+    #[serde(rename = "storeBackend")]
+    pub store_backend: String,
+    #[serde(rename = "advertiseURL")]
+    pub advertise_url: String,
+    #[serde(rename = "listenAddress")]
+    pub listen: String,
+}
+
+/// JSON response with a status.
+fn json<T: Serialize>(status: StatusCode, v: &T) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(body) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(format!("cannot encode response: {e}")).into_response(),
+    }
+}
+
+/// Parses a request body as `T`, naming the field that failed.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::validation(
+            "the request body is empty; send the object as JSON",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let mut err = ApiError::validation(format!("invalid JSON body: {inner}"));
+        if path != "." {
+            err = err.with_field(path);
+        } else if let Some(f) = unknown_field(&inner.to_string()) {
+            err = err.with_field(f);
+        }
+        err
+    })
+}
+
+fn unknown_field(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+/// Adds the routes of one kind.
+pub fn kind_routes<K: Kind>(router: Router<AppState>) -> Router<AppState> {
+    let list = format!("/api/v1/{}/", K::PLURAL);
+    let one = format!("/api/v1/{}/{{key}}/", K::PLURAL);
+    let inspect = format!("/api/v1/inspect/{}/{{key}}/", K::PLURAL);
+    let mut r = router;
+    for (path, trimmed) in
+        [&list, &one, &inspect].map(|p| (p.clone(), p.trim_end_matches('/').to_string()))
+    {
+        let route = if path == list {
+            get(list_objects::<K>)
+        } else if path == one {
+            get(get_object::<K>)
+                .post(put_object::<K>)
+                .put(put_object::<K>)
+                .delete(delete_object::<K>)
+        } else {
+            get(inspect_object::<K>)
+        };
+        r = r.route(&path, route.clone()).route(&trimmed, route);
+    }
+    r
+}
+
+async fn list_objects<K: Kind>(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let objs = st.engine.world().list::<K>()?;
+    Ok(json(StatusCode::OK, &objs))
+}
+
+async fn get_object<K: Kind>(
+    State(st): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    match st.engine.world().get::<K>(&key)? {
+        Some(o) => Ok(json(StatusCode::OK, &o)),
+        None => Err(ApiError::not_found(format!("{}/{key}", K::PLURAL))),
+    }
+}
+
+#[derive(Serialize)]
+struct Inspect<'a, C> {
+    #[serde(rename = "Config")]
+    config: &'a C,
+    #[serde(rename = "Oper")]
+    oper: serde_json::Value,
+}
+
+async fn inspect_object<K: Kind>(
+    State(st): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    let world = st.engine.world();
+    let Some(o) = world.get::<K>(&key)? else {
+        return Err(ApiError::not_found(format!("{}/{key}", K::PLURAL)));
+    };
+    let oper = K::oper(&world, &o)?;
+    Ok(json(StatusCode::OK, &Inspect { config: &o, oper }))
+}
+
+async fn put_object<K: Kind>(
+    State(st): State<AppState>,
+    Path(key): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_error(&e))?;
+    let obj: K = parse_body(&body)?;
+    st.engine.put(&key, obj).await?;
+    let stored = st.engine.world().get::<K>(&key)?;
+    match stored {
+        Some(o) => Ok(json(StatusCode::OK, &o)),
+        None => Err(ApiError::internal(format!(
+            "{}/{key} vanished after its write",
+            K::PLURAL
+        ))),
+    }
+}
+
+async fn delete_object<K: Kind>(
+    State(st): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    st.engine.delete::<K>(&key).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn body_error(e: &axum::extract::rejection::BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            ErrorKind::TooLarge,
+            format!("the request body is larger than {MAX_BODY} bytes"),
+        )
+    } else {
+        ApiError::validation(format!("cannot read the request body: {e}"))
+    }
+}
+
+/// Records every request in the metrics, by route template.
+async fn record(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    st.metrics
+        .requests
+        .get_or_create(&vec![
+            ("route", route.clone()),
+            ("method", method.clone()),
+            ("status", status),
+        ])
+        .inc();
+    st.metrics
+        .request_seconds
+        .get_or_create(&vec![("route", route), ("method", method)])
+        .observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Writes go to the leader: a follower redirects them (307 keeps method and body), or
+/// answers 503 while no leader is known.
+async fn leader_only(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if mutating {
+        let role = st.role.borrow().clone();
+        match role {
+            Role::Leader => {}
+            Role::Follower { leader: Some(url) } => {
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                let location = format!("{}{}", url.trim_end_matches('/'), path);
+                return match HeaderValue::from_str(&location) {
+                    Ok(loc) => {
+                        (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, loc)]).into_response()
+                    }
+                    Err(_) => {
+                        ApiError::unavailable(format!("the leader's URL {url:?} is unusable"))
+                            .into_response()
+                    }
+                };
+            }
+            Role::Follower { leader: None } => {
+                return ApiError::unavailable(
+                    "no netmaster leads right now; retry in a few seconds",
+                )
+                .into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+async fn version() -> Response {
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "name": "contiv-rs netmaster" }),
+    )
+}
+
+async fn info(State(st): State<AppState>) -> Response {
+    let role = st.role.borrow().clone();
+    let (leader, leader_url) = match role {
+        Role::Leader => (true, Some(st.info.advertise_url.clone())),
+        Role::Follower { leader } => (false, leader),
+    };
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "info": &*st.info,
+            "isLeader": leader,
+            "leaderURL": leader_url,
+            "revision": st.engine.world().revision,
+        }),
+    )
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn fallback(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("{method} {}: no such API route", uri.path()))
+}
+
+/// The whole router, with `kinds` adding the object routes.
+pub fn router(state: AppState, kinds: impl FnOnce(Router<AppState>) -> Router<AppState>) -> Router {
+    let r = Router::new()
+        .route("/version", get(version))
+        .route("/info", get(info))
+        .route("/metrics", get(metrics));
+    kinds(r)
+        .fallback(fallback)
+        .layer(middleware::from_fn_with_state(state.clone(), leader_only))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::check))
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}

@@ -1,0 +1,232 @@
+//! The intent engine: objects, their rules and their allocations, committed to the
+//! store in one transaction per request.
+//!
+//! Shape: a [`World`] (every object and derived state at one revision) is read from the
+//! store and kept current by a watch; a request is turned into a [`Plan`] by the pure
+//! rules of its [`Kind`] against that world; the plan is committed in one transaction
+//! guarded by the epoch key, so a plan computed against an outdated world is never
+//! applied (the engine re-reads the world and plans again). Ids, tags and addresses are
+//! therefore allocated in the store, in the same transaction as the object that uses
+//! them.
+
+pub mod world;
+
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::ApiError;
+use crate::store::{AnyStore, Compare, Event, Op, Revision, Store, StoreError, Txn};
+pub use world::{Plan, World, Write, keys};
+
+/// How often a write re-plans after losing a race before reporting the conflict.
+const MAX_ATTEMPTS: usize = 16;
+
+/// One object kind of Contiv's model, with its rules.
+pub trait Kind: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    /// Contiv's URL plural (`networks`, `endpointGroups`, `Bgps`, ...).
+    const PLURAL: &'static str;
+
+    /// The object's key as it appears in the URL (`tenant:network`, `hostname`, ...).
+    fn key(&self) -> String;
+
+    /// Checks the object on its own (no other objects needed).
+    fn validate(&self) -> Result<(), ApiError>;
+
+    /// Adds to `plan` what creating (`old == None`) or updating this object writes,
+    /// including the object itself; refuses what the rules forbid.
+    fn plan_put(
+        world: &World,
+        old: Option<&Self>,
+        new: Self,
+        plan: &mut Plan,
+    ) -> Result<(), ApiError>;
+
+    /// Adds to `plan` what deleting this object writes, including its own deletion;
+    /// refuses while dependents exist.
+    fn plan_delete(world: &World, old: &Self, plan: &mut Plan) -> Result<(), ApiError>;
+
+    /// The `Oper` part of `inspect`.
+    fn oper(world: &World, obj: &Self) -> Result<serde_json::Value, ApiError> {
+        let _ = (world, obj);
+        Ok(serde_json::Value::Object(Default::default()))
+    }
+}
+
+/// The engine over one store.
+#[derive(Debug)]
+pub struct Engine {
+    store: Arc<AnyStore>,
+    world: RwLock<Arc<World>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+/// The result of a committed write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub revision: Revision,
+}
+
+impl Engine {
+    /// Reads the world from the store.
+    pub async fn open(store: Arc<AnyStore>) -> Result<Engine, ApiError> {
+        let world = read_world(&store).await?;
+        Ok(Engine {
+            store,
+            world: RwLock::new(Arc::new(world)),
+            writer: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<AnyStore> {
+        &self.store
+    }
+
+    /// The current world (cheap: shared).
+    pub fn world(&self) -> Arc<World> {
+        self.world.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Installs `w` unless a newer world is already installed (the watch and the
+    /// writer race; the newest revision wins).
+    fn set_world(&self, w: World) {
+        let mut cur = self.world.write().unwrap_or_else(|p| p.into_inner());
+        if w.revision >= cur.revision {
+            *cur = Arc::new(w);
+        }
+    }
+
+    /// Re-reads the world from the store.
+    pub async fn refresh(&self) -> Result<(), ApiError> {
+        let w = read_world(&self.store).await?;
+        self.set_world(w);
+        Ok(())
+    }
+
+    /// Keeps the world current from the store's watch (for followers, and for writes
+    /// made by other netmasters). Returns when the watch fails; the caller restarts it.
+    pub async fn follow(&self) -> Result<(), StoreError> {
+        use futures::StreamExt;
+        let from = self.world().revision + 1;
+        let mut events = self.store.watch("/contiv/", from).await?;
+        while let Some(ev) = events.next().await {
+            let ev = ev?;
+            let mut w = (*self.world()).clone();
+            if ev.revision() <= w.revision {
+                continue;
+            }
+            apply_event(&mut w, &ev);
+            self.set_world(w);
+        }
+        Ok(())
+    }
+
+    /// Creates or updates an object: validates it, checks the URL key matches it,
+    /// plans against the world and commits.
+    pub async fn put<K: Kind>(&self, url_key: &str, obj: K) -> Result<Committed, ApiError> {
+        obj.validate()?;
+        let key = obj.key();
+        if key != url_key {
+            return Err(ApiError::invalid_field(
+                "key",
+                format!(
+                    "the URL names {}/{url_key} but the body describes {}/{key}",
+                    K::PLURAL,
+                    K::PLURAL
+                ),
+            ));
+        }
+        self.commit(|w| {
+            let old = w.get::<K>(&key)?;
+            let mut plan = Plan::default();
+            K::plan_put(w, old.as_ref(), obj.clone(), &mut plan)?;
+            Ok(plan)
+        })
+        .await
+    }
+
+    /// Deletes an object.
+    pub async fn delete<K: Kind>(&self, key: &str) -> Result<Committed, ApiError> {
+        self.commit(|w| {
+            let Some(old) = w.get::<K>(key)? else {
+                return Err(ApiError::not_found(format!("{}/{key}", K::PLURAL)));
+            };
+            let mut plan = Plan::default();
+            K::plan_delete(w, &old, &mut plan)?;
+            Ok(plan)
+        })
+        .await
+    }
+
+    /// Plans with `f` against the current world and commits, re-planning when another
+    /// writer got there first.
+    pub async fn commit(
+        &self,
+        f: impl Fn(&World) -> Result<Plan, ApiError>,
+    ) -> Result<Committed, ApiError> {
+        let _serial = self.writer.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            let world = self.world();
+            let plan = f(&world)?;
+            let mut txn = Txn::new().when(Compare::ModRevisionIs(keys::EPOCH.into(), world.epoch));
+            for w in &plan.writes {
+                txn = txn.then(to_op(w)?);
+            }
+            txn = txn.then(Op::put(keys::EPOCH, Vec::new()));
+            let res = self.store.txn(txn).await?;
+            if res.succeeded {
+                let mut next = (*world).clone();
+                next.apply(&plan, res.revision);
+                self.set_world(next);
+                return Ok(Committed {
+                    revision: res.revision,
+                });
+            }
+            self.refresh().await?;
+        }
+        Err(ApiError::conflict("too many concurrent writers; try again"))
+    }
+}
+
+fn to_op(w: &Write) -> Result<Op, ApiError> {
+    let enc = |v: &serde_json::Value| {
+        serde_json::to_vec(v).map_err(|e| ApiError::internal(format!("cannot encode: {e}")))
+    };
+    Ok(match w {
+        Write::PutObject { plural, key, value } => Op::put(keys::config(plural, key), enc(value)?),
+        Write::DeleteObject { plural, key } => Op::delete(keys::config(plural, key)),
+        Write::PutState { name, value } => Op::put(keys::state(name), enc(value)?),
+        Write::DeleteState { name } => Op::delete(keys::state(name)),
+    })
+}
+
+async fn read_world(store: &AnyStore) -> Result<World, ApiError> {
+    let (kvs, rev) = store.list("/contiv/").await?;
+    World::from_kvs(
+        kvs.iter()
+            .map(|kv| (kv.key.as_str(), kv.value.as_slice(), kv.mod_revision)),
+        rev,
+    )
+    .map_err(|e| ApiError::internal(format!("the store holds unreadable intent: {e}")))
+}
+
+fn apply_event(w: &mut World, ev: &Event) {
+    let rev = ev.revision();
+    let mut one = match ev {
+        Event::Put(kv) => {
+            match World::from_kvs(
+                [(kv.key.as_str(), kv.value.as_slice(), kv.mod_revision)],
+                rev,
+            ) {
+                Ok(one) => one,
+                Err(e) => {
+                    tracing::warn!("ignoring unreadable change: {e}");
+                    return;
+                }
+            }
+        }
+        Event::Delete { .. } => World::default(),
+    };
+    w.merge_change(ev.key(), &mut one, rev);
+}

@@ -1,0 +1,233 @@
+//! [`World`]: the configured objects at one store revision, and [`Plan`]: the writes one
+//! request makes. Kind-specific rules read the world and add to the plan; both are
+//! plain data, so every rule is a pure function tested without a store.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::Kind;
+use crate::api::ApiError;
+use crate::store::Revision;
+
+/// Where intent lives in the store.
+pub mod keys {
+    /// Every configured object: `/contiv/config/<plural>/<key>` → its JSON.
+    pub const CONFIG: &str = "/contiv/config/";
+    /// Allocator states, counters and other derived state: `/contiv/state/<name>`.
+    pub const STATE: &str = "/contiv/state/";
+    /// Bumped by every intent write; writes compare it, so two writers never both
+    /// commit against the same world.
+    pub const EPOCH: &str = "/contiv/epoch";
+
+    pub fn config(plural: &str, key: &str) -> String {
+        format!("{CONFIG}{plural}/{key}")
+    }
+    pub fn state(name: &str) -> String {
+        format!("{STATE}{name}")
+    }
+}
+
+/// The objects and derived state at one revision, as raw JSON.
+#[derive(Debug, Clone, Default)]
+pub struct World {
+    /// `(plural, key)` → object JSON.
+    objects: BTreeMap<(String, String), serde_json::Value>,
+    /// state name → value JSON.
+    state: BTreeMap<String, serde_json::Value>,
+    /// The store revision this world was read at.
+    pub revision: Revision,
+    /// The mod revision of the epoch key at that time (0 when never written).
+    pub epoch: Revision,
+}
+
+impl World {
+    /// Builds a world from `(key, value, mod_revision)` triples under [`keys::CONFIG`],
+    /// [`keys::STATE`] and [`keys::EPOCH`]. Values that are not JSON are reported, not
+    /// skipped: they mean the store holds something we did not write.
+    pub fn from_kvs<'a>(
+        kvs: impl IntoIterator<Item = (&'a str, &'a [u8], Revision)>,
+        revision: Revision,
+    ) -> Result<World, String> {
+        let mut w = World {
+            revision,
+            ..World::default()
+        };
+        for (k, v, mod_rev) in kvs {
+            if k == keys::EPOCH {
+                w.epoch = mod_rev;
+                continue;
+            }
+            let parse = || serde_json::from_slice(v).map_err(|e| format!("{k}: not JSON: {e}"));
+            if let Some(rest) = k.strip_prefix(keys::CONFIG) {
+                let Some((plural, key)) = rest.split_once('/') else {
+                    return Err(format!("{k}: not a config key"));
+                };
+                w.objects
+                    .insert((plural.to_string(), key.to_string()), parse()?);
+            } else if let Some(name) = k.strip_prefix(keys::STATE) {
+                w.state.insert(name.to_string(), parse()?);
+            }
+        }
+        Ok(w)
+    }
+
+    /// One object as JSON.
+    pub fn raw(&self, plural: &str, key: &str) -> Option<&serde_json::Value> {
+        self.objects.get(&(plural.to_string(), key.to_string()))
+    }
+
+    /// Every object of a kind as `(key, JSON)`, in key order.
+    pub fn raw_list<'a>(
+        &'a self,
+        plural: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a serde_json::Value)> + 'a {
+        self.objects
+            .range((plural.to_string(), String::new())..)
+            .take_while(move |((p, _), _)| p == plural)
+            .map(|((_, k), v)| (k.as_str(), v))
+    }
+
+    /// One typed object.
+    pub fn get<K: Kind>(&self, key: &str) -> Result<Option<K>, ApiError> {
+        self.raw(K::PLURAL, key)
+            .map(|v| decode::<K>(K::PLURAL, key, v))
+            .transpose()
+    }
+
+    /// Every object of a kind, typed, in key order.
+    pub fn list<K: Kind>(&self) -> Result<Vec<K>, ApiError> {
+        self.raw_list(K::PLURAL)
+            .map(|(k, v)| decode::<K>(K::PLURAL, k, v))
+            .collect()
+    }
+
+    pub fn count(&self, plural: &str) -> usize {
+        self.raw_list(plural).count()
+    }
+
+    /// A piece of derived state, typed.
+    pub fn state<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ApiError> {
+        self.state
+            .get(name)
+            .map(|v| {
+                serde_json::from_value(v.clone()).map_err(|e| {
+                    ApiError::internal(format!("stored state {name} is unreadable: {e}"))
+                })
+            })
+            .transpose()
+    }
+
+    /// Applies a committed plan, so the world reflects it without re-reading the store.
+    pub fn apply(&mut self, plan: &Plan, revision: Revision) {
+        for w in &plan.writes {
+            match w {
+                Write::PutObject { plural, key, value } => {
+                    self.objects
+                        .insert((plural.clone(), key.clone()), value.clone());
+                }
+                Write::DeleteObject { plural, key } => {
+                    self.objects.remove(&(plural.clone(), key.clone()));
+                }
+                Write::PutState { name, value } => {
+                    self.state.insert(name.clone(), value.clone());
+                }
+                Write::DeleteState { name } => {
+                    self.state.remove(name);
+                }
+            }
+        }
+        self.revision = revision;
+        self.epoch = revision;
+    }
+}
+
+fn decode<K: Kind>(plural: &str, key: &str, v: &serde_json::Value) -> Result<K, ApiError> {
+    serde_json::from_value(v.clone())
+        .map_err(|e| ApiError::internal(format!("stored {plural}/{key} is unreadable: {e}")))
+}
+
+/// One write of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    PutObject {
+        plural: String,
+        key: String,
+        value: serde_json::Value,
+    },
+    DeleteObject {
+        plural: String,
+        key: String,
+    },
+    PutState {
+        name: String,
+        value: serde_json::Value,
+    },
+    DeleteState {
+        name: String,
+    },
+}
+
+/// Everything one request writes; committed in one store transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub writes: Vec<Write>,
+}
+
+impl Plan {
+    pub fn put<K: Kind>(&mut self, obj: &K) -> Result<(), ApiError> {
+        let value = to_json(obj)?;
+        self.writes.push(Write::PutObject {
+            plural: K::PLURAL.into(),
+            key: obj.key(),
+            value,
+        });
+        Ok(())
+    }
+    pub fn delete<K: Kind>(&mut self, key: &str) {
+        self.writes.push(Write::DeleteObject {
+            plural: K::PLURAL.into(),
+            key: key.into(),
+        });
+    }
+    pub fn put_state<T: Serialize>(&mut self, name: &str, value: &T) -> Result<(), ApiError> {
+        let value = to_json(value)?;
+        self.writes.push(Write::PutState {
+            name: name.into(),
+            value,
+        });
+        Ok(())
+    }
+    pub fn delete_state(&mut self, name: &str) {
+        self.writes.push(Write::DeleteState { name: name.into() });
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::internal(format!("cannot encode: {e}")))
+}
+
+impl World {
+    /// Folds one watched change of `key` into this world; `one` holds the new value
+    /// (empty for a deletion).
+    pub(crate) fn merge_change(&mut self, key: &str, one: &mut World, revision: Revision) {
+        if key == keys::EPOCH {
+            self.epoch = revision;
+        } else if let Some(rest) = key.strip_prefix(keys::CONFIG) {
+            if let Some((plural, k)) = rest.split_once('/') {
+                let id = (plural.to_string(), k.to_string());
+                match one.objects.remove(&id) {
+                    Some(v) => self.objects.insert(id, v),
+                    None => self.objects.remove(&id),
+                };
+            }
+        } else if let Some(name) = key.strip_prefix(keys::STATE) {
+            match one.state.remove(name) {
+                Some(v) => self.state.insert(name.to_string(), v),
+                None => self.state.remove(name),
+            };
+        }
+        self.revision = revision;
+    }
+}

@@ -1,0 +1,105 @@
+//! `netmaster`: Contiv's intent server. With no flags it keeps its state in an embedded
+//! store under `/var/lib/contiv` and listens on 127.0.0.1:9999; `--etcd-endpoints`
+//! moves the state to an etcd cluster shared with other netmasters, one of which leads.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use netmaster::server::{self, Backend, Config};
+
+#[derive(Debug, Parser)]
+#[command(name = "netmaster", version, about = "Contiv network intent server")]
+struct Args {
+    /// Address and port of the REST API.
+    #[arg(long, default_value = "127.0.0.1:9999", env = "NETMASTER_LISTEN")]
+    listen: SocketAddr,
+    /// Directory of the embedded store (ignored with --etcd-endpoints).
+    #[arg(long, default_value = "/var/lib/contiv")]
+    data_dir: PathBuf,
+    /// etcd endpoints, comma separated (host:port or URLs); the state then lives in etcd.
+    #[arg(long, value_delimiter = ',')]
+    etcd_endpoints: Vec<String>,
+    /// Key prefix in etcd.
+    #[arg(long, default_value = "/contiv.io")]
+    etcd_prefix: String,
+    /// URL other netmasters send writes to (default: http://<listen>).
+    #[arg(long)]
+    advertise_url: Option<String>,
+    /// File holding the bearer token required for changes (needed unless on loopback).
+    #[arg(long, env = "NETMASTER_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Accept changes without a token on a non-loopback address.
+    #[arg(long)]
+    insecure: bool,
+    /// Leader lease time-to-live in seconds (how long a dead leader blocks writes).
+    #[arg(long, default_value_t = 5)]
+    election_ttl: i64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let token = match &args.token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading the token file {}", p.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let backend = if args.etcd_endpoints.is_empty() {
+        Backend::Embedded {
+            data_dir: args.data_dir.clone(),
+        }
+    } else {
+        let endpoints = args
+            .etcd_endpoints
+            .iter()
+            .map(|e| {
+                if e.contains("://") {
+                    e.clone()
+                } else {
+                    format!("http://{e}")
+                }
+            })
+            .collect();
+        Backend::Etcd {
+            endpoints,
+            prefix: args.etcd_prefix.clone(),
+        }
+    };
+    let cfg = Config {
+        listen: args.listen,
+        backend,
+        advertise_url: args.advertise_url.clone(),
+        token,
+        insecure: args.insecure,
+        election_ttl: args.election_ttl,
+    };
+    let running = server::start(cfg).await?;
+    tracing::info!("netmaster serving on {}", running.url());
+    shutdown_signal().await;
+    tracing::info!("netmaster stopping");
+    running.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,239 @@
+//! Assembles a running netmaster: store, election, intent engine, REST server. Used by
+//! the binary and by tests (which listen on port 0).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState, Info, auth::Auth};
+use crate::election::{Election, Role};
+use crate::intent::Engine;
+use crate::metrics::Metrics;
+use crate::store::{AnyStore, EtcdStore, RedbStore};
+
+/// Where the state lives.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The embedded store, in this directory.
+    Embedded { data_dir: PathBuf },
+    /// A real etcd cluster.
+    Etcd {
+        endpoints: Vec<String>,
+        prefix: String,
+    },
+}
+
+/// Everything a netmaster is started with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub backend: Backend,
+    /// The URL other netmasters redirect writes to; defaults to `http://<listen>`.
+    pub advertise_url: Option<String>,
+    /// Token required for mutating calls when not listening on loopback.
+    pub token: Option<String>,
+    /// Accept mutating calls without credentials on any address.
+    pub insecure: bool,
+    /// Lease time-to-live for leader election, in seconds.
+    pub election_ttl: i64,
+}
+
+impl Config {
+    pub fn embedded(listen: SocketAddr, data_dir: PathBuf) -> Config {
+        Config {
+            listen,
+            backend: Backend::Embedded { data_dir },
+            advertise_url: None,
+            token: None,
+            insecure: false,
+            election_ttl: 5,
+        }
+    }
+}
+
+/// A running netmaster.
+#[derive(Debug)]
+pub struct Running {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    pub engine: Arc<Engine>,
+    pub role: watch::Receiver<Role>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    election: Option<Election>,
+}
+
+impl Running {
+    /// The base URL of the API.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving, resigns leadership and waits for the server to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(e) = self.election.take() {
+            e.resign().await;
+        }
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.server.abort();
+    }
+}
+
+fn auth_for(cfg: &Config) -> anyhow::Result<Auth> {
+    if cfg.listen.ip().is_loopback() || cfg.insecure {
+        return Ok(match &cfg.token {
+            Some(t) => Auth::Token(t.clone()),
+            None => Auth::Open,
+        });
+    }
+    match &cfg.token {
+        Some(t) if !t.is_empty() => Ok(Auth::Token(t.clone())),
+        _ => bail!(
+            "netmaster listens on {} (not loopback): give a token (--token-file) for mutating calls, or --insecure to accept them from anyone",
+            cfg.listen
+        ),
+    }
+}
+
+/// Opens the store, joins the election, loads intent and starts serving.
+pub async fn start(cfg: Config) -> anyhow::Result<Running> {
+    let auth = auth_for(&cfg)?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let advertise_url = cfg
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let (store, election, backend_name) = match &cfg.backend {
+        Backend::Embedded { data_dir } => {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            let path = data_dir.join("netmaster.redb");
+            let store =
+                RedbStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            (
+                AnyStore::Redb(store),
+                Election::local(),
+                format!("embedded:{}", path.display()),
+            )
+        }
+        Backend::Etcd { endpoints, prefix } => {
+            let store = EtcdStore::connect(endpoints, prefix)
+                .await
+                .with_context(|| format!("connecting to etcd {}", endpoints.join(",")))?;
+            let election = Election::etcd(
+                store.client(),
+                &format!("{prefix}/leader"),
+                &advertise_url,
+                cfg.election_ttl,
+            );
+            (
+                AnyStore::Etcd(Box::new(store)),
+                election,
+                format!("etcd:{}", endpoints.join(",")),
+            )
+        }
+    };
+    let store = Arc::new(store);
+    let engine = Arc::new(
+        Engine::open(store)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading intent: {e}"))?,
+    );
+    let metrics = Arc::new(Metrics::new());
+    let role = election.subscribe();
+    let mut tasks = Vec::new();
+
+    // Keep the world current with writes made elsewhere (other netmasters).
+    let follower = engine.clone();
+    tasks.push(tokio::spawn(async move {
+        loop {
+            if let Err(e) = follower.follow().await {
+                tracing::warn!("intent watch ended: {e}; re-reading");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if let Err(e) = follower.refresh().await {
+                tracing::warn!("re-reading intent failed: {e}");
+            }
+        }
+    }));
+    // Leadership into the metrics; a new leader re-reads intent before writing.
+    let (m, mut r, e) = (metrics.clone(), role.clone(), engine.clone());
+    tasks.push(tokio::spawn(async move {
+        loop {
+            let leader = r.borrow_and_update().is_leader();
+            m.leader.set(i64::from(leader));
+            if leader {
+                if let Err(err) = e.refresh().await {
+                    tracing::warn!("re-reading intent on taking the lead failed: {err}");
+                }
+                if let Err(err) = crate::kinds::ensure_defaults(&e).await {
+                    tracing::warn!("creating the default objects failed: {err}");
+                }
+            }
+            if r.changed().await.is_err() {
+                return;
+            }
+        }
+    }));
+
+    if role.borrow().is_leader() {
+        crate::kinds::ensure_defaults(&engine)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the default objects: {e}"))?;
+    }
+
+    let state = AppState {
+        engine: engine.clone(),
+        metrics,
+        role: role.clone(),
+        auth,
+        info: Arc::new(Info {
+            version: env!("CARGO_PKG_VERSION"),
+            store_backend: backend_name,
+            advertise_url,
+            listen: addr.to_string(),
+        }),
+    };
+    let app = api::router(state, crate::kinds::routes);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!("REST server failed: {e}");
+        }
+    });
+    Ok(Running {
+        addr,
+        engine,
+        role,
+        shutdown: Some(tx),
+        server,
+        tasks,
+        election: Some(election),
+    })
+}
