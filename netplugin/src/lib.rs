@@ -15,3 +15,4 @@
 pub mod endpoint;
 pub mod fib;
 pub mod nl;
+pub mod routing;
