@@ -18,7 +18,7 @@ use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net};
 
-use crate::fib::{NextHop, Route, RouteSet, route_set};
+use crate::fib::{Route, RouteSet, route_set};
 
 /// A container endpoint plumbed on this host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -147,6 +147,7 @@ pub fn host_route(a: IpAddr) -> IpNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fib::NextHop;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
