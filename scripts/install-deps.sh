@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything contiv-rs needs on Debian 12 (bookworm), as root: the routing
 # daemons the labs run (FRR, BIRD 2, GoBGP, ExaBGP), etcd, Open vSwitch, Prometheus,
-# nftables, iproute2 and friends, and protoc for the gRPC code. Idempotent and quick when
+# nftables, iproute2 and friends, protoc for the gRPC code, and the container runtimes
+# (Docker, podman, containerd) the end-to-end tests start by hand. Idempotent and quick when
 # everything is there. Package services are never started: the project starts its own
 # daemon instances inside lab namespaces.
 set -euo pipefail
@@ -14,6 +15,10 @@ PACKAGES=(
   nftables iproute2 iputils-ping tcpdump ethtool socat procps psmisc
   protobuf-compiler libprotobuf-dev
   python3 gcc make
+  # Container runtimes the end-to-end tests drive by hand (no systemd, no registry):
+  # Docker 20.10 (CNM remote driver), podman with its CNI backend, containerd's ctr.
+  docker.io containerd runc busybox-static
+  podman containernetworking-plugins
 )
 
 if [ "$(id -u)" -ne 0 ]; then
