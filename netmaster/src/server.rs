@@ -86,7 +86,14 @@ impl Running {
         for t in self.tasks.drain(..) {
             t.abort();
         }
-        let _ = (&mut self.server).await;
+        // Feed subscribers keep their streams open forever: give ordinary requests a
+        // moment to finish, then close whatever is left.
+        if tokio::time::timeout(Duration::from_secs(2), &mut self.server)
+            .await
+            .is_err()
+        {
+            self.server.abort();
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod feed;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,7 +58,7 @@ pub struct Info {
 }
 
 /// JSON response with a status.
-fn json<T: Serialize>(status: StatusCode, v: &T) -> Response {
+pub(crate) fn json<T: Serialize>(status: StatusCode, v: &T) -> Response {
     match serde_json::to_vec(v) {
         Ok(body) => (
             status,
@@ -183,7 +184,7 @@ async fn delete_object<K: Kind>(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn body_error(e: &axum::extract::rejection::BytesRejection) -> ApiError {
+pub(crate) fn body_error(e: &axum::extract::rejection::BytesRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             ErrorKind::TooLarge,
@@ -300,7 +301,13 @@ pub fn router(state: AppState, kinds: impl FnOnce(Router<AppState>) -> Router<Ap
     let r = Router::new()
         .route("/version", get(version))
         .route("/info", get(info))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .route("/api/v1/feed/", get(feed::feed))
+        .route("/api/v1/feed/hosts/", get(feed::list_reports))
+        .route(
+            "/api/v1/feed/hosts/{host}/",
+            axum::routing::put(feed::put_report),
+        );
     kinds(r)
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(state.clone(), leader_only))

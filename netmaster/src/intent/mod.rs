@@ -54,12 +54,39 @@ pub trait Kind: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     }
 }
 
+/// How many recent changes the engine keeps for subscribers that resume.
+const RECENT: usize = 8192;
+
+/// One change of a configured object, as the feed publishes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub revision: Revision,
+    pub plural: String,
+    pub key: String,
+    /// The new object, or `None` when it was deleted.
+    pub value: Option<serde_json::Value>,
+}
+
+/// What subscribers of [`Engine::subscribe`] receive.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedItem {
+    Change(Change),
+    /// Changes were lost (compaction): re-read the whole world.
+    Resync,
+}
+
 /// The engine over one store.
 #[derive(Debug)]
 pub struct Engine {
     store: Arc<AnyStore>,
     world: RwLock<Arc<World>>,
     writer: tokio::sync::Mutex<()>,
+    /// Every change seen by [`Engine::follow`], in revision order.
+    changes: tokio::sync::broadcast::Sender<FeedItem>,
+    /// The latest changes, so a subscriber can resume from a revision.
+    recent: std::sync::Mutex<std::collections::VecDeque<Change>>,
+    /// The revision up to which changes were published.
+    published: std::sync::atomic::AtomicI64,
 }
 
 /// The result of a committed write.
@@ -72,10 +99,14 @@ impl Engine {
     /// Reads the world from the store.
     pub async fn open(store: Arc<AnyStore>) -> Result<Engine, ApiError> {
         let world = read_world(&store).await?;
+        let published = std::sync::atomic::AtomicI64::new(world.revision);
         Ok(Engine {
             store,
             world: RwLock::new(Arc::new(world)),
             writer: tokio::sync::Mutex::new(()),
+            changes: tokio::sync::broadcast::channel(RECENT).0,
+            recent: Default::default(),
+            published,
         })
     }
 
@@ -106,20 +137,85 @@ impl Engine {
 
     /// Keeps the world current from the store's watch (for followers, and for writes
     /// made by other netmasters). Returns when the watch fails; the caller restarts it.
+    ///
+    /// Every change is also published to subscribers, in revision order and exactly
+    /// once, also across restarts of this loop; if the store compacted changes away, a
+    /// [`FeedItem::Resync`] is published instead.
     pub async fn follow(&self) -> Result<(), StoreError> {
         use futures::StreamExt;
-        let from = self.world().revision + 1;
-        let mut events = self.store.watch("/contiv/", from).await?;
+        use std::sync::atomic::Ordering;
+        let from = self.published.load(Ordering::SeqCst) + 1;
+        let mut events = match self.store.watch("/contiv/", from).await {
+            Err(StoreError::Compacted { .. }) => {
+                self.refresh()
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.message))?;
+                self.published
+                    .store(self.world().revision, Ordering::SeqCst);
+                self.recent
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+                let _ = self.changes.send(FeedItem::Resync);
+                return Ok(());
+            }
+            other => other?,
+        };
         while let Some(ev) = events.next().await {
             let ev = ev?;
+            let rev = ev.revision();
             let mut w = (*self.world()).clone();
-            if ev.revision() <= w.revision {
-                continue;
+            if rev > w.revision {
+                apply_event(&mut w, &ev);
+                self.set_world(w);
             }
-            apply_event(&mut w, &ev);
-            self.set_world(w);
+            if let Some(change) = change_of(&ev) {
+                let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+                if recent.len() == RECENT {
+                    recent.pop_front();
+                }
+                recent.push_back(change.clone());
+                // Sent under the lock, so `subscribe` sees each change exactly once.
+                let _ = self.changes.send(FeedItem::Change(change));
+            }
+            self.published.store(rev, Ordering::SeqCst);
         }
         Ok(())
+    }
+
+    /// Subscribes to changes after `from`: returns the changes already published after
+    /// `from` (or `None` when they are no longer kept: the caller must start from the
+    /// whole world), and a receiver of the later ones.
+    pub fn subscribe(
+        &self,
+        from: Revision,
+    ) -> (
+        Option<Vec<Change>>,
+        tokio::sync::broadcast::Receiver<FeedItem>,
+    ) {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let rx = self.changes.subscribe();
+        let published = self.published.load(std::sync::atomic::Ordering::SeqCst);
+        let oldest = recent.front().map(|c| c.revision).unwrap_or(published + 1);
+        let backlog = if from >= published {
+            Some(Vec::new())
+        } else if from + 1 >= oldest {
+            Some(
+                recent
+                    .iter()
+                    .filter(|c| c.revision > from)
+                    .cloned()
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        (backlog, rx)
+    }
+
+    /// The revision up to which changes have been published.
+    pub fn published(&self) -> Revision {
+        self.published.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Creates or updates an object: validates it, checks the URL key matches it,
@@ -209,6 +305,21 @@ async fn read_world(store: &AnyStore) -> Result<World, ApiError> {
         rev,
     )
     .map_err(|e| ApiError::internal(format!("the store holds unreadable intent: {e}")))
+}
+
+fn change_of(ev: &Event) -> Option<Change> {
+    let rest = ev.key().strip_prefix(keys::CONFIG)?;
+    let (plural, key) = rest.split_once('/')?;
+    let value = match ev {
+        Event::Put(kv) => Some(serde_json::from_slice(&kv.value).ok()?),
+        Event::Delete { .. } => None,
+    };
+    Some(Change {
+        revision: ev.revision(),
+        plural: plural.into(),
+        key: key.into(),
+        value,
+    })
 }
 
 fn apply_event(w: &mut World, ev: &Event) {

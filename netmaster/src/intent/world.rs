@@ -17,6 +17,9 @@ pub mod keys {
     pub const CONFIG: &str = "/contiv/config/";
     /// Allocator states, counters and other derived state: `/contiv/state/<name>`.
     pub const STATE: &str = "/contiv/state/";
+    /// What netplugins report (endpoints, BGP sessions, routes): `/contiv/oper/<name>`.
+    /// Written without the epoch guard: reports are not intent.
+    pub const OPER: &str = "/contiv/oper/";
     /// Bumped by every intent write; writes compare it, so two writers never both
     /// commit against the same world.
     pub const EPOCH: &str = "/contiv/epoch";
@@ -27,6 +30,9 @@ pub mod keys {
     pub fn state(name: &str) -> String {
         format!("{STATE}{name}")
     }
+    pub fn oper(name: &str) -> String {
+        format!("{OPER}{name}")
+    }
 }
 
 /// The objects and derived state at one revision, as raw JSON.
@@ -36,6 +42,8 @@ pub struct World {
     objects: BTreeMap<(String, String), serde_json::Value>,
     /// state name → value JSON.
     state: BTreeMap<String, serde_json::Value>,
+    /// oper name → value JSON (reports from netplugins).
+    oper: BTreeMap<String, serde_json::Value>,
     /// The store revision this world was read at.
     pub revision: Revision,
     /// The mod revision of the epoch key at that time (0 when never written).
@@ -68,6 +76,8 @@ impl World {
                     .insert((plural.to_string(), key.to_string()), parse()?);
             } else if let Some(name) = k.strip_prefix(keys::STATE) {
                 w.state.insert(name.to_string(), parse()?);
+            } else if let Some(name) = k.strip_prefix(keys::OPER) {
+                w.oper.insert(name.to_string(), parse()?);
             }
         }
         Ok(w)
@@ -101,6 +111,29 @@ impl World {
         self.raw_list(K::PLURAL)
             .map(|(k, v)| decode::<K>(K::PLURAL, k, v))
             .collect()
+    }
+
+    /// A netplugin report (or other oper entry), raw.
+    pub fn oper(&self, name: &str) -> Option<&serde_json::Value> {
+        self.oper.get(name)
+    }
+
+    /// Every oper entry under a name prefix.
+    pub fn oper_list<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a serde_json::Value)> + 'a {
+        self.oper
+            .range(prefix.to_string()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Every configured object as `(plural, key, JSON)`.
+    pub fn all_objects(&self) -> impl Iterator<Item = (&str, &str, &serde_json::Value)> {
+        self.objects
+            .iter()
+            .map(|((p, k), v)| (p.as_str(), k.as_str(), v))
     }
 
     pub fn count(&self, plural: &str) -> usize {
@@ -226,6 +259,11 @@ impl World {
             match one.state.remove(name) {
                 Some(v) => self.state.insert(name.to_string(), v),
                 None => self.state.remove(name),
+            };
+        } else if let Some(name) = key.strip_prefix(keys::OPER) {
+            match one.oper.remove(name) {
+                Some(v) => self.oper.insert(name.to_string(), v),
+                None => self.oper.remove(name),
             };
         }
         self.revision = revision;

@@ -1,0 +1,241 @@
+//! The netplugin feed, over plain HTTP:
+//!
+//! - `GET /api/v1/feed/?from=<revision>` streams newline-delimited JSON: a `snapshot`
+//!   (every configured object and the revision it was read at) unless the subscriber can
+//!   resume from `from`, then one `change` per object change in revision order, and a
+//!   `heartbeat` every few seconds so a dead connection is noticed. A subscriber applies a
+//!   change only if its revision is above the last one it applied, remembers the last
+//!   revision, and reconnects with `from` set to it: nothing is missed or repeated.
+//! - `PUT /api/v1/feed/hosts/<host>/` stores a netplugin's report (its endpoints, BGP
+//!   sessions, learned routes) under the host's name, stamped with the time it arrived;
+//!   `GET /api/v1/feed/hosts/` lists every host's report (the cluster-wide view).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{ApiError, AppState, json, parse_body};
+use crate::intent::{Change, FeedItem, keys};
+use crate::store::{Revision, Store};
+
+/// How often an idle feed sends a heartbeat.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// One line of the feed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum FeedLine {
+    Snapshot {
+        revision: Revision,
+        objects: Vec<SnapshotObject>,
+    },
+    Change(FeedChange),
+    Heartbeat {
+        revision: Revision,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SnapshotObject {
+    pub plural: String,
+    pub key: String,
+    pub value: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeedChange {
+    pub revision: Revision,
+    pub plural: String,
+    pub key: String,
+    pub value: Option<serde_json::Value>,
+}
+
+impl From<Change> for FeedChange {
+    fn from(c: Change) -> Self {
+        FeedChange {
+            revision: c.revision,
+            plural: c.plural,
+            key: c.key,
+            value: c.value,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FeedQuery {
+    #[serde(default)]
+    from: Revision,
+}
+
+fn line(l: &FeedLine) -> Bytes {
+    let mut v = serde_json::to_vec(l).unwrap_or_default();
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+fn snapshot(st: &AppState) -> (Revision, Bytes) {
+    let world = st.engine.world();
+    let objects = world
+        .all_objects()
+        .map(|(p, k, v)| SnapshotObject {
+            plural: p.into(),
+            key: k.into(),
+            value: v.clone(),
+        })
+        .collect();
+    (
+        world.revision,
+        line(&FeedLine::Snapshot {
+            revision: world.revision,
+            objects,
+        }),
+    )
+}
+
+pub(super) async fn feed(State(st): State<AppState>, Query(q): Query<FeedQuery>) -> Response {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let st2 = st.clone();
+    tokio::spawn(async move {
+        let st = st2;
+        st.metrics.feed_subscribers.inc();
+        let _gauge = scopeguard(|| {
+            st.metrics.feed_subscribers.dec();
+        });
+        let (backlog, mut changes) = st.engine.subscribe(q.from);
+        let mut last = q.from;
+        match backlog {
+            Some(b) if q.from > 0 => {
+                for c in b {
+                    last = c.revision;
+                    if tx.send(line(&FeedLine::Change(c.into()))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            _ => {
+                let (rev, snap) = snapshot(&st);
+                last = rev;
+                if tx.send(snap).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let mut beat = tokio::time::interval(HEARTBEAT);
+        beat.tick().await;
+        loop {
+            let out = tokio::select! {
+                item = changes.recv() => match item {
+                    Ok(FeedItem::Change(c)) if c.revision > last => {
+                        last = c.revision;
+                        line(&FeedLine::Change(c.into()))
+                    }
+                    Ok(FeedItem::Change(_)) => continue,
+                    Ok(FeedItem::Resync) | Err(RecvError::Lagged(_)) => {
+                        let (rev, snap) = snapshot(&st);
+                        last = rev;
+                        snap
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                _ = beat.tick() => line(&FeedLine::Heartbeat { revision: last.max(st.engine.published()) }),
+            };
+            if tx.send(out).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|o| o.map(Ok::<_, std::convert::Infallible>))
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        )],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Runs a closure when dropped.
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct G<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for G<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    G(Some(f))
+}
+
+/// A netplugin's report about its host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HostReport {
+    /// Endpoints plumbed on the host.
+    #[serde(default)]
+    pub endpoints: Vec<serde_json::Value>,
+    /// BGP neighbors with their state (`established`, ...), uptime and counters.
+    #[serde(default)]
+    pub neighbors: Vec<serde_json::Value>,
+    /// Routes the host learned (prefix → next hops).
+    #[serde(default)]
+    pub routes: Vec<serde_json::Value>,
+    /// The forwarding mode the agent runs in.
+    #[serde(default, rename = "fwdMode")]
+    pub fwd_mode: String,
+    /// Seconds since the UNIX epoch when netmaster received the report (set by netmaster).
+    #[serde(default, rename = "lastSeen")]
+    pub last_seen: u64,
+}
+
+pub(super) async fn put_report(
+    State(st): State<AppState>,
+    Path(host): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| super::body_error(&e))?;
+    if host.is_empty()
+        || host.len() > 253
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ApiError::invalid_field(
+            "host",
+            format!("{host:?} is not a host name"),
+        ));
+    }
+    let mut report: HostReport = parse_body(&body)?;
+    report.last_seen = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let value = serde_json::to_vec(&report).map_err(|e| ApiError::internal(e.to_string()))?;
+    st.engine
+        .store()
+        .put(&keys::oper(&format!("hosts/{host}")), value)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn list_reports(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let (kvs, _) = st.engine.store().list(&keys::oper("hosts/")).await?;
+    let mut out = BTreeMap::new();
+    for kv in kvs {
+        let host = kv.key.rsplit('/').next().unwrap_or_default().to_string();
+        let v: serde_json::Value =
+            serde_json::from_slice(&kv.value).unwrap_or(serde_json::Value::Null);
+        out.insert(host, v);
+    }
+    Ok(json(StatusCode::OK, &out))
+}
