@@ -6,3 +6,5 @@
 //! that no JSON shape is written twice.
 //!
 //! Nothing is implemented yet: see the issue "netmaster and netctl".
+/// Shapes of the netmaster ↔ netplugin feed.
+pub mod feed;

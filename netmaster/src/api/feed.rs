@@ -17,55 +17,25 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{ApiError, AppState, json, parse_body};
 use crate::intent::{Change, FeedItem, keys};
 use crate::store::{Revision, Store};
+pub use contiv_model::feed::{FeedChange, FeedLine, HostReport, SnapshotObject};
+
+fn feed_change(c: Change) -> FeedChange {
+    FeedChange {
+        revision: c.revision,
+        plural: c.plural,
+        key: c.key,
+        value: c.value,
+    }
+}
 
 /// How often an idle feed sends a heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
-
-/// One line of the feed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum FeedLine {
-    Snapshot {
-        revision: Revision,
-        objects: Vec<SnapshotObject>,
-    },
-    Change(FeedChange),
-    Heartbeat {
-        revision: Revision,
-    },
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SnapshotObject {
-    pub plural: String,
-    pub key: String,
-    pub value: serde_json::Value,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct FeedChange {
-    pub revision: Revision,
-    pub plural: String,
-    pub key: String,
-    pub value: Option<serde_json::Value>,
-}
-
-impl From<Change> for FeedChange {
-    fn from(c: Change) -> Self {
-        FeedChange {
-            revision: c.revision,
-            plural: c.plural,
-            key: c.key,
-            value: c.value,
-        }
-    }
-}
 
 #[derive(Debug, Deserialize)]
 pub struct FeedQuery {
@@ -113,7 +83,11 @@ pub(super) async fn feed(State(st): State<AppState>, Query(q): Query<FeedQuery>)
             Some(b) if q.from > 0 => {
                 for c in b {
                     last = c.revision;
-                    if tx.send(line(&FeedLine::Change(c.into()))).await.is_err() {
+                    if tx
+                        .send(line(&FeedLine::Change(feed_change(c))))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -133,7 +107,7 @@ pub(super) async fn feed(State(st): State<AppState>, Query(q): Query<FeedQuery>)
                 item = changes.recv() => match item {
                     Ok(FeedItem::Change(c)) if c.revision > last => {
                         last = c.revision;
-                        line(&FeedLine::Change(c.into()))
+                        line(&FeedLine::Change(feed_change(c)))
                     }
                     Ok(FeedItem::Change(_)) => continue,
                     Ok(FeedItem::Resync) | Err(RecvError::Lagged(_)) => {
@@ -175,27 +149,6 @@ fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
         }
     }
     G(Some(f))
-}
-
-/// A netplugin's report about its host.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct HostReport {
-    /// Endpoints plumbed on the host.
-    #[serde(default)]
-    pub endpoints: Vec<serde_json::Value>,
-    /// BGP neighbors with their state (`established`, ...), uptime and counters.
-    #[serde(default)]
-    pub neighbors: Vec<serde_json::Value>,
-    /// Routes the host learned (prefix → next hops).
-    #[serde(default)]
-    pub routes: Vec<serde_json::Value>,
-    /// The forwarding mode the agent runs in.
-    #[serde(default, rename = "fwdMode")]
-    pub fwd_mode: String,
-    /// Seconds since the UNIX epoch when netmaster received the report (set by netmaster).
-    #[serde(default, rename = "lastSeen")]
-    pub last_seen: u64,
 }
 
 pub(super) async fn put_report(
