@@ -14,5 +14,6 @@
 
 pub mod endpoint;
 pub mod fib;
+pub mod intent;
 pub mod nl;
 pub mod routing;
