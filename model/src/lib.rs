@@ -1,10 +1,23 @@
-//! Contiv's REST object model, shared by netmaster, netctl and netplugin.
+//! Contiv's REST object model, shared by netmaster, netctl and netplugin, so that no JSON
+//! shape is written twice.
 //!
-//! This crate will hold the object types (global, tenant, network, endpointGroup,
-//! policy, rule, Bgp, serviceLB, netprofile, appProfile, endpoint) with Contiv's JSON
-//! field names and validation rules, and a typed client for netmaster's REST API, so
-//! that no JSON shape is written twice.
+//! - [`objects`]: global, tenant, network, endpointGroup, policy, rule, Bgp, serviceLB,
+//!   netprofile, appProfile and the read-only endpoint, with Contiv's JSON field names,
+//!   keys (`tenant:name`, `tenant:policy:ruleId`, `hostname`, `global`) and URL plurals
+//!   (including the odd ones: `policys`, `Bgps`, `serviceLBs`, `endpointGroups`);
+//! - [`validate`]: single-object validation whose errors name the JSON field, and the
+//!   parsers netctl and netmaster share (subnets with ranges, tag ranges, AS numbers,
+//!   bandwidths);
+//! - [`feed`]: the netmaster ↔ netplugin feed and host report shapes.
 //!
-//! Nothing is implemented yet: see the issue "netmaster and netctl".
-/// Shapes of the netmaster ↔ netplugin feed.
+//! The object graph: a tenant holds networks, policies, netprofiles and services; an
+//! endpoint group belongs to one network of its tenant and refers to policies and a
+//! netprofile; a rule belongs to a policy; Bgp objects are per host; endpoints belong to
+//! a network (and optionally a group) and a host.
+
 pub mod feed;
+pub mod objects;
+pub mod validate;
+
+pub use objects::*;
+pub use validate::{Validate, ValidationError};

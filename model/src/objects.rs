@@ -1,0 +1,459 @@
+//! Contiv's objects with their exact JSON field names.
+//!
+//! Every object carries `key` (filled by netmaster; clients may omit it) and may carry
+//! Contiv's server-maintained `links`/`link-sets`, which are accepted and ignored on
+//! input. Any other unknown field is refused, so a typo never goes unnoticed.
+
+use serde::{Deserialize, Serialize};
+
+/// An object kind of the REST model.
+pub trait Object:
+    Serialize + serde::de::DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static
+{
+    /// Contiv's URL plural (`networks`, `endpointGroups`, `Bgps`, ...).
+    const PLURAL: &'static str;
+    /// The type name used in messages (`network`, `endpointGroup`, ...).
+    const NAME: &'static str;
+    /// The key built from the object's fields (`tenant:network`, ...).
+    fn key(&self) -> String;
+    /// Sets the `key` field from the other fields.
+    fn set_key(&mut self);
+}
+
+fn is_empty(s: &str) -> bool {
+    s.is_empty()
+}
+
+macro_rules! object {
+    ($ty:ident, $plural:literal, $name:literal, |$s:ident| $key:expr) => {
+        impl Object for $ty {
+            const PLURAL: &'static str = $plural;
+            const NAME: &'static str = $name;
+            fn key(&self) -> String {
+                let $s = self;
+                $key
+            }
+            fn set_key(&mut self) {
+                self.key = self.key();
+            }
+        }
+    };
+}
+
+/// `global`: the fabric-wide settings (one object, key `global`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Global {
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub key: String,
+    pub name: String,
+    #[serde(rename = "networkInfraType", default)]
+    pub network_infra_type: String,
+    #[serde(default)]
+    pub vlans: String,
+    #[serde(default)]
+    pub vxlans: String,
+    #[serde(rename = "fwdMode", default)]
+    pub fwd_mode: String,
+    #[serde(rename = "arpMode", default)]
+    pub arp_mode: String,
+    #[serde(rename = "pvtSubnet", default)]
+    pub pvt_subnet: String,
+    #[serde(default, skip_serializing)]
+    pub links: Option<serde_json::Value>,
+    #[serde(rename = "link-sets", default, skip_serializing)]
+    pub link_sets: Option<serde_json::Value>,
+}
+
+impl Default for Global {
+    /// Contiv's defaults: no forwarding mode yet, ARP proxy, private subnet
+    /// 172.19.0.0/16, VLANs 1-4094, VXLANs 1-10000.
+    fn default() -> Self {
+        Global {
+            key: "global".into(),
+            name: "global".into(),
+            network_infra_type: "default".into(),
+            vlans: "1-4094".into(),
+            vxlans: "1-10000".into(),
+            fwd_mode: String::new(),
+            arp_mode: "proxy".into(),
+            pvt_subnet: "172.19.0.0/16".into(),
+            links: None,
+            link_sets: None,
+        }
+    }
+}
+object!(Global, "globals", "global", |s| s.name.clone());
+
+/// `tenant`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tenant {
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub key: String,
+    #[serde(rename = "tenantName")]
+    pub tenant_name: String,
+    #[serde(rename = "defaultNetwork", default)]
+    pub default_network: String,
+    #[serde(default, skip_serializing)]
+    pub links: Option<serde_json::Value>,
+    #[serde(rename = "link-sets", default, skip_serializing)]
+    pub link_sets: Option<serde_json::Value>,
+}
+object!(Tenant, "tenants", "tenant", |s| s.tenant_name.clone());
+
+/// `network`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub key: String,
+    #[serde(rename = "networkName")]
+    pub network_name: String,
+    #[serde(rename = "tenantName")]
+    pub tenant_name: String,
+    #[serde(rename = "nwType", default = "default_nw_type")]
+    pub nw_type: String,
+    #[serde(default)]
+    pub encap: String,
+    #[serde(rename = "pktTag", default)]
+    pub pkt_tag: i64,
+    #[serde(default)]
+    pub subnet: String,
+    #[serde(default)]
+    pub gateway: String,
+    #[serde(rename = "ipv6Subnet", default)]
+    pub ipv6_subnet: String,
+    #[serde(rename = "ipv6Gateway", default)]
+    pub ipv6_gateway: String,
+    #[serde(rename = "cfgdTag", default)]
+    pub cfgd_tag: String,
+    #[serde(default, skip_serializing)]
+    pub links: Option<serde_json::Value>,
+    #[serde(rename = "link-sets", default, skip_serializing)]
+    pub link_sets: Option<serde_json::Value>,
+}
+fn default_nw_type() -> String {
+    "data".into()
+}
+object!(Network, "networks", "network", |s| format!(
+    "{}:{}",
+    s.tenant_name, s.network_name
+));
+
+/// `endpointGroup`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointGroup {
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub key: String,
+    #[serde(rename = "groupName")]
+    pub group_name: String,
+    #[serde(rename = "tenantName")]
+    pub tenant_name: String,
+    #[serde(rename = "networkName")]
+    pub network_name: String,
+    #[serde(rename = "ipPool", default)]
+    pub ip_pool: String,
+    #[serde(default)]
+    pub policies: Vec<String>,
+    #[serde(rename = "extContractsGrps", default)]
+    pub ext_contracts_grps: Vec<String>,
+    #[serde(rename = "netProfile", default)]
+    pub net_profile: String,
+    #[serde(rename = "cfgdTag", default)]
+    pub cfgd_tag: String,
+    #[serde(default, skip_serializing)]
+    pub links: Option<serde_json::Value>,
+    #[serde(rename = "link-sets", default, skip_serializing)]
+    pub link_sets: Option<serde_json::Value>,
+}
+object!(
+    EndpointGroup,
+    "endpointGroups",
+    "endpointGroup",
+    |s| format!("{}:{}", s.tenant_name, s.group_name)
+);
+
+/// `policy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub key: String,
+    #[serde(rename = "policyName")]
+    pub policy_name: String,
+    #[serde(rename = "tenantName")]
+    pub tenant_name: String,
+    #[serde(default, skip_serializing)]
+    pub links: Option<serde_json::Value>,
+    #[serde(rename = "link-sets", default, skip_serializing)]
+    pub link_sets: Option<serde_json::Value>,
+}
+object!(Policy, "policys", "policy", |s| format!(
+    "{}:{}",
+    s.tenant_name, s.policy_name
+));
+
+/// `rule`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub key: String,
+    #[serde(rename = "ruleId")]
+    pub rule_id: String,
+    #[serde(rename = "policyName")]
+    pub policy_name: String,
+    #[serde(rename = "tenantName")]
+    pub tenant_name: String,
+    #[serde(default)]
+    pub direction: String,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(rename = "fromEndpointGroup", default)]
+    pub from_endpoint_group: String,
+    #[serde(rename = "toEndpointGroup", default)]
+    pub to_endpoint_group: String,
+    #[serde(rename = "fromNetwork", default)]
+    pub from_network: String,
+    #[serde(rename = "toNetwork", default)]
+    pub to_network: String,
+    #[serde(rename = "fromIpAddress", default)]
+    pub from_ip_address: String,
+    #[serde(rename = "toIpAddress", default)]
+    pub to_ip_address: String,
+    #[serde(default)]
+    pub protocol: String,
+    #[serde(default)]
+    pub port: i64,
+    #[serde(default)]
+    pub action: String,
+    #[serde(default, skip_serializing)]
+    pub links: Option<serde_json::Value>,
+    #[serde(rename = "link-sets", default, skip_serializing)]
+    pub link_sets: Option<serde_json::Value>,
+}
+object!(Rule, "rules", "rule", |s| format!(
+    "{}:{}:{}",
+    s.tenant_name, s.policy_name, s.rule_id
+));
+
+/// One BGP neighbor of a host (the modern, several-neighbor form).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BgpNeighbor {
+    pub address: String,
+    #[serde(rename = "as")]
+    pub asn: String,
+    /// The name of a secret holding the TCP MD5 password; the password itself never
+    /// appears in any object.
+    #[serde(rename = "password-ref", default, skip_serializing_if = "is_empty")]
+    pub password_ref: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bfd: bool,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub description: String,
+}
+
+/// How a host advertises its endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdvertiseMode {
+    /// One /32 per endpoint (Contiv's behaviour).
+    #[default]
+    PerEndpoint,
+    /// The host's block (`host-block`), with /32s for endpoints outside it.
+    HostBlock,
+    /// The subnets of the networks the host has endpoints in.
+    NetworkSubnet,
+}
+
+/// `Bgp`: one host's BGP settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bgp {
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub key: String,
+    pub hostname: String,
+    /// The host's address on the ToR subnet, with its length (`50.1.1.2/24`).
+    pub routerip: String,
+    #[serde(rename = "as")]
+    pub asn: String,
+    #[serde(rename = "neighbor-as", default)]
+    pub neighbor_as: String,
+    #[serde(default)]
+    pub neighbor: String,
+    /// Several neighbors (each ToR of a dual-homed host).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub neighbors: Vec<BgpNeighbor>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bfd: bool,
+    /// Graceful restart: seconds the ToRs keep our routes while the agent restarts
+    /// (0 disables).
+    #[serde(rename = "graceful-restart", default, skip_serializing_if = "is_zero")]
+    pub graceful_restart: u32,
+    /// Standard (`65000:100`) and large (`65000:1:2`) communities attached to what the
+    /// host advertises.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<String>,
+    #[serde(rename = "advertise", default, skip_serializing_if = "is_default_mode")]
+    pub advertise: AdvertiseMode,
+    /// The host's block for `host-block` advertisement.
+    #[serde(rename = "host-block", default, skip_serializing_if = "is_empty")]
+    pub host_block: String,
+    #[serde(default, skip_serializing)]
+    pub links: Option<serde_json::Value>,
+    #[serde(rename = "link-sets", default, skip_serializing)]
+    pub link_sets: Option<serde_json::Value>,
+}
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+fn is_default_mode(m: &AdvertiseMode) -> bool {
+    *m == AdvertiseMode::PerEndpoint
+}
+object!(Bgp, "Bgps", "Bgp", |s| s.hostname.clone());
+
+impl Bgp {
+    /// The neighbors to peer with, from either form: Contiv's single `neighbor` /
+    /// `neighbor-as` pair first, then `neighbors`.
+    pub fn effective_neighbors(&self) -> Vec<BgpNeighbor> {
+        let mut out = Vec::new();
+        if !self.neighbor.is_empty() {
+            out.push(BgpNeighbor {
+                address: self.neighbor.clone(),
+                asn: self.neighbor_as.clone(),
+                bfd: self.bfd,
+                ..Default::default()
+            });
+        }
+        for n in &self.neighbors {
+            if !out.iter().any(|o| o.address == n.address) {
+                out.push(n.clone());
+            }
+        }
+        out
+    }
+}
+
+/// `serviceLB`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceLb {
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub key: String,
+    #[serde(rename = "serviceName")]
+    pub service_name: String,
+    #[serde(rename = "tenantName")]
+    pub tenant_name: String,
+    #[serde(rename = "networkName")]
+    pub network_name: String,
+    #[serde(rename = "ipAddress", default)]
+    pub ip_address: String,
+    #[serde(default)]
+    pub selectors: Vec<String>,
+    #[serde(default)]
+    pub ports: Vec<String>,
+    #[serde(default, skip_serializing)]
+    pub links: Option<serde_json::Value>,
+    #[serde(rename = "link-sets", default, skip_serializing)]
+    pub link_sets: Option<serde_json::Value>,
+}
+object!(ServiceLb, "serviceLBs", "serviceLB", |s| format!(
+    "{}:{}",
+    s.tenant_name, s.service_name
+));
+
+/// `netprofile`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Netprofile {
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub key: String,
+    #[serde(rename = "profileName")]
+    pub profile_name: String,
+    #[serde(rename = "tenantName")]
+    pub tenant_name: String,
+    #[serde(default)]
+    pub bandwidth: String,
+    #[serde(rename = "DSCP", default)]
+    pub dscp: i64,
+    #[serde(default)]
+    pub burst: i64,
+    #[serde(default, skip_serializing)]
+    pub links: Option<serde_json::Value>,
+    #[serde(rename = "link-sets", default, skip_serializing)]
+    pub link_sets: Option<serde_json::Value>,
+}
+object!(Netprofile, "netprofiles", "netprofile", |s| format!(
+    "{}:{}",
+    s.tenant_name, s.profile_name
+));
+
+/// `appProfile`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppProfile {
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub key: String,
+    #[serde(rename = "appProfileName")]
+    pub app_profile_name: String,
+    #[serde(rename = "tenantName")]
+    pub tenant_name: String,
+    #[serde(rename = "endpointGroups", default)]
+    pub endpoint_groups: Vec<String>,
+    #[serde(default, skip_serializing)]
+    pub links: Option<serde_json::Value>,
+    #[serde(rename = "link-sets", default, skip_serializing)]
+    pub link_sets: Option<serde_json::Value>,
+}
+object!(AppProfile, "appProfiles", "appProfile", |s| format!(
+    "{}:{}",
+    s.tenant_name, s.app_profile_name
+));
+
+/// `endpoint`: read-only, created by netplugins through netmaster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub key: String,
+    #[serde(rename = "endpointID")]
+    pub endpoint_id: String,
+    #[serde(rename = "containerID", default)]
+    pub container_id: String,
+    #[serde(rename = "containerName", default)]
+    pub container_name: String,
+    /// `network.tenant`, as Contiv prints it.
+    pub network: String,
+    #[serde(rename = "tenantName")]
+    pub tenant_name: String,
+    #[serde(rename = "networkName")]
+    pub network_name: String,
+    /// The endpoint group (Contiv's `serviceName`), or "".
+    #[serde(rename = "serviceName", default)]
+    pub service_name: String,
+    #[serde(rename = "endpointGroupId", default)]
+    pub endpoint_group_id: i64,
+    #[serde(rename = "ipAddress", default)]
+    pub ip_address: Vec<String>,
+    #[serde(rename = "macAddress", default)]
+    pub mac_address: String,
+    #[serde(rename = "homingHost")]
+    pub homing_host: String,
+    #[serde(rename = "intfName", default)]
+    pub intf_name: String,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+object!(Endpoint, "endpoints", "endpoint", |s| s.endpoint_id.clone());
+
+/// `inspect` answers: `{"Config": ..., "Oper": ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inspect<C> {
+    #[serde(rename = "Config")]
+    pub config: C,
+    #[serde(rename = "Oper")]
+    pub oper: serde_json::Value,
+}

@@ -1,0 +1,843 @@
+//! Validation of single objects, with errors that name the JSON field, say what is
+//! wrong and what is allowed. Rules that need other objects (overlaps, dependents) live
+//! with netmaster's plans; the helpers they share are here.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::{IpNet, Ipv4Net};
+
+use crate::objects::*;
+
+/// A field that fails validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    /// The JSON name of the field.
+    pub field: String,
+    pub message: String,
+}
+
+fn err<T>(field: &str, message: impl Into<String>) -> Result<T, ValidationError> {
+    Err(ValidationError {
+        field: field.into(),
+        message: message.into(),
+    })
+}
+
+/// Validates one object on its own.
+pub trait Validate {
+    fn validate(&self) -> Result<(), ValidationError>;
+}
+
+/// Contiv's name rule: DNS-label-like words (letters, digits, inner `-` and `_`) joined
+/// by dots, at most `max` characters.
+pub fn check_name(field: &str, v: &str, max: usize) -> Result<(), ValidationError> {
+    if v.is_empty() {
+        return err(field, "is required");
+    }
+    if v.len() > max {
+        return err(field, format!("{v:?} is longer than {max} characters"));
+    }
+    for label in v.split('.') {
+        let ok = !label.is_empty()
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !ok {
+            return err(
+                field,
+                format!(
+                    "{v:?} is not a valid name: use letters, digits, inner '-' or '_', and '.' between words"
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A Contiv subnet: `a.b.c.d/len` or `a.b.c.d-e.f.g.h/len` (a range inside the subnet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubnetSpec {
+    pub net: Ipv4Net,
+    /// The allocatable range, when given (inclusive).
+    pub range: Option<(Ipv4Addr, Ipv4Addr)>,
+}
+
+/// Parses a Contiv subnet string.
+pub fn parse_subnet(field: &str, s: &str) -> Result<SubnetSpec, ValidationError> {
+    let Some((addr, len)) = s.split_once('/') else {
+        return err(
+            field,
+            format!("{s:?} is not a.b.c.d/len or a.b.c.d-e.f.g.h/len"),
+        );
+    };
+    let len: u8 = match len.parse() {
+        Ok(l) if (8..=30).contains(&l) => l,
+        _ => return err(field, format!("{s:?}: the prefix length must be 8..30")),
+    };
+    let (start, end) = match addr.split_once('-') {
+        Some((a, b)) => (a, Some(b)),
+        None => (addr, None),
+    };
+    let start: Ipv4Addr = start.parse().map_err(|_| ValidationError {
+        field: field.into(),
+        message: format!("{s:?}: {start:?} is not an IPv4 address"),
+    })?;
+    let net = Ipv4Net::new(start, len)
+        .map_err(|e| ValidationError {
+            field: field.into(),
+            message: e.to_string(),
+        })?
+        .trunc();
+    let range = match end {
+        None => None,
+        Some(e) => {
+            let e: Ipv4Addr = e.parse().map_err(|_| ValidationError {
+                field: field.into(),
+                message: format!("{s:?}: {e:?} is not an IPv4 address"),
+            })?;
+            if !net.contains(&e) || e < start {
+                return err(
+                    field,
+                    format!("{s:?}: the range must lie inside {net} and end after it starts"),
+                );
+            }
+            Some((start, e))
+        }
+    };
+    Ok(SubnetSpec { net, range })
+}
+
+/// Parses `"a-b"` (integers) with bounds.
+pub fn parse_range(
+    field: &str,
+    s: &str,
+    min: u32,
+    max: u32,
+) -> Result<(u32, u32), ValidationError> {
+    let bad = || ValidationError {
+        field: field.into(),
+        message: format!("{s:?} is not a range \"a-b\" with {min} <= a <= b <= {max}"),
+    };
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let a: u32 = a.trim().parse().map_err(|_| bad())?;
+    let b: u32 = b.trim().parse().map_err(|_| bad())?;
+    if a < min || b > max || a > b {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+/// Parses an IPv4 address range `a.b.c.d-e.f.g.h` (EPG pools).
+pub fn parse_ip_range(field: &str, s: &str) -> Result<(Ipv4Addr, Ipv4Addr), ValidationError> {
+    let bad = || ValidationError {
+        field: field.into(),
+        message: format!("{s:?} is not a.b.c.d-e.f.g.h"),
+    };
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let a: Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
+    let b: Ipv4Addr = b.trim().parse().map_err(|_| bad())?;
+    if a > b {
+        return err(field, format!("{s:?}: the range ends before it starts"));
+    }
+    Ok((a, b))
+}
+
+/// Parses an AS number (1..4294967295; `a.b` asdot form accepted).
+pub fn parse_asn(field: &str, s: &str) -> Result<u32, ValidationError> {
+    let v = match s.split_once('.') {
+        Some((hi, lo)) => match (hi.parse::<u16>(), lo.parse::<u16>()) {
+            (Ok(h), Ok(l)) => Some((u32::from(h) << 16) | u32::from(l)),
+            _ => None,
+        },
+        None => s.parse::<u32>().ok(),
+    };
+    match v {
+        Some(n) if n > 0 => Ok(n),
+        _ => err(field, format!("{s:?} is not an AS number (1..4294967295)")),
+    }
+}
+
+/// Parses a bandwidth like `10Mbps`, `10 mbps`, `1gbps`, `500kbps` into bits per second.
+pub fn parse_bandwidth(field: &str, s: &str) -> Result<u64, ValidationError> {
+    let t = s.trim().to_ascii_lowercase().replace(' ', "");
+    let digits: String = t.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let unit = &t[digits.len()..];
+    let mult: u64 = match unit {
+        "kbps" => 1_000,
+        "mbps" => 1_000_000,
+        "gbps" => 1_000_000_000,
+        _ => {
+            return err(
+                field,
+                format!("{s:?} is not a bandwidth such as 10kbps, 100Mbps or 1gbps"),
+            );
+        }
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n * mult),
+        _ => err(field, format!("{s:?}: the number must be positive")),
+    }
+}
+
+fn one_of(field: &str, v: &str, allowed: &[&str]) -> Result<(), ValidationError> {
+    if allowed.contains(&v) {
+        Ok(())
+    } else {
+        let shown: Vec<String> = allowed
+            .iter()
+            .map(|a| {
+                if a.is_empty() {
+                    "\"\"".into()
+                } else {
+                    (*a).into()
+                }
+            })
+            .collect();
+        err(field, format!("{v:?} is not one of {}", shown.join(", ")))
+    }
+}
+
+impl Validate for Global {
+    fn validate(&self) -> Result<(), ValidationError> {
+        if self.name != "global" {
+            return err(
+                "name",
+                format!("{:?}: the global object is named \"global\"", self.name),
+            );
+        }
+        one_of(
+            "networkInfraType",
+            &self.network_infra_type,
+            &["aci", "aci-opflex", "default", ""],
+        )?;
+        one_of("fwdMode", &self.fwd_mode, &["bridge", "routing", ""])?;
+        one_of("arpMode", &self.arp_mode, &["proxy", "flood", ""])?;
+        if !self.vlans.is_empty() {
+            parse_range("vlans", &self.vlans, 1, 4094)?;
+        }
+        if !self.vxlans.is_empty() {
+            let (a, b) = parse_range("vxlans", &self.vxlans, 1, 65535)?;
+            if b - a >= 16000 {
+                return err(
+                    "vxlans",
+                    format!("{:?} spans more than 16000 ids", self.vxlans),
+                );
+            }
+        }
+        if !self.pvt_subnet.is_empty() {
+            match self.pvt_subnet.parse::<Ipv4Net>() {
+                Ok(n) if n.prefix_len() == 16 => {}
+                _ => {
+                    return err(
+                        "pvtSubnet",
+                        format!(
+                            "{:?} is not an IPv4 /16 such as 172.19.0.0/16",
+                            self.pvt_subnet
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Validate for Tenant {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_name("tenantName", &self.tenant_name, 64)?;
+        if !self.default_network.is_empty() {
+            check_name("defaultNetwork", &self.default_network, 64)?;
+        }
+        Ok(())
+    }
+}
+
+impl Validate for Network {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_name("networkName", &self.network_name, 64)?;
+        check_name("tenantName", &self.tenant_name, 64)?;
+        one_of("nwType", &self.nw_type, &["data", "infra"])?;
+        one_of("encap", &self.encap, &["vlan", "vxlan"])?;
+        let max = if self.encap == "vlan" {
+            4094
+        } else {
+            16_777_215
+        };
+        if self.pkt_tag < 0 || self.pkt_tag > max {
+            return err(
+                "pktTag",
+                format!(
+                    "{} is outside 0..{max} for {} (0 picks one)",
+                    self.pkt_tag, self.encap
+                ),
+            );
+        }
+        if self.subnet.is_empty() {
+            return err("subnet", "is required (a.b.c.d/len or a.b.c.d-e.f.g.h/len)");
+        }
+        let sub = parse_subnet("subnet", &self.subnet)?;
+        if !self.gateway.is_empty() {
+            let gw: Ipv4Addr = self.gateway.parse().map_err(|_| ValidationError {
+                field: "gateway".into(),
+                message: format!("{:?} is not an IPv4 address", self.gateway),
+            })?;
+            if !sub.net.contains(&gw) || gw == sub.net.network() || gw == sub.net.broadcast() {
+                return err(
+                    "gateway",
+                    format!("{gw} is not a host address of {}", sub.net),
+                );
+            }
+        }
+        if !self.ipv6_subnet.is_empty() {
+            let n: ipnet::Ipv6Net = self.ipv6_subnet.parse().map_err(|_| ValidationError {
+                field: "ipv6Subnet".into(),
+                message: format!("{:?} is not an IPv6 prefix", self.ipv6_subnet),
+            })?;
+            if !self.ipv6_gateway.is_empty() {
+                match self.ipv6_gateway.parse::<std::net::Ipv6Addr>() {
+                    Ok(g) if n.contains(&g) => {}
+                    _ => {
+                        return err(
+                            "ipv6Gateway",
+                            format!("{:?} is not an address of {n}", self.ipv6_gateway),
+                        );
+                    }
+                }
+            }
+        } else if !self.ipv6_gateway.is_empty() {
+            return err("ipv6Gateway", "needs ipv6Subnet");
+        }
+        if !self.cfgd_tag.is_empty() {
+            check_name("cfgdTag", &self.cfgd_tag, 128)?;
+        }
+        Ok(())
+    }
+}
+
+impl Validate for EndpointGroup {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_name("groupName", &self.group_name, 64)?;
+        check_name("tenantName", &self.tenant_name, 64)?;
+        check_name("networkName", &self.network_name, 64)?;
+        if !self.ip_pool.is_empty() {
+            parse_ip_range("ipPool", &self.ip_pool)?;
+        }
+        for p in &self.policies {
+            check_name("policies", p, 64)?;
+        }
+        if !self.net_profile.is_empty() {
+            check_name("netProfile", &self.net_profile, 64)?;
+        }
+        if !self.cfgd_tag.is_empty() {
+            check_name("cfgdTag", &self.cfgd_tag, 128)?;
+        }
+        Ok(())
+    }
+}
+
+impl Validate for Policy {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_name("policyName", &self.policy_name, 64)?;
+        check_name("tenantName", &self.tenant_name, 64)
+    }
+}
+
+fn check_ip_or_cidr(field: &str, v: &str) -> Result<(), ValidationError> {
+    if v.is_empty() || v.parse::<Ipv4Addr>().is_ok() || v.parse::<Ipv4Net>().is_ok() {
+        Ok(())
+    } else {
+        err(
+            field,
+            format!("{v:?} is not an IPv4 address or a.b.c.d/len"),
+        )
+    }
+}
+
+impl Validate for Rule {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_name("ruleId", &self.rule_id, 64)?;
+        check_name("policyName", &self.policy_name, 64)?;
+        check_name("tenantName", &self.tenant_name, 64)?;
+        one_of("direction", &self.direction, &["in", "out"])?;
+        one_of("action", &self.action, &["allow", "deny"])?;
+        if !(0..=100).contains(&self.priority) {
+            return err("priority", format!("{} is outside 1..100", self.priority));
+        }
+        match self.protocol.as_str() {
+            "" | "tcp" | "udp" | "icmp" => {}
+            p => match p.parse::<u8>() {
+                Ok(_) => {}
+                Err(_) => {
+                    return err(
+                        "protocol",
+                        format!("{p:?} is not tcp, udp, icmp or a protocol number 0..255"),
+                    );
+                }
+            },
+        }
+        if !(0..=65535).contains(&self.port) {
+            return err("port", format!("{} is outside 0..65535", self.port));
+        }
+        if self.port != 0 && !matches!(self.protocol.as_str(), "tcp" | "udp") {
+            return err("port", "a port needs protocol tcp or udp");
+        }
+        check_ip_or_cidr("fromIpAddress", &self.from_ip_address)?;
+        check_ip_or_cidr("toIpAddress", &self.to_ip_address)?;
+        let exclusive = |a: &str, b: &str, fa: &str, fb: &str| {
+            if !a.is_empty() && !b.is_empty() {
+                err(fb, format!("cannot be combined with {fa}"))
+            } else {
+                Ok(())
+            }
+        };
+        exclusive(
+            &self.from_endpoint_group,
+            &self.from_network,
+            "fromEndpointGroup",
+            "fromNetwork",
+        )?;
+        exclusive(
+            &self.from_endpoint_group,
+            &self.from_ip_address,
+            "fromEndpointGroup",
+            "fromIpAddress",
+        )?;
+        exclusive(
+            &self.from_network,
+            &self.from_ip_address,
+            "fromNetwork",
+            "fromIpAddress",
+        )?;
+        exclusive(
+            &self.to_endpoint_group,
+            &self.to_network,
+            "toEndpointGroup",
+            "toNetwork",
+        )?;
+        exclusive(
+            &self.to_endpoint_group,
+            &self.to_ip_address,
+            "toEndpointGroup",
+            "toIpAddress",
+        )?;
+        exclusive(
+            &self.to_network,
+            &self.to_ip_address,
+            "toNetwork",
+            "toIpAddress",
+        )?;
+        if self.direction == "in"
+            && (!self.to_endpoint_group.is_empty()
+                || !self.to_network.is_empty()
+                || !self.to_ip_address.is_empty())
+        {
+            return err(
+                "direction",
+                "an incoming rule matches on from-* fields only",
+            );
+        }
+        if self.direction == "out"
+            && (!self.from_endpoint_group.is_empty()
+                || !self.from_network.is_empty()
+                || !self.from_ip_address.is_empty())
+        {
+            return err("direction", "an outgoing rule matches on to-* fields only");
+        }
+        Ok(())
+    }
+}
+
+/// Parses a `routerip` (`a.b.c.d/len`, len 1..32).
+pub fn parse_router_ip(field: &str, s: &str) -> Result<Ipv4Net, ValidationError> {
+    match s.parse::<Ipv4Net>() {
+        Ok(n) if n.prefix_len() >= 1 => Ok(n),
+        _ => err(
+            field,
+            format!("{s:?} is not the host's address with its length, such as 50.1.1.2/24"),
+        ),
+    }
+}
+
+impl Validate for Bgp {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_name("hostname", &self.hostname, 256)?;
+        let rip = parse_router_ip("routerip", &self.routerip)?;
+        parse_asn("as", &self.asn)?;
+        if self.neighbor.is_empty() != self.neighbor_as.is_empty() {
+            return err(
+                if self.neighbor.is_empty() {
+                    "neighbor"
+                } else {
+                    "neighbor-as"
+                },
+                "neighbor and neighbor-as go together",
+            );
+        }
+        if !self.neighbor.is_empty() {
+            self.neighbor
+                .parse::<Ipv4Addr>()
+                .map_err(|_| ValidationError {
+                    field: "neighbor".into(),
+                    message: format!("{:?} is not an IPv4 address", self.neighbor),
+                })?;
+            parse_asn("neighbor-as", &self.neighbor_as)?;
+        }
+        for (i, n) in self.neighbors.iter().enumerate() {
+            let f = |x: &str| format!("neighbors[{i}].{x}");
+            if n.address.parse::<IpAddr>().is_err() {
+                return err(
+                    &f("address"),
+                    format!("{:?} is not an IP address", n.address),
+                );
+            }
+            parse_asn(&f("as"), &n.asn)?;
+            if !n.password_ref.is_empty() {
+                check_name(&f("password-ref"), &n.password_ref, 64)?;
+            }
+        }
+        if self.effective_neighbors().is_empty() {
+            return err(
+                "neighbor",
+                "give a neighbor (neighbor and neighbor-as) or neighbors",
+            );
+        }
+        for n in self.effective_neighbors() {
+            if n.address.parse::<IpAddr>().ok() == Some(IpAddr::V4(rip.addr())) {
+                return err(
+                    "neighbor",
+                    format!("{} is the host's own router address", n.address),
+                );
+            }
+        }
+        if self.graceful_restart > 4095 {
+            return err(
+                "graceful-restart",
+                format!("{} is above 4095 seconds (RFC 4724)", self.graceful_restart),
+            );
+        }
+        for c in &self.communities {
+            let parts: Vec<&str> = c.split(':').collect();
+            let ok = match parts.as_slice() {
+                [a, b] => a.parse::<u16>().is_ok() && b.parse::<u16>().is_ok(),
+                [a, b, d] => {
+                    a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok() && d.parse::<u32>().is_ok()
+                }
+                _ => false,
+            };
+            if !ok {
+                return err(
+                    "communities",
+                    format!(
+                        "{c:?} is neither ASN:VALUE (16-bit) nor GLOBAL:LOCAL1:LOCAL2 (32-bit)"
+                    ),
+                );
+            }
+        }
+        let block_ok = self.host_block.parse::<Ipv4Net>().is_ok();
+        match self.advertise {
+            AdvertiseMode::HostBlock if !block_ok => {
+                return err(
+                    "host-block",
+                    "advertise host-block needs host-block a.b.c.d/len",
+                );
+            }
+            AdvertiseMode::PerEndpoint | AdvertiseMode::NetworkSubnet
+                if !self.host_block.is_empty() =>
+            {
+                return err("host-block", "only with advertise host-block");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Validate for ServiceLb {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_name("serviceName", &self.service_name, 256)?;
+        check_name("tenantName", &self.tenant_name, 64)?;
+        check_name("networkName", &self.network_name, 64)?;
+        if !self.ip_address.is_empty() && self.ip_address.parse::<Ipv4Addr>().is_err() {
+            return err(
+                "ipAddress",
+                format!("{:?} is not an IPv4 address", self.ip_address),
+            );
+        }
+        if self.selectors.is_empty() {
+            return err("selectors", "at least one key=value selector is required");
+        }
+        for s in &self.selectors {
+            match s.split_once('=') {
+                Some((k, v)) if !k.is_empty() && !v.is_empty() => {}
+                _ => return err("selectors", format!("{s:?} is not key=value")),
+            }
+        }
+        if self.ports.is_empty() {
+            return err("ports", "at least one svcPort:provPort:TCP|UDP is required");
+        }
+        for p in &self.ports {
+            let parts: Vec<&str> = p.split(':').collect();
+            let ok = matches!(parts.as_slice(), [a, b, proto]
+                if a.parse::<u16>().is_ok_and(|x| x > 0) && b.parse::<u16>().is_ok_and(|x| x > 0) && matches!(*proto, "TCP" | "UDP"));
+            if !ok {
+                return err("ports", format!("{p:?} is not svcPort:provPort:TCP|UDP"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Validate for Netprofile {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_name("profileName", &self.profile_name, 64)?;
+        check_name("tenantName", &self.tenant_name, 64)?;
+        if !self.bandwidth.is_empty() {
+            parse_bandwidth("bandwidth", &self.bandwidth)?;
+        }
+        if !(0..=63).contains(&self.dscp) {
+            return err("DSCP", format!("{} is outside 0..63", self.dscp));
+        }
+        if !(0..=10486).contains(&self.burst) || self.burst == 1 {
+            return err(
+                "burst",
+                format!("{} is outside 0, 2..10486 (KB)", self.burst),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Validate for AppProfile {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_name("appProfileName", &self.app_profile_name, 64)?;
+        check_name("tenantName", &self.tenant_name, 64)?;
+        for g in &self.endpoint_groups {
+            check_name("endpointGroups", g, 64)?;
+        }
+        Ok(())
+    }
+}
+
+impl Validate for Endpoint {
+    fn validate(&self) -> Result<(), ValidationError> {
+        if self.endpoint_id.is_empty() {
+            return err("endpointID", "is required");
+        }
+        check_name("homingHost", &self.homing_host, 256)
+    }
+}
+
+/// Whether two Contiv subnets overlap.
+pub fn subnets_overlap(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The IPv4 network of a subnet string, if it parses.
+pub fn subnet_net(s: &str) -> Option<IpNet> {
+    parse_subnet("subnet", s).ok().map(|s| IpNet::V4(s.net))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_name("n", "contiv-net", 64).is_ok());
+        assert!(check_name("n", "a.b_c", 64).is_ok());
+        for bad in ["", "-a", "a-", "a b", "a..b", "ä"] {
+            assert!(check_name("n", bad, 64).is_err(), "{bad}");
+        }
+        assert!(check_name("n", &"a".repeat(65), 64).is_err());
+    }
+
+    #[test]
+    fn subnets() {
+        let s = parse_subnet("subnet", "20.1.1.0/24").unwrap();
+        assert_eq!(s.net.to_string(), "20.1.1.0/24");
+        let s = parse_subnet("subnet", "10.1.1.50-10.1.1.100/24").unwrap();
+        assert_eq!(s.range.unwrap().1.to_string(), "10.1.1.100");
+        for bad in [
+            "20.1.1.0",
+            "20.1.1.0/33",
+            "20.1.1.0/4",
+            "x/24",
+            "10.1.1.50-10.1.2.1/24",
+            "10.1.1.50-10.1.1.10/24",
+        ] {
+            let e = parse_subnet("subnet", bad).unwrap_err();
+            assert_eq!(e.field, "subnet", "{bad}");
+        }
+    }
+
+    fn network() -> Network {
+        Network {
+            network_name: "contiv-net".into(),
+            tenant_name: "default".into(),
+            nw_type: "data".into(),
+            encap: "vxlan".into(),
+            pkt_tag: 1001,
+            subnet: "20.1.1.0/24".into(),
+            gateway: "20.1.1.254".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn network_rules() {
+        assert_eq!(network().validate(), Ok(()));
+        type Edit = Box<dyn Fn(&mut Network)>;
+        let cases: Vec<(Edit, &str)> = vec![
+            (Box::new(|n| n.encap = "gre".into()), "encap"),
+            (Box::new(|n| n.gateway = "20.1.2.1".into()), "gateway"),
+            (Box::new(|n| n.gateway = "20.1.1.255".into()), "gateway"),
+            (Box::new(|n| n.subnet = String::new()), "subnet"),
+            (
+                Box::new(|n| {
+                    n.encap = "vlan".into();
+                    n.pkt_tag = 5000
+                }),
+                "pktTag",
+            ),
+            (Box::new(|n| n.nw_type = "x".into()), "nwType"),
+            (
+                Box::new(|n| n.ipv6_gateway = "fd00::1".into()),
+                "ipv6Gateway",
+            ),
+        ];
+        for (f, field) in cases {
+            let mut n = network();
+            f(&mut n);
+            assert_eq!(n.validate().unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn rules() {
+        let ok = Rule {
+            rule_id: "2".into(),
+            policy_name: "prod_web".into(),
+            tenant_name: "default".into(),
+            direction: "in".into(),
+            priority: 10,
+            protocol: "tcp".into(),
+            port: 80,
+            action: "allow".into(),
+            ..Default::default()
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        let mut r = ok.clone();
+        r.to_endpoint_group = "web".into();
+        assert_eq!(r.validate().unwrap_err().field, "direction");
+        let mut r = ok.clone();
+        r.protocol = "icmp".into();
+        assert_eq!(r.validate().unwrap_err().field, "port");
+        let mut r = ok.clone();
+        r.priority = 101;
+        assert_eq!(r.validate().unwrap_err().field, "priority");
+        let mut r = ok;
+        r.from_network = "a".into();
+        r.from_endpoint_group = "b".into();
+        assert_eq!(r.validate().unwrap_err().field, "fromNetwork");
+    }
+
+    #[test]
+    fn bgp_forms() {
+        let b = Bgp {
+            hostname: "node1".into(),
+            routerip: "50.1.1.2/24".into(),
+            asn: "65002".into(),
+            neighbor_as: "500".into(),
+            neighbor: "50.1.1.200".into(),
+            ..Default::default()
+        };
+        assert_eq!(b.validate(), Ok(()));
+        assert_eq!(b.effective_neighbors().len(), 1);
+        let mut m = b.clone();
+        m.neighbor.clear();
+        m.neighbor_as.clear();
+        assert_eq!(m.validate().unwrap_err().field, "neighbor");
+        m.neighbors = vec![
+            BgpNeighbor {
+                address: "10.1.1.1".into(),
+                asn: "65001".into(),
+                ..Default::default()
+            },
+            BgpNeighbor {
+                address: "10.1.2.1".into(),
+                asn: "65002".into(),
+                ..Default::default()
+            },
+        ];
+        assert_eq!(m.validate(), Ok(()));
+        m.neighbors[1].asn = "0".into();
+        assert_eq!(m.validate().unwrap_err().field, "neighbors[1].as");
+        let mut r = b.clone();
+        r.routerip = "50.1.1.2".into();
+        assert_eq!(r.validate().unwrap_err().field, "routerip");
+        let mut c = b;
+        c.communities = vec!["65000:1".into(), "4200000000:1:2".into()];
+        assert_eq!(c.validate(), Ok(()));
+        c.communities.push("70000:1".into());
+        assert_eq!(c.validate().unwrap_err().field, "communities");
+    }
+
+    #[test]
+    fn globals_services_profiles() {
+        let mut g = Global::default();
+        assert_eq!(g.validate(), Ok(()));
+        g.fwd_mode = "routed".into();
+        assert_eq!(g.validate().unwrap_err().field, "fwdMode");
+        let g = Global {
+            pvt_subnet: "172.19.0.0/24".into(),
+            ..Default::default()
+        };
+        assert_eq!(g.validate().unwrap_err().field, "pvtSubnet");
+        let g = Global {
+            vxlans: "1-20000".into(),
+            ..Default::default()
+        };
+        assert_eq!(g.validate().unwrap_err().field, "vxlans");
+        let s = ServiceLb {
+            service_name: "app-svc".into(),
+            tenant_name: "default".into(),
+            network_name: "svc-net".into(),
+            selectors: vec!["tier=web".into()],
+            ports: vec!["8080:80:TCP".into()],
+            ..Default::default()
+        };
+        assert_eq!(s.validate(), Ok(()));
+        let mut bad = s;
+        bad.ports = vec!["8080:80:SCTP".into()];
+        assert_eq!(bad.validate().unwrap_err().field, "ports");
+        assert_eq!(parse_bandwidth("b", "10Mbps").unwrap(), 10_000_000);
+        assert_eq!(parse_bandwidth("b", "10 kbps").unwrap(), 10_000);
+        assert!(parse_bandwidth("b", "fast").is_err());
+        assert_eq!(parse_asn("as", "1.10").unwrap(), 65546);
+    }
+
+    #[test]
+    fn json_shapes() {
+        let n: Network = serde_json::from_str(
+            r#"{"key":"default:contiv-net","networkName":"contiv-net","tenantName":"default","encap":"vxlan","pktTag":1001,"subnet":"20.1.1.0/24","gateway":"20.1.1.254","links":{"Tenant":{"type":"tenant","key":"default"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(n.nw_type, "data");
+        assert_eq!(crate::Object::key(&n), "default:contiv-net");
+        let e = serde_json::from_str::<Network>(
+            r#"{"networkName":"a","tenantName":"t","subnett":"x"}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("subnett"));
+        let b: Bgp = serde_json::from_str(
+            r#"{"hostname":"node1","routerip":"50.1.1.2/24","as":"65002","neighbor-as":"500","neighbor":"50.1.1.200"}"#,
+        )
+        .unwrap();
+        let out = serde_json::to_value(&b).unwrap();
+        assert_eq!(out["neighbor-as"], "500");
+        assert!(out.get("neighbors").is_none());
+    }
+}
