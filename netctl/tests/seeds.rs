@@ -1,0 +1,168 @@
+//! Every netctl command of the seed documents, verbatim, against a real netmaster; junk
+//! arguments give a clear error and change nothing; exit codes scripts can rely on.
+
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+
+struct Master {
+    url: String,
+    rt: tokio::runtime::Runtime,
+    running: Option<netmaster::server::Running>,
+    _dir: tempfile::TempDir,
+}
+
+impl Master {
+    fn start() -> Master {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let cfg = netmaster::server::Config::embedded(addr, dir.path().to_path_buf());
+        let running = rt.block_on(netmaster::server::start(cfg)).unwrap();
+        Master {
+            url: running.url(),
+            rt,
+            running: Some(running),
+            _dir: dir,
+        }
+    }
+
+    /// Runs netctl with a shell-like command line (split on spaces).
+    fn netctl(&self, line: &str) -> Output {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(args[0], "netctl");
+        Command::new(env!("CARGO_BIN_EXE_netctl"))
+            .args(&args[1..])
+            .env("NETMASTER", &self.url)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, line: &str) -> String {
+        let o = self.netctl(line);
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        assert!(
+            o.status.success(),
+            "{line}\nexit {:?}\nstdout: {out}\nstderr: {err}",
+            o.status.code()
+        );
+        out.into_owned()
+    }
+
+    fn fails(&self, line: &str, code: i32) -> String {
+        let o = self.netctl(line);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "{line}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            self.rt.block_on(r.stop());
+        }
+    }
+}
+
+#[test]
+fn the_seed_commands_work_verbatim() {
+    let m = Master::start();
+    // Routing mode first, as the routing quick start does.
+    m.ok("netctl global set --fwd-mode routing");
+    m.ok("netctl global set --vlan-range 100-2094 --vxlan-range 1-10000 --arp-mode proxy");
+    let info = m.ok("netctl global info");
+    assert!(info.contains("Forward mode: routing"), "{info}");
+    assert!(info.contains("Vlan Range: 100-2094"), "{info}");
+    m.ok("netctl bgp create node1 --router-ip=50.1.1.2/24 --as=65002 --neighbor-as=500 --neighbor=50.1.1.200");
+    let ls = m.ok("netctl bgp ls");
+    assert!(ls.contains("node1") && ls.contains("50.1.1.200"), "{ls}");
+    let inspect = m.ok("netctl bgp inspect node1");
+    assert!(inspect.contains("\"neighborStatus\""), "{inspect}");
+    // The quick start and the policy walk-through.
+    m.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
+    m.ok("netctl policy create prod_web");
+    m.ok("netctl policy rule-add prod_web 1 -direction=in -protocol=tcp -action=deny");
+    m.ok("netctl policy rule-add prod_web 2 -direction=in -protocol=tcp -port=80 -action=allow -priority=10");
+    m.ok("netctl policy rule-add prod_web 3 -direction=in -protocol=tcp -port=443 -action=allow -priority=10");
+    m.ok("netctl group create contiv-net web -policy=prod_web");
+    let rules = m.ok("netctl policy rule-ls prod_web");
+    assert!(
+        rules.contains("Incoming Rules:") && rules.contains("443"),
+        "{rules}"
+    );
+    // The inventory's examples with short flags.
+    m.ok("netctl net create -t default -e vlan -p 1001 -s 10.1.1.0/24 -g 10.1.1.254 public");
+    m.ok("netctl net create -s 10.2.1.50-10.2.1.100/24 -g 10.2.1.1 -e vlan pool-net");
+    m.ok("netctl policy create web-policy");
+    m.ok("netctl policy rule-add web-policy 1 -d in -l tcp -j deny");
+    m.ok("netctl policy rule-add web-policy 2 -d in -l tcp -P 80 -j allow -p 10");
+    m.ok("netctl group create -t default public web2 -p web-policy -r 10.1.1.10-10.1.1.20");
+    m.ok("netctl net create svc-net --subnet=30.1.1.0/24");
+    m.ok("netctl service create app-svc --network svc-net --tenant default --selector=tier=web --port 8080:80:TCP");
+    m.ok("netctl netprofile create -b 10Mbps -d 10 -s 100 gold");
+    let nets = m.ok("netctl net ls");
+    assert!(nets.lines().next().unwrap().starts_with("Tenant"), "{nets}");
+    assert!(
+        nets.contains("contiv-net") && nets.contains("1001"),
+        "{nets}"
+    );
+    let q = m.ok("netctl net ls -q");
+    assert_eq!(q.lines().count(), 4, "{q}");
+    let j = m.ok("netctl group ls -j");
+    let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    m.ok("netctl version");
+    m.ok("netctl tenant ls");
+    m.ok("netctl net inspect contiv-net");
+    m.ok("netctl group inspect web");
+    m.ok("netctl service inspect app-svc");
+    m.ok("netctl netprofile ls");
+    m.ok("netctl endpoint ls");
+    m.ok("netctl completion bash");
+}
+
+#[test]
+fn errors_are_clear_and_change_nothing() {
+    let m = Master::start();
+    m.ok("netctl global set --fwd-mode routing");
+    // Usage errors: exit 1.
+    let e = m.fails("netctl net create contiv-net", 1);
+    assert!(e.contains("--subnet"), "{e}");
+    let e = m.fails(
+        "netctl net create x --subnet=20.1.1.0/24 --gateway=banana",
+        1,
+    );
+    assert!(e.contains("gateway"), "{e}");
+    let e = m.fails("netctl policy rule-add p 1 -direction=sideways", 1);
+    assert!(e.contains("direction"), "{e}");
+    m.fails("netctl frobnicate", 1);
+    m.fails("netctl global set", 1);
+    m.fails("netctl external-contracts create x", 1);
+    // Refusals by netmaster: exit 3, with its message.
+    m.ok("netctl net create a --subnet=20.1.1.0/24");
+    let e = m.fails("netctl net create b --subnet=20.1.1.128/25", 3);
+    assert!(e.contains("overlaps"), "{e}");
+    let e = m.fails("netctl group create nosuch web", 3);
+    assert!(e.contains("does not exist"), "{e}");
+    let nets = m.ok("netctl net ls -q");
+    assert_eq!(nets, "a\n");
+    // Nobody listening: exit 2.
+    let o = Command::new(env!("CARGO_BIN_EXE_netctl"))
+        .args(["net", "ls"])
+        .env("NETMASTER", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach netmaster"));
+}
