@@ -30,6 +30,9 @@ pub struct SnapshotObject {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FeedChange {
     pub revision: Revision,
+    /// Position among the changes of the same revision (one transaction).
+    #[serde(default)]
+    pub index: u32,
     pub plural: String,
     pub key: String,
     pub value: Option<serde_json::Value>,

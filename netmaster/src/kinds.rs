@@ -94,11 +94,7 @@ fn immutable<T: PartialEq + Object>(old: Option<&T>, new: &T) -> Result<(), ApiE
 /// A named field getter, for immutability checks.
 type Field<T> = (&'static str, fn(&T) -> String);
 
-fn one_field_changed<T>(
-    old: &T,
-    new: &T,
-    fields: &[Field<T>],
-) -> Result<(), ApiError> {
+fn one_field_changed<T>(old: &T, new: &T, fields: &[Field<T>]) -> Result<(), ApiError> {
     for (name, get) in fields {
         if get(old) != get(new) {
             return Err(

@@ -21,10 +21,17 @@ use tokio::sync::watch;
 /// A connection that sent nothing (not even a heartbeat) for this long is dead.
 pub const SILENCE: Duration = Duration::from_secs(20);
 
+fn all() -> u32 {
+    u32::MAX
+}
+
 /// The intent as last seen: every configured object by `(plural, key)`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Mirror {
     pub revision: Revision,
+    /// The index of the last change applied at `revision` (`u32::MAX`: all of them).
+    #[serde(default = "all")]
+    pub index: u32,
     /// `plural` → `key` → object.
     pub objects: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
 }
@@ -36,6 +43,7 @@ impl Mirror {
             FeedLine::Snapshot { revision, objects } => {
                 let mut next = Mirror {
                     revision,
+                    index: u32::MAX,
                     objects: BTreeMap::new(),
                 };
                 for o in objects {
@@ -49,10 +57,11 @@ impl Mirror {
                 changed
             }
             FeedLine::Change(c) => {
-                if c.revision <= self.revision {
+                if (c.revision, c.index) <= (self.revision, self.index) {
                     return false;
                 }
                 self.revision = c.revision;
+                self.index = c.index;
                 let kind = self.objects.entry(c.plural.clone()).or_default();
                 match c.value {
                     Some(v) => {
@@ -148,7 +157,7 @@ pub async fn follow(cfg: FeedConfig, out: watch::Sender<Arc<Mirror>>, link: watc
     };
     let mut backoff = Duration::from_millis(200);
     loop {
-        let from = out.borrow().revision;
+        let from = (out.borrow().revision, out.borrow().index);
         match stream_once(&client, &cfg, from, &out, &link).await {
             Ok(()) => tracing::info!("feed: netmaster closed the stream; reconnecting"),
             Err(e) => tracing::warn!("feed: {e}; retrying in {backoff:?}"),
@@ -162,14 +171,16 @@ pub async fn follow(cfg: FeedConfig, out: watch::Sender<Arc<Mirror>>, link: watc
 async fn stream_once(
     client: &reqwest::Client,
     cfg: &FeedConfig,
-    from: Revision,
+    from: (Revision, u32),
     out: &watch::Sender<Arc<Mirror>>,
     link: &watch::Sender<Link>,
 ) -> Result<(), String> {
-    let url = format!(
-        "{}/api/v1/feed/?from={from}",
-        cfg.netmaster.trim_end_matches('/')
-    );
+    let base = cfg.netmaster.trim_end_matches('/');
+    let url = if from.1 == u32::MAX {
+        format!("{base}/api/v1/feed/?from={}", from.0)
+    } else {
+        format!("{base}/api/v1/feed/?from={}&index={}", from.0, from.1)
+    };
     let resp = client
         .get(&url)
         .send()
@@ -215,6 +226,7 @@ mod tests {
     fn change(rev: Revision, key: &str, v: Option<serde_json::Value>) -> FeedLine {
         FeedLine::Change(FeedChange {
             revision: rev,
+            index: 0,
             plural: "networks".into(),
             key: key.into(),
             value: v,
@@ -241,6 +253,25 @@ mod tests {
         assert!(!m.apply(FeedLine::Heartbeat { revision: 7 }));
         assert_eq!(m.revision, 7);
         assert_eq!(m.objects["networks"].keys().collect::<Vec<_>>(), vec!["b"]);
+    }
+
+    #[test]
+    fn changes_of_one_transaction_share_a_revision() {
+        let mut m = Mirror::default();
+        let at = |idx: u32, key: &str| {
+            FeedLine::Change(FeedChange {
+                revision: 9,
+                index: idx,
+                plural: "rules".into(),
+                key: key.into(),
+                value: None,
+            })
+        };
+        m.apply(change(8, "r1", Some(json!({}))));
+        assert!(m.apply(at(0, "r1")));
+        assert!(m.apply(at(1, "r2")));
+        assert!(!m.apply(at(1, "r2")), "a repeat is ignored");
+        assert_eq!((m.revision, m.index), (9, 1));
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //!
 //! - `GET /api/v1/feed/?from=<revision>` streams newline-delimited JSON: a `snapshot`
 //!   (every configured object and the revision it was read at) unless the subscriber can
-//!   resume from `from`, then one `change` per object change in revision order, and a
+//!   resume from `from` (and `index`), then one `change` per object change in
+//!   `(revision, index)` order (the writes of one transaction share a revision), and a
 //!   `heartbeat` every few seconds so a dead connection is noticed. A subscriber applies a
-//!   change only if its revision is above the last one it applied, remembers the last
-//!   revision, and reconnects with `from` set to it: nothing is missed or repeated.
+//!   change only if its `(revision, index)` is above the last one it applied, remembers
+//!   it, and reconnects with `from` and `index` set to it: nothing is missed or repeated.
 //! - `PUT /api/v1/feed/hosts/<host>/` stores a netplugin's report (its endpoints, BGP
 //!   sessions, learned routes) under the host's name, stamped with the time it arrived;
 //!   `GET /api/v1/feed/hosts/` lists every host's report (the cluster-wide view).
@@ -28,6 +29,7 @@ pub use contiv_model::feed::{FeedChange, FeedLine, HostReport, SnapshotObject};
 fn feed_change(c: Change) -> FeedChange {
     FeedChange {
         revision: c.revision,
+        index: c.index,
         plural: c.plural,
         key: c.key,
         value: c.value,
@@ -41,6 +43,9 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 pub struct FeedQuery {
     #[serde(default)]
     from: Revision,
+    /// The index of the last change seen at `from`; absent means all of them.
+    #[serde(default)]
+    index: Option<u32>,
 }
 
 fn line(l: &FeedLine) -> Bytes {
@@ -77,12 +82,13 @@ pub(super) async fn feed(State(st): State<AppState>, Query(q): Query<FeedQuery>)
         let _gauge = scopeguard(|| {
             st.metrics.feed_subscribers.dec();
         });
-        let (backlog, mut changes) = st.engine.subscribe(q.from);
-        let mut last = q.from;
+        let from = (q.from, q.index.unwrap_or(u32::MAX));
+        let (backlog, mut changes) = st.engine.subscribe(from);
+        let mut last = from;
         match backlog {
             Some(b) if q.from > 0 => {
                 for c in b {
-                    last = c.revision;
+                    last = (c.revision, c.index);
                     if tx
                         .send(line(&FeedLine::Change(feed_change(c))))
                         .await
@@ -94,7 +100,7 @@ pub(super) async fn feed(State(st): State<AppState>, Query(q): Query<FeedQuery>)
             }
             _ => {
                 let (rev, snap) = snapshot(&st);
-                last = rev;
+                last = (rev, u32::MAX);
                 if tx.send(snap).await.is_err() {
                     return;
                 }
@@ -105,19 +111,19 @@ pub(super) async fn feed(State(st): State<AppState>, Query(q): Query<FeedQuery>)
         loop {
             let out = tokio::select! {
                 item = changes.recv() => match item {
-                    Ok(FeedItem::Change(c)) if c.revision > last => {
-                        last = c.revision;
+                    Ok(FeedItem::Change(c)) if (c.revision, c.index) > last => {
+                        last = (c.revision, c.index);
                         line(&FeedLine::Change(feed_change(c)))
                     }
                     Ok(FeedItem::Change(_)) => continue,
                     Ok(FeedItem::Resync) | Err(RecvError::Lagged(_)) => {
                         let (rev, snap) = snapshot(&st);
-                        last = rev;
+                        last = (rev, u32::MAX);
                         snap
                     }
                     Err(RecvError::Closed) => return,
                 },
-                _ = beat.tick() => line(&FeedLine::Heartbeat { revision: last.max(st.engine.published()) }),
+                _ = beat.tick() => line(&FeedLine::Heartbeat { revision: last.0.max(st.engine.published()) }),
             };
             if tx.send(out).await.is_err() {
                 return;

@@ -16,9 +16,14 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use tokio::sync::watch;
+
 use crate::api::ApiError;
 use crate::store::{AnyStore, Compare, Event, Op, Revision, Store, StoreError, Txn};
 pub use world::{Plan, World, Write, keys};
+
+/// How long a write waits for the watch to show it before re-reading the world.
+const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How often a write re-plans after losing a race before reporting the conflict.
 const MAX_ATTEMPTS: usize = 16;
@@ -61,6 +66,9 @@ const RECENT: usize = 8192;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Change {
     pub revision: Revision,
+    /// The position of this write among the writes of its transaction (all writes of one
+    /// transaction share the revision); `(revision, index)` orders every change.
+    pub index: u32,
     pub plural: String,
     pub key: String,
     /// The new object, or `None` when it was deleted.
@@ -85,8 +93,9 @@ pub struct Engine {
     changes: tokio::sync::broadcast::Sender<FeedItem>,
     /// The latest changes, so a subscriber can resume from a revision.
     recent: std::sync::Mutex<std::collections::VecDeque<Change>>,
-    /// The revision up to which changes were published.
-    published: std::sync::atomic::AtomicI64,
+    /// The `(revision, index)` of the last published change (`index` is `u32::MAX` when
+    /// every change of that revision is included).
+    published: watch::Sender<(Revision, u32)>,
 }
 
 /// The result of a committed write.
@@ -99,7 +108,7 @@ impl Engine {
     /// Reads the world from the store.
     pub async fn open(store: Arc<AnyStore>) -> Result<Engine, ApiError> {
         let world = read_world(&store).await?;
-        let published = std::sync::atomic::AtomicI64::new(world.revision);
+        let published = watch::channel((world.revision, u32::MAX)).0;
         Ok(Engine {
             store,
             world: RwLock::new(Arc::new(world)),
@@ -143,79 +152,103 @@ impl Engine {
     /// [`FeedItem::Resync`] is published instead.
     pub async fn follow(&self) -> Result<(), StoreError> {
         use futures::StreamExt;
-        use std::sync::atomic::Ordering;
-        let from = self.published.load(Ordering::SeqCst) + 1;
+        let start = self.published_at();
+        // Resume inside a transaction whose changes were only partly seen.
+        let from = if start.1 == u32::MAX {
+            start.0 + 1
+        } else {
+            start.0
+        };
         let mut events = match self.store.watch("/contiv/", from).await {
             Err(StoreError::Compacted { .. }) => {
                 self.refresh()
                     .await
                     .map_err(|e| StoreError::Unavailable(e.message))?;
+                let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+                recent.clear();
                 self.published
-                    .store(self.world().revision, Ordering::SeqCst);
-                self.recent
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clear();
+                    .send_replace((self.world().revision, u32::MAX));
                 let _ = self.changes.send(FeedItem::Resync);
                 return Ok(());
             }
             other => other?,
         };
+        let (mut cur_rev, mut idx) = (-1, 0u32);
         while let Some(ev) = events.next().await {
             let ev = ev?;
             let rev = ev.revision();
-            let mut w = (*self.world()).clone();
-            if rev > w.revision {
-                apply_event(&mut w, &ev);
-                self.set_world(w);
+            if rev == cur_rev {
+                idx += 1;
+            } else {
+                (cur_rev, idx) = (rev, 0);
             }
-            if let Some(change) = change_of(&ev) {
-                let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-                if recent.len() == RECENT {
-                    recent.pop_front();
+            if (rev, idx) <= start {
+                continue;
+            }
+            // The watch is the only writer of the world after it is read. All writes of
+            // a transaction share its revision, so the rest of the revision the world is
+            // at is applied too.
+            {
+                let mut cur = self.world.write().unwrap_or_else(|p| p.into_inner());
+                if rev >= cur.revision {
+                    let mut w = (**cur).clone();
+                    apply_event(&mut w, &ev);
+                    *cur = Arc::new(w);
+                }
+            }
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(change) = change_of(&ev, idx) {
+                if recent.len() >= RECENT {
+                    // Evict whole revisions, so what is kept can always be resumed from.
+                    let gone = recent.front().map(|c| c.revision);
+                    while recent.front().map(|c| c.revision) == gone {
+                        recent.pop_front();
+                    }
                 }
                 recent.push_back(change.clone());
                 // Sent under the lock, so `subscribe` sees each change exactly once.
                 let _ = self.changes.send(FeedItem::Change(change));
             }
-            self.published.store(rev, Ordering::SeqCst);
+            self.published.send_replace((rev, idx));
         }
         Ok(())
     }
 
-    /// Subscribes to changes after `from`: returns the changes already published after
-    /// `from` (or `None` when they are no longer kept: the caller must start from the
-    /// whole world), and a receiver of the later ones.
+    /// The `(revision, index)` of the last published change.
+    pub fn published_at(&self) -> (Revision, u32) {
+        *self.published.borrow()
+    }
+
+    /// Subscribes to changes after `from` (a `(revision, index)` position): returns the
+    /// changes already published after it (or `None` when they are no longer kept: the
+    /// caller must start from the whole world), and a receiver of the later ones.
     pub fn subscribe(
         &self,
-        from: Revision,
+        from: (Revision, u32),
     ) -> (
         Option<Vec<Change>>,
         tokio::sync::broadcast::Receiver<FeedItem>,
     ) {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         let rx = self.changes.subscribe();
-        let published = self.published.load(std::sync::atomic::Ordering::SeqCst);
-        let oldest = recent.front().map(|c| c.revision).unwrap_or(published + 1);
-        let backlog = if from >= published {
-            Some(Vec::new())
-        } else if from + 1 >= oldest {
-            Some(
-                recent
-                    .iter()
-                    .filter(|c| c.revision > from)
-                    .cloned()
-                    .collect(),
-            )
-        } else {
-            None
+        let published = self.published_at();
+        let complete = match recent.front() {
+            Some(oldest) => from.0 + 1 >= oldest.revision,
+            None => from >= published || from.0 >= published.0,
         };
+        let backlog = complete.then(|| {
+            recent
+                .iter()
+                .filter(|c| (c.revision, c.index) > from)
+                .cloned()
+                .collect()
+        });
         (backlog, rx)
     }
 
     /// The revision up to which changes have been published.
     pub fn published(&self) -> Revision {
-        self.published.load(std::sync::atomic::Ordering::SeqCst)
+        self.published_at().0
     }
 
     /// Creates or updates an object: validates it, checks the URL key matches it,
@@ -272,9 +305,18 @@ impl Engine {
             txn = txn.then(Op::put(keys::EPOCH, Vec::new()));
             let res = self.store.txn(txn).await?;
             if res.succeeded {
-                let mut next = (*world).clone();
-                next.apply(&plan, res.revision);
-                self.set_world(next);
+                // Read-your-writes: wait until the watch has applied the whole
+                // transaction (its writes plus the epoch bump), then return.
+                let last = (res.revision, plan.writes.len() as u32);
+                let mut rx = self.published.subscribe();
+                let seen = tokio::time::timeout(APPLY_WAIT, rx.wait_for(|p| *p >= last))
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+                if !seen {
+                    // The watch is slow or not running (or a delete of an absent key made
+                    // fewer events): read the world instead.
+                    self.refresh().await?;
+                }
                 return Ok(Committed {
                     revision: res.revision,
                 });
@@ -307,7 +349,7 @@ async fn read_world(store: &AnyStore) -> Result<World, ApiError> {
     .map_err(|e| ApiError::internal(format!("the store holds unreadable intent: {e}")))
 }
 
-fn change_of(ev: &Event) -> Option<Change> {
+fn change_of(ev: &Event, index: u32) -> Option<Change> {
     let rest = ev.key().strip_prefix(keys::CONFIG)?;
     let (plural, key) = rest.split_once('/')?;
     let value = match ev {
@@ -316,6 +358,7 @@ fn change_of(ev: &Event) -> Option<Change> {
     };
     Some(Change {
         revision: ev.revision(),
+        index,
         plural: plural.into(),
         key: key.into(),
         value,
