@@ -394,6 +394,8 @@ pub enum EndpointCmd {
     Inspect { id: String },
     #[command(alias = "list")]
     Ls(Output),
+    /// Remove every endpoint of a host that is gone for good (releases their addresses).
+    Collect { host: String },
 }
 
 #[derive(Debug, Subcommand)]

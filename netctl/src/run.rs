@@ -486,6 +486,13 @@ fn bgp(cmd: BgpCmd, c: &Client) -> Result<Out, Error> {
 }
 
 fn endpoint(cmd: EndpointCmd, c: &Client) -> Result<Out, Error> {
+    if let EndpointCmd::Collect { host } = &cmd {
+        let v = c.post(&format!("/api/v1/plugin/hosts/{host}/collect"), &json!({}))?;
+        return Ok(format!(
+            "collected {} endpoints of host {host}\n",
+            v["collected"].as_u64().unwrap_or(0)
+        ));
+    }
     let eps = list::<Endpoint>(c)?;
     match cmd {
         EndpointCmd::Ls(o) => {
@@ -510,6 +517,7 @@ fn endpoint(cmd: EndpointCmd, c: &Client) -> Result<Out, Error> {
                 )
             })
         }
+        EndpointCmd::Collect { .. } => Ok(String::new()),
         EndpointCmd::Inspect { id } => {
             let found: Vec<&Endpoint> = eps
                 .iter()

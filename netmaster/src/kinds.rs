@@ -966,3 +966,37 @@ impl Rules for Endpoint {
         Ok(serde_json::to_value(e).unwrap_or_default())
     }
 }
+
+/// Sets the object-count and IPAM gauges from the world.
+pub fn update_metrics(w: &World, m: &crate::metrics::Metrics) {
+    for plural in [
+        <Global as Object>::PLURAL,
+        <Tenant as Object>::PLURAL,
+        <Network as Object>::PLURAL,
+        <EndpointGroup as Object>::PLURAL,
+        <Policy as Object>::PLURAL,
+        <Rule as Object>::PLURAL,
+        <Bgp as Object>::PLURAL,
+        <ServiceLb as Object>::PLURAL,
+        <Netprofile as Object>::PLURAL,
+        <AppProfile as Object>::PLURAL,
+        <Endpoint as Object>::PLURAL,
+    ] {
+        m.objects
+            .get_or_create(&vec![("kind", plural.to_string())])
+            .set(w.count(plural) as i64);
+    }
+    m.ipam_used.clear();
+    m.ipam_utilisation.clear();
+    for n in w.list::<Network>().unwrap_or_default() {
+        if let Ok(pool) = pool_of(w, &n.key()) {
+            let labels = vec![("network", n.key())];
+            m.ipam_used
+                .get_or_create(&labels)
+                .set(pool.used_count() as i64);
+            m.ipam_utilisation
+                .get_or_create(&labels)
+                .set(pool.utilisation());
+        }
+    }
+}

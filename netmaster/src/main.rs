@@ -36,6 +36,10 @@ struct Args {
     /// Leader lease time-to-live in seconds (how long a dead leader blocks writes).
     #[arg(long, default_value_t = 5)]
     election_ttl: i64,
+    /// Collect the endpoints of a host whose netplugin has not reported for this many
+    /// seconds (0: only by hand, with netctl endpoint collect).
+    #[arg(long, default_value_t = 600)]
+    endpoint_gc_after: u64,
 }
 
 #[tokio::main]
@@ -83,6 +87,8 @@ async fn main() -> anyhow::Result<()> {
         token,
         insecure: args.insecure,
         election_ttl: args.election_ttl,
+        endpoint_gc_after: (args.endpoint_gc_after > 0)
+            .then(|| std::time::Duration::from_secs(args.endpoint_gc_after)),
     };
     let running = server::start(cfg).await?;
     tracing::info!("netmaster serving on {}", running.url());

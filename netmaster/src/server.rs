@@ -41,6 +41,9 @@ pub struct Config {
     pub insecure: bool,
     /// Lease time-to-live for leader election, in seconds.
     pub election_ttl: i64,
+    /// Collect the endpoints of hosts whose netplugin has not reported for this long
+    /// (`None`: only by hand).
+    pub endpoint_gc_after: Option<Duration>,
 }
 
 impl Config {
@@ -52,6 +55,7 @@ impl Config {
             token: None,
             insecure: false,
             election_ttl: 5,
+            endpoint_gc_after: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -170,8 +174,22 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             .map_err(|e| anyhow::anyhow!("loading intent: {e}"))?,
     );
     let metrics = Arc::new(Metrics::new());
-    let role = election.subscribe();
     let mut tasks = Vec::new();
+    engine.set_metrics(metrics.clone());
+    // Object counts and IPAM use follow every change.
+    let (e, m) = (engine.clone(), metrics.clone());
+    tasks.push(tokio::spawn(async move {
+        let mut changes = e.published_watch();
+        loop {
+            crate::kinds::update_metrics(&e.world(), &m);
+            if changes.changed().await.is_err() {
+                return;
+            }
+            // Coalesce bursts of changes.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }));
+    let role = election.subscribe();
 
     // Keep the world current with writes made elsewhere (other netmasters).
     let follower = engine.clone();
@@ -205,6 +223,37 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             }
         }
     }));
+
+    // The leader collects the endpoints of hosts gone for longer than the GC time.
+    if let Some(gc_after) = cfg.endpoint_gc_after {
+        let (e, r) = (engine.clone(), role.clone());
+        let period = (gc_after / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                if !r.borrow().is_leader() {
+                    continue;
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let hosts = match crate::api::plugin::stale_hosts(&e.world(), now, gc_after.as_secs()) {
+                    Ok(h) => h,
+                    Err(err) => {
+                        tracing::warn!("endpoint GC: {err}");
+                        continue;
+                    }
+                };
+                for h in hosts {
+                    match crate::api::plugin::collect_host(&e, &h).await {
+                        Ok(n) => tracing::info!("endpoint GC: host {h} silent for over {gc_after:?}: collected {n} endpoints"),
+                        Err(err) => tracing::warn!("endpoint GC of host {h}: {err}"),
+                    }
+                }
+            }
+        }));
+    }
 
     if role.borrow().is_leader() {
         crate::kinds::ensure_defaults(&engine)

@@ -335,6 +335,27 @@ async fn services_get_vips_and_endpoints_are_read_only() {
     assert_eq!(s, 200, "{e}");
     let (_, i) = nm.get("/api/v1/inspect/serviceLBs/default:app-svc/").await;
     assert_eq!(i["Oper"]["serviceVip"], "30.1.1.1");
+    // Metrics follow: object counts, IPAM use, store transactions.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = nm
+            .http
+            .get(format!("{}/metrics", nm.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("netmaster_objects{kind=\"serviceLBs\"} 1")
+            && text.contains("netmaster_ipam_allocated_addresses{network=\"default:svc-net\"} 1")
+            && text.contains("netmaster_store_operations_total{op=\"txn\",result=\"committed\"}")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let (s, _) = nm.post("/api/v1/endpoints/x/", json!({"endpointID": "x", "network": "n", "tenantName": "default", "networkName": "n", "homingHost": "h"})).await;
     assert_eq!(s, 405);
     assert_eq!(

@@ -23,6 +23,7 @@ async fn start(endpoints: &[String]) -> Running {
         token: None,
         insecure: false,
         election_ttl: 2,
+        endpoint_gc_after: None,
     };
     server::start(cfg).await.unwrap()
 }

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod error;
 pub mod feed;
+pub mod plugin;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -307,6 +308,18 @@ pub fn router(state: AppState, kinds: impl FnOnce(Router<AppState>) -> Router<Ap
         .route(
             "/api/v1/feed/hosts/{host}/",
             axum::routing::put(feed::put_report),
+        )
+        .route(
+            "/api/v1/plugin/endpoints/",
+            axum::routing::post(plugin::create),
+        )
+        .route(
+            "/api/v1/plugin/endpoints/{id}/",
+            axum::routing::delete(plugin::remove),
+        )
+        .route(
+            "/api/v1/plugin/hosts/{host}/collect",
+            axum::routing::post(plugin::collect),
         );
     kinds(r)
         .fallback(fallback)

@@ -96,6 +96,8 @@ pub struct Engine {
     /// The `(revision, index)` of the last published change (`index` is `u32::MAX` when
     /// every change of that revision is included).
     published: watch::Sender<(Revision, u32)>,
+    /// Where store operations are counted, once the server sets it.
+    metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 /// The result of a committed write.
@@ -116,7 +118,32 @@ impl Engine {
             changes: tokio::sync::broadcast::channel(RECENT).0,
             recent: Default::default(),
             published,
+            metrics: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Counts store operations into `m` from now on.
+    pub fn set_metrics(&self, m: Arc<crate::metrics::Metrics>) {
+        let _ = self.metrics.set(m);
+    }
+
+    /// A receiver of the `(revision, index)` of the last published change.
+    pub fn published_watch(&self) -> watch::Receiver<(Revision, u32)> {
+        self.published.subscribe()
+    }
+
+    fn count_op(&self, op: &'static str, result: &'static str, secs: f64) {
+        if let Some(m) = self.metrics.get() {
+            m.store_ops
+                .get_or_create(&vec![
+                    ("op", op.to_string()),
+                    ("result", result.to_string()),
+                ])
+                .inc();
+            m.store_seconds
+                .get_or_create(&vec![("op", op.to_string())])
+                .observe(secs);
+        }
     }
 
     pub fn store(&self) -> &Arc<AnyStore> {
@@ -303,7 +330,23 @@ impl Engine {
                 txn = txn.then(to_op(w)?);
             }
             txn = txn.then(Op::put(keys::EPOCH, Vec::new()));
-            let res = self.store.txn(txn).await?;
+            let started = std::time::Instant::now();
+            let res = self.store.txn(txn).await;
+            let secs = started.elapsed().as_secs_f64();
+            let res = match res {
+                Ok(r) => {
+                    self.count_op(
+                        "txn",
+                        if r.succeeded { "committed" } else { "conflict" },
+                        secs,
+                    );
+                    r
+                }
+                Err(e) => {
+                    self.count_op("txn", "error", secs);
+                    return Err(e.into());
+                }
+            };
             if res.succeeded {
                 // Read-your-writes: wait until the watch has applied the whole
                 // transaction (its writes plus the epoch bump), then return.
