@@ -41,7 +41,7 @@ macro_rules! object {
 }
 
 /// `global`: the fabric-wide settings (one object, key `global`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Global {
     #[serde(default, skip_serializing_if = "is_empty")]
@@ -86,7 +86,7 @@ impl Default for Global {
 object!(Global, "globals", "global", |s| s.name.clone());
 
 /// `tenant`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tenant {
     #[serde(default, skip_serializing_if = "is_empty")]
@@ -103,7 +103,7 @@ pub struct Tenant {
 object!(Tenant, "tenants", "tenant", |s| s.tenant_name.clone());
 
 /// `network`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
     #[serde(default, skip_serializing_if = "is_empty")]
@@ -142,7 +142,7 @@ object!(Network, "networks", "network", |s| format!(
 ));
 
 /// `endpointGroup`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointGroup {
     #[serde(default, skip_serializing_if = "is_empty")]
@@ -176,7 +176,7 @@ object!(
 );
 
 /// `policy`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     #[serde(default, skip_serializing_if = "is_empty")]
@@ -196,7 +196,7 @@ object!(Policy, "policys", "policy", |s| format!(
 ));
 
 /// `rule`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     #[serde(default, skip_serializing_if = "is_empty")]
@@ -240,7 +240,7 @@ object!(Rule, "rules", "rule", |s| format!(
 ));
 
 /// One BGP neighbor of a host (the modern, several-neighbor form).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BgpNeighbor {
     pub address: String,
@@ -257,7 +257,7 @@ pub struct BgpNeighbor {
 }
 
 /// How a host advertises its endpoints.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AdvertiseMode {
     /// One /32 per endpoint (Contiv's behaviour).
@@ -270,7 +270,7 @@ pub enum AdvertiseMode {
 }
 
 /// `Bgp`: one host's BGP settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bgp {
     #[serde(default, skip_serializing_if = "is_empty")]
@@ -338,7 +338,7 @@ impl Bgp {
 }
 
 /// `serviceLB`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceLb {
     #[serde(default, skip_serializing_if = "is_empty")]
@@ -366,7 +366,7 @@ object!(ServiceLb, "serviceLBs", "serviceLB", |s| format!(
 ));
 
 /// `netprofile`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Netprofile {
     #[serde(default, skip_serializing_if = "is_empty")]
@@ -392,7 +392,7 @@ object!(Netprofile, "netprofiles", "netprofile", |s| format!(
 ));
 
 /// `appProfile`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppProfile {
     #[serde(default, skip_serializing_if = "is_empty")]
@@ -414,7 +414,7 @@ object!(AppProfile, "appProfiles", "appProfile", |s| format!(
 ));
 
 /// `endpoint`: read-only, created by netplugins through netmaster.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
     #[serde(default, skip_serializing_if = "is_empty")]
@@ -450,7 +450,7 @@ pub struct Endpoint {
 object!(Endpoint, "endpoints", "endpoint", |s| s.endpoint_id.clone());
 
 /// `inspect` answers: `{"Config": ..., "Oper": ...}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Inspect<C> {
     #[serde(rename = "Config")]
     pub config: C,

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod error;
 pub mod feed;
+pub mod openapi;
 pub mod plugin;
 
 use std::sync::Arc;
@@ -303,6 +304,10 @@ pub fn router(state: AppState, kinds: impl FnOnce(Router<AppState>) -> Router<Ap
         .route("/version", get(version))
         .route("/info", get(info))
         .route("/metrics", get(metrics))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { axum::Json(openapi::document()) }),
+        )
         .route("/api/v1/feed/", get(feed::feed))
         .route("/api/v1/feed/hosts/", get(feed::list_reports))
         .route(
