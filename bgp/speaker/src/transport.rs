@@ -20,6 +20,10 @@
 //!
 //! Linux only: `TCP_MD5SIG`, `TCP_MD5SIG_EXT`, `IP_MINTTL` and `IPV6_MINHOPCOUNT` are Linux
 //! socket options.
+//!
+//! Not supported yet: MD5 keys scoped to an interface (`TCP_MD5SIG_FLAG_IFINDEX`, needed
+//! to tell apart link-local peers with the same address on different links), TCP-AO
+//! (RFC 5925), and binding sessions to a VRF device.
 
 use std::fmt;
 use std::io;
@@ -376,7 +380,13 @@ impl Listener {
     /// sockets inherit all of these. Port 0 picks a free port; see
     /// [`Listener::local_addr`].
     pub fn bind(addr: IpAddr, port: u16) -> Result<Listener> {
-        let local = SocketAddr::new(addr, port);
+        Listener::bind_addr(SocketAddr::new(addr, port))
+    }
+
+    /// [`Listener::bind`] with a full socket address, e.g. an IPv6 link-local address
+    /// with its scope id.
+    pub fn bind_addr(local: SocketAddr) -> Result<Listener> {
+        let addr = local.ip();
         let listen_err = |source| TransportError::Listen {
             addr: local,
             source,

@@ -9,8 +9,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use bgp_speaker::transport::{
-    Listener, Md5Password, TransportError, TransportOpts, TtlMode, configure_accepted, connect,
+    DSCP_CS6, Listener, Md5Password, TransportError, TransportOpts, TtlMode, configure_accepted,
+    connect,
 };
+use socket2::SockRef;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -106,6 +108,45 @@ async fn plain_connect_and_accept() {
     assert!(client.nodelay().unwrap());
     configure_accepted(&server, peer, &opts()).unwrap();
     exchange(&mut client, &mut server).await;
+}
+
+#[tokio::test]
+async fn ttl_and_dscp_land_on_the_sockets() {
+    let listener = Listener::bind(LO4, 0).unwrap();
+    let direct_ebgp = TransportOpts {
+        ttl: TtlMode::Fixed(1),
+        tcp_nodelay: false,
+        ..opts()
+    };
+    let (client, (server, peer)) =
+        tokio::join!(dial(listener.local_addr(), &direct_ebgp), accept(&listener));
+    let client = client.unwrap();
+    let c = SockRef::from(&client);
+    assert_eq!(c.ttl_v4().unwrap(), 1);
+    assert_eq!(c.tos_v4().unwrap(), u32::from(DSCP_CS6) << 2);
+    assert!(!client.nodelay().unwrap());
+    // Accepted sockets inherit the listener's TTL 255 and CS6 until configured.
+    let s = SockRef::from(&server);
+    assert_eq!(s.ttl_v4().unwrap(), 255);
+    assert_eq!(s.tos_v4().unwrap(), u32::from(DSCP_CS6) << 2);
+    let multihop = TransportOpts {
+        ttl: TtlMode::Fixed(3),
+        dscp: 0,
+        ..opts()
+    };
+    configure_accepted(&server, peer, &multihop).unwrap();
+    assert_eq!(s.ttl_v4().unwrap(), 3);
+    assert_eq!(s.tos_v4().unwrap(), 0);
+    assert!(server.nodelay().unwrap());
+    // A bad option is refused before anything is set.
+    let bad = TransportOpts { dscp: 64, ..opts() };
+    let e = configure_accepted(&server, peer, &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&peer.to_string()) && e.contains("DSCP 64"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -417,6 +458,18 @@ async fn binds_source_address_and_port() {
     assert_eq!(peer.ip(), "127.0.0.4".parse::<IpAddr>().unwrap());
     assert_ne!(peer.port(), 0);
     drop(client.unwrap());
+
+    if have_ipv6() {
+        let listener = Listener::bind(LO6, 0).unwrap();
+        let addr_only = TransportOpts {
+            local_addr: Some(LO6),
+            ..opts()
+        };
+        let (client, (_, peer)) =
+            tokio::join!(dial(listener.local_addr(), &addr_only), accept(&listener));
+        assert_eq!(peer.ip(), LO6);
+        drop(client.unwrap());
+    }
 }
 
 #[tokio::test]
