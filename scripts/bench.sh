@@ -7,3 +7,7 @@ cd "$(dirname "$0")/.."
 
 echo "== lab: deploy -> all BGP sessions Established -> destroy (contiv-lab, real FRR/BIRD/GoBGP)"
 cargo run -q --release -p containerlab --example lab_bench -- "${LAB_BENCH_ROUNDS:-5}"
+
+echo "== netmaster: REST writes/reads on redb and etcd beside raw etcd puts; feed fan-out"
+ulimit -n 16384 2>/dev/null || ulimit -n 8192 2>/dev/null || true
+cargo run -q --release -p netmaster --example api_bench -- "${API_BENCH_SECONDS:-5}" "${API_BENCH_SUBSCRIBERS:-1000}"
