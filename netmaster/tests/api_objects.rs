@@ -366,3 +366,64 @@ async fn services_get_vips_and_endpoints_are_read_only() {
     assert_eq!(i["Oper"]["allocatedAddressesCount"], 0);
     nm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_commit_together_and_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let nm = Nm::start(dir.path()).await;
+    nm.set_mode("routing").await;
+    let url = nm.url.clone();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every fourth network overlaps the one before it and must be refused alone.
+            let subnet = if i % 4 == 3 {
+                format!("10.{}.0.0/16", i - 1)
+            } else {
+                format!("10.{i}.0.0/16")
+            };
+            let body = net(&format!("n{i}"), &subnet, 0);
+            let r = reqwest::Client::new()
+                .post(format!("{url}/api/v1/networks/default:n{i}/"))
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            (i, r.status().as_u16())
+        }));
+    }
+    let mut status = std::collections::BTreeMap::new();
+    for t in tasks {
+        let (i, s) = t.await.unwrap();
+        status.insert(i, s);
+    }
+    // Of each overlapping pair exactly one wins (whichever was planned first); every
+    // other network is created.
+    let mut ok = 0;
+    for i in 0..40 {
+        match i % 4 {
+            2 => {
+                let pair = [status[&i], status[&(i + 1)]];
+                assert!(
+                    pair.contains(&200) && pair.contains(&409),
+                    "n{i}/n{}: {pair:?}",
+                    i + 1
+                );
+                ok += 1;
+            }
+            3 => {}
+            _ => {
+                assert_eq!(status[&i], 200, "n{i}");
+                ok += 1;
+            }
+        }
+    }
+    let (_, all) = nm.get("/api/v1/networks/").await;
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), ok);
+    let tags: std::collections::BTreeSet<i64> =
+        all.iter().map(|n| n["pktTag"].as_i64().unwrap()).collect();
+    assert_eq!(tags.len(), ok, "tags handed out twice");
+    nm.stop().await;
+}

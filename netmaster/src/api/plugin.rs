@@ -221,7 +221,8 @@ pub(super) async fn create(
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| super::body_error(&e))?;
     let req: EndpointRequest = parse_body(&body)?;
-    st.engine.commit(|w| plan_create(w, &req)).await?;
+    let r = req.clone();
+    st.engine.commit(move |w| plan_create(w, &r)).await?;
     let w = st.engine.world();
     let ep = w.get::<Endpoint>(&req.endpoint_id)?.ok_or_else(|| {
         ApiError::internal(format!(
@@ -238,7 +239,10 @@ pub(super) async fn remove(
 ) -> Result<Response, ApiError> {
     if st.engine.world().get::<Endpoint>(&id)?.is_some() {
         st.engine
-            .commit(|w| plan_remove(w, std::slice::from_ref(&id)))
+            .commit({
+                let id = id.clone();
+                move |w| plan_remove(w, std::slice::from_ref(&id))
+            })
             .await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -257,14 +261,17 @@ pub async fn collect_host(engine: &Engine, host: &str) -> Result<usize, ApiError
         return Ok(0);
     }
     engine
-        .commit(|w| {
-            let still: Vec<String> = w
-                .list::<Endpoint>()?
-                .into_iter()
-                .filter(|e| e.homing_host == host)
-                .map(|e| e.endpoint_id)
-                .collect();
-            plan_remove(w, &still)
+        .commit({
+            let host = host.to_string();
+            move |w| {
+                let still: Vec<String> = w
+                    .list::<Endpoint>()?
+                    .into_iter()
+                    .filter(|e| e.homing_host == host)
+                    .map(|e| e.endpoint_id)
+                    .collect();
+                plan_remove(w, &still)
+            }
         })
         .await?;
     Ok(ids.len())

@@ -89,6 +89,8 @@ pub struct Engine {
     store: Arc<AnyStore>,
     world: RwLock<Arc<World>>,
     writer: tokio::sync::Mutex<()>,
+    /// Requests waiting for the writer.
+    pending: std::sync::Mutex<std::collections::VecDeque<Job>>,
     /// Every change seen by [`Engine::follow`], in revision order.
     changes: tokio::sync::broadcast::Sender<FeedItem>,
     /// The latest changes, so a subscriber can resume from a revision.
@@ -115,6 +117,7 @@ impl Engine {
             store,
             world: RwLock::new(Arc::new(world)),
             writer: tokio::sync::Mutex::new(()),
+            pending: Default::default(),
             changes: tokio::sync::broadcast::channel(RECENT).0,
             recent: Default::default(),
             published,
@@ -293,7 +296,7 @@ impl Engine {
                 ),
             ));
         }
-        self.commit(|w| {
+        self.commit(move |w| {
             let old = w.get::<K>(&key)?;
             let mut plan = Plan::default();
             K::plan_put(w, old.as_ref(), obj.clone(), &mut plan)?;
@@ -304,7 +307,9 @@ impl Engine {
 
     /// Deletes an object.
     pub async fn delete<K: Kind>(&self, key: &str) -> Result<Committed, ApiError> {
-        self.commit(|w| {
+        let key = key.to_string();
+        self.commit(move |w| {
+            let key = key.as_str();
             let Some(old) = w.get::<K>(key)? else {
                 return Err(ApiError::not_found(format!("{}/{key}", K::PLURAL)));
             };
@@ -317,17 +322,84 @@ impl Engine {
 
     /// Plans with `f` against the current world and commits, re-planning when another
     /// writer got there first.
+    ///
+    /// Concurrent requests are committed together (group commit): whoever holds the
+    /// writer lock takes every waiting request, plans each against the world as the
+    /// previous ones left it, and commits the accepted plans in one transaction. A
+    /// request whose plan is refused gets its own error; the others are unaffected.
     pub async fn commit(
         &self,
-        f: impl Fn(&World) -> Result<Plan, ApiError>,
+        f: impl Fn(&World) -> Result<Plan, ApiError> + Send + Sync + 'static,
     ) -> Result<Committed, ApiError> {
-        let _serial = self.writer.lock().await;
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(Job {
+                plan: Box::new(f),
+                reply: tx,
+            });
+        loop {
+            if let Ok(r) = rx.try_recv() {
+                return r;
+            }
+            let _serial = self.writer.lock().await;
+            if let Ok(r) = rx.try_recv() {
+                return r;
+            }
+            let jobs: Vec<Job> = {
+                let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                let n = p.len().min(MAX_BATCH);
+                p.drain(..n).collect()
+            };
+            self.commit_batch(jobs).await;
+        }
+    }
+
+    async fn commit_batch(&self, mut jobs: Vec<Job>) {
         for _ in 0..MAX_ATTEMPTS {
             let world = self.world();
-            let plan = f(&world)?;
+            let mut scratch = (*world).clone();
+            let mut accepted = Vec::new();
+            let mut writes: Vec<Write> = Vec::new();
+            for job in jobs {
+                match (job.plan)(&scratch) {
+                    Ok(plan) => {
+                        scratch.apply(&plan, world.revision);
+                        writes.extend(plan.writes);
+                        accepted.push(job);
+                    }
+                    Err(e) => {
+                        let _ = job.reply.send(Err(e));
+                    }
+                }
+            }
+            if accepted.is_empty() {
+                return;
+            }
+            // One write per key: the last one holds the combined state.
+            let mut ops: Vec<(String, Op)> = Vec::new();
+            for w in &writes {
+                let op = match to_op(w) {
+                    Ok(op) => op,
+                    Err(e) => {
+                        for j in accepted {
+                            let _ = j.reply.send(Err(e.clone()));
+                        }
+                        return;
+                    }
+                };
+                let key = match &op {
+                    Op::Put { key, .. } | Op::Delete { key } => key.clone(),
+                    Op::DeletePrefix { prefix } => prefix.clone(),
+                };
+                ops.retain(|(k, _)| *k != key);
+                ops.push((key, op));
+            }
+            let n = ops.len() as u32;
             let mut txn = Txn::new().when(Compare::ModRevisionIs(keys::EPOCH.into(), world.epoch));
-            for w in &plan.writes {
-                txn = txn.then(to_op(w)?);
+            for (_, op) in ops {
+                txn = txn.then(op);
             }
             txn = txn.then(Op::put(keys::EPOCH, Vec::new()));
             let started = std::time::Instant::now();
@@ -344,31 +416,62 @@ impl Engine {
                 }
                 Err(e) => {
                     self.count_op("txn", "error", secs);
-                    return Err(e.into());
+                    let e: ApiError = e.into();
+                    for j in accepted {
+                        let _ = j.reply.send(Err(e.clone()));
+                    }
+                    return;
                 }
             };
             if res.succeeded {
                 // Read-your-writes: wait until the watch has applied the whole
-                // transaction (its writes plus the epoch bump), then return.
-                let last = (res.revision, plan.writes.len() as u32);
+                // transaction (its writes plus the epoch bump), then answer.
+                let last = (res.revision, n);
                 let mut rx = self.published.subscribe();
                 let seen = tokio::time::timeout(APPLY_WAIT, rx.wait_for(|p| *p >= last))
                     .await
                     .is_ok_and(|r| r.is_ok());
-                if !seen {
-                    // The watch is slow or not running (or a delete of an absent key made
-                    // fewer events): read the world instead.
-                    self.refresh().await?;
+                if !seen && let Err(e) = self.refresh().await {
+                    tracing::warn!("re-reading the world after a commit: {e}");
                 }
-                return Ok(Committed {
-                    revision: res.revision,
-                });
+                for j in accepted {
+                    let _ = j.reply.send(Ok(Committed {
+                        revision: res.revision,
+                    }));
+                }
+                return;
             }
-            self.refresh().await?;
+            if let Err(e) = self.refresh().await {
+                for j in accepted {
+                    let _ = j.reply.send(Err(e.clone()));
+                }
+                return;
+            }
+            jobs = accepted;
         }
-        Err(ApiError::conflict("too many concurrent writers; try again"))
+        for j in jobs {
+            let _ = j.reply.send(Err(ApiError::conflict(
+                "too many concurrent writers; try again",
+            )));
+        }
     }
 }
+
+/// A request waiting to be committed.
+struct Job {
+    plan: Box<dyn Fn(&World) -> Result<Plan, ApiError> + Send + Sync>,
+    reply: tokio::sync::oneshot::Sender<Result<Committed, ApiError>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+/// Requests committed together at most (etcd allows 128 operations per transaction;
+/// a plan writes a few keys).
+const MAX_BATCH: usize = 24;
 
 fn to_op(w: &Write) -> Result<Op, ApiError> {
     let enc = |v: &serde_json::Value| {
