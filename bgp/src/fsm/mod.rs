@@ -37,6 +37,7 @@
 //!   SendNOTIFICATIONwithoutOPEN is set, as the RFC specifies for Active.
 //! - FSM Error NOTIFICATIONs carry the RFC 6608 subcodes.
 //! - Inbound connections in Idle are refused with [`Output::DropConnection`].
+//! - ManualStop in Idle (ignored by the RFC) cancels a pending automatic restart.
 //! - Peer-oscillation damping, whose method RFC 4271 leaves open, doubles the idle hold
 //!   time on every damped failure and forgets it after a stable Established period
 //!   ([`Damping`]).
@@ -297,6 +298,13 @@ impl Fsm {
         self.go_idle(DownReason::ProtocolError(n), Counter::Increment, true, out);
     }
 
+    /// ManualStop: no automatic restart until the next start, damping forgotten.
+    fn disable(&mut self) {
+        self.enabled = false;
+        self.idle_hold = self.cfg.idle_hold;
+        self.damped_flaps = 0;
+    }
+
     /// The common transition to Idle: stops every timer, drops the connection, releases
     /// resources, updates the ConnectRetryCounter, performs damping when `damp` is set and
     /// arms the automatic restart.
@@ -322,9 +330,7 @@ impl Fsm {
             });
         }
         if reason == DownReason::ManualStop {
-            self.enabled = false;
-            self.idle_hold = self.cfg.idle_hold;
-            self.damped_flaps = 0;
+            self.disable();
             return;
         }
         self.last_error = Some(reason);

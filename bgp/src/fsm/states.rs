@@ -24,11 +24,16 @@ impl Fsm {
             Input::TimerExpired(Timer::IdleHold) => {
                 self.start(self.passive || self.cfg.passive, Counter::Keep, out);
             }
+            // Event 2: nothing to stop but a pending automatic restart.
+            Input::ManualStop => {
+                self.stop_timer(Timer::IdleHold, out);
+                self.disable();
+            }
             // A connection completing in Idle is not ours to use.
             Input::TcpCrAcked | Input::TcpConnectionConfirmed => {
                 out.push(Output::DropConnection);
             }
-            // Events 2, 8 and every other event: no change.
+            // Event 8 and every other event: no change.
             _ => {}
         }
     }
