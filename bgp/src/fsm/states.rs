@@ -1,5 +1,6 @@
-//! The per-state input handlers of RFC 4271 §8.2.2. Each handler is a match over the
-//! input; the comments name the RFC events.
+//! The per-state input handlers of RFC 4271 §8.2.2. Each handler is one exhaustive match
+//! over the input (no catch-all arm, so a new input cannot go unhandled); the comments
+//! name the RFC events.
 
 use super::codes;
 use super::event::{DownReason, Input, NotificationData, State, Timer};
@@ -20,21 +21,30 @@ impl Fsm {
                 if self.is_running(Timer::IdleHold) => {}
             Input::AutomaticStart => self.start(self.cfg.passive, Counter::Reset, out),
             Input::AutomaticStartPassive => self.start(true, Counter::Reset, out),
-            // Event 13: the automatic restart; it keeps the ConnectRetryCounter.
-            Input::TimerExpired(Timer::IdleHold) => {
-                self.start(self.passive || self.cfg.passive, Counter::Keep, out);
-            }
             // Event 2: nothing to stop but a pending automatic restart.
             Input::ManualStop => {
                 self.stop_timer(Timer::IdleHold, out);
                 self.disable();
             }
+            // Event 13: the automatic restart, in the mode of the previous run; it keeps
+            // the ConnectRetryCounter.
+            Input::TimerExpired(Timer::IdleHold) => self.start(self.passive, Counter::Keep, out),
             // A connection completing in Idle is not ours to use.
             Input::TcpCrAcked | Input::TcpConnectionConfirmed => {
                 out.push(Output::DropConnection);
             }
-            // Event 8 and every other event: no change.
-            _ => {}
+            // Events 8, 9-12 (those timers never run in Idle), 18-28: no change.
+            Input::AutomaticStop { .. }
+            | Input::TimerExpired(_)
+            | Input::TcpConnectionFails
+            | Input::BgpOpen(_)
+            | Input::BgpHeaderErr(_)
+            | Input::BgpOpenMsgErr(_)
+            | Input::OpenCollisionDump
+            | Input::NotifMsg(_)
+            | Input::KeepAliveMsg
+            | Input::UpdateMsg
+            | Input::UpdateMsgErr(_) => {}
         }
     }
 
@@ -43,6 +53,7 @@ impl Fsm {
     pub(super) fn on_connect_or_active(&mut self, input: Input, out: &mut Vec<Output>) {
         let connect = self.state == State::Connect;
         let delay_open_running = self.is_running(Timer::DelayOpen);
+        let kind = input.kind();
         match input {
             // Events 1, 3-7.
             Input::ManualStart
@@ -56,6 +67,11 @@ impl Fsm {
                     out.push(Output::SendNotification(n));
                 }
                 self.go_idle(DownReason::ManualStop, Counter::Reset, false, out);
+            }
+            // Event 8.
+            Input::AutomaticStop { cease_subcode } => {
+                let reason = DownReason::AutomaticStop { cease_subcode };
+                self.go_idle(reason, Counter::Increment, true, out);
             }
             // Event 9.
             Input::TimerExpired(Timer::ConnectRetry) => {
@@ -98,13 +114,17 @@ impl Fsm {
                     self.go_idle(DownReason::ConnectionFailed, Counter::Increment, true, out);
                 }
             }
-            // Event 20 (19 when the DelayOpenTimer does not run: see below).
+            // Event 20; an invalid OPEN is event 22.
             Input::BgpOpen(open) if delay_open_running => match validate_open(&self.cfg, &open) {
                 Ok(n) => self.accept_open(n, true, out),
                 Err(n) => self.fail_before_open(n, out),
             },
             // Events 21 and 22.
             Input::BgpHeaderErr(n) | Input::BgpOpenMsgErr(n) => self.fail_before_open(n, out),
+            // Event 23.
+            Input::OpenCollisionDump => {
+                self.go_idle(DownReason::CollisionDump, Counter::Increment, true, out);
+            }
             // Event 24.
             Input::NotifMsg(n) if n.is_version_error() => {
                 let reason = DownReason::NotificationReceived(n);
@@ -119,20 +139,18 @@ impl Fsm {
                 let reason = DownReason::NotificationReceived(n);
                 self.go_idle(reason, Counter::Increment, true, out);
             }
-            // Event 23.
-            Input::OpenCollisionDump => {
-                self.go_idle(DownReason::CollisionDump, Counter::Increment, true, out);
-            }
-            // Event 8.
-            Input::AutomaticStop { cease_subcode } => {
-                let reason = DownReason::AutomaticStop { cease_subcode };
-                self.go_idle(reason, Counter::Increment, true, out);
-            }
-            // Events 10, 11, 13 (never running here), 19, 26-28.
-            other => {
+            // Events 10, 11, 13 (those timers never run here), 19 (an OPEN before TCP
+            // is up or without DelayOpen), 26-28.
+            Input::TimerExpired(
+                Timer::Hold | Timer::Keepalive | Timer::IdleHold | Timer::DampingReset,
+            )
+            | Input::BgpOpen(_)
+            | Input::KeepAliveMsg
+            | Input::UpdateMsg
+            | Input::UpdateMsgErr(_) => {
                 let reason = DownReason::UnexpectedInput {
                     state: self.state,
-                    input: other.kind(),
+                    input: kind,
                 };
                 self.go_idle(reason, Counter::Increment, true, out);
             }
@@ -148,11 +166,9 @@ impl Fsm {
         self.go_idle(DownReason::ProtocolError(n), Counter::Increment, true, out);
     }
 
-    // ---- OpenSent, OpenConfirm, Established: the common events ----
+    // ---- OpenSent ----
 
-    /// Handles the inputs that OpenSent, OpenConfirm and Established treat alike. Returns
-    /// the input back when the state must handle it itself.
-    fn on_synchronised(&mut self, input: Input, out: &mut Vec<Output>) -> Option<Input> {
+    pub(super) fn on_open_sent(&mut self, input: Input, out: &mut Vec<Output>) {
         match input {
             // Events 1, 3-7.
             Input::ManualStart
@@ -160,48 +176,183 @@ impl Fsm {
             | Input::AutomaticStart
             | Input::AutomaticStartPassive => {}
             // Event 2.
-            Input::ManualStop => {
-                let n = NotificationData::cease(codes::cease::ADMINISTRATIVE_SHUTDOWN);
-                out.push(Output::SendNotification(n));
-                self.go_idle(DownReason::ManualStop, Counter::Reset, false, out);
-            }
+            Input::ManualStop => self.manual_stop_with_cease(out),
             // Event 8.
-            Input::AutomaticStop { cease_subcode } => {
-                out.push(Output::SendNotification(NotificationData::cease(
-                    cease_subcode,
-                )));
-                let reason = DownReason::AutomaticStop { cease_subcode };
-                self.go_idle(reason, Counter::Increment, true, out);
-            }
+            Input::AutomaticStop { cease_subcode } => self.automatic_stop(cease_subcode, out),
             // Event 10.
-            Input::TimerExpired(Timer::Hold) => {
-                let n = NotificationData::new(codes::HOLD_TIMER_EXPIRED, 0);
-                out.push(Output::SendNotification(n));
-                self.go_idle(DownReason::HoldTimerExpired, Counter::Increment, true, out);
-            }
+            Input::TimerExpired(Timer::Hold) => self.hold_timer_expired(out),
+            // Events 9, 11-13 and the damping reset: never running in OpenSent.
+            Input::TimerExpired(_) => self.unexpected_timer(out),
             // Events 16 and 17: a second connection belongs to a second FSM (§6.8).
             Input::TcpCrAcked | Input::TcpConnectionConfirmed => {}
+            // Event 18.
+            Input::TcpConnectionFails => {
+                self.stop_timer(Timer::Hold, out);
+                out.push(Output::DropConnection);
+                if !self.passive {
+                    self.start_timer(Timer::ConnectRetry, self.cfg.connect_retry, out);
+                }
+                self.set_state(State::Active, out);
+            }
+            // Event 19; an invalid OPEN is event 22.
+            Input::BgpOpen(open) => match validate_open(&self.cfg, &open) {
+                Ok(n) => self.accept_open(n, false, out),
+                Err(n) => self.fail_with(n, out),
+            },
+            // Events 21 and 22.
+            Input::BgpHeaderErr(n) | Input::BgpOpenMsgErr(n) => self.fail_with(n, out),
             // Event 23.
-            Input::OpenCollisionDump => {
-                let n = NotificationData::cease(codes::cease::CONNECTION_COLLISION_RESOLUTION);
-                out.push(Output::SendNotification(n));
-                self.go_idle(DownReason::CollisionDump, Counter::Increment, true, out);
+            Input::OpenCollisionDump => self.collision_dump(out),
+            // Events 24 and 25.
+            Input::NotifMsg(n) => self.notification_received(n, out),
+            // Events 26-28 (RFC 6608 subcode 1).
+            Input::KeepAliveMsg | Input::UpdateMsg | Input::UpdateMsgErr(_) => {
+                self.unexpected(out);
             }
-            // Event 24: no counter increment and no damping before Established.
-            Input::NotifMsg(n) if n.is_version_error() && self.state != State::Established => {
-                let reason = DownReason::NotificationReceived(n);
-                self.go_idle(reason, Counter::Keep, false, out);
-            }
-            // Events 24 (Established) and 25; we never answer a NOTIFICATION.
-            Input::NotifMsg(n) => {
-                let reason = DownReason::NotificationReceived(n);
-                self.go_idle(reason, Counter::Increment, true, out);
-            }
-            // Event 21 (§6.1).
-            Input::BgpHeaderErr(n) => self.fail_with(n, out),
-            other => return Some(other),
         }
-        None
+    }
+
+    // ---- OpenConfirm ----
+
+    pub(super) fn on_open_confirm(&mut self, input: Input, out: &mut Vec<Output>) {
+        match input {
+            // Events 1, 3-7.
+            Input::ManualStart
+            | Input::ManualStartPassive
+            | Input::AutomaticStart
+            | Input::AutomaticStartPassive => {}
+            // Event 2.
+            Input::ManualStop => self.manual_stop_with_cease(out),
+            // Event 8.
+            Input::AutomaticStop { cease_subcode } => self.automatic_stop(cease_subcode, out),
+            // Event 10.
+            Input::TimerExpired(Timer::Hold) => self.hold_timer_expired(out),
+            // Event 11.
+            Input::TimerExpired(Timer::Keepalive) => self.keepalive_due(out),
+            // Events 9, 12, 13 and the damping reset: never running in OpenConfirm.
+            Input::TimerExpired(_) => self.unexpected_timer(out),
+            // Events 16 and 17: a second connection belongs to a second FSM (§6.8).
+            Input::TcpCrAcked | Input::TcpConnectionConfirmed => {}
+            // Event 18.
+            Input::TcpConnectionFails => {
+                self.go_idle(DownReason::ConnectionFailed, Counter::Increment, true, out);
+            }
+            // Event 19 on this connection: collisions concern the peer's other connection
+            // and arrive as OpenCollisionDump, so a second OPEN here is unexpected.
+            Input::BgpOpen(_) => self.unexpected(out),
+            // Events 21 and 22.
+            Input::BgpHeaderErr(n) | Input::BgpOpenMsgErr(n) => self.fail_with(n, out),
+            // Event 23.
+            Input::OpenCollisionDump => self.collision_dump(out),
+            // Events 24 and 25.
+            Input::NotifMsg(n) => self.notification_received(n, out),
+            // Event 26.
+            Input::KeepAliveMsg => {
+                self.restart_hold_timer(out);
+                self.set_state(State::Established, out);
+                if let Some(n) = self.negotiated {
+                    out.push(Output::SessionUp(n));
+                }
+                if let Some(d) = self.cfg.damping {
+                    self.start_timer(Timer::DampingReset, d.reset_after, out);
+                }
+            }
+            // Events 27 and 28 (RFC 6608 subcode 2).
+            Input::UpdateMsg | Input::UpdateMsgErr(_) => self.unexpected(out),
+        }
+    }
+
+    // ---- Established ----
+
+    pub(super) fn on_established(&mut self, input: Input, out: &mut Vec<Output>) {
+        match input {
+            // Events 1, 3-7.
+            Input::ManualStart
+            | Input::ManualStartPassive
+            | Input::AutomaticStart
+            | Input::AutomaticStartPassive => {}
+            // Event 2.
+            Input::ManualStop => self.manual_stop_with_cease(out),
+            // Event 8.
+            Input::AutomaticStop { cease_subcode } => self.automatic_stop(cease_subcode, out),
+            // Event 10.
+            Input::TimerExpired(Timer::Hold) => self.hold_timer_expired(out),
+            // Event 11.
+            Input::TimerExpired(Timer::Keepalive) => self.keepalive_due(out),
+            // The session stayed up long enough: forget past oscillations.
+            Input::TimerExpired(Timer::DampingReset) => {
+                self.idle_hold = self.cfg.idle_hold;
+                self.damped_flaps = 0;
+            }
+            // Events 9, 12, 13: never running in Established.
+            Input::TimerExpired(_) => self.unexpected_timer(out),
+            // Events 16 and 17: a second connection belongs to a second FSM (§6.8).
+            Input::TcpCrAcked | Input::TcpConnectionConfirmed => {}
+            // Event 18.
+            Input::TcpConnectionFails => {
+                self.go_idle(DownReason::ConnectionFailed, Counter::Increment, true, out);
+            }
+            // Events 19, 20, 22: an OPEN on an established connection (RFC 6608
+            // subcode 3).
+            Input::BgpOpen(_) | Input::BgpOpenMsgErr(_) => self.unexpected(out),
+            // Event 21: the Message Header Error of §6.1.
+            Input::BgpHeaderErr(n) => self.fail_with(n, out),
+            // Event 23.
+            Input::OpenCollisionDump => self.collision_dump(out),
+            // Events 24 and 25.
+            Input::NotifMsg(n) => self.notification_received(n, out),
+            // Event 26.
+            Input::KeepAliveMsg => self.restart_hold_timer(out),
+            // Event 27.
+            Input::UpdateMsg => {
+                out.push(Output::ProcessUpdate);
+                self.restart_hold_timer(out);
+            }
+            // Event 28.
+            Input::UpdateMsgErr(n) => self.fail_with(n, out),
+        }
+    }
+
+    // ---- actions shared by OpenSent, OpenConfirm and Established ----
+
+    /// ManualStop after our OPEN: Cease / Administrative Shutdown.
+    fn manual_stop_with_cease(&mut self, out: &mut Vec<Output>) {
+        let n = NotificationData::cease(codes::cease::ADMINISTRATIVE_SHUTDOWN);
+        out.push(Output::SendNotification(n));
+        self.go_idle(DownReason::ManualStop, Counter::Reset, false, out);
+    }
+
+    /// AutomaticStop after our OPEN: Cease with the given subcode.
+    fn automatic_stop(&mut self, cease_subcode: u8, out: &mut Vec<Output>) {
+        out.push(Output::SendNotification(NotificationData::cease(
+            cease_subcode,
+        )));
+        let reason = DownReason::AutomaticStop { cease_subcode };
+        self.go_idle(reason, Counter::Increment, true, out);
+    }
+
+    fn hold_timer_expired(&mut self, out: &mut Vec<Output>) {
+        let n = NotificationData::new(codes::HOLD_TIMER_EXPIRED, 0);
+        out.push(Output::SendNotification(n));
+        self.go_idle(DownReason::HoldTimerExpired, Counter::Increment, true, out);
+    }
+
+    fn collision_dump(&mut self, out: &mut Vec<Output>) {
+        let n = NotificationData::cease(codes::cease::CONNECTION_COLLISION_RESOLUTION);
+        out.push(Output::SendNotification(n));
+        self.go_idle(DownReason::CollisionDump, Counter::Increment, true, out);
+    }
+
+    /// NotifMsgVerErr (event 24) or NotifMsg (event 25). Before Established a version
+    /// error neither counts nor damps. A NOTIFICATION is never answered.
+    fn notification_received(&mut self, n: NotificationData, out: &mut Vec<Output>) {
+        let quiet = n.is_version_error() && self.state != State::Established;
+        let reason = DownReason::NotificationReceived(n);
+        if quiet {
+            self.go_idle(reason, Counter::Keep, false, out);
+        } else {
+            self.go_idle(reason, Counter::Increment, true, out);
+        }
     }
 
     /// The FSM Error NOTIFICATION for an unexpected message in the current state
@@ -216,113 +367,10 @@ impl Fsm {
         self.fail_with(NotificationData::fsm_error(subcode), out);
     }
 
-    // ---- OpenSent ----
-
-    pub(super) fn on_open_sent(&mut self, input: Input, out: &mut Vec<Output>) {
-        let Some(input) = self.on_synchronised(input, out) else {
-            return;
-        };
-        match input {
-            // Event 18.
-            Input::TcpConnectionFails => {
-                self.stop_timer(Timer::Hold, out);
-                out.push(Output::DropConnection);
-                if !self.passive {
-                    self.start_timer(Timer::ConnectRetry, self.cfg.connect_retry, out);
-                }
-                self.set_state(State::Active, out);
-            }
-            // Events 19 and 22.
-            Input::BgpOpen(open) => match validate_open(&self.cfg, &open) {
-                Ok(n) => self.accept_open(n, false, out),
-                Err(n) => self.fail_with(n, out),
-            },
-            Input::BgpOpenMsgErr(n) => self.fail_with(n, out),
-            // Events 26-28.
-            Input::KeepAliveMsg | Input::UpdateMsg | Input::UpdateMsgErr(_) => {
-                self.unexpected(out);
-            }
-            // Events 9, 11-13: those timers never run in OpenSent, so their expiry is
-            // stale and was filtered out before; handled like RFC 4271 says should one
-            // get here.
-            Input::TimerExpired(_) => {
-                self.fail_with(NotificationData::fsm_error(codes::fsm::UNSPECIFIED), out);
-            }
-            _ => {}
-        }
-    }
-
-    // ---- OpenConfirm ----
-
-    pub(super) fn on_open_confirm(&mut self, input: Input, out: &mut Vec<Output>) {
-        let Some(input) = self.on_synchronised(input, out) else {
-            return;
-        };
-        match input {
-            // Event 11.
-            Input::TimerExpired(Timer::Keepalive) => self.keepalive_due(out),
-            // Event 18.
-            Input::TcpConnectionFails => {
-                self.go_idle(DownReason::ConnectionFailed, Counter::Increment, true, out);
-            }
-            // Event 22.
-            Input::BgpOpenMsgErr(n) => self.fail_with(n, out),
-            // Event 26.
-            Input::KeepAliveMsg => {
-                self.restart_hold_timer(out);
-                self.set_state(State::Established, out);
-                if let Some(n) = self.negotiated {
-                    out.push(Output::SessionUp(n));
-                }
-                if let Some(d) = self.cfg.damping {
-                    self.start_timer(Timer::DampingReset, d.reset_after, out);
-                }
-            }
-            // Event 19 on this connection (collisions concern the other connection and
-            // come as OpenCollisionDump), events 27 and 28.
-            Input::BgpOpen(_) | Input::UpdateMsg | Input::UpdateMsgErr(_) => self.unexpected(out),
-            // Events 9, 12, 13: stale, see OpenSent.
-            Input::TimerExpired(_) => {
-                self.fail_with(NotificationData::fsm_error(codes::fsm::UNSPECIFIED), out);
-            }
-            _ => {}
-        }
-    }
-
-    // ---- Established ----
-
-    pub(super) fn on_established(&mut self, input: Input, out: &mut Vec<Output>) {
-        let Some(input) = self.on_synchronised(input, out) else {
-            return;
-        };
-        match input {
-            // Event 11.
-            Input::TimerExpired(Timer::Keepalive) => self.keepalive_due(out),
-            // The session stayed up long enough: forget past oscillations.
-            Input::TimerExpired(Timer::DampingReset) => {
-                self.idle_hold = self.cfg.idle_hold;
-                self.damped_flaps = 0;
-            }
-            // Event 18.
-            Input::TcpConnectionFails => {
-                self.go_idle(DownReason::ConnectionFailed, Counter::Increment, true, out);
-            }
-            // Event 26.
-            Input::KeepAliveMsg => self.restart_hold_timer(out),
-            // Event 27.
-            Input::UpdateMsg => {
-                out.push(Output::ProcessUpdate);
-                self.restart_hold_timer(out);
-            }
-            // Event 28.
-            Input::UpdateMsgErr(n) => self.fail_with(n, out),
-            // Events 19-20, 22 (an OPEN on an established connection).
-            Input::BgpOpen(_) | Input::BgpOpenMsgErr(_) => self.unexpected(out),
-            // Events 9, 12, 13: stale, see OpenSent.
-            Input::TimerExpired(_) => {
-                self.fail_with(NotificationData::fsm_error(codes::fsm::UNSPECIFIED), out);
-            }
-            _ => {}
-        }
+    /// The expiry of a timer the state never runs. Stale expiries are filtered out in
+    /// [`Fsm::process_into`], so this is reached only if a timer was left running by
+    /// mistake; RFC 4271 answers with an FSM Error.
+    fn unexpected_timer(&mut self, out: &mut Vec<Output>) {
+        self.fail_with(NotificationData::fsm_error(codes::fsm::UNSPECIFIED), out);
     }
 }
