@@ -17,6 +17,22 @@
 //! filters connections itself), AllowAutomaticStop and CollisionDetectEstablishedState
 //! inside the FSM (the latter is [`collision::Policy::in_established`]).
 //!
+//! # Driver contract
+//!
+//! - Carry out the outputs of one input in order before processing the next input.
+//! - [`Output::StartTimer`] replaces a running instance of that timer; after
+//!   [`Output::StopTimer`] (or a restart) the old instance must never be delivered. The
+//!   FSM ignores expiries of timers it considers stopped, but cannot tell an old instance
+//!   of a restarted timer from the new one.
+//! - The FSM owns at most one TCP connection. Hand it an accepted connection only when
+//!   [`Fsm::accepts_connection`] says so (and then abandon any pending outgoing attempt);
+//!   otherwise follow [`collision`]. [`Output::DropConnection`] closes whatever it has.
+//! - [`Output::SessionDown`] means: withdraw everything learned from this peer.
+//! - A refused or failed connection attempt in Connect goes to Idle without counting or
+//!   damping (RFC 4271); with `automatic_restart` the attempt is repeated after the idle
+//!   hold time, so [`FsmConfig::idle_hold`] is also the retry interval for unreachable
+//!   peers.
+//!
 //! # Where this differs from the text of RFC 4271 §8.2.2
 //!
 //! - Every transition to Idle stops every timer, emits [`Output::DropConnection`] and
