@@ -157,7 +157,7 @@ fn label_of_kind(k: InputKind) -> &'static str {
 
 type Row = (Setup, &'static str, State, u32, &'static [&'static str]);
 
-// Shared output sequences. "-" marks the notify slot in the comments.
+// Shared output sequences.
 const NONE: &[&str] = &[];
 const TO_CONNECT: &[&str] = &["start ConnectRetry 120", "connect", "->Connect"];
 const TO_OPEN_SENT: &[&str] = &["open", "start Hold 240", "->OpenSent"];
