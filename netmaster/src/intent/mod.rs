@@ -457,9 +457,12 @@ impl Engine {
     }
 }
 
+/// Turns the world into the writes of one request.
+type Planner = Box<dyn Fn(&World) -> Result<Plan, ApiError> + Send + Sync>;
+
 /// A request waiting to be committed.
 struct Job {
-    plan: Box<dyn Fn(&World) -> Result<Plan, ApiError> + Send + Sync>,
+    plan: Planner,
     reply: tokio::sync::oneshot::Sender<Result<Committed, ApiError>>,
 }
 
