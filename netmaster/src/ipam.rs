@@ -1,1 +1,0 @@
-//! IPAM: the pure address allocator (being written).
