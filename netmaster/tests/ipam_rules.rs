@@ -530,6 +530,8 @@ fn fragmented_state_switches_to_a_bitmap() {
     );
 }
 
+type Mutation = Box<dyn FnMut(&mut PoolState)>;
+
 fn corrupt(mut f: impl FnMut(&mut PoolState)) -> IpamError {
     let mut p = pool("10.1.1.0/24", Some("10.1.1.1"));
     p.add_epg_pool("web", "10.1.1.100-10.1.1.109".parse().unwrap())
@@ -550,7 +552,7 @@ fn corrupt_state_is_an_error_never_a_panic() {
             supported: STATE_VERSION
         }
     );
-    let cases: Vec<(Box<dyn FnMut(&mut PoolState)>, &str)> = vec![
+    let cases: Vec<(Mutation, &str)> = vec![
         (
             Box::new(|s| s.subnet = "10.1.1.0/99".into()),
             "prefix length",
