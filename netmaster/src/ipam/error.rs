@@ -141,12 +141,12 @@ pub enum IpamError {
         pool: String,
         range: String,
     },
-    /// The ip pool overlaps another endpoint group's pool.
+    /// The ip pool overlaps another endpoint group's pool (of the same network; the network
+    /// is left out to keep the error small).
     #[error(
-        "ip pool {pool} of endpoint group {group:?} overlaps the ip pool {other_pool} of endpoint group {other:?} in network {network:?}"
+        "ip pool {pool} of endpoint group {group:?} overlaps the ip pool {other_pool} of endpoint group {other:?}"
     )]
     EpgPoolOverlap {
-        network: String,
         group: String,
         pool: String,
         other: String,

@@ -503,7 +503,6 @@ impl Pool {
             .min_by_key(|(_, p)| p.lo)
         {
             return Err(IpamError::EpgPoolOverlap {
-                network: self.network.clone(),
                 group: group.to_string(),
                 pool: range.to_string(),
                 other: other.clone(),
