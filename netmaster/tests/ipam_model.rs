@@ -524,3 +524,78 @@ proptest! {
         run(v6, plen, range, gw, ops)?;
     }
 }
+
+fn allocations() -> impl Strategy<Value = netmaster::ipam::Allocations> {
+    use base64::Engine as _;
+    use netmaster::ipam::Allocations;
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..40)
+            .prop_map(|b| Allocations::Bitmap(base64::engine::general_purpose::STANDARD.encode(b))),
+        "[0-9a-f:., -]{0,40}".prop_map(Allocations::Ranges),
+        proptest::collection::vec((0u32..300, 0u32..8), 0..6).prop_map(|v| {
+            Allocations::Ranges(
+                v.iter()
+                    .map(|&(a, n)| {
+                        let s = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + a);
+                        let e = Ipv4Addr::from(u32::from(s) + n);
+                        format!("{s}-{e}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+        }),
+    ]
+}
+
+proptest! {
+    /// Arbitrary (mostly corrupt) states never panic; the ones accepted round-trip exactly.
+    #[test]
+    fn from_state_never_panics(
+        version in prop_oneof![Just(1u32), any::<u32>()],
+        subnet in prop_oneof![
+            Just("10.0.0.0/24".to_string()),
+            Just("10.0.0.10-10.0.0.200/23".to_string()),
+            Just("2001:db8::/120".to_string()),
+            "[0-9./-]{0,20}",
+        ],
+        gateway in proptest::option::of(prop_oneof![
+            Just("10.0.0.1".parse::<IpAddr>().unwrap()),
+            Just("10.0.0.0".parse::<IpAddr>().unwrap()),
+            Just("2001:db8::1".parse::<IpAddr>().unwrap()),
+        ]),
+        allocated in allocations(),
+        epgs in proptest::collection::vec(
+            (0usize..3, 0u32..300, 0u32..20, allocations()),
+            0..3,
+        ),
+    ) {
+        let state = netmaster::ipam::PoolState {
+            version,
+            network: "n".into(),
+            subnet,
+            gateway,
+            allocated,
+            epgs: epgs
+                .into_iter()
+                .map(|(g, a, n, alloc)| {
+                    let s = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + a);
+                    let e = Ipv4Addr::from(u32::from(s) + n);
+                    netmaster::ipam::EpgState {
+                        group: GROUPS[g].to_string(),
+                        pool: format!("{s}-{e}"),
+                        allocated: alloc,
+                    }
+                })
+                .collect(),
+        };
+        if let Ok(pool) = Pool::from_state(&state) {
+            let again = Pool::from_state(&pool.to_state());
+            prop_assert!(again.is_ok(), "{:?}", again.err());
+            let again = again.unwrap();
+            prop_assert_eq!(again.to_state(), pool.to_state());
+            prop_assert_eq!(again.allocated_addresses_all(), pool.allocated_addresses_all());
+        }
+        let json = serde_json::to_vec(&state).unwrap();
+        let _ = Pool::from_bytes(&json);
+    }
+}
