@@ -13,7 +13,8 @@ use serde_json::json;
 
 use crate::api::{ApiError, AppState, ErrorKind, kind_routes};
 use crate::intent::{Engine, Plan, World};
-use crate::ipam::{IpamError, Pool, Range, RangeSet, Scope};
+use crate::ipam::{AddrRange, IpamError, Pool, PoolState, Scope, SubnetSpec};
+use crate::tags::RangeSet;
 
 /// Every kind's routes.
 pub fn routes(r: Router<AppState>) -> Router<AppState> {
@@ -67,8 +68,14 @@ fn invalid(e: ValidationError) -> ApiError {
 
 fn ipam_err(e: IpamError) -> ApiError {
     match e {
-        IpamError::Corrupt { .. } => ApiError::internal(e.to_string()),
-        IpamError::Exhausted { .. } | IpamError::InUse { .. } => ApiError::conflict(e.to_string()),
+        IpamError::CorruptState { .. } | IpamError::UnsupportedStateVersion { .. } => {
+            ApiError::internal(e.to_string())
+        }
+        IpamError::Exhausted { .. }
+        | IpamError::AlreadyAllocated { .. }
+        | IpamError::EpgPoolOverlap { .. }
+        | IpamError::EpgPoolAllocated { .. }
+        | IpamError::EpgPoolInUse { .. } => ApiError::conflict(e.to_string()),
         _ => ApiError::validation(e.to_string()),
     }
 }
@@ -275,7 +282,7 @@ impl Rules for Global {
     }
 }
 
-fn tag_str(r: &Range) -> String {
+fn tag_str(r: &crate::tags::Range) -> String {
     let (a, b) = (u32::from(r.first), u32::from(r.last));
     if a == b {
         a.to_string()
@@ -392,11 +399,42 @@ fn ipam_key(network_key: &str) -> String {
     format!("ipam/{network_key}")
 }
 
-fn pool_of(w: &World, network_key: &str) -> Result<Pool, ApiError> {
-    let v = w
-        .state::<serde_json::Value>(&ipam_key(network_key))?
+pub(crate) fn pool_of(w: &World, network_key: &str) -> Result<Pool, ApiError> {
+    let st = w
+        .state::<PoolState>(&ipam_key(network_key))?
         .ok_or_else(|| ApiError::internal(format!("network {network_key} has no IPAM state")))?;
-    Pool::from_state(v).map_err(ipam_err)
+    Pool::from_state(&st).map_err(ipam_err)
+}
+
+/// The IPv6 pool of a network, when it has an IPv6 subnet.
+pub(crate) fn pool6_of(w: &World, network_key: &str) -> Result<Option<Pool>, ApiError> {
+    match w.state::<PoolState>(&ipam6_key(network_key))? {
+        Some(st) => Pool::from_state(&st).map(Some).map_err(ipam_err),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn ipam6_key(network_key: &str) -> String {
+    format!("ipam6/{network_key}")
+}
+
+/// Releases an address from whichever scope holds it; an address not held is ignored.
+pub(crate) fn release_any(pool: &mut Pool, addr: std::net::IpAddr) {
+    let group = pool.epg_of(addr).map(str::to_string);
+    let scope = match &group {
+        Some(g) => Scope::Epg(g),
+        None => Scope::Network,
+    };
+    let _ = pool.release(scope, addr);
+}
+
+/// The scope a member of `group` allocates from: its group's pool when it has one.
+pub(crate) fn scope_for<'a>(pool: &Pool, group: &'a str) -> Scope<'a> {
+    if !group.is_empty() && pool.epg_pool(group).is_some() {
+        Scope::Epg(group)
+    } else {
+        Scope::Network
+    }
 }
 
 impl Rules for Network {
@@ -502,11 +540,31 @@ impl Rules for Network {
         let gw = if net.gateway.is_empty() {
             None
         } else {
-            net.gateway.parse::<Ipv4Addr>().ok()
+            net.gateway.parse::<std::net::IpAddr>().ok()
         };
-        let pool = Pool::new(&net.key(), spec.net, spec.range, gw).map_err(ipam_err)?;
+        let spec4: SubnetSpec = net
+            .subnet
+            .parse()
+            .map_err(|e: IpamError| ApiError::invalid_field("subnet", e.to_string()))?;
+        let pool = Pool::new(net.key(), spec4, gw)
+            .map_err(|e| ApiError::invalid_field("gateway", e.to_string()))?;
         plan.put_state(TAGS, &t)?;
-        plan.put_state(&ipam_key(&net.key()), &pool)?;
+        plan.put_state(&ipam_key(&net.key()), &pool.to_state())?;
+        if !net.ipv6_subnet.is_empty() {
+            let spec6: SubnetSpec = net
+                .ipv6_subnet
+                .parse()
+                .map_err(|e: IpamError| ApiError::invalid_field("ipv6Subnet", e.to_string()))?;
+            let gw6 = if net.ipv6_gateway.is_empty() {
+                None
+            } else {
+                net.ipv6_gateway.parse::<std::net::IpAddr>().ok()
+            };
+            let pool6 = Pool::new(net.key(), spec6, gw6)
+                .map_err(|e| ApiError::invalid_field("ipv6Gateway", e.to_string()))?;
+            plan.put_state(&ipam6_key(&net.key()), &pool6.to_state())?;
+        }
+        let _ = spec;
         plan.put(&net)
     }
     fn delete(w: &World, old: &Self, plan: &mut Plan) -> Result<(), ApiError> {
@@ -551,6 +609,9 @@ impl Rules for Network {
         }
         plan.put_state(TAGS, &t)?;
         plan.delete_state(&ipam_key(&k));
+        if pool6_of(w, &k)?.is_some() {
+            plan.delete_state(&ipam6_key(&k));
+        }
         plan.delete::<Network>(&k);
         Ok(())
     }
@@ -567,10 +628,10 @@ impl Rules for Network {
             "externalPktTag": n.pkt_tag,
             "numEndpoints": eps.len(),
             "endpoints": eps,
-            "allocatedAddressesCount": pool.used_count(),
-            "allocatedIPAddresses": pool.allocated_string(),
-            "availableIPAddresses": pool.available_string(),
-            "utilisation": pool.utilisation(),
+            "allocatedAddressesCount": pool.counts_all().used as u64,
+            "allocatedIPAddresses": pool.allocated_addresses_all(),
+            "availableIPAddresses": pool.available_addresses(Scope::Network).map_err(ipam_err)?,
+            "utilisation": pool.counts_all().utilisation(),
             "networkTag": n.cfgd_tag,
         }))
     }
@@ -641,9 +702,11 @@ impl Rules for EndpointGroup {
             if !new.ip_pool.is_empty() {
                 let (a, b) = parse_ip_range("ipPool", &new.ip_pool).map_err(invalid)?;
                 let mut pool = pool_of(w, &net_key)?;
-                pool.add_group_pool(&new.group_name, Range::new(a, b))
-                    .map_err(ipam_err)?;
-                plan.put_state(&ipam_key(&net_key), &pool)?;
+                let range = AddrRange::new(a.into(), b.into())
+                    .map_err(|e| ApiError::invalid_field("ipPool", e.to_string()))?;
+                pool.add_epg_pool(&new.group_name, range)
+                    .map_err(|e| ipam_err(e).with_field("ipPool"))?;
+                plan.put_state(&ipam_key(&net_key), &pool.to_state())?;
             }
         }
         plan.put(&new)
@@ -675,8 +738,8 @@ impl Rules for EndpointGroup {
         if !old.ip_pool.is_empty()
             && let Ok(mut pool) = pool_of(w, &net_key)
         {
-            pool.remove_group_pool(&old.group_name);
-            plan.put_state(&ipam_key(&net_key), &pool)?;
+            pool.remove_epg_pool(&old.group_name).map_err(ipam_err)?;
+            plan.put_state(&ipam_key(&net_key), &pool.to_state())?;
         }
         plan.delete::<EndpointGroup>(&k);
         Ok(())
@@ -877,11 +940,11 @@ impl Rules for ServiceLb {
                 .ip_address
                 .parse()
                 .map_err(|_| ApiError::invalid_field("ipAddress", "not an IPv4 address"))?;
-            pool.allocate_addr(a, Scope::Network)
+            pool.allocate_preferred(Scope::Network, a.into())
                 .map_err(|e| ipam_err(e).with_field("ipAddress"))?;
-            a
+            a.into()
         };
-        plan.put_state(&ipam_key(&net_key), &pool)?;
+        plan.put_state(&ipam_key(&net_key), &pool.to_state())?;
         plan.put_state(&vip_key(&new.key()), &vip.to_string())?;
         plan.put(&new)
     }
@@ -892,8 +955,8 @@ impl Rules for ServiceLb {
             pool_of(w, &net_key),
         ) && let Ok(a) = vip.parse::<Ipv4Addr>()
         {
-            let _ = pool.release(a);
-            plan.put_state(&ipam_key(&net_key), &pool)?;
+            release_any(&mut pool, std::net::IpAddr::V4(a));
+            plan.put_state(&ipam_key(&net_key), &pool.to_state())?;
         }
         plan.delete_state(&vip_key(&old.key()));
         plan.delete::<ServiceLb>(&old.key());
@@ -993,10 +1056,10 @@ pub fn update_metrics(w: &World, m: &crate::metrics::Metrics) {
             let labels = vec![("network", n.key())];
             m.ipam_used
                 .get_or_create(&labels)
-                .set(pool.used_count() as i64);
+                .set(pool.counts_all().used as i64);
             m.ipam_utilisation
                 .get_or_create(&labels)
-                .set(pool.utilisation());
+                .set(pool.counts_all().utilisation());
         }
     }
 }

@@ -19,3 +19,4 @@ pub mod kinds;
 pub mod metrics;
 pub mod server;
 pub mod store;
+pub mod tags;

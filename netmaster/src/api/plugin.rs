@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState, json, parse_body};
 use crate::intent::{Engine, Plan, World};
-use crate::ipam::{Pool, Scope};
+use crate::ipam::PoolState;
+use crate::kinds::{ipam6_key, pool_of, pool6_of, release_any, scope_for};
 
 /// What a netplugin asks for.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -123,15 +124,8 @@ pub fn plan_create(w: &World, req: &EndpointRequest) -> Result<Plan, ApiError> {
             ));
         }
     }
-    let v = w
-        .state::<serde_json::Value>(&ipam_state_key(&net_key))?
-        .ok_or_else(|| ApiError::internal(format!("network {net_key} has no IPAM state")))?;
-    let mut pool = Pool::from_state(v).map_err(|e| ApiError::internal(e.to_string()))?;
-    let scope = if req.group.is_empty() {
-        Scope::Network
-    } else {
-        Scope::Group(&req.group)
-    };
+    let mut pool = pool_of(w, &net_key)?;
+    let scope = scope_for(&pool, &req.group);
     let ip = if req.preferred_ip.is_empty() {
         pool.allocate(scope)
             .map_err(|e| ApiError::conflict(e.to_string()))?
@@ -142,10 +136,25 @@ pub fn plan_create(w: &World, req: &EndpointRequest) -> Result<Plan, ApiError> {
                 format!("{:?} is not an IPv4 address", req.preferred_ip),
             )
         })?;
-        pool.allocate_addr(a, scope)
+        pool.allocate_preferred(scope, a.into())
             .map_err(|e| ApiError::conflict(e.to_string()).with_field("preferredIp"))?;
-        a
+        a.into()
     };
+    let std::net::IpAddr::V4(ip) = ip else {
+        return Err(ApiError::internal(format!(
+            "network {net_key}'s IPv4 pool handed out {ip}"
+        )));
+    };
+    let mut ips = vec![ip.to_string()];
+    let mut pool6 = pool6_of(w, &net_key)?;
+    if let Some(p6) = pool6.as_mut() {
+        let scope6 = scope_for(p6, &req.group);
+        ips.push(
+            p6.allocate(scope6)
+                .map_err(|e| ApiError::conflict(e.to_string()))?
+                .to_string(),
+        );
+    }
     let groups = w
         .state::<std::collections::BTreeMap<String, u32>>("epg-ids")?
         .unwrap_or_default();
@@ -167,7 +176,7 @@ pub fn plan_create(w: &World, req: &EndpointRequest) -> Result<Plan, ApiError> {
                 .copied()
                 .unwrap_or(0),
         ),
-        ip_address: vec![ip.to_string()],
+        ip_address: ips,
         mac_address: {
             let o = ip.octets();
             format!("02:02:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
@@ -178,7 +187,10 @@ pub fn plan_create(w: &World, req: &EndpointRequest) -> Result<Plan, ApiError> {
     };
     ep.set_key();
     let mut plan = Plan::default();
-    plan.put_state(&ipam_state_key(&net_key), &pool)?;
+    plan.put_state(&ipam_state_key(&net_key), &pool.to_state())?;
+    if let Some(p6) = pool6 {
+        plan.put_state(&ipam6_key(&net_key), &p6.to_state())?;
+    }
     plan.put(&ep)?;
     Ok(plan)
 }
@@ -186,31 +198,39 @@ pub fn plan_create(w: &World, req: &EndpointRequest) -> Result<Plan, ApiError> {
 /// Plans the removal of endpoints (pure); absent ones are skipped.
 pub fn plan_remove(w: &World, ids: &[String]) -> Result<Plan, ApiError> {
     let mut plan = Plan::default();
-    let mut pools: std::collections::BTreeMap<String, Pool> = Default::default();
+    let mut pools: std::collections::BTreeMap<String, crate::ipam::Pool> = Default::default();
     for id in ids {
         let Some(ep) = w.get::<Endpoint>(id)? else {
             continue;
         };
         let net_key = format!("{}:{}", ep.tenant_name, ep.network_name);
-        if !pools.contains_key(&net_key)
-            && let Some(v) = w.state::<serde_json::Value>(&ipam_state_key(&net_key))?
-        {
-            pools.insert(
-                net_key.clone(),
-                Pool::from_state(v).map_err(|e| ApiError::internal(e.to_string()))?,
-            );
-        }
-        if let Some(pool) = pools.get_mut(&net_key) {
-            for ip in &ep.ip_address {
-                if let Ok(a) = ip.parse::<Ipv4Addr>() {
-                    let _ = pool.release(a);
-                }
+        for ip in &ep.ip_address {
+            let Ok(a) = ip.parse::<std::net::IpAddr>() else {
+                continue;
+            };
+            let state_key = if a.is_ipv6() {
+                ipam6_key(&net_key)
+            } else {
+                ipam_state_key(&net_key)
+            };
+            if !pools.contains_key(&state_key) {
+                let pool = if a.is_ipv6() {
+                    pool6_of(w, &net_key)?
+                } else {
+                    pool_of(w, &net_key).ok()
+                };
+                let Some(pool) = pool else { continue };
+                pools.insert(state_key.clone(), pool);
+            }
+            if let Some(pool) = pools.get_mut(&state_key) {
+                release_any(pool, a);
             }
         }
         plan.delete::<Endpoint>(id);
     }
     for (k, p) in pools {
-        plan.put_state(&ipam_state_key(&k), &p)?;
+        let st: PoolState = p.to_state();
+        plan.put_state(&k, &st)?;
     }
     Ok(plan)
 }
