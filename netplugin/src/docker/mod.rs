@@ -1,0 +1,1 @@
+//! Docker CNM remote network driver and IPAM driver (in progress).
