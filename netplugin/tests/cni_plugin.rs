@@ -177,6 +177,35 @@ fn static_ip_and_mac_from_cni_args_runtime_config_and_args() {
 }
 
 #[test]
+fn chained_add_keeps_the_previous_result() {
+    let svc = fake();
+    let mut c = conf("0.4.0");
+    c["prevResult"] = json!({
+        "cniVersion": "0.4.0",
+        "interfaces": [{"name": "lo0"}],
+        "ips": [{"version": "4", "interface": 0, "address": "10.9.9.9/32"}],
+        "routes": [{"dst": "10.9.0.0/16"}],
+        "dns": {"nameservers": ["10.9.9.53"]}
+    });
+    let v = out_json(&run(&svc, &env("ADD"), &c));
+    assert_eq!(v["interfaces"][0]["name"], "lo0");
+    assert_eq!(v["interfaces"][2]["name"], "eth0");
+    assert_eq!(v["ips"][0]["address"], "10.9.9.9/32");
+    assert_eq!(
+        v["ips"][1],
+        json!({"version": "4", "interface": 2, "address": "20.1.1.2/24", "gateway": "20.1.1.1"})
+    );
+    assert_eq!(v["routes"].as_array().unwrap().len(), 2);
+    assert_eq!(v["dns"]["nameservers"][0], "10.9.9.53");
+
+    // A broken prevResult is rejected before netplugin is asked.
+    let svc = fake();
+    c["prevResult"] = json!({"ips": "nope"});
+    assert_error(&run(&svc, &env("ADD"), &c), 6, "prevResult");
+    assert!(svc.state().calls.is_empty());
+}
+
+#[test]
 fn del_succeeds_with_and_without_netns_and_for_unknown_containers() {
     let svc = fake();
     run(&svc, &env("ADD"), &conf("1.0.0"));

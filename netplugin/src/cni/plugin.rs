@@ -289,6 +289,9 @@ fn run<B: CniBackend>(
                 }
             }
             labels.insert("cni.network".to_string(), conf.name.clone());
+            if let Some(prev) = &conf.prev_result {
+                CniResult::from_json(prev)?;
+            }
             let backend = connect(&conf.netplugin_socket);
             let ep = backend
                 .add(AddEndpoint {
@@ -303,7 +306,11 @@ fn run<B: CniBackend>(
                     labels,
                 })
                 .map_err(|e| cni_error(cmd, e))?;
-            let result = CniResult::from_endpoint(&ep, ifname, netns);
+            let mut result = CniResult::from_endpoint(&ep, ifname, netns);
+            if let Some(prev) = &conf.prev_result {
+                // Chained after another plugin: keep what it reported and add ours.
+                result = CniResult::from_json(prev)?.chain(result);
+            }
             Ok(CniOutput::success(Some(result.to_json(v))))
         }
         Command::Del => {

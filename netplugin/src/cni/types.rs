@@ -603,6 +603,23 @@ impl CniResult {
         Value::Object(m)
     }
 
+    /// Appends `ours` to this (previous) result, as a plugin later in a chain does:
+    /// interfaces are appended and our address indices shifted to match; routes are
+    /// appended; our DNS settings replace the previous ones only if we have any.
+    pub fn chain(mut self, ours: CniResult) -> CniResult {
+        let offset = self.interfaces.len();
+        self.interfaces.extend(ours.interfaces);
+        self.ips.extend(ours.ips.into_iter().map(|mut ip| {
+            ip.interface = ip.interface.map(|i| i + offset);
+            ip
+        }));
+        self.routes.extend(ours.routes);
+        if ours.dns != Dns::default() {
+            self.dns = ours.dns;
+        }
+        self
+    }
+
     /// Reads a result of any supported version (unknown fields such as `version` on `ips`
     /// are ignored).
     pub fn from_json(v: &Value) -> Result<Self, CniError> {
