@@ -772,3 +772,59 @@ async fn semantic_errors_per_call() {
     )
     .await;
 }
+
+/// Docker's exact framing over a real unix socket: `Host: ""`, no Content-Type, empty
+/// bodies with `Content-Length: 0`, and JSON bodies ending in a newline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn docker_framing_over_a_unix_socket() {
+    use std::io::{Read, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plugins/netplugin.sock");
+    let listener = netplugin::cni::server::bind_unix(&path).unwrap();
+    let svc = fake();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(netplugin::cni::server::serve(
+        listener,
+        net_router(&svc),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let p = path.clone();
+    let replies = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for (method, body) in [
+            ("Plugin.Activate", String::new()),
+            (
+                "NetworkDriver.CreateNetwork",
+                format!("{}\n", create_network()),
+            ),
+        ] {
+            let mut s = std::os::unix::net::UnixStream::connect(&p).unwrap();
+            let req = format!(
+                "POST /{method} HTTP/1.1\r\nHost: \r\nUser-Agent: Go-http-client/1.1\r\n\
+                 Content-Length: {}\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(req.as_bytes()).unwrap();
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw).unwrap();
+            out.push(netplugin::cni::client::parse_reply(&raw).unwrap());
+        }
+        out
+    })
+    .await
+    .unwrap();
+    assert_eq!(replies[0].status, 200);
+    let v: Value = serde_json::from_slice(&replies[0].body).unwrap();
+    assert_eq!(v["Implements"], json!(["NetworkDriver", "IpamDriver"]));
+    assert_eq!(
+        (replies[1].status, replies[1].body.as_slice()),
+        (200, &b"{}"[..])
+    );
+    assert!(svc.state().docker_networks.contains_key(NID));
+    tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
