@@ -12,6 +12,8 @@
 //!   neighbour and default route, proxy ARP on the host side);
 //! - [`nl`]: the batched rtnetlink connection the drivers share.
 
+pub mod cni;
+pub mod docker;
 pub mod endpoint;
 pub mod fib;
 pub mod intent;
