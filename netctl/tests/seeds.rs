@@ -166,3 +166,35 @@ fn errors_are_clear_and_change_nothing() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach netmaster"));
 }
+
+/// People read these tables: their shape is held to golden files
+/// (`UPDATE_GOLDEN=1` rewrites them).
+#[test]
+fn tables_match_their_golden_files() {
+    let m = Master::start();
+    m.ok("netctl global set --fwd-mode routing");
+    m.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
+    m.ok("netctl net create -e vlan -p 100 -s 10.1.1.0/24 -g 10.1.1.254 public");
+    m.ok("netctl policy create prod_web");
+    m.ok("netctl policy rule-add prod_web 1 -direction=in -protocol=tcp -action=deny");
+    m.ok("netctl policy rule-add prod_web 2 -direction=in -protocol=tcp -port=80 -action=allow -priority=10");
+    m.ok("netctl group create contiv-net web -policy=prod_web");
+    m.ok("netctl bgp create node1 --router-ip=50.1.1.2/24 --as=65002 --neighbor-as=500 --neighbor=50.1.1.200");
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    for (file, cmd) in [
+        ("net-ls.txt", "netctl net ls"),
+        ("group-ls.txt", "netctl group ls"),
+        ("policy-rule-ls.txt", "netctl policy rule-ls prod_web"),
+        ("bgp-ls.txt", "netctl bgp ls"),
+        ("global-info.txt", "netctl global info"),
+    ] {
+        let out = m.ok(cmd);
+        let path = dir.join(file);
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, &out).unwrap();
+        }
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{} missing (UPDATE_GOLDEN=1)", path.display()));
+        assert_eq!(out, want, "{cmd}");
+    }
+}

@@ -205,3 +205,71 @@ async fn collect_by_hand_and_after_the_gc_time() {
     assert_eq!(i["Oper"]["allocatedAddressesCount"], 0);
     nm.stop().await;
 }
+
+#[tokio::test]
+async fn dual_stack_networks_give_endpoints_both_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nm, c) = start(dir.path(), None).await;
+    let u = nm.url();
+    let (_, mut g) = call(
+        &c,
+        reqwest::Method::GET,
+        format!("{u}/api/v1/globals/global/"),
+        None,
+    )
+    .await;
+    g["fwdMode"] = json!("routing");
+    call(
+        &c,
+        reqwest::Method::POST,
+        format!("{u}/api/v1/globals/global/"),
+        Some(g),
+    )
+    .await;
+    let (s, e) = call(
+        &c,
+        reqwest::Method::POST,
+        format!("{u}/api/v1/networks/default:ds/"),
+        Some(json!({"tenantName": "default", "networkName": "ds", "encap": "vxlan", "subnet": "20.5.1.0/24",
+            "gateway": "20.5.1.254", "ipv6Subnet": "fd00:5:1::/64", "ipv6Gateway": "fd00:5:1::1"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{e}");
+    let mut req = ep("v6", "host1");
+    req["network"] = json!("ds");
+    let (s, a) = call(
+        &c,
+        reqwest::Method::POST,
+        format!("{u}/api/v1/plugin/endpoints/"),
+        Some(req),
+    )
+    .await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(
+        a["endpoint"]["ipAddress"],
+        json!(["20.5.1.1", "fd00:5:1::2"])
+    );
+    let (s, _) = call(
+        &c,
+        reqwest::Method::DELETE,
+        format!("{u}/api/v1/plugin/endpoints/v6/"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let mut again = ep("v6b", "host1");
+    again["network"] = json!("ds");
+    let (_, a) = call(
+        &c,
+        reqwest::Method::POST,
+        format!("{u}/api/v1/plugin/endpoints/"),
+        Some(again),
+    )
+    .await;
+    assert_eq!(
+        a["endpoint"]["ipAddress"],
+        json!(["20.5.1.1", "fd00:5:1::2"]),
+        "both addresses were released"
+    );
+    nm.stop().await;
+}
