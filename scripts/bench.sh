@@ -11,3 +11,6 @@ cargo run -q --release -p containerlab --example lab_bench -- "${LAB_BENCH_ROUND
 echo "== netmaster: REST writes/reads on redb and etcd beside raw etcd puts; feed fan-out"
 ulimit -n 16384 2>/dev/null || ulimit -n 8192 2>/dev/null || true
 cargo run -q --release -p netmaster --example api_bench -- "${API_BENCH_SECONDS:-5}" "${API_BENCH_SUBSCRIBERS:-1000}"
+
+echo "== netmaster IPAM allocator"
+cargo bench -q -p netmaster --bench ipam_alloc
