@@ -3,9 +3,12 @@
 //! The core is sans-IO: it never touches sockets, tokio or the clock; a thin driver
 //! owns those. Modules:
 //! - [`types`]: value types shared by everything (families, prefixes, path attributes).
+//! - [`wire`]: the wire codec (framing, OPEN/UPDATE/NOTIFICATION/KEEPALIVE/ROUTE-REFRESH,
+//!   capabilities, RFC 7606 error handling, outbound UPDATE packing).
 //!
-//! Still to come (see the issue "bgp/: our own BGP speaker"): the wire codec, the
+//! Still to come (see the issue "bgp/: our own BGP speaker"): the
 //! session FSM, the RIB with best path and ECMP, policy, graceful restart and the
 //! tokio driver.
 
 pub mod types;
+pub mod wire;
