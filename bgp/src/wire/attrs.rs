@@ -137,6 +137,9 @@ pub fn merge_as4_path(as_path: &AsPath, as4_path: &AsPath) -> AsPath {
     }
     let mut take = n2 - n4;
     let mut segments = Vec::new();
+    // Whether the last kept segment is a sequence cut short, to be continued by
+    // the first AS4_PATH sequence.
+    let mut cut = false;
     for seg in &as_path.segments {
         match seg.kind {
             SegmentKind::ConfedSequence | SegmentKind::ConfedSet => segments.push(seg.clone()),
@@ -152,25 +155,21 @@ pub fn merge_as4_path(as_path: &AsPath, as4_path: &AsPath) -> AsPath {
                     asns: seg.asns[..n].to_vec(),
                 });
                 take -= n;
+                cut = n < seg.asns.len();
             }
         }
     }
-    segments.extend(as4_path.segments.iter().cloned());
-    // Join adjacent sequences that the split produced.
-    let mut merged: Vec<AsSegment> = Vec::with_capacity(segments.len());
-    for seg in segments {
-        match merged.last_mut() {
-            Some(last)
-                if last.kind == SegmentKind::Sequence
-                    && seg.kind == SegmentKind::Sequence
-                    && last.asns.len() + seg.asns.len() <= 255 =>
-            {
-                last.asns.extend(seg.asns);
-            }
-            _ => merged.push(seg),
-        }
+    let mut rest = as4_path.segments.iter().cloned();
+    if cut
+        && let (Some(last), Some(first)) = (segments.last_mut(), as4_path.segments.first())
+        && first.kind == SegmentKind::Sequence
+        && last.asns.len() + first.asns.len() <= 255
+    {
+        last.asns.extend_from_slice(&first.asns);
+        rest.next();
     }
-    AsPath { segments: merged }
+    segments.extend(rest);
+    AsPath { segments }
 }
 
 /// Start an attribute whose value length is not known yet; returns the header
