@@ -4,10 +4,12 @@
 //! owns those. Modules:
 //! - [`types`]: value types shared by everything (families, prefixes, path attributes).
 //! - [`fsm`]: the session finite-state machine of RFC 4271 §8, pure and clock-free.
+//! - [`wire`]: the wire codec (framing, OPEN/UPDATE/NOTIFICATION/KEEPALIVE/ROUTE-REFRESH,
+//!   capabilities, RFC 7606 error handling, outbound UPDATE packing).
 //!
-//! Still to come (see the issue "bgp/: our own BGP speaker"): the wire codec, the
-//! session FSM, the RIB with best path and ECMP, policy, graceful restart and the
-//! tokio driver.
+//! Still to come (see the issue "bgp/: our own BGP speaker"): the RIB with best path
+//! and ECMP, policy and graceful restart; the tokio driver lives in `bgp/speaker/`.
 
 pub mod fsm;
 pub mod types;
+pub mod wire;
