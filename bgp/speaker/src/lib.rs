@@ -10,8 +10,15 @@
 //!   [`config::diff`], which tells which neighbors a reload adds, removes or changes and
 //!   whether each change needs a session reset.
 //!
-//! Not here yet: the driver that runs the `bgp` core over these sockets, the management
-//! API and the standalone speaker binary.
+//! - [`driver`]: the speaker — one task per neighbor drives the pure FSM over a socket,
+//!   one table task holds the Adj-RIBs-In, selects best paths and ECMP groups
+//!   ([`select`]), publishes learned routes and exports only what the host originates.
+//!
+//! Not here yet: graceful restart, ADD-PATH and IPv6 origination in the driver, the
+//! full RIB and policy of the `bgp` crate (the driver's export is the fixed host
+//! guardrail), a management API over the network and the standalone speaker binary.
 
 pub mod config;
+pub mod driver;
+pub mod select;
 pub mod transport;

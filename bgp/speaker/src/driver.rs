@@ -1,0 +1,971 @@
+//! The speaker: the `bgp` core run over real sockets.
+//!
+//! - One **session task** per neighbor drives the pure FSM ([`bgp::fsm::Fsm`]) with a TCP
+//!   connection (outgoing through [`crate::transport::connect`], or incoming handed over
+//!   by the listener), frames and decodes messages with [`bgp::wire`], and turns timer
+//!   outputs into tokio sleeps.
+//! - One **table task** holds every neighbor's Adj-RIB-In and the prefixes we originate,
+//!   selects best paths and ECMP groups ([`crate::select`]), publishes the learned routes
+//!   on a watch channel (for the kernel FIB), and sends UPDATEs to established peers.
+//!
+//! Export is the host guardrail: only the prefixes the agent originates are ever
+//! advertised; a learned route is never passed on, so a host cannot leak routes between
+//! its ToRs. Import keeps what the peer sends (RFC 7606 treat-as-withdraw respected).
+//!
+//! Simplifications, documented: a connection that arrives while our own is past
+//! Connect/Active is refused (the peer's collision handling keeps one); only IPv4
+//! unicast is advertised over IPv4 sessions (IPv6 routes are learned, not yet
+//! originated); graceful restart and ADD-PATH are not negotiated yet.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bgp::fsm::{
+    self, Fsm, FsmConfig, Input, NotificationData, OpenInfo, Output, PeerAs, State, Timer,
+};
+use bgp::types::{AsPath, Community, Family, LargeCommunity, NextHop, Nlri, Origin, PathAttrs};
+use bgp::wire::{
+    self, Capability, ErrorCode, Message, Notification, Open, SessionCtx, Update, UpdateOutcome,
+};
+use bytes::BytesMut;
+use ipnet::IpNet;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::select::{self, Path, Source};
+use crate::transport::{self, Listener, TransportOpts};
+
+/// The speaker as a whole.
+#[derive(Debug, Clone)]
+pub struct SpeakerConfig {
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    /// Where to accept sessions (`None`: only connect out).
+    pub listen: Option<SocketAddr>,
+    /// Most next hops in one ECMP group.
+    pub max_paths: usize,
+    /// Attached to every route we originate.
+    pub communities: Vec<Community>,
+    pub large_communities: Vec<LargeCommunity>,
+}
+
+/// One neighbor.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    pub addr: IpAddr,
+    /// The peer's BGP port (179).
+    pub port: u16,
+    /// The peer's AS (`None`: any, for dynamic peers).
+    pub remote_as: Option<u32>,
+    pub passive: bool,
+    pub hold_time: u16,
+    pub keepalive: u16,
+    pub connect_retry: Duration,
+    pub transport: TransportOpts,
+    pub description: String,
+}
+
+impl PeerConfig {
+    /// An active eBGP/iBGP neighbor with short, fabric-friendly timers (hold 9 s,
+    /// keepalive 3 s, connect retry 2 s).
+    pub fn new(addr: IpAddr, remote_as: u32) -> PeerConfig {
+        PeerConfig {
+            addr,
+            port: 179,
+            remote_as: Some(remote_as),
+            passive: false,
+            hold_time: 9,
+            keepalive: 3,
+            connect_retry: Duration::from_secs(2),
+            transport: TransportOpts::default(),
+            description: String::new(),
+        }
+    }
+}
+
+/// A neighbor's state as `show` commands and metrics report it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PeerStatus {
+    pub address: IpAddr,
+    pub remote_as: Option<u32>,
+    /// FSM state name (`Idle` ... `Established`).
+    pub state: String,
+    /// When the session last became Established (seconds since the UNIX epoch).
+    pub established_at: Option<u64>,
+    pub updates_in: u64,
+    pub updates_out: u64,
+    pub prefixes_received: u64,
+    pub prefixes_advertised: u64,
+    /// Times the session left Established.
+    pub flaps: u64,
+    pub last_error: Option<String>,
+    /// FSM transitions so far.
+    pub transitions: u64,
+}
+
+/// Learned prefixes and the next hops of their ECMP groups.
+pub type Routes = BTreeMap<IpNet, Vec<IpAddr>>;
+
+/// Speaker errors.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerError {
+    #[error("neighbor {0}: {1}")]
+    Neighbor(IpAddr, String),
+    #[error(transparent)]
+    Transport(#[from] transport::TransportError),
+    #[error("the speaker has stopped")]
+    Stopped,
+}
+
+enum TableCmd {
+    PeerUp {
+        addr: IpAddr,
+        out: mpsc::UnboundedSender<Vec<Message>>,
+        ctx: SessionCtx,
+        local: IpAddr,
+        ebgp: bool,
+        router_id: Ipv4Addr,
+    },
+    PeerDown {
+        addr: IpAddr,
+    },
+    Update {
+        addr: IpAddr,
+        update: Update,
+    },
+    Refresh {
+        addr: IpAddr,
+    },
+    Originate(Vec<IpNet>),
+    Withdraw(Vec<IpNet>),
+    AdjIn {
+        addr: IpAddr,
+        reply: oneshot::Sender<Vec<(IpNet, Option<IpAddr>)>>,
+    },
+    Originated {
+        reply: oneshot::Sender<Vec<IpNet>>,
+    },
+}
+
+enum PeerCtl {
+    Incoming(TcpStream),
+    Stop,
+}
+
+struct PeerHandle {
+    ctl: mpsc::UnboundedSender<PeerCtl>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A running speaker.
+pub struct Speaker {
+    cfg: SpeakerConfig,
+    table: mpsc::UnboundedSender<TableCmd>,
+    routes: watch::Receiver<Arc<Routes>>,
+    status: Arc<Mutex<BTreeMap<IpAddr, PeerStatus>>>,
+    peers: Arc<Mutex<HashMap<IpAddr, PeerHandle>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    listener: Option<Arc<Listener>>,
+}
+
+impl std::fmt::Debug for Speaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Speaker")
+            .field("asn", &self.cfg.asn)
+            .field("router_id", &self.cfg.router_id)
+            .finish()
+    }
+}
+
+impl Drop for Speaker {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Ok(peers) = self.peers.lock() {
+            for p in peers.values() {
+                p.task.abort();
+            }
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Speaker {
+    /// Starts the table task and, when configured, the listener.
+    pub async fn start(cfg: SpeakerConfig) -> Result<Speaker, SpeakerError> {
+        let (table_tx, table_rx) = mpsc::unbounded_channel();
+        let (routes_tx, routes) = watch::channel(Arc::new(Routes::new()));
+        let status = Arc::new(Mutex::new(BTreeMap::new()));
+        let peers: Arc<Mutex<HashMap<IpAddr, PeerHandle>>> = Arc::new(Mutex::new(HashMap::new()));
+        let mut tasks = vec![tokio::spawn(table_task(
+            cfg.clone(),
+            table_rx,
+            routes_tx,
+            status.clone(),
+        ))];
+        let mut listener = None;
+        if let Some(addr) = cfg.listen {
+            let l = Arc::new(Listener::bind_addr(addr)?);
+            listener = Some(l.clone());
+            let peers = peers.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok((stream, from)) => {
+                            let p = peers
+                                .lock()
+                                .ok()
+                                .and_then(|p| p.get(&from.ip()).map(|h| h.ctl.clone()));
+                            match p {
+                                Some(ctl) => {
+                                    let _ = ctl.send(PeerCtl::Incoming(stream));
+                                }
+                                None => tracing::info!(
+                                    "BGP connection from unknown peer {from} refused"
+                                ),
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("BGP listener: {e}");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                }
+            }));
+        }
+        Ok(Speaker {
+            cfg,
+            table: table_tx,
+            routes,
+            status,
+            peers,
+            tasks,
+            listener,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().map(|l| l.local_addr())
+    }
+
+    /// Adds a neighbor (or replaces one: its session is reset).
+    pub fn add_neighbor(&self, p: PeerConfig) -> Result<(), SpeakerError> {
+        let mut fc = FsmConfig::new(
+            self.cfg.asn,
+            self.cfg.router_id,
+            p.remote_as.map(PeerAs::Exact).unwrap_or(PeerAs::Any),
+        );
+        fc.hold_time = p.hold_time;
+        fc.keepalive = p.keepalive;
+        fc.connect_retry = p.connect_retry;
+        fc.passive = p.passive;
+        fc.idle_hold = Duration::from_millis(500);
+        let fsm = Fsm::new(fc).map_err(|e| SpeakerError::Neighbor(p.addr, e.to_string()))?;
+        if let Some(l) = &self.listener
+            && let Some(pw) = &p.transport.md5_password
+        {
+            l.set_md5(p.addr, Some(pw))?;
+        }
+        self.remove_neighbor(p.addr);
+        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        self.status
+            .lock()
+            .map_err(|_| SpeakerError::Stopped)?
+            .insert(
+                p.addr,
+                PeerStatus {
+                    address: p.addr,
+                    remote_as: p.remote_as,
+                    state: State::Idle.to_string(),
+                    established_at: None,
+                    updates_in: 0,
+                    updates_out: 0,
+                    prefixes_received: 0,
+                    prefixes_advertised: 0,
+                    flaps: 0,
+                    last_error: None,
+                    transitions: 0,
+                },
+            );
+        let task = tokio::spawn(session_task(
+            p.clone(),
+            self.cfg.clone(),
+            fsm,
+            ctl_rx,
+            self.table.clone(),
+            self.status.clone(),
+        ));
+        self.peers
+            .lock()
+            .map_err(|_| SpeakerError::Stopped)?
+            .insert(p.addr, PeerHandle { ctl: ctl_tx, task });
+        Ok(())
+    }
+
+    /// Removes a neighbor: its session is closed with a Cease and its routes withdrawn.
+    pub fn remove_neighbor(&self, addr: IpAddr) -> bool {
+        let h = self.peers.lock().ok().and_then(|mut p| p.remove(&addr));
+        if let Some(h) = h {
+            let _ = h.ctl.send(PeerCtl::Stop);
+            if let Ok(mut s) = self.status.lock() {
+                s.remove(&addr);
+            }
+            if let Some(l) = &self.listener {
+                let _ = l.set_md5(addr, None);
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Starts advertising these prefixes to every neighbor.
+    pub fn originate(&self, prefixes: Vec<IpNet>) -> Result<(), SpeakerError> {
+        self.table
+            .send(TableCmd::Originate(prefixes))
+            .map_err(|_| SpeakerError::Stopped)
+    }
+
+    /// Stops advertising these prefixes.
+    pub fn withdraw(&self, prefixes: Vec<IpNet>) -> Result<(), SpeakerError> {
+        self.table
+            .send(TableCmd::Withdraw(prefixes))
+            .map_err(|_| SpeakerError::Stopped)
+    }
+
+    /// The prefixes we originate now.
+    pub async fn originated(&self) -> Result<Vec<IpNet>, SpeakerError> {
+        let (tx, rx) = oneshot::channel();
+        self.table
+            .send(TableCmd::Originated { reply: tx })
+            .map_err(|_| SpeakerError::Stopped)?;
+        rx.await.map_err(|_| SpeakerError::Stopped)
+    }
+
+    /// Learned best routes with their ECMP next hops; every change is published.
+    pub fn routes(&self) -> watch::Receiver<Arc<Routes>> {
+        self.routes.clone()
+    }
+
+    /// Every neighbor's status.
+    pub fn neighbors(&self) -> Vec<PeerStatus> {
+        self.status
+            .lock()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// What a neighbor sent us (its Adj-RIB-In): prefix and next hop.
+    pub async fn adj_rib_in(
+        &self,
+        addr: IpAddr,
+    ) -> Result<Vec<(IpNet, Option<IpAddr>)>, SpeakerError> {
+        let (tx, rx) = oneshot::channel();
+        self.table
+            .send(TableCmd::AdjIn { addr, reply: tx })
+            .map_err(|_| SpeakerError::Stopped)?;
+        rx.await.map_err(|_| SpeakerError::Stopped)
+    }
+
+    /// Closes every session (Cease) and stops.
+    pub async fn shutdown(self) {
+        let handles: Vec<PeerHandle> = self
+            .peers
+            .lock()
+            .map(|mut p| p.drain().map(|(_, h)| h).collect())
+            .unwrap_or_default();
+        for h in &handles {
+            let _ = h.ctl.send(PeerCtl::Stop);
+        }
+        for h in handles {
+            let _ = tokio::time::timeout(Duration::from_secs(2), h.task).await;
+        }
+    }
+}
+
+fn notif_data(n: &Notification) -> NotificationData {
+    let (code, subcode) = n.code.codes();
+    NotificationData {
+        code,
+        subcode,
+        data: n.data.clone(),
+    }
+}
+
+fn to_wire(n: &NotificationData) -> Notification {
+    Notification::new(ErrorCode::from_codes(n.code, n.subcode), n.data.clone())
+}
+
+fn set_status(
+    status: &Mutex<BTreeMap<IpAddr, PeerStatus>>,
+    addr: IpAddr,
+    f: impl FnOnce(&mut PeerStatus),
+) {
+    if let Ok(mut s) = status.lock()
+        && let Some(p) = s.get_mut(&addr)
+    {
+        f(p);
+    }
+}
+
+/// One neighbor's session.
+async fn session_task(
+    p: PeerConfig,
+    sp: SpeakerConfig,
+    mut fsm: Fsm,
+    mut ctl: mpsc::UnboundedReceiver<PeerCtl>,
+    table: mpsc::UnboundedSender<TableCmd>,
+    status: Arc<Mutex<BTreeMap<IpAddr, PeerStatus>>>,
+) {
+    let families = match p.addr {
+        IpAddr::V4(_) => vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+        IpAddr::V6(_) => vec![Family::IPV6_UNICAST, Family::IPV4_UNICAST],
+    };
+    let caps: Vec<Capability> = wire::ctx::basic_capabilities(sp.asn, &families);
+    let mut conn: Option<TcpStream> = None;
+    let mut connecting: Option<
+        tokio::task::JoinHandle<Result<TcpStream, transport::TransportError>>,
+    > = None;
+    let mut timers: HashMap<Timer, Instant> = HashMap::new();
+    let mut buf = BytesMut::with_capacity(65536);
+    let mut ctx = SessionCtx::default();
+    let mut local_open: Option<Open> = None;
+    let mut remote_open: Option<Open> = None;
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<Message>>();
+    let mut stopping = false;
+    // Steps to take in order: FSM inputs, and UPDATEs / refreshes that reach the table
+    // only if the session is Established once the FSM has seen them.
+    let mut inputs: std::collections::VecDeque<Step> = std::collections::VecDeque::new();
+    inputs.push_back(Step::Input(if p.passive {
+        Input::ManualStartPassive
+    } else {
+        Input::ManualStart
+    }));
+
+    loop {
+        // Feed pending inputs, applying outputs (which may produce more inputs).
+        while let Some(step) = inputs.pop_front() {
+            let input = match step {
+                Step::Input(i) => i,
+                Step::Update(u) => {
+                    set_status(&status, p.addr, |s| s.updates_in += 1);
+                    let up = fsm.state() == State::Established;
+                    inputs.push_front(Step::Input(Input::UpdateMsg));
+                    if up {
+                        let _ = table.send(TableCmd::Update {
+                            addr: p.addr,
+                            update: u,
+                        });
+                    }
+                    continue;
+                }
+                Step::Refresh => {
+                    if fsm.state() == State::Established {
+                        let _ = table.send(TableCmd::Refresh { addr: p.addr });
+                    }
+                    continue;
+                }
+            };
+            for out in fsm.process(input) {
+                match out {
+                    Output::InitiateConnection => {
+                        if conn.is_none() && connecting.is_none() {
+                            let (addr, opts) =
+                                (SocketAddr::new(p.addr, p.port), p.transport.clone());
+                            connecting = Some(tokio::spawn(async move {
+                                transport::connect(addr, &opts).await
+                            }));
+                        }
+                    }
+                    Output::DropConnection => {
+                        if let Some(mut c) = conn.take() {
+                            let _ = c.shutdown().await;
+                        }
+                        if let Some(t) = connecting.take() {
+                            t.abort();
+                        }
+                        buf.clear();
+                    }
+                    Output::SendOpen(info) => {
+                        let open = Open::new(info.asn, info.hold_time, info.bgp_id, caps.clone());
+                        local_open = Some(open.clone());
+                        if let Err(e) = send(&mut conn, &[Message::Open(open)], &ctx).await {
+                            tracing::debug!("{}: sending OPEN: {e}", p.addr);
+                            inputs.push_front(Step::Input(Input::TcpConnectionFails));
+                        }
+                    }
+                    Output::SendKeepalive => {
+                        if send(&mut conn, &[Message::Keepalive], &ctx).await.is_err() {
+                            inputs.push_front(Step::Input(Input::TcpConnectionFails));
+                        }
+                    }
+                    Output::SendNotification(n) => {
+                        let _ = send(&mut conn, &[Message::Notification(to_wire(&n))], &ctx).await;
+                        set_status(&status, p.addr, |s| {
+                            s.last_error = Some(format!("sent {n}"))
+                        });
+                    }
+                    Output::StartTimer(t, d) => {
+                        timers.insert(t, Instant::now() + d);
+                    }
+                    Output::StopTimer(t) => {
+                        timers.remove(&t);
+                    }
+                    Output::StateChanged { to, .. } => {
+                        set_status(&status, p.addr, |s| {
+                            s.state = to.to_string();
+                            s.transitions += 1;
+                        });
+                    }
+                    Output::SessionUp(neg) => {
+                        let local = conn
+                            .as_ref()
+                            .and_then(|c| c.local_addr().ok())
+                            .map(|a| a.ip());
+                        if let (Some(lo), Some(ro)) = (&local_open, &remote_open) {
+                            ctx = SessionCtx::negotiate(lo, ro);
+                        }
+                        set_status(&status, p.addr, |s| {
+                            s.established_at = Some(now_secs());
+                            s.last_error = None;
+                        });
+                        if let Some(local) = local {
+                            let _ = table.send(TableCmd::PeerUp {
+                                addr: p.addr,
+                                out: out_tx.clone(),
+                                ctx: ctx.clone(),
+                                local,
+                                ebgp: !neg.internal,
+                                router_id: neg.peer.bgp_id,
+                            });
+                        }
+                    }
+                    Output::SessionDown { reason } => {
+                        let _ = table.send(TableCmd::PeerDown { addr: p.addr });
+                        set_status(&status, p.addr, |s| {
+                            s.flaps += 1;
+                            s.established_at = None;
+                            s.prefixes_received = 0;
+                            s.prefixes_advertised = 0;
+                            s.last_error = Some(format!("{reason:?}"));
+                        });
+                    }
+                    Output::ProcessUpdate | Output::ReleaseResources => {}
+                }
+            }
+            if matches!(fsm.state(), State::Idle) {
+                ctx = SessionCtx::default();
+                remote_open = None;
+                if let Some(e) = fsm.last_error() {
+                    let e = format!("{e:?}");
+                    set_status(&status, p.addr, |s| s.last_error = Some(e));
+                }
+            }
+        }
+        if stopping {
+            if let Some(mut c) = conn.take() {
+                let _ = c.flush().await;
+                let _ = c.shutdown().await;
+            }
+            let _ = table.send(TableCmd::PeerDown { addr: p.addr });
+            return;
+        }
+
+        let next_timer = timers
+            .iter()
+            .min_by_key(|(_, at)| **at)
+            .map(|(t, at)| (*t, *at));
+        tokio::select! {
+            c = ctl.recv() => match c {
+                Some(PeerCtl::Incoming(stream)) => {
+                    if conn.is_none() && fsm.state().accepts_connection() {
+                        if let Some(t) = connecting.take() {
+                            t.abort();
+                        }
+                        let _ = transport::configure_accepted(&stream, SocketAddr::new(p.addr, 179), &p.transport);
+                        conn = Some(stream);
+                        inputs.push_back(Step::Input(Input::TcpConnectionConfirmed));
+                    } else {
+                        drop(stream);
+                    }
+                }
+                Some(PeerCtl::Stop) | None => {
+                    stopping = true;
+                    inputs.push_back(Step::Input(Input::ManualStop));
+                }
+            },
+            r = async { match connecting.as_mut() { Some(t) => t.await, None => std::future::pending().await } } => {
+                connecting = None;
+                match r {
+                    Ok(Ok(stream)) => {
+                        conn = Some(stream);
+                        inputs.push_back(Step::Input(Input::TcpCrAcked));
+                    }
+                    Ok(Err(e)) => {
+                        set_status(&status, p.addr, |s| s.last_error = Some(e.to_string()));
+                        inputs.push_front(Step::Input(Input::TcpConnectionFails));
+                    }
+                    Err(_) => inputs.push_back(Step::Input(Input::TcpConnectionFails)),
+                }
+            }
+            n = async { match conn.as_mut() { Some(c) => c.read_buf(&mut buf).await, None => std::future::pending().await } } => {
+                match n {
+                    Ok(0) | Err(_) => {
+                        conn = None;
+                        inputs.push_front(Step::Input(Input::TcpConnectionFails));
+                    }
+                    Ok(_) => {
+                        // Cut and decode every whole message; inputs are processed in order.
+                        let mut got = Vec::new();
+                        loop {
+                            match wire::frame_len(&buf, ctx.max_len) {
+                                Ok(Some(len)) => {
+                                    let frame = buf.split_to(len);
+                                    let d = decode(&frame, &ctx);
+                                    // Later frames of this read decode with what the OPENs
+                                    // negotiated (4-octet AS, ADD-PATH, lengths).
+                                    if let (Decoded::Open(o), Some(lo)) = (&d, &local_open) {
+                                        ctx = SessionCtx::negotiate(lo, o);
+                                    }
+                                    got.push(d);
+                                }
+                                Ok(None) => break,
+                                Err(e) => {
+                                    got.push(Decoded::Input(Input::BgpHeaderErr(notif_data(&e.notification()))));
+                                    buf.clear();
+                                    break;
+                                }
+                            }
+                        }
+                        for d in got {
+                            match d {
+                                Decoded::Input(i) => inputs.push_back(Step::Input(i)),
+                                Decoded::Open(open) => {
+                                    let info = OpenInfo { version: 4, asn: open.asn(), hold_time: open.hold_time, bgp_id: open.bgp_id };
+                                    remote_open = Some(open);
+                                    inputs.push_back(Step::Input(Input::BgpOpen(info)));
+                                }
+                                Decoded::Update(u) => inputs.push_back(Step::Update(u)),
+                                Decoded::Refresh => inputs.push_back(Step::Refresh),
+                            }
+                        }
+                    }
+                }
+            }
+            Some(msgs) = out_rx.recv() => {
+                if fsm.state() == State::Established {
+                    let n = msgs.len() as u64;
+                    if send(&mut conn, &msgs, &ctx).await.is_err() {
+                        inputs.push_front(Step::Input(Input::TcpConnectionFails));
+                    } else {
+                        set_status(&status, p.addr, |s| s.updates_out += n);
+                        // Any message sent counts as a keepalive: restart ours.
+                    }
+                }
+            }
+            _ = async { match next_timer { Some((_, at)) => tokio::time::sleep_until(at.into()).await, None => std::future::pending().await } } => {
+                if let Some((t, _)) = next_timer {
+                    timers.remove(&t);
+                    inputs.push_back(Step::Input(Input::TimerExpired(t)));
+                }
+            }
+        }
+    }
+}
+
+// UPDATEs dominate; boxing them would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    Input(Input),
+    Update(Update),
+    Refresh,
+}
+
+#[allow(clippy::large_enum_variant)]
+enum Decoded {
+    Input(Input),
+    Open(Open),
+    Update(Update),
+    Refresh,
+}
+
+fn decode(frame: &[u8], ctx: &SessionCtx) -> Decoded {
+    match Message::decode(frame, ctx) {
+        Ok(Message::Open(o)) => Decoded::Open(o),
+        Ok(Message::Update(u)) => Decoded::Update(u),
+        Ok(Message::Keepalive) => Decoded::Input(Input::KeepAliveMsg),
+        Ok(Message::Notification(n)) => Decoded::Input(Input::NotifMsg(notif_data(&n))),
+        Ok(Message::RouteRefresh(_)) => Decoded::Refresh,
+        Err(e) => {
+            let n = notif_data(&e.notification());
+            Decoded::Input(match n.code {
+                fsm::codes::MESSAGE_HEADER_ERROR => Input::BgpHeaderErr(n),
+                fsm::codes::OPEN_MESSAGE_ERROR => Input::BgpOpenMsgErr(n),
+                _ => Input::UpdateMsgErr(n),
+            })
+        }
+    }
+}
+
+async fn send(
+    conn: &mut Option<TcpStream>,
+    msgs: &[Message],
+    ctx: &SessionCtx,
+) -> std::io::Result<()> {
+    let Some(c) = conn.as_mut() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotConnected,
+            "no connection",
+        ));
+    };
+    let mut out = BytesMut::new();
+    for m in msgs {
+        m.encode(ctx, &mut out)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    }
+    c.write_all(&out).await
+}
+
+// ---- the table --------------------------------------------------------------------------
+
+struct Session {
+    out: mpsc::UnboundedSender<Vec<Message>>,
+    ctx: SessionCtx,
+    local: IpAddr,
+    ebgp: bool,
+    router_id: Ipv4Addr,
+    advertised: BTreeSet<IpNet>,
+}
+
+async fn table_task(
+    sp: SpeakerConfig,
+    mut rx: mpsc::UnboundedReceiver<TableCmd>,
+    routes_tx: watch::Sender<Arc<Routes>>,
+    status: Arc<Mutex<BTreeMap<IpAddr, PeerStatus>>>,
+) {
+    let mut originated: BTreeSet<IpNet> = BTreeSet::new();
+    let mut adj_in: HashMap<IpAddr, BTreeMap<IpNet, PathAttrs>> = HashMap::new();
+    let mut sessions: HashMap<IpAddr, Session> = HashMap::new();
+    while let Some(first) = rx.recv().await {
+        // Coalesce what is queued: one route computation per burst.
+        let mut batch = vec![first];
+        while let Ok(c) = rx.try_recv() {
+            batch.push(c);
+        }
+        let mut routes_dirty = false;
+        let mut export_dirty = false;
+        for cmd in batch {
+            match cmd {
+                TableCmd::PeerUp {
+                    addr,
+                    out,
+                    ctx,
+                    local,
+                    ebgp,
+                    router_id,
+                } => {
+                    sessions.insert(
+                        addr,
+                        Session {
+                            out,
+                            ctx,
+                            local,
+                            ebgp,
+                            router_id,
+                            advertised: BTreeSet::new(),
+                        },
+                    );
+                    adj_in.entry(addr).or_default().clear();
+                    export_dirty = true;
+                }
+                TableCmd::PeerDown { addr } => {
+                    sessions.remove(&addr);
+                    if adj_in.remove(&addr).is_some_and(|m| !m.is_empty()) {
+                        routes_dirty = true;
+                    }
+                }
+                TableCmd::Update { addr, update } => {
+                    let Some(rib) = adj_in.get_mut(&addr) else {
+                        continue;
+                    };
+                    for (_, nlris) in &update.withdrawn {
+                        for n in nlris {
+                            rib.remove(&n.prefix);
+                        }
+                    }
+                    if let (Some(attrs), false) = (
+                        &update.attrs,
+                        matches!(update.outcome, UpdateOutcome::TreatAsWithdraw(_)),
+                    ) {
+                        for (_, nlris) in &update.announced {
+                            for n in nlris {
+                                let mut a = attrs.clone();
+                                if n.prefix.addr().is_ipv4()
+                                    && update.classic_next_hop.is_some()
+                                    && matches!(a.next_hop, Some(NextHop::V6 { .. }))
+                                {
+                                    a.next_hop = update.classic_next_hop.map(NextHop::V4);
+                                }
+                                rib.insert(n.prefix, a);
+                            }
+                        }
+                    }
+                    let count = rib.len() as u64;
+                    set_status(&status, addr, |s| s.prefixes_received = count);
+                    routes_dirty = true;
+                }
+                TableCmd::Refresh { addr } => {
+                    if let Some(s) = sessions.get_mut(&addr) {
+                        s.advertised.clear();
+                        export_dirty = true;
+                    }
+                }
+                TableCmd::Originate(p) => {
+                    originated.extend(p);
+                    export_dirty = true;
+                }
+                TableCmd::Withdraw(p) => {
+                    for x in p {
+                        originated.remove(&x);
+                    }
+                    export_dirty = true;
+                }
+                TableCmd::AdjIn { addr, reply } => {
+                    let v = adj_in
+                        .get(&addr)
+                        .map(|m| {
+                            m.iter()
+                                .map(|(p, a)| (*p, a.next_hop.map(|n| n.addr())))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let _ = reply.send(v);
+                }
+                TableCmd::Originated { reply } => {
+                    let _ = reply.send(originated.iter().copied().collect());
+                }
+            }
+        }
+        if routes_dirty {
+            let mut by_prefix: BTreeMap<IpNet, Vec<Path>> = BTreeMap::new();
+            for (peer, rib) in &adj_in {
+                let Some(s) = sessions.get(peer) else {
+                    continue;
+                };
+                for (prefix, attrs) in rib {
+                    by_prefix.entry(*prefix).or_default().push(Path {
+                        source: Source {
+                            peer: Some(*peer),
+                            router_id: s.router_id,
+                            ebgp: s.ebgp,
+                        },
+                        attrs: attrs.clone(),
+                    });
+                }
+            }
+            let routes: Routes = by_prefix
+                .into_iter()
+                .filter_map(|(p, paths)| {
+                    select::select(&paths, sp.max_paths).map(|(_, hops)| (p, hops))
+                })
+                .filter(|(_, hops)| !hops.is_empty())
+                .collect();
+            routes_tx.send_if_modified(|cur| {
+                if **cur != routes {
+                    *cur = Arc::new(routes);
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+        if export_dirty {
+            for (addr, s) in sessions.iter_mut() {
+                let msgs = export(&sp, &originated, s);
+                let n = s.advertised.len() as u64;
+                set_status(&status, *addr, |st| st.prefixes_advertised = n);
+                if !msgs.is_empty() {
+                    let _ = s.out.send(msgs);
+                }
+            }
+        }
+    }
+}
+
+/// The UPDATEs that bring a session's Adj-RIB-Out from what it was sent to what we
+/// originate now (the guardrail: nothing learned is ever exported).
+fn export(sp: &SpeakerConfig, originated: &BTreeSet<IpNet>, s: &mut Session) -> Vec<Message> {
+    let first = s.advertised.is_empty();
+    let want: BTreeSet<IpNet> = originated
+        .iter()
+        .filter(|p| {
+            matches!(
+                (p, s.local),
+                (IpNet::V4(_), IpAddr::V4(_)) | (IpNet::V6(_), IpAddr::V6(_))
+            )
+        })
+        .copied()
+        .collect();
+    let gone: Vec<IpNet> = s.advertised.difference(&want).copied().collect();
+    let new: Vec<IpNet> = want.difference(&s.advertised).copied().collect();
+    let mut msgs = Vec::new();
+    for (family, chunk) in chunks(&gone) {
+        msgs.push(Message::Update(Update::withdraw(family, chunk)));
+    }
+    if !new.is_empty() {
+        let mut attrs = PathAttrs {
+            origin: Origin::Igp,
+            as_path: if s.ebgp {
+                AsPath::from_sequence([sp.asn])
+            } else {
+                AsPath::default()
+            },
+            next_hop: Some(NextHop::from(s.local)),
+            local_pref: (!s.ebgp).then_some(100),
+            communities: sp.communities.clone(),
+            large_communities: sp.large_communities.clone(),
+            ..Default::default()
+        };
+        attrs.normalize();
+        for (family, chunk) in chunks(&new) {
+            msgs.push(Message::Update(Update::announce(
+                family,
+                chunk,
+                attrs.clone(),
+            )));
+        }
+    }
+    if first {
+        for f in &s.ctx.families {
+            msgs.push(Message::Update(Update::end_of_rib(*f)));
+        }
+    }
+    s.advertised = want;
+    msgs
+}
+
+/// Prefixes in groups small enough for one 4096-octet UPDATE.
+fn chunks(prefixes: &[IpNet]) -> Vec<(Family, Vec<Nlri>)> {
+    let mut out = Vec::new();
+    for fam in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+        let of: Vec<Nlri> = prefixes
+            .iter()
+            .filter(|p| Family::of(p) == fam)
+            .map(|p| Nlri::new(*p))
+            .collect();
+        for c in of.chunks(400) {
+            out.push((fam, c.to_vec()));
+        }
+    }
+    out
+}
