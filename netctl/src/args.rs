@@ -357,6 +357,8 @@ pub enum BgpCmd {
     Inspect {
         hostname: String,
     },
+    /// The whole fabric as the netplugins report it: every host's sessions and routes.
+    Routes(Output),
 }
 
 #[derive(Debug, Args)]

@@ -482,6 +482,60 @@ fn bgp(cmd: BgpCmd, c: &Client) -> Result<Out, Error> {
         }
         BgpCmd::Rm { hostname } => c.delete(&obj_path::<Bgp>(&hostname)).map(|_| String::new()),
         BgpCmd::Inspect { hostname } => pretty(&c.get_value(&inspect_path::<Bgp>(&hostname))?),
+        BgpCmd::Routes(o) => {
+            let hosts = c.get_value("/api/v1/feed/hosts/")?;
+            if o.json {
+                return pretty(&hosts);
+            }
+            let mut sessions = Vec::new();
+            let mut routes = Vec::new();
+            if let Some(map) = hosts.as_object() {
+                for (host, r) in map {
+                    for n in r["neighbors"].as_array().into_iter().flatten() {
+                        sessions.push(vec![
+                            host.clone(),
+                            n["address"].as_str().unwrap_or_default().to_string(),
+                            n["state"].as_str().unwrap_or_default().to_string(),
+                            n["prefixesReceived"]
+                                .as_u64()
+                                .map(|v| v.to_string())
+                                .unwrap_or_default(),
+                            n["prefixesAdvertised"]
+                                .as_u64()
+                                .map(|v| v.to_string())
+                                .unwrap_or_default(),
+                        ]);
+                    }
+                    for rt in r["routes"].as_array().into_iter().flatten() {
+                        let hops = rt["nexthops"]
+                            .as_array()
+                            .map(|h| {
+                                h.iter()
+                                    .filter_map(|x| x.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(",")
+                            })
+                            .unwrap_or_default();
+                        routes.push(vec![
+                            host.clone(),
+                            rt["prefix"].as_str().unwrap_or_default().to_string(),
+                            hops,
+                        ]);
+                    }
+                }
+            }
+            if o.quiet {
+                return Ok(routes
+                    .iter()
+                    .map(|r| format!("{} {}\n", r[0], r[1]))
+                    .collect());
+            }
+            Ok(render(
+                &["Host", "Neighbor", "State", "Received", "Advertised"],
+                &sessions,
+            ) + "\n"
+                + &render(&["Host", "Prefix", "Next hops"], &routes))
+        }
     }
 }
 

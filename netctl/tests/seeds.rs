@@ -198,3 +198,30 @@ fn tables_match_their_golden_files() {
         assert_eq!(out, want, "{cmd}");
     }
 }
+
+#[test]
+fn fabric_view_and_collecting_a_dead_host() {
+    let m = Master::start();
+    m.ok("netctl global set --fwd-mode routing");
+    m.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254");
+    let url = m.url.clone();
+    m.rt.block_on(async move {
+        let c = reqwest::Client::new();
+        let ep = r#"{"endpointID":"e1","tenant":"default","network":"contiv-net","host":"node1"}"#;
+        assert!(c.post(format!("{url}/api/v1/plugin/endpoints/")).body(ep).send().await.unwrap().status().is_success());
+        let report = r#"{"neighbors":[{"address":"10.1.1.0","state":"established","prefixesReceived":3}],"routes":[{"prefix":"0.0.0.0/0","nexthops":["10.1.1.0","10.1.2.0"]}]}"#;
+        assert!(c.put(format!("{url}/api/v1/feed/hosts/node1/")).body(report).send().await.unwrap().status().is_success());
+    });
+    let view = m.ok("netctl bgp routes");
+    assert!(
+        view.contains("established")
+            && view.contains("0.0.0.0/0")
+            && view.contains("10.1.1.0,10.1.2.0"),
+        "{view}"
+    );
+    let eps = m.ok("netctl endpoint ls -q");
+    assert_eq!(eps, "e1\n");
+    let out = m.ok("netctl endpoint collect node1");
+    assert!(out.contains("collected 1"), "{out}");
+    assert_eq!(m.ok("netctl endpoint ls -q"), "");
+}

@@ -82,3 +82,55 @@ async fn non_loopback_listeners_need_a_token_or_insecure() {
         .unwrap_err();
     assert!(err.to_string().contains("--token-file"), "{err}");
 }
+
+#[tokio::test]
+async fn a_token_guards_changes_but_not_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut cfg = Config::embedded(addr, dir.path().to_path_buf());
+    cfg.token = Some("s3cret-token".into());
+    let nm = server::start(cfg).await.unwrap();
+    let c = reqwest::Client::new();
+    let body = r#"{"tenantName":"t1"}"#;
+    let r = c
+        .post(format!("{}/api/v1/tenants/t1/", nm.url()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("s3cret"), "the token leaked: {text}");
+    let r = c
+        .post(format!("{}/api/v1/tenants/t1/", nm.url()))
+        .bearer_auth("wrong")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .post(format!("{}/api/v1/tenants/t1/", nm.url()))
+        .bearer_auth("s3cret-token")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .get(format!("{}/api/v1/tenants/t1/", nm.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "reads need no token");
+    let info = c
+        .get(format!("{}/info", nm.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!info.contains("s3cret"), "{info}");
+    nm.stop().await;
+}
