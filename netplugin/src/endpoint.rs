@@ -303,6 +303,134 @@ pub fn unplumb(host: &HostNs, endpoint_id: &str) -> Result<(), EndpointError> {
     }
 }
 
+/// The temporary name of a Docker endpoint's container side (`ct` + the same hash as the
+/// host side): the pair is created in the host namespace and Docker moves this end into
+/// the sandbox, renaming it to `eth<N>`.
+pub fn detached_ifname(endpoint_id: &str) -> String {
+    format!("ct{}", &host_ifname(endpoint_id)[HOST_IF_PREFIX.len()..])
+}
+
+/// Creates a Docker endpoint's veth pair, both ends in the host namespace: the host side
+/// configured as [`plumb`] does, the container side named [`detached_ifname`] with
+/// Contiv's MAC and left down and unaddressed for Docker to move and configure. On error,
+/// removes what it created.
+pub fn plumb_detached(
+    host: &HostNs,
+    id: &str,
+    address: IpNet,
+    mtu: u32,
+) -> Result<(Plumbed, String), EndpointError> {
+    let step = |step: &'static str| {
+        let id = id.to_string();
+        move |source: NlError| EndpointError::Step {
+            id: id.clone(),
+            step,
+            source,
+        }
+    };
+    let IpAddr::V4(v4) = address.addr() else {
+        return Err(EndpointError::Invalid {
+            id: id.to_string(),
+            reason: "IPv6 endpoint addresses are not supported in routing mode yet".into(),
+        });
+    };
+    let mac = container_mac(v4);
+    let host_if = host_ifname(id);
+    let ctr_if = detached_ifname(id);
+    let mut hc = host.conn().map_err(step("opening the host namespace"))?;
+    let mut peer = LinkMessage::default();
+    peer.attributes.push(LinkAttribute::IfName(ctr_if.clone()));
+    peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
+    peer.attributes.push(LinkAttribute::Mtu(mtu));
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(host_if.clone()));
+    m.attributes
+        .push(LinkAttribute::Address(GATEWAY_MAC.to_vec()));
+    m.attributes.push(LinkAttribute::Mtu(mtu));
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Veth),
+        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+    ]));
+    hc.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)
+        .map_err(step("creating the veth pair"))?;
+    let configured = (|| -> Result<u32, EndpointError> {
+        let index = link_index(&mut hc, &host_if).map_err(step("finding the host interface"))?;
+        host.sysctl(&format!("net.ipv4.conf.{host_if}.proxy_arp"), "1")
+            .map_err(step("enabling proxy ARP"))?;
+        host.sysctl(&format!("net.ipv4.neigh.{host_if}.proxy_delay"), "0")
+            .map_err(step("setting the proxy ARP delay"))?;
+        set_up(&mut hc, index).map_err(step("bringing the host interface up"))?;
+        Ok(index)
+    })();
+    match configured {
+        Ok(host_ifindex) => Ok((
+            Plumbed {
+                host_ifname: host_if,
+                host_ifindex,
+                mac,
+            },
+            ctr_if,
+        )),
+        Err(e) => {
+            let _ = delete_link(&mut hc, &host_if);
+            Err(e)
+        }
+    }
+}
+
+/// The index of a host interface, `None` when it does not exist.
+pub fn host_ifindex(host: &HostNs, name: &str) -> Result<Option<u32>, NlError> {
+    let mut hc = host.conn()?;
+    match link_index(&mut hc, name) {
+        Ok(i) => Ok(Some(i)),
+        Err(NlError::Protocol(_)) => Ok(None),
+        Err(NlError::Socket(e)) if e.raw_os_error() == Some(19) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The host interfaces that are ours ([`is_ours`]), by name.
+pub fn our_links(host: &HostNs) -> Result<Vec<String>, NlError> {
+    let mut hc = host.conn()?;
+    Ok(hc
+        .query(RouteNetlinkMessage::GetLink(LinkMessage::default()), true)?
+        .into_iter()
+        .filter_map(|r| match r {
+            RouteNetlinkMessage::NewLink(l) => l.attributes.into_iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n),
+                _ => None,
+            }),
+            _ => None,
+        })
+        .filter(|n| is_ours(n))
+        .collect())
+}
+
+/// Removes a host interface of ours by name (gone already is not an error).
+pub fn remove_link(host: &HostNs, name: &str) -> Result<(), NlError> {
+    let mut hc = host.conn()?;
+    match delete_link(&mut hc, name) {
+        Ok(()) => Ok(()),
+        Err(NlError::Socket(e)) if e.raw_os_error() == Some(19) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Turns on IPv4 forwarding in the host namespace: routing mode routes every container
+/// packet, and proxy ARP answers only on a forwarding host. Reads first, so an already
+/// forwarding host is not written to.
+pub fn enable_forwarding(host: &HostNs) -> Result<(), NlError> {
+    let read = || std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map_err(NlError::Socket);
+    let on = match &host.0 {
+        Some(p) => in_netns(p, read)?,
+        None => read()?,
+    };
+    if on.trim() == "1" {
+        return Ok(());
+    }
+    host.sysctl("net.ipv4.ip_forward", "1")
+}
+
 /// Whether a host interface is one of ours.
 pub fn is_ours(ifname: &str) -> bool {
     ifname.len() == HOST_IF_PREFIX.len() + 11

@@ -12,6 +12,7 @@
 //!   neighbour and default route, proxy ARP on the host side);
 //! - [`nl`]: the batched rtnetlink connection the drivers share.
 
+pub mod agent;
 pub mod cni;
 pub mod docker;
 pub mod endpoint;

@@ -1,0 +1,394 @@
+//! The host's BGP: what the `Bgp` object asks for ([`BgpPlan`], pure) and the speaker that
+//! carries it out ([`SpeakerHost`]), running on its own thread inside the host's network
+//! namespace so that every socket it opens lives there.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bgp::types::{Community, LargeCommunity};
+use bgp_speaker::driver::{PeerConfig, PeerStatus, Routes, Speaker, SpeakerConfig};
+use ipnet::IpNet;
+use tokio::runtime::Handle;
+use tokio::sync::{oneshot, watch};
+
+use crate::routing::AdvertiseMode;
+
+/// The speaker settings a `Bgp` object stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpPlan {
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    /// The host's address on the ToR subnet, with that subnet's length.
+    pub router_net: IpNet,
+    /// Neighbor address → its AS.
+    pub neighbors: BTreeMap<IpAddr, u32>,
+    pub communities: Vec<Community>,
+    pub large_communities: Vec<LargeCommunity>,
+    pub advertise: AdvertiseMode,
+}
+
+impl BgpPlan {
+    /// Whether going from `self` to `next` needs a new speaker (the neighbors alone can
+    /// change on a running one).
+    pub fn needs_restart(&self, next: &BgpPlan) -> bool {
+        self.asn != next.asn
+            || self.router_id != next.router_id
+            || self.communities != next.communities
+            || self.large_communities != next.large_communities
+    }
+}
+
+fn parse_asn(what: &str, s: &str) -> Result<u32, String> {
+    s.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|a| *a != 0)
+        .ok_or_else(|| format!("{what} {s:?} is not an AS number (1..4294967295)"))
+}
+
+/// Reads a `Bgp` object. Contiv's single-neighbor form (`neighbor`, `neighbor-as`) and the
+/// several-neighbors form (`neighbors`) may be combined; duplicates must agree.
+pub fn bgp_plan(b: &contiv_model::Bgp) -> Result<BgpPlan, String> {
+    let asn = parse_asn("as", &b.asn)?;
+    let router_net: IpNet = b
+        .routerip
+        .parse()
+        .or_else(|_| b.routerip.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("router-ip {:?} is not an address with a length", b.routerip))?;
+    let IpAddr::V4(router_id) = router_net.addr() else {
+        return Err(format!(
+            "router-ip {} must be IPv4 (it is also the BGP router id)",
+            b.routerip
+        ));
+    };
+    let mut neighbors = BTreeMap::new();
+    let mut add = |addr: &str, asn: &str| -> Result<(), String> {
+        let a: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("neighbor {addr:?} is not an IP address"))?;
+        let n = parse_asn(&format!("neighbor {a}: as"), asn)?;
+        match neighbors.insert(a, n) {
+            Some(old) if old != n => Err(format!("neighbor {a} is given twice, as {old} and {n}")),
+            _ => Ok(()),
+        }
+    };
+    if !b.neighbor.is_empty() {
+        add(&b.neighbor, &b.neighbor_as)?;
+    }
+    for n in &b.neighbors {
+        add(&n.address, &n.asn)?;
+    }
+    let mut communities = Vec::new();
+    let mut large_communities = Vec::new();
+    for c in &b.communities {
+        if c.matches(':').count() == 2 {
+            large_communities.push(c.parse().map_err(|e| format!("community {c:?}: {e}"))?);
+        } else {
+            communities.push(c.parse().map_err(|e| format!("community {c:?}: {e}"))?);
+        }
+    }
+    let advertise = match b.advertise {
+        contiv_model::AdvertiseMode::PerEndpoint => AdvertiseMode::PerEndpoint,
+        contiv_model::AdvertiseMode::NetworkSubnet => AdvertiseMode::NetworkSubnets,
+        contiv_model::AdvertiseMode::HostBlock => {
+            let block: IpNet = b
+                .host_block
+                .parse()
+                .map_err(|_| format!("host-block {:?} is not a prefix", b.host_block))?;
+            AdvertiseMode::HostBlocks(vec![block])
+        }
+    };
+    Ok(BgpPlan {
+        asn,
+        router_id,
+        router_net: router_net.trunc(),
+        neighbors,
+        communities,
+        large_communities,
+        advertise,
+    })
+}
+
+/// A tokio runtime on a thread of its own, inside a network namespace (or the caller's).
+#[derive(Debug)]
+pub struct NsRuntime {
+    handle: Handle,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NsRuntime {
+    pub fn start(netns: Option<PathBuf>) -> std::io::Result<NsRuntime> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("netplugin-bgp".into())
+            .spawn(move || {
+                let setup = (|| -> std::io::Result<tokio::runtime::Runtime> {
+                    if let Some(p) = &netns {
+                        let f = File::open(p)?;
+                        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+                            .map_err(std::io::Error::from)?;
+                    }
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                })();
+                match setup {
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                    Ok(rt) => {
+                        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+                        let _ = tx.send(Ok((rt.handle().clone(), stop_tx)));
+                        rt.block_on(async {
+                            let _ = stop_rx.await;
+                        });
+                    }
+                }
+            })?;
+        let (handle, stop) = rx
+            .recv()
+            .map_err(|_| std::io::Error::other("the BGP thread died while starting"))??;
+        Ok(NsRuntime {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl Drop for NsRuntime {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A running speaker with the plan it carries out.
+pub struct SpeakerHost {
+    rt: Arc<NsRuntime>,
+    speaker: Option<Speaker>,
+    plan: BgpPlan,
+    originated: BTreeSet<IpNet>,
+}
+
+impl std::fmt::Debug for SpeakerHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpeakerHost")
+            .field("plan", &self.plan)
+            .finish()
+    }
+}
+
+impl SpeakerHost {
+    /// Starts a speaker for `plan` on `rt` with the plan's neighbors.
+    pub async fn start(rt: Arc<NsRuntime>, plan: BgpPlan) -> Result<SpeakerHost, String> {
+        let cfg = SpeakerConfig {
+            asn: plan.asn,
+            router_id: plan.router_id,
+            listen: None,
+            max_paths: 16,
+            communities: plan.communities.clone(),
+            large_communities: plan.large_communities.clone(),
+        };
+        let speaker = rt
+            .handle()
+            .spawn(Speaker::start(cfg))
+            .await
+            .map_err(|e| format!("the BGP thread: {e}"))?
+            .map_err(|e| format!("starting the BGP speaker: {e}"))?;
+        let mut host = SpeakerHost {
+            rt,
+            speaker: Some(speaker),
+            plan: BgpPlan {
+                neighbors: BTreeMap::new(),
+                ..plan.clone()
+            },
+            originated: BTreeSet::new(),
+        };
+        host.set_neighbors(&plan.neighbors)?;
+        host.plan = plan;
+        Ok(host)
+    }
+
+    fn speaker(&self) -> &Speaker {
+        self.speaker
+            .as_ref()
+            .expect("speaker present until shutdown")
+    }
+
+    pub fn plan(&self) -> &BgpPlan {
+        &self.plan
+    }
+
+    /// Moves to `next` without touching unaffected sessions: removed and changed
+    /// neighbors go, new and changed ones come. The caller restarts the speaker when
+    /// [`BgpPlan::needs_restart`].
+    pub fn update(&mut self, next: &BgpPlan) -> Result<(), String> {
+        self.set_neighbors(&next.neighbors)?;
+        self.plan = next.clone();
+        Ok(())
+    }
+
+    fn set_neighbors(&mut self, want: &BTreeMap<IpAddr, u32>) -> Result<(), String> {
+        let _guard = self.rt.handle().enter();
+        let have = self.plan.neighbors.clone();
+        for (addr, asn) in &have {
+            if want.get(addr) != Some(asn) {
+                self.speaker().remove_neighbor(*addr);
+            }
+        }
+        for (addr, asn) in want {
+            if have.get(addr) != Some(asn) {
+                let mut p = PeerConfig::new(*addr, *asn);
+                p.description = format!("ToR {addr}");
+                self.speaker()
+                    .add_neighbor(p)
+                    .map_err(|e| format!("adding BGP neighbor {addr}: {e}"))?;
+            }
+        }
+        self.plan.neighbors = want.clone();
+        Ok(())
+    }
+
+    /// Originates exactly `want` (withdrawing what is no longer wanted).
+    pub fn advertise(&mut self, want: &BTreeSet<IpNet>) -> Result<(), String> {
+        let gone: Vec<IpNet> = self.originated.difference(want).copied().collect();
+        let new: Vec<IpNet> = want.difference(&self.originated).copied().collect();
+        if !gone.is_empty() {
+            self.speaker()
+                .withdraw(gone)
+                .map_err(|e| format!("withdrawing: {e}"))?;
+        }
+        if !new.is_empty() {
+            self.speaker()
+                .originate(new)
+                .map_err(|e| format!("originating: {e}"))?;
+        }
+        self.originated = want.clone();
+        Ok(())
+    }
+
+    pub fn originated(&self) -> &BTreeSet<IpNet> {
+        &self.originated
+    }
+
+    pub fn routes(&self) -> watch::Receiver<Arc<Routes>> {
+        self.speaker().routes()
+    }
+
+    pub fn neighbors(&self) -> Vec<PeerStatus> {
+        self.speaker().neighbors()
+    }
+
+    /// Closes every session (a Cease to each established peer) and stops.
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.speaker.take() {
+            let _ = self.rt.handle().spawn(s.shutdown()).await;
+        }
+    }
+}
+
+impl Drop for SpeakerHost {
+    fn drop(&mut self) {
+        if let Some(s) = self.speaker.take() {
+            // Dropping aborts the speaker's tasks; do it on its own runtime.
+            let _guard = self.rt.handle().enter();
+            drop(s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bgp(json: serde_json::Value) -> contiv_model::Bgp {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn contivs_one_neighbor_form() {
+        let p = bgp_plan(&bgp(serde_json::json!({
+            "hostname": "host1", "routerip": "10.1.1.1/31", "as": "65101",
+            "neighbor-as": "65001", "neighbor": "10.1.1.0"
+        })))
+        .unwrap();
+        assert_eq!(p.asn, 65101);
+        assert_eq!(p.router_id, Ipv4Addr::new(10, 1, 1, 1));
+        assert_eq!(p.router_net, "10.1.1.0/31".parse::<IpNet>().unwrap());
+        assert_eq!(
+            p.neighbors,
+            BTreeMap::from([("10.1.1.0".parse().unwrap(), 65001)])
+        );
+        assert_eq!(p.advertise, AdvertiseMode::PerEndpoint);
+    }
+
+    #[test]
+    fn several_neighbors_communities_and_blocks() {
+        let p = bgp_plan(&bgp(serde_json::json!({
+            "hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
+            "neighbors": [{"address": "10.1.1.254", "as": "65001"},
+                          {"address": "10.1.2.254", "as": "65002"}],
+            "communities": ["65000:100", "65000:1:2"],
+            "advertise": "host-block", "host-block": "20.1.1.0/26"
+        })))
+        .unwrap();
+        assert_eq!(p.neighbors.len(), 2);
+        assert_eq!(p.communities.len(), 1);
+        assert_eq!(p.large_communities.len(), 1);
+        assert_eq!(
+            p.advertise,
+            AdvertiseMode::HostBlocks(vec!["20.1.1.0/26".parse().unwrap()])
+        );
+    }
+
+    #[test]
+    fn bad_objects_are_named() {
+        let base = serde_json::json!({"hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
+            "neighbor": "10.1.1.254", "neighbor-as": "65001"});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut o = base.clone();
+            o[k] = v;
+            bgp_plan(&bgp(o)).unwrap_err()
+        };
+        assert!(with("as", "x".into()).contains("as"));
+        assert!(with("routerip", "nope".into()).contains("router-ip"));
+        assert!(with("routerip", "2001:db8::1/64".into()).contains("IPv4"));
+        assert!(with("neighbor", "10.1.1".into()).contains("neighbor"));
+        assert!(with("neighbor-as", "0".into()).contains("AS number"));
+        assert!(
+            with(
+                "neighbors",
+                serde_json::json!([{"address": "10.1.1.254", "as": "65009"}])
+            )
+            .contains("twice")
+        );
+    }
+
+    #[test]
+    fn only_identity_changes_restart_the_speaker() {
+        let p = bgp_plan(&bgp(serde_json::json!({
+            "hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
+            "neighbor": "10.1.1.254", "neighbor-as": "65001"
+        })))
+        .unwrap();
+        let mut q = p.clone();
+        q.neighbors.insert("10.1.1.253".parse().unwrap(), 65001);
+        assert!(!p.needs_restart(&q));
+        q.asn = 65102;
+        assert!(p.needs_restart(&q));
+    }
+}

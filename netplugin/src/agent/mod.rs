@@ -1,0 +1,459 @@
+//! The netplugin daemon: the pieces of this crate wired into one agent.
+//!
+//! - [`Agent`] implements [`EndpointService`] for the CNI and Docker front ends: an
+//!   endpoint's address comes from netmaster (`/api/v1/plugin/endpoints/`), the veth pair
+//!   is plumbed in the host's namespace, and the endpoint is saved on disk
+//!   (`<state dir>/endpoints.json`) before the call returns. Any failure undoes what the
+//!   call did (no veth, no address held, no route).
+//! - The reconciler ([`reconcile`]) makes the host match its intent: it starts, updates
+//!   or stops the BGP speaker from the host's `Bgp` object, originates the local
+//!   endpoints' prefixes, and syncs the kernel FIB (local /32s on their veths, learned
+//!   routes with their ECMP next hops). It runs on every change (endpoint, intent,
+//!   learned routes) and every few seconds to repair drift; front-end calls wait for
+//!   the pass that includes them, so a container is routable when ADD returns.
+//! - The reporter publishes the host's endpoints, BGP sessions and learned routes to
+//!   netmaster (`PUT /api/v1/feed/hosts/<host>/`) for `netctl bgp inspect`.
+//!
+//! Restart safety: on start the agent loads its saved endpoints and intent, waits until
+//! it has intent (from disk or from netmaster), and only then sweeps: veths named like
+//! ours that no saved endpoint owns are removed, and the FIB sync removes routes with
+//! our protocol number that are no longer wanted. Nothing without our marks is touched.
+
+pub mod bgp;
+pub mod master;
+pub mod metrics;
+mod reconcile;
+mod service;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use contiv_model::{Global, Object};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, watch};
+
+use crate::cni::service::{Attachment, DockerNetwork, EndpointError, MacAddr, NetworkTarget};
+use crate::endpoint::HostNs;
+use crate::intent::{Link, Mirror};
+
+pub use reconcile::Status;
+
+/// The forwarding mode this agent implements.
+pub const ROUTING: &str = "routing";
+
+/// How the agent is set up.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// This host's name (the `Bgp` object's `hostname`, endpoints' `homingHost`).
+    pub host: String,
+    /// netmaster's base URL.
+    pub netmaster: String,
+    pub token: Option<String>,
+    /// Where the agent keeps its state (intent mirror, endpoints).
+    pub state_dir: PathBuf,
+    /// The host's network namespace when it is not the agent's own (lab hosts).
+    pub netns: Option<PathBuf>,
+    /// The forwarding mode given on the command line, if any; it must agree with the
+    /// stored global (a disagreement is reported loudly, the global wins).
+    pub fwd_mode: Option<String>,
+    /// MTU of endpoint interfaces.
+    pub mtu: u32,
+    /// Resync period of the reconciler.
+    pub resync: Duration,
+    /// How often the host report goes to netmaster.
+    pub report_every: Duration,
+}
+
+impl AgentConfig {
+    pub fn new(host: &str, netmaster: &str, state_dir: &Path) -> AgentConfig {
+        AgentConfig {
+            host: host.to_string(),
+            netmaster: netmaster.to_string(),
+            token: None,
+            state_dir: state_dir.to_path_buf(),
+            netns: None,
+            fwd_mode: None,
+            mtu: 1500,
+            resync: Duration::from_secs(10),
+            report_every: Duration::from_secs(3),
+        }
+    }
+}
+
+/// One endpoint plumbed on this host, as saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalRecord {
+    pub endpoint_id: String,
+    pub attachment: Attachment,
+    pub target: NetworkTarget,
+    /// The container's namespace (CNI); `None` for Docker endpoints.
+    pub netns: Option<PathBuf>,
+    pub address: IpNet,
+    pub gateway: Option<IpAddr>,
+    pub host_ifname: String,
+    pub container_ifname: String,
+    pub mac: MacAddr,
+    #[serde(default)]
+    pub container_name: String,
+    /// The address came from a Docker IPAM reservation: `ReleaseAddress` releases it.
+    #[serde(default)]
+    pub ipam_reserved: bool,
+}
+
+/// An address Docker's IPAM reserved (an endpoint at netmaster not yet plumbed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub endpoint_id: String,
+    pub target: NetworkTarget,
+    pub address: IpNet,
+    pub gateway: Option<IpAddr>,
+}
+
+/// Everything the agent saves, in one file written atomically.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saved {
+    /// By `<container id>/<ifname>`.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, LocalRecord>,
+    /// Docker network id → what the driver knows of it.
+    #[serde(default)]
+    pub docker_networks: BTreeMap<String, DockerNetwork>,
+    /// Reserved address → reservation.
+    #[serde(default)]
+    pub reservations: BTreeMap<IpAddr, Reservation>,
+}
+
+impl Saved {
+    fn path(dir: &Path) -> PathBuf {
+        dir.join("endpoints.json")
+    }
+
+    pub fn load(dir: &Path) -> std::io::Result<Saved> {
+        match std::fs::read(Self::path(dir)) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", Self::path(dir).display()),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Saved::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        let path = Self::path(dir);
+        let tmp = path.with_extension("tmp");
+        let data = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&data)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)
+    }
+}
+
+/// The key of an attachment in [`Saved::endpoints`].
+pub fn attachment_key(a: &Attachment) -> String {
+    format!("{}/{}", a.container_id, a.ifname)
+}
+
+/// netmaster's endpoint id for an attachment: `<container id>-<ifname>` (Docker: the
+/// endpoint id itself), hashed when that would be too long for netmaster.
+pub fn endpoint_id(a: &Attachment) -> String {
+    if a.ifname == crate::cni::service::DOCKER_IFNAME {
+        return a.container_id.clone();
+    }
+    let id = format!("{}-{}", a.container_id, a.ifname);
+    if id.len() <= 128 && !id.contains('/') {
+        id
+    } else {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in id.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("cni-{h:016x}")
+    }
+}
+
+/// The stored forwarding mode (Contiv's default is bridge when nothing is set).
+pub fn stored_fwd_mode(m: &Mirror) -> String {
+    m.get::<Global>(Global::PLURAL, "global")
+        .map(|g| g.fwd_mode)
+        .filter(|f| !f.is_empty())
+        .unwrap_or_else(|| "bridge".to_string())
+}
+
+/// The agent: shared by the front ends, the reconciler and the reporter.
+pub struct Agent {
+    cfg: AgentConfig,
+    host_ns: HostNs,
+    master: master::Master,
+    state: Mutex<Saved>,
+    mirror: watch::Receiver<Arc<Mirror>>,
+    link: watch::Receiver<Link>,
+    /// Bumped by every front-end change; the reconciler answers with `done`.
+    wanted: watch::Sender<u64>,
+    done: watch::Receiver<u64>,
+    status: watch::Receiver<Arc<Status>>,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("host", &self.cfg.host)
+            .finish()
+    }
+}
+
+/// A running agent's background work; dropping it stops the agent.
+#[derive(Debug)]
+pub struct Running {
+    pub agent: Arc<Agent>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    reconciler: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+impl Running {
+    /// Stops the agent: the speaker closes its sessions (the ToRs withdraw our routes
+    /// unless graceful restart keeps them), the data path stays as it is.
+    pub async fn stop(mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some((tx, task)) = self.reconciler.take() {
+            let _ = tx.send(());
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some((tx, _)) = self.reconciler.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("state directory {0}: {1}")]
+    State(PathBuf, std::io::Error),
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl Agent {
+    /// Loads the saved state, follows netmaster's feed and starts the reconciler and the
+    /// reporter.
+    pub async fn start(cfg: AgentConfig) -> Result<Running, StartError> {
+        std::fs::create_dir_all(&cfg.state_dir)
+            .map_err(|e| StartError::State(cfg.state_dir.clone(), e))?;
+        let saved =
+            Saved::load(&cfg.state_dir).map_err(|e| StartError::State(cfg.state_dir.clone(), e))?;
+        let mirror_path = cfg.state_dir.join("intent.json");
+        let mirror =
+            Mirror::load(&mirror_path).map_err(|e| StartError::State(cfg.state_dir.clone(), e))?;
+        let (mirror_tx, mirror_rx) = watch::channel(Arc::new(mirror));
+        let (link_tx, link_rx) = watch::channel(Link::Disconnected);
+        let master =
+            master::Master::new(&cfg.netmaster, cfg.token.clone()).map_err(StartError::Setup)?;
+        let (wanted, wanted_rx) = watch::channel(0u64);
+        let (done_tx, done) = watch::channel(0u64);
+        let (status_tx, status) = watch::channel(Arc::new(Status::default()));
+        let metrics = Arc::new(metrics::Metrics::new());
+        let agent = Arc::new(Agent {
+            host_ns: HostNs(cfg.netns.clone()),
+            master,
+            state: Mutex::new(saved),
+            mirror: mirror_rx,
+            link: link_rx,
+            wanted,
+            done,
+            status,
+            metrics,
+            cfg: cfg.clone(),
+        });
+        let mut tasks = vec![tokio::spawn(crate::intent::follow(
+            crate::intent::FeedConfig {
+                netmaster: cfg.netmaster.clone(),
+                path: mirror_path,
+            },
+            mirror_tx,
+            link_tx,
+        ))];
+        let rt = Arc::new(
+            bgp::NsRuntime::start(cfg.netns.clone())
+                .map_err(|e| StartError::Setup(format!("the BGP thread: {e}")))?,
+        );
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let reconciler = tokio::spawn(reconcile::run(
+            agent.clone(),
+            rt,
+            wanted_rx,
+            done_tx,
+            status_tx,
+            stop_rx,
+        ));
+        tasks.push(tokio::spawn(reconcile::report_loop(agent.clone())));
+        Ok(Running {
+            agent,
+            tasks,
+            reconciler: Some((stop_tx, reconciler)),
+        })
+    }
+
+    pub fn config(&self) -> &AgentConfig {
+        &self.cfg
+    }
+
+    /// The latest intent.
+    pub fn mirror(&self) -> Arc<Mirror> {
+        self.mirror.borrow().clone()
+    }
+
+    /// Whether the feed is connected now.
+    pub fn connected(&self) -> bool {
+        *self.link.borrow() == Link::Connected
+    }
+
+    /// The reconciler's latest view (sessions, routes, errors).
+    pub fn status(&self) -> Arc<Status> {
+        self.status.borrow().clone()
+    }
+
+    /// The saved endpoints.
+    pub async fn endpoints(&self) -> Vec<LocalRecord> {
+        self.state
+            .lock()
+            .await
+            .endpoints
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Asks for a reconcile pass and waits until one that started after this call has
+    /// finished (or `within` passes).
+    pub async fn settle(&self, within: Duration) -> Result<(), EndpointError> {
+        let mut want = 0;
+        self.wanted.send_modify(|w| {
+            *w += 1;
+            want = *w;
+        });
+        let mut done = self.done.clone();
+        tokio::time::timeout(within, done.wait_for(|d| *d >= want))
+            .await
+            .map_err(|_| {
+                EndpointError::unavailable(
+                    "the data path was not programmed in time; see the netplugin log",
+                )
+            })?
+            .map_err(|_| EndpointError::unavailable("netplugin is shutting down"))?;
+        Ok(())
+    }
+
+    /// Refuses endpoint changes while the host is not in routing mode.
+    fn check_mode(&self) -> Result<(), EndpointError> {
+        let m = self.mirror();
+        if m.revision == 0 && m.objects.is_empty() {
+            return Err(EndpointError::unavailable(format!(
+                "netplugin on {} has no intent from netmaster yet",
+                self.cfg.host
+            )));
+        }
+        let mode = stored_fwd_mode(&m);
+        if mode != ROUTING {
+            return Err(EndpointError::unavailable(format!(
+                "the fabric's forwarding mode is {mode}; this netplugin implements the routing \
+                 mode only (netctl global set --fwd-mode routing)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_ids_fit_netmaster() {
+        let a = Attachment {
+            container_id: "abc".into(),
+            ifname: "eth0".into(),
+        };
+        assert_eq!(endpoint_id(&a), "abc-eth0");
+        let d = Attachment {
+            container_id: "0123456789abcdef".into(),
+            ifname: crate::cni::service::DOCKER_IFNAME.into(),
+        };
+        assert_eq!(endpoint_id(&d), "0123456789abcdef");
+        let long = Attachment {
+            container_id: "x".repeat(200),
+            ifname: "eth0".into(),
+        };
+        let id = endpoint_id(&long);
+        assert!(id.starts_with("cni-") && id.len() == 20);
+        let slash = Attachment {
+            container_id: "a/b".into(),
+            ifname: "eth0".into(),
+        };
+        assert!(!endpoint_id(&slash).contains('/'));
+    }
+
+    #[test]
+    fn saved_state_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Saved::load(dir.path()).unwrap(), Saved::default());
+        let mut s = Saved::default();
+        s.endpoints.insert(
+            "c/eth0".into(),
+            LocalRecord {
+                endpoint_id: "c-eth0".into(),
+                attachment: Attachment {
+                    container_id: "c".into(),
+                    ifname: "eth0".into(),
+                },
+                target: NetworkTarget::new("default", "contiv-net", None).unwrap(),
+                netns: Some("/proc/1/ns/net".into()),
+                address: "20.1.1.1/24".parse().unwrap(),
+                gateway: Some("20.1.1.254".parse().unwrap()),
+                host_ifname: "cv0".into(),
+                container_ifname: "eth0".into(),
+                mac: MacAddr([2, 2, 20, 1, 1, 1]),
+                container_name: "web".into(),
+                ipam_reserved: false,
+            },
+        );
+        s.save(dir.path()).unwrap();
+        assert_eq!(Saved::load(dir.path()).unwrap(), s);
+    }
+
+    #[test]
+    fn the_global_decides_the_mode() {
+        let mut m = Mirror::default();
+        assert_eq!(stored_fwd_mode(&m), "bridge");
+        m.objects.entry("globals".into()).or_default().insert(
+            "global".into(),
+            serde_json::json!({"name": "global", "fwdMode": "routing"}),
+        );
+        assert_eq!(stored_fwd_mode(&m), "routing");
+    }
+}

@@ -1,0 +1,354 @@
+//! A Contiv cluster on a lab fabric: netmaster (in this process, on loopback), one
+//! netplugin process per lab host (in the machine's namespace, driving the host's
+//! namespace with `--netns`), netctl, CNI calls through the real `contiv-cni` binary,
+//! and container namespaces. Everything is torn down on drop, also when a test fails.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A binary of the workspace, next to the test executable's directory.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        p.display()
+    );
+    p
+}
+
+/// netmaster running in this process.
+#[allow(missing_debug_implementations)]
+pub struct Netmaster {
+    pub url: String,
+    rt: tokio::runtime::Runtime,
+    running: Option<netmaster::server::Running>,
+    _dir: tempfile::TempDir,
+}
+
+impl Netmaster {
+    pub fn start() -> Netmaster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("literal");
+        let cfg = netmaster::server::Config::embedded(addr, dir.path().to_path_buf());
+        let running = rt
+            .block_on(netmaster::server::start(cfg))
+            .expect("netmaster starts");
+        Netmaster {
+            url: running.url(),
+            rt,
+            running: Some(running),
+            _dir: dir,
+        }
+    }
+
+    /// Runs netctl with a shell-like command line (`netctl net create ...`, split on
+    /// spaces).
+    pub fn netctl(&self, line: &str) -> Output {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(args[0], "netctl", "{line}");
+        Command::new(bin("netctl"))
+            .args(&args[1..])
+            .env("NETMASTER", &self.url)
+            .output()
+            .expect("netctl runs")
+    }
+
+    /// Runs netctl and requires success; returns stdout.
+    pub fn ok(&self, line: &str) -> String {
+        let o = self.netctl(line);
+        assert!(
+            o.status.success(),
+            "{line}: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+impl Drop for Netmaster {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            self.rt.block_on(r.stop());
+        }
+    }
+}
+
+/// One netplugin process driving a lab host.
+#[derive(Debug)]
+pub struct Netplugin {
+    pub host: String,
+    pub netns: PathBuf,
+    pub state_dir: PathBuf,
+    pub cni_socket: PathBuf,
+    pub log: PathBuf,
+    pub docker_plugin_dir: Option<PathBuf>,
+    netmaster: String,
+    child: Option<Child>,
+}
+
+impl Netplugin {
+    /// Starts netplugin for `host` (a node of `lab`), with its state under `dir`.
+    pub fn start(lab: &containerlab::Lab, host: &str, netmaster: &str, dir: &Path) -> Netplugin {
+        let ns = lab.namespace(host).expect("node exists");
+        let state_dir = dir.join(host);
+        std::fs::create_dir_all(&state_dir).expect("state dir");
+        let mut p = Netplugin {
+            host: host.to_string(),
+            netns: PathBuf::from("/run/netns").join(ns),
+            cni_socket: state_dir.join("netplugin.sock"),
+            log: state_dir.join("netplugin.log"),
+            state_dir,
+            docker_plugin_dir: None,
+            netmaster: netmaster.to_string(),
+            child: None,
+        };
+        p.spawn();
+        p
+    }
+
+    /// Starts (again) the process.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "netplugin {} already runs", self.host);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let mut cmd = Command::new(bin("netplugin"));
+        match &self.docker_plugin_dir {
+            Some(d) => cmd.arg("--docker-plugin-dir").arg(d),
+            None => cmd.arg("--no-docker"),
+        };
+        let child = cmd
+            .arg("--host")
+            .arg(&self.host)
+            .arg("--netmaster")
+            .arg(&self.netmaster)
+            .arg("--netns")
+            .arg(&self.netns)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .arg("--cni-socket")
+            .arg(&self.cni_socket)
+            .arg("--metrics-listen")
+            .arg("127.0.0.1:0")
+            .env("RUST_LOG", "info,netplugin=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("netplugin starts");
+        self.child = Some(child);
+        let start = Instant::now();
+        while !self.cni_socket.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "netplugin {} did not open its CNI socket; log:\n{}",
+                self.host,
+                self.log_tail()
+            );
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                panic!(
+                    "netplugin {} exited ({st}); log:\n{}",
+                    self.host,
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the process (SIGTERM, then SIGKILL after 10 s).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let start = Instant::now();
+            loop {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                if start.elapsed() > Duration::from_secs(10) {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Kills the process without letting it clean up (a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Calls the real CNI plugin binary as a runtime would.
+    pub fn cni(
+        &self,
+        command: &str,
+        container_id: &str,
+        netns: &str,
+        ifname: &str,
+        conf: &str,
+    ) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(bin("contiv-cni"))
+            .env_clear()
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", container_id)
+            .env("CNI_NETNS", netns)
+            .env("CNI_IFNAME", ifname)
+            .env("CNI_PATH", bin("contiv-cni").parent().expect("dir"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("contiv-cni runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(conf.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("contiv-cni output")
+    }
+
+    /// A CNI network configuration for this host's socket.
+    pub fn netconf(&self, network: &str, group: Option<&str>) -> String {
+        let mut v = serde_json::json!({
+            "cniVersion": "1.1.0",
+            "name": network,
+            "type": "contiv-cni",
+            "tenant": "default",
+            "network": network,
+            "netplugin_socket": self.cni_socket,
+        });
+        if let Some(g) = group {
+            v["group"] = serde_json::json!(g);
+        }
+        v.to_string()
+    }
+}
+
+impl Drop for Netplugin {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A container's network namespace (`ip netns add`), deleted on drop.
+#[derive(Debug)]
+pub struct ContainerNs {
+    pub name: String,
+}
+
+impl ContainerNs {
+    pub fn new(name: &str) -> ContainerNs {
+        let o = Command::new("ip")
+            .args(["netns", "add", name])
+            .output()
+            .expect("ip netns add");
+        assert!(
+            o.status.success(),
+            "ip netns add {name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        ContainerNs {
+            name: name.to_string(),
+        }
+    }
+
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .expect("ip netns exec")
+    }
+}
+
+impl Drop for ContainerNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// Runs a command inside a lab node's namespace (as `contiv-lab exec` does).
+pub fn node_exec(lab: &containerlab::Lab, node: &str, cmd: &str) -> Output {
+    lab.exec(node, cmd).expect("lab exec")
+}
+
+/// Polls `f` until it returns `Some`, or panics after `within` with `what` and the last
+/// value `describe` gives.
+pub fn wait_for<T>(
+    what: &str,
+    within: Duration,
+    mut f: impl FnMut() -> Option<T>,
+    describe: impl Fn() -> String,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > within {
+            panic!("{what}: not reached in {within:?}; {}", describe());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The routes of a lab router (FRR) as `prefix → next hops`, from `vtysh`.
+pub fn frr_routes(lab: &containerlab::Lab, node: &str) -> BTreeMap<String, Vec<String>> {
+    let o = node_exec(lab, node, "vtysh -c 'show ip route json'");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    if let Some(m) = v.as_object() {
+        for (prefix, entries) in m {
+            let hops = entries
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e["selected"].as_bool().unwrap_or(false))
+                .flat_map(|e| e["nexthops"].as_array().cloned().unwrap_or_default())
+                .filter_map(|n| n["ip"].as_str().map(String::from))
+                .collect();
+            out.insert(prefix.clone(), hops);
+        }
+    }
+    out
+}

@@ -1,0 +1,248 @@
+//! Contiv's routing mode end to end on the `quickstart` fabric (real FRR ToRs): netmaster,
+//! a netplugin per host, netctl commands as the quick start gives them, containers
+//! attached through the real CNI plugin binary, their /32s on the ToRs, learned routes in
+//! the hosts' kernels, pings across the fabric; then deletion, a netplugin restart with a
+//! foreign route beside ours, and bad CNI input.
+
+use std::time::Duration;
+
+use containerlab::lab::DeployOptions;
+use contiv_tests::cluster::{ContainerNs, Netmaster, Netplugin, frr_routes, node_exec, wait_for};
+use contiv_tests::{fabric_lab, require_root};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn cni_ip(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "CNI ADD failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("CNI result is JSON");
+    let a = v["ips"][0]["address"].as_str().expect("an address");
+    a.split('/').next().unwrap().to_string()
+}
+
+fn host_routes(lab: &containerlab::Lab, node: &str) -> String {
+    String::from_utf8_lossy(&node_exec(lab, node, "ip route show").stdout).into_owned()
+}
+
+fn pings(c: &ContainerNs, ip: &str) -> bool {
+    c.exec(&["ping", "-c", "1", "-W", "1", ip]).status.success()
+}
+
+#[test]
+fn quickstart_routing_mode_end_to_end() {
+    if !require_root("quickstart_routing_mode_end_to_end") {
+        return;
+    }
+    let lab = fabric_lab("quickstart", "routing");
+    let _deployed = lab.deploy(&DeployOptions::default()).expect("deploy");
+    let tmp = tempfile::tempdir().unwrap();
+    let nm = Netmaster::start();
+
+    // The quick start, verbatim, plus each host's Bgp object.
+    nm.ok("netctl global set --fwd-mode routing");
+    nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
+    nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
+    nm.ok("netctl bgp create host2 --router-ip=10.1.2.1/31 --as=65102 --neighbor-as=65002 --neighbor=10.1.2.0");
+
+    let mut p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
+    let p2 = Netplugin::start(&lab, "host2", &nm.url, tmp.path());
+
+    // Sessions come up; netctl shows them as netplugin reports them.
+    wait_for(
+        "host1's session with tor1 established (netctl bgp inspect)",
+        LONG,
+        || {
+            let o = nm.ok("netctl bgp inspect host1");
+            o.contains("\"neighborStatus\": \"established\"")
+                .then_some(())
+        },
+        || format!("{}\n{}", nm.ok("netctl bgp inspect host1"), p1.log_tail()),
+    );
+
+    let web = ContainerNs::new(&format!("{}-web", lab.namespace("host1").unwrap()));
+    let db = ContainerNs::new(&format!("{}-db", lab.namespace("host2").unwrap()));
+    let web_ip = cni_ip(&p1.cni(
+        "ADD",
+        "web",
+        &web.path(),
+        "eth0",
+        &p1.netconf("contiv-net", None),
+    ));
+    let db_ip = cni_ip(&p2.cni(
+        "ADD",
+        "db",
+        &db.path(),
+        "eth0",
+        &p2.netconf("contiv-net", None),
+    ));
+    assert_ne!(web_ip, db_ip);
+
+    // Each container's /32 reaches the other rack's ToR, and the other host's kernel.
+    for (tor, ip) in [("tor2", &web_ip), ("tor1", &db_ip), ("tor1", &web_ip)] {
+        let p = format!("{ip}/32");
+        wait_for(
+            &format!("{p} on {tor}"),
+            LONG,
+            || frr_routes(&lab, tor).contains_key(&p).then_some(()),
+            || format!("{:?}", frr_routes(&lab, tor)),
+        );
+    }
+    wait_for(
+        "db's /32 in host1's kernel, installed by netplugin (proto 200)",
+        LONG,
+        || {
+            host_routes(&lab, "host1")
+                .contains(&format!("{db_ip} via 10.1.1.0 dev eth1 proto 200"))
+                .then_some(())
+        },
+        || host_routes(&lab, "host1"),
+    );
+    assert!(
+        host_routes(&lab, "host1").contains(&format!("{web_ip} dev cv")),
+        "web's device /32: {}",
+        host_routes(&lab, "host1")
+    );
+    // ping across the fabric, both ways.
+    wait_for(
+        "web pings db",
+        LONG,
+        || pings(&web, &db_ip).then_some(()),
+        || host_routes(&lab, "host1"),
+    );
+    assert!(pings(&db, &web_ip), "db pings web");
+
+    // netctl sees the fabric: numRoutes, endpoint homing.
+    let inspect = nm.ok("netctl bgp inspect host1");
+    assert!(inspect.contains("numRoutes"), "{inspect}");
+    let eps = nm.ok("netctl endpoint inspect web-eth0");
+    assert!(eps.contains("host1") && eps.contains(&web_ip), "{eps}");
+
+    // Restart host1's netplugin with a foreign route in its table: endpoints and routes
+    // stay, the foreign route survives, nothing is duplicated.
+    let o = node_exec(
+        &lab,
+        "host1",
+        "ip route add 192.0.2.0/24 via 10.1.1.0 proto static",
+    );
+    assert!(o.status.success());
+    p1.kill();
+    // A crashed agent leaves the kernel as it was.
+    let routes = host_routes(&lab, "host1");
+    assert!(
+        routes.contains(&format!("{db_ip} via 10.1.1.0 dev eth1 proto 200")),
+        "{routes}"
+    );
+    assert!(routes.contains(&format!("{web_ip} dev cv")), "{routes}");
+    // Without graceful restart the ToRs drop the host's routes with its session...
+    let web_p = format!("{web_ip}/32");
+    wait_for(
+        "web's /32 withdrawn from tor2 while host1's netplugin is down",
+        LONG,
+        || (!frr_routes(&lab, "tor2").contains_key(&web_p)).then_some(()),
+        || format!("{:?}", frr_routes(&lab, "tor2")),
+    );
+    // ...and relearn them when it is back, from the saved endpoints.
+    p1.spawn();
+    wait_for(
+        "web's /32 back on tor2 after the restart",
+        LONG,
+        || frr_routes(&lab, "tor2").contains_key(&web_p).then_some(()),
+        || p1.log_tail(),
+    );
+    wait_for(
+        "web pings db after the restart",
+        LONG,
+        || pings(&web, &db_ip).then_some(()),
+        || host_routes(&lab, "host1"),
+    );
+    let routes = host_routes(&lab, "host1");
+    assert!(
+        routes.contains("192.0.2.0/24 via 10.1.1.0 dev eth1 proto static"),
+        "{routes}"
+    );
+    assert_eq!(
+        routes.matches(&format!("{web_ip} dev cv")).count(),
+        1,
+        "{routes}"
+    );
+    // The same ADD again is answered from the saved endpoint.
+    let again = cni_ip(&p1.cni(
+        "ADD",
+        "web",
+        &web.path(),
+        "eth0",
+        &p1.netconf("contiv-net", None),
+    ));
+    assert_eq!(again, web_ip);
+
+    // Bad input: an unknown network is refused with nothing created.
+    let before = host_routes(&lab, "host1");
+    let links_before = String::from_utf8_lossy(&node_exec(&lab, "host1", "ip -o link").stdout)
+        .lines()
+        .count();
+    let extra = ContainerNs::new(&format!("{}-x", lab.namespace("host1").unwrap()));
+    let o = p1.cni(
+        "ADD",
+        "x",
+        &extra.path(),
+        "eth0",
+        &p1.netconf("no-such-net", None),
+    );
+    assert!(!o.status.success());
+    let err: serde_json::Value = serde_json::from_slice(&o.stdout).expect("CNI error JSON");
+    assert!(
+        err["msg"].as_str().unwrap_or("").contains("no-such-net")
+            || err["details"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no-such-net"),
+        "{err}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&node_exec(&lab, "host1", "ip -o link").stdout)
+            .lines()
+            .count(),
+        links_before
+    );
+    assert_eq!(host_routes(&lab, "host1"), before);
+    // A missing field (no CNI_NETNS on ADD) is refused by the plugin itself.
+    let o = p1.cni("ADD", "y", "", "eth0", &p1.netconf("contiv-net", None));
+    assert!(!o.status.success(), "ADD without a netns must fail");
+
+    // Deleting db withdraws its /32 from every ToR and from host1's kernel.
+    let o = p2.cni(
+        "DEL",
+        "db",
+        &db.path(),
+        "eth0",
+        &p2.netconf("contiv-net", None),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let p = format!("{db_ip}/32");
+    for tor in ["tor1", "tor2"] {
+        wait_for(
+            &format!("{p} gone from {tor}"),
+            LONG,
+            || (!frr_routes(&lab, tor).contains_key(&p)).then_some(()),
+            || format!("{:?}", frr_routes(&lab, tor)),
+        );
+    }
+    wait_for(
+        "db's /32 gone from host1's kernel",
+        LONG,
+        || (!host_routes(&lab, "host1").contains(&format!("{db_ip} "))).then_some(()),
+        || host_routes(&lab, "host1"),
+    );
+    // DEL again, and DEL with an empty netns (containerd), are fine.
+    assert!(
+        p2.cni("DEL", "db", "", "eth0", &p2.netconf("contiv-net", None))
+            .status
+            .success()
+    );
+    drop(p2);
+    drop(p1);
+}
