@@ -138,7 +138,7 @@ async fn wait_routes(s: &Speaker, what: &str, f: impl Fn(&Routes) -> bool) -> Ar
     .unwrap_or_else(|_| {
         panic!(
             "{what}: routes now {:?}; neighbors {:?}",
-            s.routes().borrow(),
+            **s.routes().borrow(),
             s.neighbors()
         )
     })
@@ -421,10 +421,7 @@ fn exabgp_malformed_attributes_follow_rfc7606_and_garbage_gets_header_errors() {
             // Every broken session says why, and returns to waiting for its peer.
             for a in &raw {
                 wait_status(&s, (*a).into(), "back to Active after the error", |p| {
-                    p.state == "Active"
-                        && p.last_error
-                            .as_deref()
-                            .is_some_and(|e| !e.is_empty())
+                    p.state == "Active" && p.last_error.as_deref().is_some_and(|e| !e.is_empty())
                 })
                 .await;
             }
