@@ -5,7 +5,8 @@
 //!   value ]` syntax puts the bytes on the wire as given). RFC 7606 decides the outcome:
 //!   a malformed COMMUNITIES or ORIGIN is treat-as-withdraw (the route goes away, the
 //!   session stays up); a malformed AGGREGATOR or ATOMIC_AGGREGATE is attribute-discard
-//!   (the route is kept).
+//!   (the route is kept). An unrecognized well-known attribute, which RFC 7606 leaves
+//!   fatal, resets the session with the NOTIFICATION RFC 4271 §6.3 prescribes.
 //! - Plain TCP clients on the host's loopback, each a neighbor of the same speaker,
 //!   complete the OPEN exchange and then send garbage: a bad marker, a bad length, an
 //!   unknown message type. Each gets the Message Header Error NOTIFICATION with the
@@ -441,6 +442,33 @@ fn exabgp_malformed_attributes_follow_rfc7606_and_garbage_gets_header_errors() {
                 ("Established", base.flaps, base.transitions),
                 "the ExaBGP session was disturbed: {now:?}"
             );
+
+            // ---- and an UPDATE error that does reset the session ----
+            // An unrecognized well-known attribute (flags 0x40, type 99) is not one RFC
+            // 7606 softens: NOTIFICATION UPDATE Message Error / Unrecognized Well-known
+            // Attribute, with the attribute (flags, type, length, value) as data.
+            announce(&lab, "10.3.7.0/24", "attribute [ 0x63 0x40 0x01 ]");
+            wait_status(&s, exa_ip, "reset with NOTIFICATION 3/2", |p| {
+                p.flaps > base.flaps
+                    && p.last_error
+                        .as_deref()
+                        .is_some_and(|e| e.contains("code: 3, subcode: 2, data: [64, 99, 1, 1]"))
+            })
+            .await;
+            // Once ExaBGP no longer sends that route, the session comes back and the
+            // other routes are learned again.
+            exa(
+                &lab,
+                &format!("neighbor {HOST_ADDR} withdraw route 10.3.7.0/24"),
+            );
+            wait_status(&s, exa_ip, "Established again", |p| {
+                p.state == "Established"
+            })
+            .await;
+            wait_routes(&s, "routes after the reset", |r| {
+                r.contains_key(&net("10.3.4.0/24")) && !r.contains_key(&net("10.3.7.0/24"))
+            })
+            .await;
             s.shutdown().await;
         })
     });
