@@ -795,6 +795,8 @@ async fn table_task(
                     }
                 }
                 TableCmd::Update { addr, update } => {
+                    // RFC 4271 §5.1.5: LOCAL_PREF from an external peer is ignored.
+                    let ebgp = sessions.get(&addr).is_some_and(|s| s.ebgp);
                     let Some(rib) = adj_in.get_mut(&addr) else {
                         continue;
                     };
@@ -810,6 +812,9 @@ async fn table_task(
                         for (_, nlris) in &update.announced {
                             for n in nlris {
                                 let mut a = attrs.clone();
+                                if ebgp {
+                                    a.local_pref = None;
+                                }
                                 if n.prefix.addr().is_ipv4()
                                     && update.classic_next_hop.is_some()
                                     && matches!(a.next_hop, Some(NextHop::V6 { .. }))
@@ -968,4 +973,90 @@ fn chunks(prefixes: &[IpNet]) -> Vec<(Family, Vec<Nlri>)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(i: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, i))
+    }
+
+    fn attrs(path: &[u32], next_hop: IpAddr, local_pref: Option<u32>) -> PathAttrs {
+        PathAttrs {
+            as_path: AsPath::from_sequence(path.iter().copied()),
+            next_hop: Some(NextHop::from(next_hop)),
+            local_pref,
+            ..Default::default()
+        }
+    }
+
+    /// Waits until the table has handled everything sent before (two queries in a
+    /// row: the second runs in a later batch, after the first's routes are published).
+    async fn settle(table: &mpsc::UnboundedSender<TableCmd>) {
+        for _ in 0..2 {
+            let (tx, rx) = oneshot::channel();
+            table.send(TableCmd::Originated { reply: tx }).unwrap();
+            rx.await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn local_pref_counts_from_internal_peers_only() {
+        let sp = SpeakerConfig {
+            asn: 65201,
+            router_id: Ipv4Addr::new(10, 0, 0, 100),
+            listen: None,
+            max_paths: 4,
+            communities: Vec::new(),
+            large_communities: Vec::new(),
+        };
+        let (table, rx) = mpsc::unbounded_channel();
+        let (routes_tx, routes) = watch::channel(Arc::new(Routes::new()));
+        let task = tokio::spawn(table_task(
+            sp,
+            rx,
+            routes_tx,
+            Arc::new(Mutex::new(BTreeMap::new())),
+        ));
+        let (out, _out_rx) = mpsc::unbounded_channel();
+        for (i, ebgp) in [(1, true), (2, true), (3, false)] {
+            table
+                .send(TableCmd::PeerUp {
+                    addr: peer(i),
+                    out: out.clone(),
+                    ctx: SessionCtx::default(),
+                    local: peer(100),
+                    ebgp,
+                    router_id: Ipv4Addr::new(1, 1, 1, i),
+                })
+                .unwrap();
+        }
+        let prefix: IpNet = "20.0.0.0/24".parse().unwrap();
+        let announce = |i: u8, a: PathAttrs| TableCmd::Update {
+            addr: peer(i),
+            update: Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(prefix)], a),
+        };
+        // Two external peers: the longer path carries LOCAL_PREF 200, which an external
+        // peer must not be able to set; the shorter path wins.
+        table
+            .send(announce(1, attrs(&[65001], peer(1), None)))
+            .unwrap();
+        table
+            .send(announce(2, attrs(&[65002, 65003], peer(2), Some(200))))
+            .unwrap();
+        settle(&table).await;
+        assert_eq!(routes.borrow()[&prefix], vec![peer(1)]);
+        // An internal peer's LOCAL_PREF is honored, even with a longer path.
+        table
+            .send(announce(
+                3,
+                attrs(&[65004, 65005, 65006], peer(3), Some(300)),
+            ))
+            .unwrap();
+        settle(&table).await;
+        assert_eq!(routes.borrow()[&prefix], vec![peer(3)]);
+        task.abort();
+    }
 }
