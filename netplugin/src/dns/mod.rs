@@ -20,15 +20,18 @@
 //!
 //! # Server ([`DnsServer`])
 //! UDP and TCP on the same address. The source address of a query is mapped to the asking
-//! endpoint by a caller-supplied [`AskerOf`] ([`DnsTable::asker_of`] is one). Queries from
+//! endpoint by a caller-supplied [`AskerOf`] (a closure over [`DnsTable::asker_of`] will do). Queries from
 //! unknown sources get only forwarded names: a name that could be ours (under the search
 //! domain, or `<x>.<network>` of any tenant's network) is REFUSED, so nothing leaks.
 //! Our answers are authoritative with TTL [`TTL`] = 0: caches must not pin one member of a
-//! group, and membership changes are visible at once. Forwarding relays the query bytes
+//! group, and membership changes are visible at once. An answer that does not fit in UDP
+//! (512 bytes, or the client's EDNS size up to 1232) goes out truncated (TC) so the client
+//! retries over TCP. Forwarding relays the query bytes
 //! over UDP to each upstream in turn (timeout 2 s each, configurable) and relays the first
 //! reply; a truncated reply is retried over TCP when the client came over TCP. No upstream
 //! answering gives SERVFAIL. Malformed queries get FORMERR if they carry a header, else are
-//! dropped; responses and other opcodes are dropped or get NOTIMP.
+//! dropped; responses sent to us are dropped, other opcodes get NOTIMP, and questions of a
+//! class other than IN are forwarded.
 
 mod server;
 mod table;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA};
-use hickory_proto::rr::{RData, Record as RR, RecordType};
+use hickory_proto::rr::{DNSClass, RData, Record as RR, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, watch};
@@ -243,6 +243,7 @@ impl Handler {
         let qname = q.name().to_ascii();
         let table = self.table.borrow().clone();
         let answer = match self.asker_of.asker_of(src) {
+            _ if q.query_class() != DNSClass::IN => Answer::Forward,
             Some(asker) => {
                 let n = self.counter.fetch_add(1, Ordering::Relaxed);
                 table.resolve(&asker, &qname, qtype, n)

@@ -203,13 +203,15 @@ fn select(addrs: &[IpAddr], qtype: QType, rotation: usize) -> Vec<IpAddr> {
 mod tests {
     use super::*;
 
-    fn rec(t: &str, n: &str, name: Option<&str>, g: Option<&str>, a: &[&str]) -> Record {
+    fn rec(t: &str, n: &str, name: &str, g: Option<&str>, a: &[&str]) -> Record {
+        let (tenant, network, name) = (t.into(), n.into(), Some(name.into()));
+        let addrs = a.iter().map(|s| s.parse().unwrap()).collect();
         Record {
-            tenant: t.into(),
-            network: n.into(),
-            name: name.map(Into::into),
+            tenant,
+            network,
+            name,
             group: g.map(Into::into),
-            addrs: a.iter().map(|s| s.parse().unwrap()).collect(),
+            addrs,
         }
     }
     fn asker(t: &str, n: &str) -> Asker {
@@ -218,165 +220,130 @@ mod tests {
             network: n.into(),
         }
     }
-    fn ips(a: &[&str]) -> Answer {
-        Answer::Records(a.iter().map(|s| s.parse().unwrap()).collect())
+    /// "NX", "FWD", "REFUSED", or the expected addresses in order, comma-separated.
+    fn expect(s: &str) -> Answer {
+        match s {
+            "NX" => Answer::NxDomain,
+            "FWD" => Answer::Forward,
+            "REFUSED" => Answer::Refused,
+            _ => Answer::Records(
+                s.split(',')
+                    .filter(|a| !a.is_empty())
+                    .map(|a| a.parse().unwrap())
+                    .collect(),
+            ),
+        }
     }
     fn table() -> DnsTable {
-        DnsTable::new(
-            [
-                rec("t1", "net", Some("c1"), Some("web"), &["10.0.0.1"]),
-                rec(
-                    "t1",
-                    "net",
-                    Some("c2"),
-                    Some("web"),
-                    &["10.0.0.2", "fd00::2"],
-                ),
-                rec("t1", "net", Some("c3"), Some("web"), &["10.0.0.3"]),
-                rec("t1", "net", Some("db1"), None, &["10.0.0.9"]),
-                rec("t1", "other", Some("x1"), Some("app"), &["10.1.0.1"]),
-                rec("t2", "net", Some("c1"), Some("web"), &["10.9.0.1"]),
-                rec("t2", "net2", Some("secret"), None, &["10.9.1.1"]),
-            ],
-            Some("Contiv.Local."),
-        )
+        let recs = [
+            rec("t1", "net", "c1", Some("web"), &["10.0.0.1"]),
+            rec("t1", "net", "c2", Some("web"), &["10.0.0.2", "fd00::2"]),
+            rec("t1", "net", "c3", Some("web"), &["10.0.0.3"]),
+            rec("t1", "net", "db1", None, &["10.0.0.9"]),
+            rec("t1", "other", "x1", Some("app"), &["10.1.0.1"]),
+            rec("t2", "net", "c1", Some("web"), &["10.9.0.1"]),
+            rec("t2", "net2", "secret", None, &["10.9.1.1"]),
+        ];
+        DnsTable::new(recs, Some("Contiv.Local."))
     }
+    /// (asker tenant, asker network, qname, qtype, rotation, expected).
+    fn check(cases: &[(&str, &str, &str, QType, usize, &str)]) {
+        let t = table();
+        for &(tenant, net, qname, qt, rot, want) in cases {
+            let got = t.resolve(&asker(tenant, net), qname, qt, rot);
+            assert_eq!(
+                got,
+                expect(want),
+                "{tenant}/{net} asks {qname} {qt:?} rot {rot}"
+            );
+        }
+    }
+    use QType::{A, Aaaa, Any, Other};
 
     #[test]
     fn container_name_within_its_network() {
-        let t = table();
-        let a = asker("t1", "net");
-        assert_eq!(t.resolve(&a, "db1", QType::A, 0), ips(&["10.0.0.9"]));
-        assert_eq!(
-            t.resolve(&a, "c2", QType::Any, 0),
-            ips(&["10.0.0.2", "fd00::2"])
-        );
-        // A container of another network is not visible by its bare name.
-        assert_eq!(t.resolve(&a, "x1", QType::A, 0), Answer::Forward);
+        check(&[
+            ("t1", "net", "db1", A, 0, "10.0.0.9"),
+            ("t1", "net", "c2", Any, 0, "10.0.0.2,fd00::2"),
+            // A container of another network is not visible by its bare name.
+            ("t1", "net", "x1", A, 0, "FWD"),
+        ]);
     }
 
     #[test]
     fn group_answers_all_members_rotated() {
-        let t = table();
-        let a = asker("t1", "net");
-        let all = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
-        assert_eq!(t.resolve(&a, "web", QType::A, 0), ips(&all));
-        assert_eq!(
-            t.resolve(&a, "web", QType::A, 1),
-            ips(&["10.0.0.2", "10.0.0.3", "10.0.0.1"])
-        );
-        assert_eq!(
-            t.resolve(&a, "web", QType::A, 5),
-            ips(&["10.0.0.3", "10.0.0.1", "10.0.0.2"])
-        );
-        assert_eq!(t.resolve(&a, "web", QType::Aaaa, 7), ips(&["fd00::2"]));
+        check(&[
+            ("t1", "net", "web", A, 0, "10.0.0.1,10.0.0.2,10.0.0.3"),
+            ("t1", "net", "web", A, 1, "10.0.0.2,10.0.0.3,10.0.0.1"),
+            ("t1", "net", "web", A, 5, "10.0.0.3,10.0.0.1,10.0.0.2"),
+            ("t1", "net", "web", Aaaa, 7, "fd00::2"),
+        ]);
     }
 
     #[test]
     fn qualified_names_from_other_networks_of_the_tenant() {
-        let t = table();
-        let a = asker("t1", "other");
-        assert_eq!(t.resolve(&a, "db1.net", QType::A, 0), ips(&["10.0.0.9"]));
-        assert_eq!(
-            t.resolve(&a, "web.net", QType::A, 2),
-            ips(&["10.0.0.3", "10.0.0.1", "10.0.0.2"])
-        );
-        // Own network, qualified, works too.
-        assert_eq!(t.resolve(&a, "app.other", QType::A, 0), ips(&["10.1.0.1"]));
-        assert_eq!(t.resolve(&a, "nosuch.net", QType::A, 0), Answer::NxDomain);
+        check(&[
+            ("t1", "other", "db1.net", A, 0, "10.0.0.9"),
+            ("t1", "other", "web.net", A, 2, "10.0.0.3,10.0.0.1,10.0.0.2"),
+            ("t1", "other", "app.other", A, 0, "10.1.0.1"),
+            ("t1", "other", "nosuch.net", A, 0, "NX"),
+        ]);
     }
 
     #[test]
     fn case_insensitive_trailing_dot_and_search_domain() {
-        let t = table();
-        let a = asker("T1", "NET");
-        assert_eq!(t.resolve(&a, "DB1.", QType::A, 0), ips(&["10.0.0.9"]));
-        assert_eq!(
-            t.resolve(&a, "db1.contiv.local.", QType::A, 0),
-            ips(&["10.0.0.9"])
-        );
-        assert_eq!(
-            t.resolve(&a, "App.Other.CONTIV.local", QType::A, 0),
-            ips(&["10.1.0.1"])
-        );
-        // Under the search domain every miss is ours: NXDOMAIN, never forwarded.
-        assert_eq!(
-            t.resolve(&a, "nosuch.contiv.local", QType::A, 0),
-            Answer::NxDomain
-        );
-        assert_eq!(
-            t.resolve(&a, "a.b.c.contiv.local", QType::A, 0),
-            Answer::NxDomain
-        );
-        assert_eq!(t.resolve(&a, "contiv.local.", QType::A, 0), ips(&[]));
+        check(&[
+            ("T1", "NET", "DB1.", A, 0, "10.0.0.9"),
+            ("T1", "NET", "db1.contiv.local.", A, 0, "10.0.0.9"),
+            ("t1", "net", "App.Other.CONTIV.local", A, 0, "10.1.0.1"),
+            // Under the search domain every miss is ours: NXDOMAIN, never forwarded.
+            ("t1", "net", "nosuch.contiv.local", A, 0, "NX"),
+            ("t1", "net", "a.b.c.contiv.local", A, 0, "NX"),
+            ("t1", "net", "contiv.local.", A, 0, ""),
+        ]);
     }
 
     #[test]
     fn same_name_in_two_tenants_never_leaks() {
-        let t = table();
-        assert_eq!(
-            t.resolve(&asker("t1", "net"), "c1", QType::A, 0),
-            ips(&["10.0.0.1"])
-        );
-        assert_eq!(
-            t.resolve(&asker("t2", "net"), "c1", QType::A, 0),
-            ips(&["10.9.0.1"])
-        );
-        assert_eq!(
-            t.resolve(&asker("t2", "net"), "web", QType::Any, 3),
-            ips(&["10.9.0.1"])
-        );
-        // t1 cannot reach t2's network by its qualified name: net2 is not a t1 network.
-        assert_eq!(
-            t.resolve(&asker("t1", "net"), "secret.net2", QType::A, 0),
-            Answer::Forward
-        );
-        assert_eq!(
-            t.resolve(&asker("t1", "net"), "secret.net2.contiv.local", QType::A, 0),
-            Answer::NxDomain
-        );
-        // An asker of an unknown tenant sees none of the names.
-        assert_eq!(
-            t.resolve(&asker("t3", "net"), "c1.net.contiv.local", QType::A, 0),
-            Answer::NxDomain
-        );
+        check(&[
+            ("t1", "net", "c1", A, 0, "10.0.0.1"),
+            ("t2", "net", "c1", A, 0, "10.9.0.1"),
+            ("t2", "net", "web", Any, 3, "10.9.0.1"),
+            ("t2", "net", "db1.net", A, 0, "NX"),
+            // net2 is not a t1 network: not ours, or NXDOMAIN under the search domain.
+            ("t1", "net", "secret.net2", A, 0, "FWD"),
+            ("t1", "net", "secret.net2.contiv.local", A, 0, "NX"),
+            ("t3", "net", "c1.net.contiv.local", A, 0, "NX"),
+        ]);
     }
 
     #[test]
     fn aaaa_for_v4_only_name_is_nodata_not_nxdomain() {
-        let t = table();
-        let a = asker("t1", "net");
-        assert_eq!(t.resolve(&a, "db1", QType::Aaaa, 0), ips(&[]));
-        assert_eq!(t.resolve(&a, "db1", QType::Other, 0), ips(&[]));
-        assert_eq!(t.resolve(&a, "c2", QType::Aaaa, 0), ips(&["fd00::2"]));
+        check(&[
+            ("t1", "net", "db1", Aaaa, 0, ""),
+            ("t1", "net", "db1", Other, 0, ""),
+            ("t1", "net", "c2", Aaaa, 0, "fd00::2"),
+        ]);
     }
 
     #[test]
     fn other_names_are_forwarded() {
-        let t = table();
-        let a = asker("t1", "net");
-        assert_eq!(t.resolve(&a, "example.com", QType::A, 0), Answer::Forward);
-        assert_eq!(
-            t.resolve(&a, "www.example.com.", QType::A, 0),
-            Answer::Forward
-        );
-        assert_eq!(t.resolve(&a, "nosuchhost", QType::A, 0), Answer::Forward);
-        assert_eq!(t.resolve(&a, ".", QType::A, 0), Answer::Forward);
+        check(&[
+            ("t1", "net", "example.com", A, 0, "FWD"),
+            ("t1", "net", "www.example.com.", A, 0, "FWD"),
+            ("t1", "net", "nosuchhost", A, 0, "FWD"),
+            ("t1", "net", ".", A, 0, "FWD"),
+        ]);
     }
 
     #[test]
     fn group_name_wins_over_container_name() {
-        let t = DnsTable::new(
-            [
-                rec("t", "n", Some("web"), None, &["10.0.0.7"]),
-                rec("t", "n", Some("w1"), Some("web"), &["10.0.0.1"]),
-            ],
-            None,
-        );
-        assert_eq!(
-            t.resolve(&asker("t", "n"), "web", QType::A, 0),
-            ips(&["10.0.0.1"])
-        );
+        let recs = [
+            rec("t", "n", "web", None, &["10.0.0.7"]),
+            rec("t", "n", "w1", Some("web"), &["10.0.0.1"]),
+        ];
+        let t = DnsTable::new(recs, None);
+        assert_eq!(t.resolve(&asker("t", "n"), "web", A, 0), expect("10.0.0.1"));
     }
 
     #[test]
@@ -387,17 +354,21 @@ mod tests {
             Some(asker("t1", "net"))
         );
         assert_eq!(t.asker_of("10.7.7.7".parse().unwrap()), None);
-        let dup = DnsTable::new(
-            [
-                rec("a", "n", Some("x"), None, &["10.0.0.1"]),
-                rec("b", "n", Some("y"), None, &["10.0.0.1"]),
-            ],
-            None,
+        let same_ip = [
+            rec("a", "n", "x", None, &["10.0.0.1"]),
+            rec("b", "n", "y", None, &["10.0.0.1"]),
+        ];
+        assert_eq!(
+            DnsTable::new(same_ip, None).asker_of("10.0.0.1".parse().unwrap()),
+            None
         );
-        assert_eq!(dup.asker_of("10.0.0.1".parse().unwrap()), None);
-        assert_eq!(t.resolve_unknown("web.net"), Answer::Refused);
-        assert_eq!(t.resolve_unknown("db1.contiv.local"), Answer::Refused);
-        assert_eq!(t.resolve_unknown("example.com"), Answer::Forward);
-        assert_eq!(t.resolve_unknown("web"), Answer::Forward);
+        for (qname, want) in [
+            ("web.net", "REFUSED"),
+            ("db1.contiv.local", "REFUSED"),
+            ("example.com", "FWD"),
+            ("web", "FWD"),
+        ] {
+            assert_eq!(t.resolve_unknown(qname), expect(want), "{qname}");
+        }
     }
 }
