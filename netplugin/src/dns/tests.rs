@@ -52,7 +52,20 @@ fn records() -> Vec<Record> {
     ]
 }
 
-/// A fake upstream: answers every query with one A record 192.0.2.53, counting queries.
+/// The fake upstreams' reply: one A record 192.0.2.53, or none with TC set.
+fn fake_reply(q: &[u8], truncated: bool) -> Vec<u8> {
+    let mut r = q.to_vec();
+    r[2] |= if truncated { 0x82 } else { 0x80 }; // QR (+TC)
+    r[3] = 0x80; // RA, NOERROR
+    r[6..12].copy_from_slice(&[0, u8::from(!truncated), 0, 0, 0, 0]); // drop any OPT
+    r.truncate(12 + r[12..].iter().position(|&b| b == 0).unwrap() + 5);
+    if !truncated {
+        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 53]);
+    }
+    r
+}
+
+/// A fake UDP upstream answering every query with [`fake_reply`], counting queries.
 async fn fake_upstream() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = sock.local_addr().unwrap();
@@ -62,17 +75,35 @@ async fn fake_upstream() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
         let mut buf = vec![0u8; 4096];
         while let Ok((n, src)) = sock.recv_from(&mut buf).await {
             count.fetch_add(1, Ordering::SeqCst);
-            let mut r = buf[..n].to_vec();
-            r[2] |= 0x80; // QR
-            r[3] = 0x80; // RA, NOERROR
-            r[6..12].copy_from_slice(&[0, 1, 0, 0, 0, 0]); // one answer, drop any OPT
-            let qend = 12 + r[12..].iter().position(|&b| b == 0).unwrap() + 5;
-            r.truncate(qend);
-            r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 53]);
-            let _ = sock.send_to(&r, src).await;
+            let _ = sock.send_to(&fake_reply(&buf[..n], false), src).await;
         }
     });
     (addr, seen, task)
+}
+
+/// A fake upstream whose UDP replies are truncated and whose TCP replies are full.
+async fn truncating_upstream() -> (SocketAddr, JoinHandle<()>) {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            tokio::select! {
+                Ok((n, src)) = sock.recv_from(&mut buf) => {
+                    let _ = sock.send_to(&fake_reply(&buf[..n], true), src).await;
+                }
+                Ok((mut c, _)) = tcp.accept() => {
+                    let mut q = vec![0u8; c.read_u16().await.unwrap() as usize];
+                    c.read_exact(&mut q).await.unwrap();
+                    let r = fake_reply(&q, false);
+                    c.write_all(&(r.len() as u16).to_be_bytes()).await.unwrap();
+                    c.write_all(&r).await.unwrap();
+                }
+            }
+        }
+    });
+    (addr, task)
 }
 
 /// A UDP port on which nothing listens (queries to it are refused at once).
@@ -308,4 +339,20 @@ async fn table_updates_and_large_groups_truncate_over_udp() {
     // The old names are gone with the old snapshot.
     let r = udp(s.addr, &query(3, "db1.net", A)).await;
     assert_eq!(r.response_code, ResponseCode::NXDomain);
+}
+
+#[tokio::test]
+async fn truncated_upstream_replies_are_refetched_over_tcp_for_tcp_clients() {
+    let (up, up_task) = truncating_upstream().await;
+    let s = start(vec![up]).await;
+    let r = udp(s.addr, &query(1, "example.org", A)).await;
+    assert!(
+        r.truncation && r.answers.is_empty(),
+        "UDP clients get the TC reply"
+    );
+    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    let r = tcp_exchange(&mut c, &query(2, "example.org", A)).await;
+    assert!(!r.truncation);
+    assert_eq!((r.id, addrs(&r)), (2, ips(&["192.0.2.53"])));
+    up_task.abort();
 }
