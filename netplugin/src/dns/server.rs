@@ -10,7 +10,7 @@ use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{DNSClass, RData, Record as RR, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
@@ -116,7 +116,6 @@ impl DnsServer {
 }
 
 async fn serve_udp(sock: Arc<UdpSocket>, h: Arc<Handler>) {
-    let limit = Arc::new(Semaphore::new(MAX_INFLIGHT));
     let mut tasks = JoinSet::new();
     let mut buf = vec![0u8; 65535];
     loop {
@@ -129,9 +128,9 @@ async fn serve_udp(sock: Arc<UdpSocket>, h: Arc<Handler>) {
                         continue;
                     }
                 };
-                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                if tasks.len() >= MAX_INFLIGHT {
                     continue;
-                };
+                }
                 let (pkt, sock, h) = (buf[..n].to_vec(), sock.clone(), h.clone());
                 tasks.spawn(async move {
                     if let Some(reply) = h.handle(&pkt, src.ip(), false).await
@@ -139,7 +138,6 @@ async fn serve_udp(sock: Arc<UdpSocket>, h: Arc<Handler>) {
                     {
                         tracing::debug!("dns: udp send to {src}: {e}");
                     }
-                    drop(permit);
                 });
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -148,7 +146,6 @@ async fn serve_udp(sock: Arc<UdpSocket>, h: Arc<Handler>) {
 }
 
 async fn serve_tcp(listener: TcpListener, h: Arc<Handler>) {
-    let limit = Arc::new(Semaphore::new(MAX_INFLIGHT));
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
@@ -161,14 +158,11 @@ async fn serve_tcp(listener: TcpListener, h: Arc<Handler>) {
                         continue;
                     }
                 };
-                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                if tasks.len() >= MAX_INFLIGHT {
                     continue;
-                };
+                }
                 let h = h.clone();
-                tasks.spawn(async move {
-                    let _ = tcp_conn(stream, src.ip(), &h).await;
-                    drop(permit);
-                });
+                tasks.spawn(async move { tcp_conn(stream, src.ip(), &h).await });
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
@@ -275,10 +269,11 @@ impl Handler {
         }
         let bytes = resp.to_vec().ok()?;
         let limit = match &req.edns {
+            _ if tcp => u16::MAX,
             Some(e) => e.max_payload().clamp(512, EDNS_PAYLOAD),
             None => 512,
         } as usize;
-        if !tcp && bytes.len() > limit {
+        if bytes.len() > limit {
             return resp.truncate().to_vec().ok();
         }
         Some(bytes)

@@ -336,6 +336,21 @@ async fn table_updates_and_large_groups_truncate_over_udp() {
     let r = tcp_exchange(&mut c, &query(2, "big", A)).await;
     assert!(!r.truncation);
     assert_eq!(addrs(&r).len(), 100);
+    // More than a TCP message can carry (64 KiB): cut there too, never mis-framed.
+    let huge: Vec<Record> = (0..5000u32)
+        .map(|i| {
+            rec(
+                "net",
+                &format!("h{i}"),
+                Some("huge"),
+                &format!("10.3.{}.{}", i / 250, i % 250),
+            )
+        })
+        .collect();
+    s.tx.send(Arc::new(DnsTable::new(huge, None))).unwrap();
+    let r = tcp_exchange(&mut c, &query(4, "huge", A)).await;
+    assert!(r.truncation, "as many as fit, flagged TC");
+    assert!(!r.answers.is_empty() && r.answers.len() < 5000);
     // The old names are gone with the old snapshot.
     let r = udp(s.addr, &query(3, "db1.net", A)).await;
     assert_eq!(r.response_code, ResponseCode::NXDomain);
