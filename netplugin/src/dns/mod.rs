@@ -26,12 +26,12 @@
 //! Our answers are authoritative with TTL [`TTL`] = 0: caches must not pin one member of a
 //! group, and membership changes are visible at once. An answer that does not fit in UDP
 //! (512 bytes, or the client's EDNS size up to 1232) goes out truncated (TC) so the client
-//! retries over TCP; over TCP as many records as fit in 64 KiB are sent, with TC. Forwarding relays the query bytes
-//! over UDP to each upstream in turn (timeout 2 s each, configurable) and relays the first
-//! reply; a truncated reply is retried over TCP when the client came over TCP. No upstream
-//! answering gives SERVFAIL. Malformed queries get FORMERR if they carry a header, else are
-//! dropped; responses sent to us are dropped, other opcodes get NOTIMP, and questions of a
-//! class other than IN are forwarded.
+//! retries over TCP; over TCP as many records as fit in 64 KiB are sent, with TC.
+//! Forwarding relays the query bytes over UDP to each upstream in turn (timeout 2 s each,
+//! configurable) and relays the first reply; a truncated reply is retried over TCP when the
+//! client came over TCP. No upstream answering gives SERVFAIL. Malformed queries get
+//! FORMERR if they carry a header, else are dropped; responses sent to us are dropped,
+//! other opcodes get NOTIMP, and questions of a class other than IN are forwarded.
 
 mod server;
 mod table;
