@@ -20,8 +20,8 @@
 //!
 //! # Server ([`DnsServer`])
 //! UDP and TCP on the same address. The source address of a query is mapped to the asking
-//! endpoint by a caller-supplied [`AskerOf`] (a closure over [`DnsTable::asker_of`] will do). Queries from
-//! unknown sources get only forwarded names: a name that could be ours (under the search
+//! endpoint by a caller-supplied [`AskerOf`] (a closure over [`DnsTable::asker_of`] will
+//! do). Queries from unknown sources get only forwarded names: a name that could be ours (under the search
 //! domain, or `<x>.<network>` of any tenant's network) is REFUSED, so nothing leaks.
 //! Our answers are authoritative with TTL [`TTL`] = 0: caches must not pin one member of a
 //! group, and membership changes are visible at once. An answer that does not fit in UDP
