@@ -10,10 +10,12 @@
 //!   our own route protocol number) and its batched rtnetlink driver;
 //! - [`endpoint`]: routing-mode endpoint plumbing (veth pair, container address, gateway
 //!   neighbour and default route, proxy ARP on the host side);
-//! - [`nl`]: the batched rtnetlink connection the drivers share.
+//! - [`nl`]: the batched rtnetlink connection the drivers share;
+//! - [`dns`]: service discovery by DNS (name table and UDP/TCP server with forwarding).
 
 pub mod agent;
 pub mod cni;
+pub mod dns;
 pub mod docker;
 pub mod endpoint;
 pub mod fib;
