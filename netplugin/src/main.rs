@@ -53,6 +53,14 @@ struct Args {
     /// Address of the Prometheus endpoint (`/metrics`); "" disables it.
     #[arg(long, default_value = "127.0.0.1:9202")]
     metrics_listen: String,
+    /// Port of the service-discovery DNS server in the host namespace (0 disables it);
+    /// containers get the host's router address as their nameserver.
+    #[arg(long, default_value_t = 53)]
+    dns_port: u16,
+    /// Where other names are forwarded ("none": nowhere; default: the host's
+    /// /etc/resolv.conf nameservers).
+    #[arg(long, value_delimiter = ',')]
+    dns_upstreams: Vec<String>,
     /// MTU of endpoint interfaces.
     #[arg(long, default_value_t = 1500)]
     mtu: u32,
@@ -89,6 +97,29 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => None,
     };
+    if args.dns_port != 0 {
+        let upstreams = if args.dns_upstreams.is_empty() {
+            netplugin::dns::host_upstreams()
+        } else if args.dns_upstreams.iter().any(|u| u == "none") {
+            Vec::new()
+        } else {
+            args.dns_upstreams
+                .iter()
+                .map(|u| {
+                    u.parse::<SocketAddr>()
+                        .or_else(|_| {
+                            u.parse::<std::net::IpAddr>()
+                                .map(|ip| SocketAddr::new(ip, 53))
+                        })
+                        .with_context(|| format!("--dns-upstreams: {u:?} is not an address"))
+                })
+                .collect::<anyhow::Result<_>>()?
+        };
+        cfg.dns = Some(netplugin::agent::DnsSettings {
+            port: args.dns_port,
+            upstreams,
+        });
+    }
     let running = Agent::start(cfg).await.context("starting the agent")?;
     let agent = running.agent.clone();
     tracing::info!(

@@ -147,6 +147,8 @@ impl Netplugin {
             .arg(&self.cni_socket)
             .arg("--metrics-listen")
             .arg("127.0.0.1:0")
+            .arg("--dns-upstreams")
+            .arg("none")
             .env("RUST_LOG", "info,netplugin=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -218,6 +220,19 @@ impl Netplugin {
         ifname: &str,
         conf: &str,
     ) -> Output {
+        self.cni_with_args(command, container_id, netns, ifname, conf, "")
+    }
+
+    /// [`Netplugin::cni`] with `CNI_ARGS` (`K8S_POD_NAME=web;...`).
+    pub fn cni_with_args(
+        &self,
+        command: &str,
+        container_id: &str,
+        netns: &str,
+        ifname: &str,
+        conf: &str,
+        cni_args: &str,
+    ) -> Output {
         use std::io::Write;
         let mut child = Command::new(bin("contiv-cni"))
             .env_clear()
@@ -225,6 +240,7 @@ impl Netplugin {
             .env("CNI_CONTAINERID", container_id)
             .env("CNI_NETNS", netns)
             .env("CNI_IFNAME", ifname)
+            .env("CNI_ARGS", cni_args)
             .env("CNI_PATH", bin("contiv-cni").parent().expect("dir"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

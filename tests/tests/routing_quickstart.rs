@@ -65,21 +65,35 @@ fn quickstart_routing_mode_end_to_end() {
 
     let web = ContainerNs::new(&format!("{}-web", lab.namespace("host1").unwrap()));
     let db = ContainerNs::new(&format!("{}-db", lab.namespace("host2").unwrap()));
-    let web_ip = cni_ip(&p1.cni(
+    let web_ip = cni_ip(&p1.cni_with_args(
         "ADD",
         "web",
         &web.path(),
         "eth0",
         &p1.netconf("contiv-net", None),
+        "IgnoreUnknown=1;K8S_POD_NAME=web",
     ));
-    let db_ip = cni_ip(&p2.cni(
+    let db_ip = cni_ip(&p2.cni_with_args(
         "ADD",
         "db",
         &db.path(),
         "eth0",
         &p2.netconf("contiv-net", None),
+        "IgnoreUnknown=1;K8S_POD_NAME=db",
     ));
     assert_ne!(web_ip, db_ip);
+    let r: serde_json::Value = serde_json::from_slice(
+        &p1.cni(
+            "ADD",
+            "web",
+            &web.path(),
+            "eth0",
+            &p1.netconf("contiv-net", None),
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(r["dns"]["nameservers"][0], "10.1.1.1", "{r}");
 
     // Each container's /32 reaches the other rack's ToR, and the other host's kernel.
     for (tor, ip) in [("tor2", &web_ip), ("tor1", &db_ip), ("tor1", &web_ip)] {
@@ -114,6 +128,32 @@ fn quickstart_routing_mode_end_to_end() {
         || host_routes(&lab, "host1"),
     );
     assert!(pings(&db, &web_ip), "db pings web");
+
+    // Service discovery: web finds db by name at its host's netplugin (the router
+    // address the CNI result named as nameserver).
+    let looked_up = wait_for(
+        "web resolves db through host1's netplugin",
+        LONG,
+        || {
+            let o = web.exec(&["busybox", "nslookup", "db", "10.1.1.1"]);
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            out.contains(&db_ip).then_some(out)
+        },
+        || {
+            format!(
+                "{}\n{}\n{}",
+                String::from_utf8_lossy(&web.exec(&["busybox", "nslookup", "db", "10.1.1.1"]).stdout),
+                nm.ok("netctl endpoint inspect db-eth0"),
+                p1.log_tail()
+            )
+        },
+    );
+    assert!(!looked_up.contains(&web_ip), "{looked_up}");
+    let o = web.exec(&["busybox", "nslookup", "nosuch.contiv-net", "10.1.1.1"]);
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("20.1.1."),
+        "an unknown name resolves: {o:?}"
+    );
 
     // netctl sees the fabric: numRoutes, endpoint homing.
     let inspect = nm.ok("netctl bgp inspect host1");

@@ -66,6 +66,16 @@ pub struct AgentConfig {
     pub resync: Duration,
     /// How often the host report goes to netmaster.
     pub report_every: Duration,
+    /// Service discovery: the DNS server in the host namespace, if enabled.
+    pub dns: Option<DnsSettings>,
+}
+
+/// Where netplugin's DNS server listens (every address of the host namespace, so the
+/// containers reach it at the host's router address) and where it forwards other names.
+#[derive(Debug, Clone)]
+pub struct DnsSettings {
+    pub port: u16,
+    pub upstreams: Vec<std::net::SocketAddr>,
 }
 
 impl AgentConfig {
@@ -80,6 +90,7 @@ impl AgentConfig {
             mtu: 1500,
             resync: Duration::from_secs(10),
             report_every: Duration::from_secs(3),
+            dns: None,
         }
     }
 }
@@ -305,13 +316,16 @@ impl Agent {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let reconciler = tokio::spawn(reconcile::run(
             agent.clone(),
-            rt,
+            rt.clone(),
             wanted_rx,
             done_tx,
             status_tx,
             stop_rx,
         ));
         tasks.push(tokio::spawn(reconcile::report_loop(agent.clone())));
+        if let Some(dns) = &cfg.dns {
+            tasks.extend(start_dns(&agent, &rt, dns).await?);
+        }
         Ok(Running {
             agent,
             tasks,
@@ -369,6 +383,17 @@ impl Agent {
         Ok(())
     }
 
+    /// The address containers send DNS queries to: the host's router address, when
+    /// service discovery is on and the host has a `Bgp` object.
+    pub fn dns_server_ip(&self) -> Option<IpAddr> {
+        self.cfg.dns.as_ref()?;
+        let b = self
+            .mirror()
+            .get::<contiv_model::Bgp>(contiv_model::Bgp::PLURAL, &self.cfg.host)?;
+        let net: IpNet = b.routerip.parse().ok()?;
+        Some(net.addr())
+    }
+
     /// Refuses endpoint changes while the host is not in routing mode.
     fn check_mode(&self) -> Result<(), EndpointError> {
         let m = self.mirror();
@@ -387,6 +412,55 @@ impl Agent {
         }
         Ok(())
     }
+}
+
+/// The DNS records of the fabric's endpoints.
+pub fn dns_records(m: &Mirror) -> Vec<crate::dns::Record> {
+    m.list::<contiv_model::Endpoint>(contiv_model::Endpoint::PLURAL)
+        .into_iter()
+        .map(|e| crate::dns::Record {
+            tenant: e.tenant_name,
+            network: e.network_name,
+            name: Some(e.container_name).filter(|n| !n.is_empty()),
+            group: Some(e.service_name).filter(|g| !g.is_empty()),
+            addrs: e.ip_address.iter().filter_map(|a| a.parse().ok()).collect(),
+        })
+        .collect()
+}
+
+/// Starts the table builder (on this runtime) and the DNS server (in the host
+/// namespace).
+async fn start_dns(
+    agent: &Arc<Agent>,
+    rt: &Arc<bgp::NsRuntime>,
+    dns: &DnsSettings,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, StartError> {
+    use crate::dns::{DnsServer, DnsTable};
+    let (table_tx, table_rx) =
+        watch::channel(Arc::new(DnsTable::new(dns_records(&agent.mirror()), None)));
+    let mut mirror = agent.mirror.clone();
+    let builder = tokio::spawn(async move {
+        while mirror.changed().await.is_ok() {
+            let m = mirror.borrow_and_update().clone();
+            table_tx.send_replace(Arc::new(DnsTable::new(dns_records(&m), None)));
+        }
+    });
+    let addr = std::net::SocketAddr::from(([0, 0, 0, 0], dns.port));
+    let upstreams = dns.upstreams.clone();
+    let asker = table_rx.clone();
+    let server = rt
+        .handle()
+        .spawn(async move {
+            DnsServer::bind(addr, table_rx, upstreams, move |ip| {
+                asker.borrow().asker_of(ip)
+            })
+            .await
+        })
+        .await
+        .map_err(|e| StartError::Setup(format!("the DNS server: {e}")))?
+        .map_err(|e| StartError::Setup(format!("binding the DNS server on {addr}: {e}")))?;
+    let serving = rt.handle().spawn(server.run());
+    Ok(vec![builder, serving])
 }
 
 #[cfg(test)]

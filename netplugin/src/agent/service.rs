@@ -18,7 +18,7 @@ use crate::endpoint::{self, EndpointSpec, GATEWAY_MAC};
 /// How long a front-end call waits for the data path to be programmed.
 const SETTLE: Duration = Duration::from_secs(10);
 
-fn result_of(r: &LocalRecord) -> EndpointResult {
+fn result_of(r: &LocalRecord, dns: Option<IpAddr>) -> EndpointResult {
     let routes = r
         .gateway
         .map(|gw| {
@@ -42,7 +42,10 @@ fn result_of(r: &LocalRecord) -> EndpointResult {
             gateway: r.gateway,
         }],
         routes,
-        dns: DnsConfig::default(),
+        dns: DnsConfig {
+            nameservers: dns.into_iter().collect(),
+            ..DnsConfig::default()
+        },
         mtu: None,
         target: r.target.clone(),
     }
@@ -151,7 +154,7 @@ impl EndpointService for Agent {
                     r.target
                 )));
             }
-            return Ok(result_of(r));
+            return Ok(result_of(r, self.dns_server_ip()));
         }
         // A Docker address reserved through our IPAM driver becomes this endpoint.
         let reservation = req
@@ -225,7 +228,12 @@ impl EndpointService for Agent {
             host_ifname: p.host_ifname.clone(),
             container_ifname,
             mac: MacAddr(p.mac),
-            container_name: req.labels.get("name").cloned().unwrap_or_default(),
+            container_name: req
+                .labels
+                .get("K8S_POD_NAME")
+                .or_else(|| req.labels.get("name"))
+                .cloned()
+                .unwrap_or_default(),
             ipam_reserved: reservation.is_some(),
         };
         st.endpoints.insert(key.clone(), record.clone());
@@ -243,7 +251,7 @@ impl EndpointService for Agent {
             .get_or_create(&super::metrics::OpLabels::new("add"))
             .inc();
         self.settle(SETTLE).await?;
-        Ok(result_of(&record))
+        Ok(result_of(&record, self.dns_server_ip()))
     }
 
     async fn del(&self, req: DelEndpoint) -> Result<(), EndpointError> {
@@ -349,7 +357,7 @@ impl EndpointService for Agent {
             .await
             .endpoints
             .get(&attachment_key(&attachment))
-            .map(result_of))
+            .map(|r| result_of(r, self.dns_server_ip())))
     }
 
     async fn bind_docker_network(
