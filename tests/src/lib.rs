@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+pub mod docker;
+
 /// The repository's `topologies/` directory.
 pub fn topologies_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../topologies")
