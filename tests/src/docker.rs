@@ -40,6 +40,11 @@
 //! mount points of the private binds), `/opt/containerd` (made by the managed
 //! containerd), shim sockets under `/run/containerd/s/`, and container cgroups under
 //! `docker/` (removed with the containers; the empty `docker` parents stay).
+//!
+//! When the kernel has AppArmor on but `apparmor_parser` is missing (docker.io installed
+//! without its Recommends), dockerd could not load its `docker-default` profile and
+//! every container would fail to start; the daemon's mount namespace then gets a file
+//! saying `N` over `/sys/module/apparmor/parameters/enabled`, so it runs unconfined.
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -65,6 +70,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// How long a single docker CLI call may take before it is killed.
 const CLI_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a docker CLI call made while cleaning up may take.
+const CLEANUP_CLI_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long dockerd gets to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(30);
@@ -187,6 +195,16 @@ impl Dockerd {
         // The mount points of the private binds (a plain dockerd creates both anyway).
         mkdir(Path::new(PLUGINS_DIR))?;
         mkdir(Path::new("/etc/docker"))?;
+        // AppArmor on but no apparmor_parser (Debian installs docker.io without its
+        // Recommends): dockerd cannot load docker-default, and runc then fails every
+        // container. The daemon's mount namespace sees AppArmor as off instead.
+        let apparmor_off = if apparmor_unusable() {
+            let f = root.join("apparmor-enabled");
+            std::fs::write(&f, "N\n").map_err(|e| Error(format!("{}: {e}", f.display())))?;
+            f.into_os_string()
+        } else {
+            Default::default()
+        };
 
         let log = std::fs::File::create(root.join("dockerd.log"))
             .map_err(|e| Error(format!("{}/dockerd.log: {e}", root.display())))?;
@@ -202,6 +220,8 @@ impl Dockerd {
             .arg(PLUGINS_DIR)
             .arg(p("etc-docker"))
             .arg("/etc/docker")
+            .arg(apparmor_off)
+            .arg(APPARMOR_ENABLED)
             .arg(&dockerd_bin)
             .arg("--data-root")
             .arg(p("data"))
@@ -358,7 +378,9 @@ impl Dockerd {
             pids.push(p);
         }
         if let Some(mnt) = self.mnt_ns {
-            pids.extend(engine_processes(mnt));
+            let (members, below) = engine_processes(mnt);
+            pids.extend(members);
+            pids.extend(below);
         }
         pids.sort_unstable();
         pids.dedup();
@@ -372,10 +394,18 @@ impl Dockerd {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        self.docker_within(args, CLI_TIMEOUT)
+    }
+
+    /// Runs the docker CLI against this daemon, killing it after `timeout`.
+    pub fn docker_within<I, S>(&self, args: I, timeout: Duration) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let mut cmd = Command::new(DOCKER_CLI);
         cmd.arg("-H").arg(self.host()).args(args);
-        run_with_timeout(cmd, None, CLI_TIMEOUT)
-            .unwrap_or_else(|e| panic!("running {DOCKER_CLI}: {e}"))
+        run_with_timeout(cmd, None, timeout).unwrap_or_else(|e| panic!("running {DOCKER_CLI}: {e}"))
     }
 
     /// Runs the docker CLI and returns its stdout, or an error with its stderr when it fails.
@@ -474,7 +504,7 @@ impl Dockerd {
         // Containers first: their PID 1 may ignore SIGTERM, which would hold up the
         // daemon's own shutdown.
         if running && self.mnt_ns.is_some() {
-            let ids = self.docker(["ps", "-aq"]);
+            let ids = self.docker_within(["ps", "-aq"], CLEANUP_CLI_TIMEOUT);
             let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
                 .split_whitespace()
                 .map(str::to_string)
@@ -482,7 +512,7 @@ impl Dockerd {
             if !ids.is_empty() {
                 let mut args = vec!["rm".to_string(), "-f".to_string()];
                 args.extend(ids);
-                let _ = self.docker(&args);
+                let _ = self.docker_within(&args, CLEANUP_CLI_TIMEOUT);
             }
         }
         // Whatever belongs to the engine now, in case dockerd dies without stopping it.
@@ -514,16 +544,22 @@ impl Dockerd {
                 }
             }
         }
-        // Anything left in its mount namespace (or below it) is killed.
-        if let Some(mnt) = self.mnt_ns {
-            for pid in engine_processes(mnt) {
-                if let Some(p) = ProcId::of(pid)
-                    && !leftovers.contains(&p)
-                {
-                    leftovers.push(p);
-                }
+        // Anything left of the engine is killed: container processes (below it, in
+        // namespaces of their own; their PID 1 may ignore SIGTERM) right away, the
+        // engine's own processes (containerd, shims) after a SIGTERM grace.
+        let (members, containers) = self.mnt_ns.map(engine_processes).unwrap_or_default();
+        let containers: Vec<ProcId> = containers.into_iter().filter_map(ProcId::of).collect();
+        for c in &containers {
+            c.signal(Signal::SIGKILL);
+        }
+        for pid in members {
+            if let Some(p) = ProcId::of(pid)
+                && !leftovers.contains(&p)
+            {
+                leftovers.push(p);
             }
         }
+        leftovers.extend(containers);
         containerlab::proc::stop_all(&leftovers, Duration::from_secs(5));
         // Mounts in the machine's own namespace (normally none: the daemon mounts in its own).
         for m in mounts_under(&self.root) {
@@ -545,13 +581,26 @@ impl Drop for Dockerd {
     }
 }
 
-/// Run by `sh -c` inside the new mount namespace: `$1` over `$2`, `$3` over `$4`, then
-/// exec the rest (dockerd), so the spawned pid ends up being dockerd's.
+/// Run by `sh -c` inside the new mount namespace: `$1` over `$2`, `$3` over `$4`, `$5`
+/// over `$6` when `$5` is not empty, then exec the rest (dockerd), so the spawned pid
+/// ends up being dockerd's.
 const BIND_AND_EXEC: &str = r#"set -e
 mount --bind "$1" "$2"
 mount --bind "$3" "$4"
-shift 4
+if [ -n "$5" ]; then mount --bind "$5" "$6"; fi
+shift 6
 exec "$@""#;
+
+/// Where dockerd and runc read whether AppArmor is on.
+const APPARMOR_ENABLED: &str = "/sys/module/apparmor/parameters/enabled";
+
+/// AppArmor is enabled in the kernel but its profiles cannot be loaded.
+fn apparmor_unusable() -> bool {
+    let on = std::fs::read_to_string(APPARMOR_ENABLED).is_ok_and(|s| s.starts_with('Y'));
+    on && !["/sbin/apparmor_parser", "/usr/sbin/apparmor_parser"]
+        .iter()
+        .any(|p| Path::new(p).exists())
+}
 
 /// Mount points at or below `dir` in the machine's (our) mount namespace, deepest first.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
@@ -604,12 +653,12 @@ fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
         .ok()
 }
 
-/// Processes in mount namespace `mnt` and all their descendants.
-fn engine_processes(mnt: u64) -> Vec<i32> {
+/// Processes in mount namespace `mnt`, and their descendants outside it (containers).
+fn engine_processes(mnt: u64) -> (Vec<i32>, Vec<i32>) {
     let mut parent = Vec::new();
     let mut members = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return members;
+        return (members, Vec::new());
     };
     for e in dir.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
@@ -622,19 +671,23 @@ fn engine_processes(mnt: u64) -> Vec<i32> {
             members.push(pid);
         }
     }
-    // Descendants: repeat until no new child of a member turns up.
+    // Descendants: repeat until no new child turns up.
+    let mut below: Vec<i32> = Vec::new();
     loop {
-        let before = members.len();
+        let before = below.len();
         for &(pid, pp) in &parent {
-            if members.contains(&pp) && !members.contains(&pid) {
-                members.push(pid);
+            if (members.contains(&pp) || below.contains(&pp))
+                && !members.contains(&pid)
+                && !below.contains(&pid)
+            {
+                below.push(pid);
             }
         }
-        if members.len() == before {
+        if below.len() == before {
             break;
         }
     }
-    members
+    (members, below)
 }
 
 /// Parent pid from `/proc/<pid>/stat` (field 4).

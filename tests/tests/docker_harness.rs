@@ -194,3 +194,44 @@ fn start_failure_reports_the_log_and_cleans_up() {
     assert!(!root.0.exists(), "root survived a failed start");
     drop(ns);
 }
+
+#[test]
+fn a_failing_test_with_a_crashed_daemon_leaves_nothing() {
+    if !require_root("a_failing_test_with_a_crashed_daemon_leaves_nothing") {
+        return;
+    }
+    let pid = std::process::id();
+    let ns = Netns::add(format!("cdk-{pid}-c"));
+    let root = Scratch(std::env::temp_dir().join(format!("cdk-{pid}-c")));
+    let d = start_and_import(&ns, &root.0);
+    d.docker_ok(["run", "-d", "--net=none", "busybox", "sleep", "600"])
+        .unwrap();
+    let pids = d.processes();
+    let dockerd = d.pid();
+    let containerd = d.containerd_pid().expect("containerd runs");
+    assert!(pids.contains(&containerd));
+    assert!(
+        pids.len() >= 4,
+        "dockerd, containerd, shim, sleep: {pids:?}"
+    );
+    let r = d.root().to_path_buf();
+
+    // dockerd dies without stopping anything, then the test panics while owning it.
+    let st = Command::new("kill")
+        .args(["-KILL", &dockerd.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _owned = d;
+        panic!("a test failing midway");
+    }));
+    assert!(outcome.is_err());
+
+    for p in &pids {
+        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        assert!(!pid_alive(*p), "pid {p} ({}) survived", comm.trim());
+    }
+    assert!(mounts_under(&r).is_empty(), "{:?}", mounts_under(&r));
+    assert!(!r.exists(), "{} survived", r.display());
+}
