@@ -8,7 +8,7 @@
 //! <root>/data/          --data-root (images, containers, the managed containerd's root)
 //! <root>/exec/          --exec-root (managed containerd socket and pid file, sandbox netns)
 //! <root>/plugins/       what this daemon sees as /run/docker/plugins
-//! <root>/etc-docker/    what this daemon sees as /etc/docker (key.json lands here)
+//! <root>/etc-docker/    what this daemon sees as /etc/docker (key.json, plugins/*.spec)
 //! <root>/docker.sock    -H unix://...
 //! <root>/docker.pid     --pidfile
 //! <root>/daemon.json    --config-file ({}; the machine's daemon.json is never read)
@@ -331,9 +331,19 @@ impl Dockerd {
     }
 
     /// What this daemon sees as `/run/docker/plugins`: a plugin for this daemon only
-    /// listens on `plugins_dir()/<name>.sock` (or writes `<name>.spec` there).
+    /// listens on `plugins_dir()/<name>.sock`. (Docker reads only sockets here; spec
+    /// files go to [`Dockerd::plugin_specs_dir`].)
     pub fn plugins_dir(&self) -> PathBuf {
         self.root.join("plugins")
+    }
+
+    /// What this daemon sees as `/etc/docker/plugins`, where Docker reads
+    /// `<name>.spec` files (a plugin address, e.g. `unix:///path/to.sock`, per file).
+    /// Created on first call.
+    pub fn plugin_specs_dir(&self) -> PathBuf {
+        let d = self.root.join("etc-docker/plugins");
+        let _ = std::fs::create_dir_all(&d);
+        d
     }
 
     /// The daemon's API socket.

@@ -53,6 +53,98 @@ impl Drop for Scratch {
     }
 }
 
+/// A do-nothing Docker network driver (legacy plugin protocol) on a unix socket: enough
+/// for `docker network create/rm -d <name>` with the default IPAM. Serves until the
+/// test process ends; logs the calls it got.
+fn serve_driver(sock: &Path) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::os::unix::net::UnixListener::bind(sock).expect("bind driver socket");
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = calls.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                // One request after another on the same connection.
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let mut len = 0usize;
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let h = h.trim_end();
+                        if h.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':')
+                            && k.eq_ignore_ascii_case("content-length")
+                        {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let reply = match path.as_str() {
+                        "/Plugin.Activate" => r#"{"Implements":["NetworkDriver"]}"#,
+                        "/NetworkDriver.GetCapabilities" => r#"{"Scope":"local"}"#,
+                        _ => "{}",
+                    };
+                    log.lock().unwrap().push(path);
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.plugins.v1+json\r\nContent-Length: {}\r\n\r\n{reply}",
+                        reply.len()
+                    );
+                    if w.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    calls
+}
+
+/// `docker network create -d <driver>` then `rm` works, and the driver saw both.
+fn network_via_driver(d: &Dockerd, driver: &str, calls: &std::sync::Mutex<Vec<String>>) {
+    d.docker_ok([
+        "network",
+        "create",
+        "-d",
+        driver,
+        "--subnet",
+        "20.9.9.0/24",
+        "cdknet",
+    ])
+    .unwrap_or_else(|e| panic!("{e}\n{}", d.log_tail(20)));
+    let ls = d
+        .docker_ok(["network", "ls", "--format", "{{.Name}} {{.Driver}}"])
+        .unwrap();
+    assert!(ls.contains(&format!("cdknet {driver}")), "{ls}");
+    d.docker_ok(["network", "rm", "cdknet"]).unwrap();
+    let calls = calls.lock().unwrap();
+    for want in [
+        "/Plugin.Activate",
+        "/NetworkDriver.CreateNetwork",
+        "/NetworkDriver.DeleteNetwork",
+    ] {
+        assert!(
+            calls.iter().any(|c| c == want),
+            "{driver}: no {want} in {calls:?}"
+        );
+    }
+}
+
 fn start_and_import(ns: &Netns, root: &Path) -> Dockerd {
     let t0 = Instant::now();
     let d = Dockerd::start(&ns.path(), root).unwrap_or_else(|e| panic!("{}: {e}", ns.0));
@@ -116,8 +208,8 @@ fn two_private_dockerds_run_containers_and_leave_nothing() {
         .unwrap();
 
     // Plugin directories are private to each daemon.
-    let marker = format!("contiv-harness-{pid}.spec");
-    std::fs::write(a.plugins_dir().join(&marker), "unix:///nowhere.sock\n").unwrap();
+    let marker = format!("contiv-harness-{pid}");
+    std::fs::write(a.plugins_dir().join(&marker), "A's\n").unwrap();
     assert!(!b.plugins_dir().join(&marker).exists());
     assert!(!Path::new(PLUGINS_DIR).join(&marker).exists());
     let seen = |d: &Dockerd, path: &str| {
@@ -131,6 +223,26 @@ fn two_private_dockerds_run_containers_and_leave_nothing() {
     let inside = format!("{PLUGINS_DIR}/{marker}");
     assert!(seen(&a, &inside), "A does not see its own plugin file");
     assert!(!seen(&b, &inside), "B sees A's plugin file");
+
+    // A finds a driver by its socket in A's plugin directory; B finds one through a
+    // spec file in B's /etc/docker/plugins, whose socket lives anywhere.
+    let drv_a = format!("cdkdrv{pid}a");
+    let calls_a = serve_driver(&a.plugins_dir().join(format!("{drv_a}.sock")));
+    network_via_driver(&a, &drv_a, &calls_a);
+    let drv_b = format!("cdkdrv{pid}b");
+    let sock_b = b.root().join("drv-b.sock");
+    let calls_b = serve_driver(&sock_b);
+    std::fs::write(
+        b.plugin_specs_dir().join(format!("{drv_b}.spec")),
+        format!("unix://{}\n", sock_b.display()),
+    )
+    .unwrap();
+    assert!(
+        !Path::new("/etc/docker/plugins")
+            .join(format!("{drv_b}.spec"))
+            .exists()
+    );
+    network_via_driver(&b, &drv_b, &calls_b);
     // And each daemon runs in its own network namespace.
     for (d, ns) in [(&a, &ns_a), (&b, &ns_b)] {
         let want = std::fs::metadata(ns.path()).unwrap();
