@@ -187,67 +187,13 @@ impl Dockerd {
                 longest.display()
             ));
         }
-        for dir in ["data", "exec", "plugins", "etc-docker"] {
-            mkdir(&root.join(dir))?;
-        }
-        std::fs::write(root.join("daemon.json"), "{}\n")
-            .map_err(|e| Error(format!("{}/daemon.json: {e}", root.display())))?;
-        // The mount points of the private binds (a plain dockerd creates both anyway).
-        mkdir(Path::new(PLUGINS_DIR))?;
-        mkdir(Path::new("/etc/docker"))?;
-        // AppArmor on but no apparmor_parser (Debian installs docker.io without its
-        // Recommends): dockerd cannot load docker-default, and runc then fails every
-        // container. The daemon's mount namespace sees AppArmor as off instead.
-        let apparmor_off = if apparmor_unusable() {
-            let f = root.join("apparmor-enabled");
-            std::fs::write(&f, "N\n").map_err(|e| Error(format!("{}: {e}", f.display())))?;
-            f.into_os_string()
-        } else {
-            Default::default()
+        let child = match spawn_dockerd(netns, &root, &dockerd_bin) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&root);
+                return Err(e);
+            }
         };
-
-        let log = std::fs::File::create(root.join("dockerd.log"))
-            .map_err(|e| Error(format!("{}/dockerd.log: {e}", root.display())))?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| Error(format!("dockerd.log: {e}")))?;
-        let p = |name: &str| root.join(name).into_os_string();
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", netns.display()))
-            .args(["--", "unshare", "--mount", "--propagation", "slave", "--"])
-            .args(["sh", "-c", BIND_AND_EXEC, "contiv-dockerd"])
-            .arg(p("plugins"))
-            .arg(PLUGINS_DIR)
-            .arg(p("etc-docker"))
-            .arg("/etc/docker")
-            .arg(apparmor_off)
-            .arg(APPARMOR_ENABLED)
-            .arg(&dockerd_bin)
-            .arg("--data-root")
-            .arg(p("data"))
-            .arg("--exec-root")
-            .arg(p("exec"))
-            .arg("--pidfile")
-            .arg(p("docker.pid"))
-            .arg("--config-file")
-            .arg(p("daemon.json"))
-            .arg("-H")
-            .arg(format!("unix://{}", root.join("docker.sock").display()))
-            .args([
-                "--storage-driver=overlay2",
-                "--bridge=none",
-                "--iptables=false",
-                "--ip6tables=false",
-                "--ip-masq=false",
-                "--shutdown-timeout=1",
-            ])
-            .current_dir(&root)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        let child = cmd
-            .spawn()
-            .map_err(|e| Error(format!("spawning nsenter/unshare/dockerd: {e}")))?;
         let mut d = Dockerd {
             root,
             netns: netns.to_path_buf(),
@@ -705,6 +651,70 @@ fn ppid(pid: i32) -> Option<i32> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 2..];
     rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Lays out `root` and spawns dockerd in `netns` and a mount namespace of its own.
+fn spawn_dockerd(netns: &Path, root: &Path, dockerd_bin: &Path) -> Result<Child> {
+    for dir in ["data", "exec", "plugins", "etc-docker"] {
+        mkdir(&root.join(dir))?;
+    }
+    std::fs::write(root.join("daemon.json"), "{}\n")
+        .map_err(|e| Error(format!("{}/daemon.json: {e}", root.display())))?;
+    // The mount points of the private binds (a plain dockerd creates both anyway).
+    mkdir(Path::new(PLUGINS_DIR))?;
+    mkdir(Path::new("/etc/docker"))?;
+    // AppArmor on but no apparmor_parser (Debian installs docker.io without its
+    // Recommends): dockerd cannot load docker-default, and runc then fails every
+    // container. The daemon's mount namespace sees AppArmor as off instead.
+    let apparmor_off = if apparmor_unusable() {
+        let f = root.join("apparmor-enabled");
+        std::fs::write(&f, "N\n").map_err(|e| Error(format!("{}: {e}", f.display())))?;
+        f.into_os_string()
+    } else {
+        Default::default()
+    };
+
+    let log = std::fs::File::create(root.join("dockerd.log"))
+        .map_err(|e| Error(format!("{}/dockerd.log: {e}", root.display())))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| Error(format!("dockerd.log: {e}")))?;
+    let p = |name: &str| root.join(name).into_os_string();
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={}", netns.display()))
+        .args(["--", "unshare", "--mount", "--propagation", "slave", "--"])
+        .args(["sh", "-c", BIND_AND_EXEC, "contiv-dockerd"])
+        .arg(p("plugins"))
+        .arg(PLUGINS_DIR)
+        .arg(p("etc-docker"))
+        .arg("/etc/docker")
+        .arg(apparmor_off)
+        .arg(APPARMOR_ENABLED)
+        .arg(dockerd_bin)
+        .arg("--data-root")
+        .arg(p("data"))
+        .arg("--exec-root")
+        .arg(p("exec"))
+        .arg("--pidfile")
+        .arg(p("docker.pid"))
+        .arg("--config-file")
+        .arg(p("daemon.json"))
+        .arg("-H")
+        .arg(format!("unix://{}", root.join("docker.sock").display()))
+        .args([
+            "--storage-driver=overlay2",
+            "--bridge=none",
+            "--iptables=false",
+            "--ip6tables=false",
+            "--ip-masq=false",
+            "--shutdown-timeout=1",
+        ])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    cmd.spawn()
+        .map_err(|e| Error(format!("spawning nsenter/unshare/dockerd: {e}")))
 }
 
 /// Makes `root` an absolute, empty, existing directory.
