@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 pub mod cluster;
+pub mod docker;
 
 /// The repository's `topologies/` directory.
 pub fn topologies_dir() -> PathBuf {
