@@ -47,6 +47,9 @@ struct Args {
     /// Do not serve the Docker drivers (CNI only).
     #[arg(long)]
     no_docker: bool,
+    /// dockerd's API socket: Contiv networks are created there as Docker networks.
+    #[arg(long, default_value = "/run/docker.sock")]
+    docker_socket: PathBuf,
     /// The Docker driver name (network and IPAM).
     #[arg(long, default_value = "netplugin")]
     plugin_name: String,
@@ -118,6 +121,12 @@ async fn main() -> anyhow::Result<()> {
         cfg.dns = Some(netplugin::agent::DnsSettings {
             port: args.dns_port,
             upstreams,
+        });
+    }
+    if !args.no_docker {
+        cfg.docker = Some(netplugin::agent::DockerSettings {
+            socket: args.docker_socket.clone(),
+            driver: args.plugin_name.clone(),
         });
     }
     let running = Agent::start(cfg).await.context("starting the agent")?;

@@ -97,6 +97,7 @@ pub struct Netplugin {
     pub cni_socket: PathBuf,
     pub log: PathBuf,
     pub docker_plugin_dir: Option<PathBuf>,
+    pub docker_socket: Option<PathBuf>,
     netmaster: String,
     child: Option<Child>,
 }
@@ -104,21 +105,43 @@ pub struct Netplugin {
 impl Netplugin {
     /// Starts netplugin for `host` (a node of `lab`), with its state under `dir`.
     pub fn start(lab: &containerlab::Lab, host: &str, netmaster: &str, dir: &Path) -> Netplugin {
+        let mut p = Self::new(lab, host, netmaster, dir);
+        p.spawn();
+        p
+    }
+
+    /// Starts netplugin for `host` serving the Docker drivers in `plugins_dir` for the
+    /// dockerd at `socket`.
+    pub fn start_with_docker(
+        lab: &containerlab::Lab,
+        host: &str,
+        netmaster: &str,
+        dir: &Path,
+        plugins_dir: &Path,
+        socket: &Path,
+    ) -> Netplugin {
+        let mut p = Self::new(lab, host, netmaster, dir);
+        p.docker_plugin_dir = Some(plugins_dir.to_path_buf());
+        p.docker_socket = Some(socket.to_path_buf());
+        p.spawn();
+        p
+    }
+
+    fn new(lab: &containerlab::Lab, host: &str, netmaster: &str, dir: &Path) -> Netplugin {
         let ns = lab.namespace(host).expect("node exists");
         let state_dir = dir.join(host);
         std::fs::create_dir_all(&state_dir).expect("state dir");
-        let mut p = Netplugin {
+        Netplugin {
             host: host.to_string(),
             netns: PathBuf::from("/run/netns").join(ns),
             cni_socket: state_dir.join("netplugin.sock"),
             log: state_dir.join("netplugin.log"),
             state_dir,
             docker_plugin_dir: None,
+            docker_socket: None,
             netmaster: netmaster.to_string(),
             child: None,
-        };
-        p.spawn();
-        p
+        }
     }
 
     /// Starts (again) the process.
@@ -131,7 +154,11 @@ impl Netplugin {
             .expect("log file");
         let mut cmd = Command::new(bin("netplugin"));
         match &self.docker_plugin_dir {
-            Some(d) => cmd.arg("--docker-plugin-dir").arg(d),
+            Some(d) => cmd
+                .arg("--docker-plugin-dir")
+                .arg(d)
+                .arg("--docker-socket")
+                .arg(self.docker_socket.clone().unwrap_or_default()),
             None => cmd.arg("--no-docker"),
         };
         let child = cmd

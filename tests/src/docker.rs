@@ -158,6 +158,11 @@ impl Dockerd {
     /// daemon answers `docker version`; on failure the error carries the log tail and
     /// everything started so far is cleaned up.
     pub fn start(netns: &Path, root: &Path) -> Result<Dockerd> {
+        Self::start_with_config(netns, root, "{}")
+    }
+
+    /// [`Dockerd::start`] with the given `daemon.json` (e.g. `{"dns": ["10.1.1.1"]}`).
+    pub fn start_with_config(netns: &Path, root: &Path, daemon_json: &str) -> Result<Dockerd> {
         if !netns.exists() {
             return err(format!(
                 "network namespace {} does not exist",
@@ -187,7 +192,7 @@ impl Dockerd {
                 longest.display()
             ));
         }
-        let child = match spawn_dockerd(netns, &root, &dockerd_bin) {
+        let child = match spawn_dockerd(netns, &root, &dockerd_bin, daemon_json) {
             Ok(c) => c,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&root);
@@ -654,11 +659,16 @@ fn ppid(pid: i32) -> Option<i32> {
 }
 
 /// Lays out `root` and spawns dockerd in `netns` and a mount namespace of its own.
-fn spawn_dockerd(netns: &Path, root: &Path, dockerd_bin: &Path) -> Result<Child> {
+fn spawn_dockerd(
+    netns: &Path,
+    root: &Path,
+    dockerd_bin: &Path,
+    daemon_json: &str,
+) -> Result<Child> {
     for dir in ["data", "exec", "plugins", "etc-docker"] {
         mkdir(&root.join(dir))?;
     }
-    std::fs::write(root.join("daemon.json"), "{}\n")
+    std::fs::write(root.join("daemon.json"), format!("{daemon_json}\n"))
         .map_err(|e| Error(format!("{}/daemon.json: {e}", root.display())))?;
     // The mount points of the private binds (a plain dockerd creates both anyway).
     mkdir(Path::new(PLUGINS_DIR))?;

@@ -142,7 +142,9 @@ fn quickstart_routing_mode_end_to_end() {
         || {
             format!(
                 "{}\n{}\n{}",
-                String::from_utf8_lossy(&web.exec(&["busybox", "nslookup", "db", "10.1.1.1"]).stdout),
+                String::from_utf8_lossy(
+                    &web.exec(&["busybox", "nslookup", "db", "10.1.1.1"]).stdout
+                ),
                 nm.ok("netctl endpoint inspect db-eth0"),
                 p1.log_tail()
             )

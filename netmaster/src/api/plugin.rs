@@ -96,7 +96,15 @@ pub fn plan_create(w: &World, req: &EndpointRequest) -> Result<Plan, ApiError> {
             && old.network_name == req.network
             && old.homing_host == req.host
         {
-            return Ok(Plan::default());
+            // A retry is harmless; a retry that names the container (Docker tells the
+            // agent only once the container runs) records the name.
+            let mut plan = Plan::default();
+            if !req.container_name.is_empty() && old.container_name != req.container_name {
+                let mut named = old.clone();
+                named.container_name = req.container_name.clone();
+                plan.put(&named)?;
+            }
+            return Ok(plan);
         }
         return Err(ApiError::conflict(format!(
             "endpoint {} already exists on host {} in network {}",

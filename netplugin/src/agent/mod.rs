@@ -20,6 +20,7 @@
 //! our protocol number that are no longer wanted. Nothing without our marks is touched.
 
 pub mod bgp;
+pub mod docker_sync;
 pub mod master;
 pub mod metrics;
 mod reconcile;
@@ -68,6 +69,17 @@ pub struct AgentConfig {
     pub report_every: Duration,
     /// Service discovery: the DNS server in the host namespace, if enabled.
     pub dns: Option<DnsSettings>,
+    /// The host's dockerd, if Docker runs there: Contiv networks become its networks.
+    pub docker: Option<DockerSettings>,
+}
+
+/// The host's dockerd and our driver's name in it.
+#[derive(Debug, Clone)]
+pub struct DockerSettings {
+    /// dockerd's API socket (`/run/docker.sock`).
+    pub socket: PathBuf,
+    /// The driver name networks are created with (network and IPAM).
+    pub driver: String,
 }
 
 /// Where netplugin's DNS server listens (every address of the host namespace, so the
@@ -91,6 +103,7 @@ impl AgentConfig {
             resync: Duration::from_secs(10),
             report_every: Duration::from_secs(3),
             dns: None,
+            docker: None,
         }
     }
 }
@@ -215,6 +228,8 @@ pub struct Agent {
     done: watch::Receiver<u64>,
     status: watch::Receiver<Arc<Status>>,
     pub metrics: Arc<metrics::Metrics>,
+    /// Docker endpoints whose container name is to be learned: (attachment key, id).
+    naming: tokio::sync::mpsc::UnboundedSender<(String, String)>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -289,7 +304,9 @@ impl Agent {
         let (done_tx, done) = watch::channel(0u64);
         let (status_tx, status) = watch::channel(Arc::new(Status::default()));
         let metrics = Arc::new(metrics::Metrics::new());
+        let (naming, mut naming_rx) = tokio::sync::mpsc::unbounded_channel();
         let agent = Arc::new(Agent {
+            naming,
             host_ns: HostNs(cfg.netns.clone()),
             master,
             state: Mutex::new(saved),
@@ -323,6 +340,24 @@ impl Agent {
             stop_rx,
         ));
         tasks.push(tokio::spawn(reconcile::report_loop(agent.clone())));
+        if let Some(d) = &cfg.docker {
+            tasks.push(tokio::spawn(docker_sync::run(
+                agent.clone(),
+                d.socket.clone(),
+                d.driver.clone(),
+            )));
+            let (a, socket) = (agent.clone(), d.socket.clone());
+            tasks.push(tokio::spawn(async move {
+                while let Some((key, id)) = naming_rx.recv().await {
+                    tokio::spawn(docker_sync::name_endpoint(
+                        a.clone(),
+                        socket.clone(),
+                        key,
+                        id,
+                    ));
+                }
+            }));
+        }
         if let Some(dns) = &cfg.dns {
             tasks.extend(start_dns(&agent, &rt, dns).await?);
         }
@@ -392,6 +427,36 @@ impl Agent {
             .get::<contiv_model::Bgp>(contiv_model::Bgp::PLURAL, &self.cfg.host)?;
         let net: IpNet = b.routerip.parse().ok()?;
         Some(net.addr())
+    }
+
+    /// Records the container name of a local endpoint, here and at netmaster.
+    pub async fn set_container_name(&self, key: &str, name: &str) -> Result<(), EndpointError> {
+        let mut st = self.state.lock().await;
+        let Some(r) = st.endpoints.get_mut(key) else {
+            return Ok(());
+        };
+        if r.container_name == name {
+            return Ok(());
+        }
+        r.container_name = name.to_string();
+        let r = r.clone();
+        st.save(&self.cfg.state_dir)
+            .map_err(|e| EndpointError::internal(format!("saving: {e}")))?;
+        drop(st);
+        self.master
+            .create_endpoint(&master::EndpointRequest {
+                endpoint_id: r.endpoint_id.clone(),
+                tenant: r.target.tenant.clone(),
+                network: r.target.network.clone(),
+                group: r.target.group.clone().unwrap_or_default(),
+                host: self.cfg.host.clone(),
+                container_id: r.attachment.container_id.clone(),
+                container_name: name.to_string(),
+                preferred_ip: String::new(),
+                labels: BTreeMap::new(),
+            })
+            .await
+            .map(|_| ())
     }
 
     /// Refuses endpoint changes while the host is not in routing mode.

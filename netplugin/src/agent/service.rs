@@ -246,6 +246,11 @@ impl EndpointService for Agent {
             return Err(e);
         }
         drop(st);
+        if record.netns.is_none() && record.container_name.is_empty() {
+            let _ = self
+                .naming
+                .send((key.clone(), req.attachment.container_id.clone()));
+        }
         self.metrics
             .endpoint_ops
             .get_or_create(&super::metrics::OpLabels::new("add"))

@@ -1,0 +1,152 @@
+//! Contiv's quick start with real Docker on the `quickstart` fabric: a private dockerd in
+//! each host's namespace (its resolver pointed at the host's netplugin), netplugin serving
+//! Docker's network and IPAM drivers and creating `contiv-net` in every dockerd by
+//! itself, then the quick start's commands verbatim: `docker run -itd --name=web
+//! --net=contiv-net` on host1, `--name=db` on host2, and `ping db` inside `web`.
+
+use std::time::Duration;
+
+use containerlab::lab::DeployOptions;
+use contiv_tests::cluster::{Netmaster, Netplugin, frr_routes, wait_for};
+use contiv_tests::docker::Dockerd;
+use contiv_tests::{fabric_lab, require_root};
+
+const LONG: Duration = Duration::from_secs(90);
+
+fn sh(d: &Dockerd, line: &str) -> std::process::Output {
+    let args: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(args[0], "docker", "{line}");
+    d.docker(&args[1..])
+}
+
+fn ok(d: &Dockerd, line: &str) -> String {
+    let o = sh(d, line);
+    assert!(
+        o.status.success(),
+        "{line}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn docker_quick_start_verbatim() {
+    if !require_root("docker_quick_start_verbatim") {
+        return;
+    }
+    let lab = fabric_lab("quickstart", "docker");
+    let _deployed = lab.deploy(&DeployOptions::default()).expect("deploy");
+    let tmp = tempfile::tempdir().unwrap();
+    let nm = Netmaster::start();
+    nm.ok("netctl global set --fwd-mode routing");
+    nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
+    nm.ok("netctl bgp create host2 --router-ip=10.1.2.1/31 --as=65102 --neighbor-as=65002 --neighbor=10.1.2.0");
+
+    let mut hosts = Vec::new();
+    for (host, router) in [("host1", "10.1.1.1"), ("host2", "10.1.2.1")] {
+        let ns = std::path::PathBuf::from("/run/netns").join(lab.namespace(host).unwrap());
+        let d = Dockerd::start_with_config(
+            &ns,
+            &tmp.path().join(format!("d-{host}")),
+            &format!("{{\"dns\": [\"{router}\"]}}"),
+        )
+        .expect("dockerd starts");
+        d.import_busybox().expect("busybox image");
+        let p = Netplugin::start_with_docker(
+            &lab,
+            host,
+            &nm.url,
+            tmp.path(),
+            &d.plugins_dir(),
+            &d.socket(),
+        );
+        hosts.push((d, p));
+    }
+
+    // The quick start, verbatim (busybox instead of alpine: no registry here).
+    nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
+    for (d, p) in &hosts {
+        wait_for(
+            &format!("contiv-net appears in {}'s dockerd", p.host),
+            LONG,
+            || {
+                ok(d, "docker network ls")
+                    .contains("contiv-net")
+                    .then_some(())
+            },
+            || p.log_tail(),
+        );
+    }
+    let (d1, p1) = &hosts[0];
+    let (d2, p2) = &hosts[1];
+    ok(
+        d1,
+        "docker run -itd --name=web --net=contiv-net busybox /bin/sh",
+    );
+    ok(
+        d2,
+        "docker run -itd --name=db --net=contiv-net busybox /bin/sh",
+    );
+    let web_ip = String::from_utf8_lossy(
+        &d1.docker([
+            "inspect",
+            "-f",
+            "{{(index .NetworkSettings.Networks \"contiv-net\").IPAddress}}",
+            "web",
+        ])
+        .stdout,
+    )
+    .trim()
+    .to_string();
+    assert!(web_ip.starts_with("20.1.1."), "web's address: {web_ip:?}");
+    wait_for(
+        "web's /32 on tor2",
+        LONG,
+        || {
+            frr_routes(&lab, "tor2")
+                .contains_key(&format!("{web_ip}/32"))
+                .then_some(())
+        },
+        || p1.log_tail(),
+    );
+    // `ping db` inside web: Docker's resolver forwards to the host's netplugin, which
+    // knows db (on the other host) by its container name.
+    wait_for(
+        "ping db from web",
+        LONG,
+        || {
+            ok(d1, "docker exec web ping -c 1 -W 1 db")
+                .contains("1 packets received")
+                .then_some(())
+        },
+        || {
+            let o = sh(d1, "docker exec web ping -c 1 -W 1 db");
+            format!(
+                "{}{}\n{}\n{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr),
+                nm.ok("netctl endpoint list"),
+                p2.log_tail()
+            )
+        },
+    );
+    // Removing the container withdraws its /32.
+    ok(d2, "docker rm -f db");
+    wait_for(
+        "db's /32 gone from tor1",
+        LONG,
+        || {
+            (!frr_routes(&lab, "tor1")
+                .keys()
+                .any(|k| k.starts_with("20.1.1.") && !k.starts_with(&format!("{web_ip}/"))))
+            .then_some(())
+        },
+        || format!("{:?}", frr_routes(&lab, "tor1")),
+    );
+    ok(d1, "docker rm -f web");
+    for (d, mut p) in hosts {
+        drop(d);
+        p.stop();
+    }
+}
