@@ -1,0 +1,164 @@
+//! `make demo`: Contiv's quick start in routing mode on the `quickstart` fabric.
+//!
+//! Deploys the fabric (two FRR ToRs, two hosts) on network namespaces, starts netmaster,
+//! a dockerd and a netplugin per host, and runs the quick start's commands verbatim,
+//! printing each with its output, the ToRs' routes and `netctl bgp inspect` on the way.
+//! Everything is torn down at the end, also on failure.
+
+use std::process::Output;
+use std::time::Duration;
+
+use containerlab::lab::DeployOptions;
+use contiv_tests::cluster::{Netmaster, Netplugin, frr_routes, node_exec, wait_for};
+use contiv_tests::docker::Dockerd;
+
+const LONG: Duration = Duration::from_secs(90);
+
+fn step(s: &str) {
+    println!("\n\x1b[1m==> {s}\x1b[0m");
+}
+
+fn show(o: &Output) {
+    print!("{}", String::from_utf8_lossy(&o.stdout));
+    eprint!("{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "the command failed");
+}
+
+fn docker(host: &str, d: &Dockerd, line: &str) {
+    step(&format!("[{host}] {line}"));
+    let args: Vec<&str> = line.split_whitespace().collect();
+    show(&d.docker(&args[1..]));
+}
+
+fn main() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("the demo creates network namespaces and daemons: run it as root");
+        std::process::exit(1);
+    }
+    let lab = contiv_tests::fabric_lab("quickstart", "demo");
+    step("contiv-lab deploy -t topologies/quickstart/quickstart.clab.yml");
+    let _deployed = lab.deploy(&DeployOptions::default()).expect("deploy");
+    for n in ["tor1", "tor2", "host1", "host2"] {
+        println!("  {n}: namespace {}", lab.namespace(n).unwrap());
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    step("netmaster (embedded store)");
+    let nm = Netmaster::start();
+    println!("  listening on {}", nm.url);
+    let netctl = |line: &str| {
+        step(line);
+        print!("{}", nm.ok(line));
+    };
+    netctl("netctl global set --fwd-mode routing");
+    netctl(
+        "netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0",
+    );
+    netctl(
+        "netctl bgp create host2 --router-ip=10.1.2.1/31 --as=65102 --neighbor-as=65002 --neighbor=10.1.2.0",
+    );
+
+    let mut hosts = Vec::new();
+    for (host, router) in [("host1", "10.1.1.1"), ("host2", "10.1.2.1")] {
+        step(&format!("[{host}] dockerd and netplugin"));
+        let ns = std::path::PathBuf::from("/run/netns").join(lab.namespace(host).unwrap());
+        let d = Dockerd::start_with_config(
+            &ns,
+            &tmp.path().join(format!("d-{host}")),
+            &format!("{{\"dns\": [\"{router}\"]}}"),
+        )
+        .expect("dockerd starts");
+        d.import_busybox().expect("busybox image");
+        let p = Netplugin::start_with_docker(
+            &lab,
+            host,
+            &nm.url,
+            tmp.path(),
+            &d.plugins_dir(),
+            &d.socket(),
+        );
+        println!(
+            "  dockerd {} (busybox imported), netplugin log {}",
+            d.socket().display(),
+            p.log.display()
+        );
+        hosts.push((host, d, p));
+    }
+    wait_for(
+        "BGP sessions established",
+        LONG,
+        || {
+            ["host1", "host2"]
+                .iter()
+                .all(|h| {
+                    nm.ok(&format!("netctl bgp inspect {h}"))
+                        .contains("\"neighborStatus\": \"established\"")
+                })
+                .then_some(())
+        },
+        || String::new(),
+    );
+
+    netctl("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
+    for (host, d, p) in &hosts {
+        wait_for(
+            "contiv-net in dockerd",
+            LONG,
+            || {
+                String::from_utf8_lossy(&d.docker(["network", "ls"]).stdout)
+                    .contains("contiv-net")
+                    .then_some(())
+            },
+            || p.log_tail(),
+        );
+        docker(host, d, "docker network ls");
+    }
+    let (_, d1, _) = &hosts[0];
+    let (_, d2, _) = &hosts[1];
+    docker(
+        "host1",
+        d1,
+        "docker run -itd --name=web --net=contiv-net busybox /bin/sh",
+    );
+    docker(
+        "host2",
+        d2,
+        "docker run -itd --name=db --net=contiv-net busybox /bin/sh",
+    );
+    let web_ip = String::from_utf8_lossy(
+        &d1.docker([
+            "inspect",
+            "-f",
+            "{{(index .NetworkSettings.Networks \"contiv-net\").IPAddress}}",
+            "web",
+        ])
+        .stdout,
+    )
+    .trim()
+    .to_string();
+    wait_for(
+        "web's /32 on tor2",
+        LONG,
+        || {
+            frr_routes(&lab, "tor2")
+                .contains_key(&format!("{web_ip}/32"))
+                .then_some(())
+        },
+        || String::new(),
+    );
+    step("[tor1] vtysh -c 'show ip route bgp'  (the containers' /32s, learned from the hosts)");
+    show(&node_exec(&lab, "tor1", "vtysh -c 'show ip route bgp'"));
+    step("[host1] ip route  (proto 200: installed by netplugin)");
+    show(&node_exec(&lab, "host1", "ip route"));
+    netctl("netctl bgp inspect host1");
+    netctl("netctl endpoint list");
+    docker("host1", d1, "docker exec web ping -c 3 db");
+    step("cleaning up: containers, dockerds, netplugins, netmaster, the fabric");
+    let _ = d1.docker(["rm", "-f", "web"]);
+    let _ = d2.docker(["rm", "-f", "db"]);
+    for (_, d, mut p) in hosts {
+        p.stop();
+        drop(d);
+    }
+    drop(nm);
+    println!("\ndone.");
+}
