@@ -95,7 +95,7 @@ fn main() {
                 })
                 .then_some(())
         },
-        || String::new(),
+        String::new,
     );
 
     netctl("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
@@ -143,7 +143,7 @@ fn main() {
                 .contains_key(&format!("{web_ip}/32"))
                 .then_some(())
         },
-        || String::new(),
+        String::new,
     );
     step("[tor1] vtysh -c 'show ip route bgp'  (the containers' /32s, learned from the hosts)");
     show(&node_exec(&lab, "tor1", "vtysh -c 'show ip route bgp'"));

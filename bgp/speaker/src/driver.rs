@@ -8,6 +8,8 @@
 //!   selects best paths and ECMP groups ([`crate::select`]), publishes the learned routes
 //!   on a watch channel (for the kernel FIB), and sends UPDATEs to established peers.
 //!
+//! Import drops paths through our own AS (RFC 4271 §9.1.2 loop detection).
+//!
 //! Export is the host guardrail: only the prefixes the agent originates are ever
 //! advertised; a learned route is never passed on, so a host cannot leak routes between
 //! its ToRs. Import keeps what the peer sends (RFC 7606 treat-as-withdraw respected).
@@ -809,8 +811,15 @@ async fn table_task(
                         &update.attrs,
                         matches!(update.outcome, UpdateOutcome::TreatAsWithdraw(_)),
                     ) {
+                        // RFC 4271 §9.1.2: a path through our own AS is a loop; it
+                        // replaces (withdraws) what the peer sent before and is not used.
+                        let looped = attrs.as_path.contains(sp.asn);
                         for (_, nlris) in &update.announced {
                             for n in nlris {
+                                if looped {
+                                    rib.remove(&n.prefix);
+                                    continue;
+                                }
                                 let mut a = attrs.clone();
                                 if ebgp {
                                     a.local_pref = None;
@@ -1057,6 +1066,27 @@ mod tests {
             .unwrap();
         settle(&table).await;
         assert_eq!(routes.borrow()[&prefix], vec![peer(3)]);
+        // A path through our own AS (a ToR echoing our route back) is a loop: it replaces
+        // the peer's earlier path and is never selected.
+        let other: IpNet = "20.1.1.1/32".parse().unwrap();
+        let announce_other = |a: PathAttrs| TableCmd::Update {
+            addr: peer(1),
+            update: Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(other)], a),
+        };
+        table
+            .send(announce_other(attrs(&[65001], peer(1), None)))
+            .unwrap();
+        settle(&table).await;
+        assert!(routes.borrow().contains_key(&other));
+        table
+            .send(announce_other(attrs(&[65001, 65201], peer(1), None)))
+            .unwrap();
+        settle(&table).await;
+        assert!(
+            !routes.borrow().contains_key(&other),
+            "{:?}",
+            routes.borrow()
+        );
         task.abort();
     }
 }
