@@ -180,19 +180,34 @@ async fn main() -> anyhow::Result<()> {
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding the metrics endpoint {addr}"))?;
+        let l_addr = l.local_addr()?;
         let m = agent.metrics.clone();
         let app = axum::Router::new().route(
             "/metrics",
-            get(move || {
+            get(move |headers: axum::http::HeaderMap| {
                 let m = m.clone();
                 async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        m.render(),
-                    )
+                    let openmetrics = headers
+                        .get(axum::http::header::ACCEPT)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.contains("application/openmetrics-text"));
+                    if openmetrics {
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            m.render(),
+                        )
+                    } else {
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            )],
+                            m.render_classic(),
+                        )
+                    }
                 }
             }),
         );
@@ -200,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
         servers.push(tokio::spawn(async move {
             axum::serve(l, app).with_graceful_shutdown(shutdown).await
         }));
-        tracing::info!("metrics: http://{addr}/metrics");
+        tracing::info!("metrics: http://{}/metrics", l_addr);
     }
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -232,6 +232,16 @@ impl Netplugin {
         }
     }
 
+    /// The address of the metrics endpoint, from the log line netplugin prints once it
+    /// is bound.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let text = std::fs::read_to_string(&self.log).ok()?;
+        text.lines().rev().find_map(|l| {
+            let rest = l.split("metrics: http://").nth(1)?;
+            rest.split('/').next()?.parse().ok()
+        })
+    }
+
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -394,4 +404,28 @@ pub fn frr_routes(lab: &containerlab::Lab, node: &str) -> BTreeMap<String, Vec<S
         }
     }
     out
+}
+
+/// A plain HTTP/1.0 GET on loopback; returns the body of a 200 answer.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200")
+        .then_some(())
+        .or_else(|| head.starts_with("HTTP/1.0 200").then_some(()))?;
+    Some(body.to_string())
+}
+
+/// A free TCP port on loopback (bound and released; good enough for a daemon started
+/// right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }

@@ -285,6 +285,37 @@ fn quickstart_routing_mode_end_to_end() {
             .status
             .success()
     );
+
+    // host2's netplugin goes away for good: its session closes, the ToRs drop its /32s,
+    // and collecting the host removes its endpoints from netmaster.
+    let db2 = ContainerNs::new(&format!("{}-db2", lab.namespace("host2").unwrap()));
+    let db2_ip = cni_ip(&p2.cni(
+        "ADD",
+        "db2",
+        &db2.path(),
+        "eth0",
+        &p2.netconf("contiv-net", None),
+    ));
+    let db2_p = format!("{db2_ip}/32");
+    wait_for(
+        "db2's /32 on tor1",
+        LONG,
+        || frr_routes(&lab, "tor1").contains_key(&db2_p).then_some(()),
+        || p2.log_tail(),
+    );
+    let mut p2 = p2;
+    p2.stop();
+    for tor in ["tor1", "tor2"] {
+        wait_for(
+            &format!("db2's /32 gone from {tor} once host2's netplugin stopped"),
+            LONG,
+            || (!frr_routes(&lab, tor).contains_key(&db2_p)).then_some(()),
+            || format!("{:?}", frr_routes(&lab, tor)),
+        );
+    }
+    assert!(nm.ok("netctl endpoint list").contains("db2-eth0"));
+    nm.ok("netctl endpoint collect host2");
+    assert!(!nm.ok("netctl endpoint list").contains("db2-eth0"));
     drop(p2);
     drop(p1);
 }

@@ -236,7 +236,15 @@ impl Metrics {
             };
         }
         self.fib_routes.set(s.fib_routes as i64);
+        self.endpoints.set(s.endpoints as i64);
         self.originated.set(s.advertised.len() as i64);
+    }
+
+    /// The classic Prometheus text format (0.0.4), for scrapers that do not ask for
+    /// OpenMetrics (and `promtool check metrics`): counter families are named with their
+    /// `_total` suffix, and there is no `# EOF`.
+    pub fn render_classic(&self) -> String {
+        classic(&self.render())
     }
 
     /// The OpenMetrics text.
@@ -247,6 +255,40 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Rewrites OpenMetrics text as the classic text format.
+pub fn classic(openmetrics: &str) -> String {
+    let counters: std::collections::BTreeSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (*p, rest)));
+        match meta {
+            Some((p, rest)) => {
+                let name = rest.split(' ').next().unwrap_or("");
+                if counters.contains(name) {
+                    out.push_str(p);
+                    out.push_str(name);
+                    out.push_str("_total");
+                    out.push_str(&rest[name.len()..]);
+                } else {
+                    out.push_str(line);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -309,5 +351,15 @@ mod tests {
         m.observe(&s);
         assert!(!m.render().contains("10.1.1.0"));
         assert!(m.render().ends_with("# EOF\n"));
+        let c = m.render_classic();
+        assert!(
+            c.contains("# TYPE netplugin_bgp_updates_received_total counter"),
+            "{c}"
+        );
+        assert!(
+            c.contains("# HELP netplugin_reconcile_errors_total "),
+            "{c}"
+        );
+        assert!(!c.contains("# EOF"));
     }
 }

@@ -30,6 +30,8 @@ pub struct Status {
     pub learned: BTreeMap<IpNet, Vec<IpAddr>>,
     pub advertised: BTreeSet<IpNet>,
     pub fib_routes: usize,
+    /// Endpoints plumbed on this host.
+    pub endpoints: usize,
     pub fib_failures: Vec<String>,
     pub passes: u64,
     pub errors: u64,
@@ -85,6 +87,7 @@ impl Reconciler {
 
         // Local endpoints with their interface indexes.
         let records = self.agent.endpoints().await;
+        self.status.endpoints = records.len();
         let host = self.agent.host_ns.clone();
         let names: Vec<(String, String, IpAddr)> = records
             .iter()

@@ -1,0 +1,145 @@
+//! netplugin's `/metrics`: `promtool check metrics` accepts it, and Debian's Prometheus
+//! scrapes it and sees the host's BGP session established and its endpoint.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use containerlab::lab::DeployOptions;
+use contiv_tests::cluster::{ContainerNs, Netmaster, Netplugin, free_port, http_get, wait_for};
+use contiv_tests::{fabric_lab, require_root};
+
+const LONG: Duration = Duration::from_secs(60);
+
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn prometheus_scrapes_netplugin() {
+    if !require_root("prometheus_scrapes_netplugin") {
+        return;
+    }
+    let lab = fabric_lab("quickstart", "metrics");
+    let _deployed = lab.deploy(&DeployOptions::default()).expect("deploy");
+    let tmp = tempfile::tempdir().unwrap();
+    let nm = Netmaster::start();
+    nm.ok("netctl global set --fwd-mode routing");
+    nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
+    nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
+    let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
+    let c = ContainerNs::new(&format!("{}-m", lab.namespace("host1").unwrap()));
+    let o = p1.cni(
+        "ADD",
+        "m",
+        &c.path(),
+        "eth0",
+        &p1.netconf("contiv-net", None),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+
+    let addr = wait_for(
+        "the metrics address in the log",
+        LONG,
+        || p1.metrics_addr(),
+        || p1.log_tail(),
+    );
+    let text = wait_for(
+        "session established in /metrics",
+        LONG,
+        || {
+            let t = http_get(addr, "/metrics")?;
+            t.contains("netplugin_bgp_session_established{neighbor=\"10.1.1.0\"} 1")
+                .then_some(t)
+        },
+        || http_get(addr, "/metrics").unwrap_or_default(),
+    );
+    for want in [
+        "netplugin_endpoints 1",
+        "netplugin_bgp_originated_prefixes 1",
+        "netplugin_bgp_prefixes_received{neighbor=\"10.1.1.0\"}",
+        "netplugin_bgp_updates_received_total{neighbor=\"10.1.1.0\"}",
+        "netplugin_fib_routes",
+        "netplugin_reconcile_duration_seconds_bucket",
+        "netplugin_endpoint_operations_total{op=\"add\"} 1",
+    ] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
+
+    // promtool's linter accepts the exposition.
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    {
+        use std::io::Write;
+        check
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A real Prometheus scrapes it.
+    let port = free_port();
+    let cfg = tmp.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\n\
+             scrape_configs:\n  - job_name: netplugin\n    static_configs: [ {{ targets: ['{addr}'] }} ]\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(tmp.path().join("prometheus.log")).unwrap();
+    let _prom = Prometheus(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                tmp.path().join("prom").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus"),
+    );
+    let prom: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let answer = wait_for(
+        "Prometheus has scraped netplugin_bgp_session_established = 1",
+        Duration::from_secs(90),
+        || {
+            let body = http_get(
+                prom,
+                "/api/v1/query?query=netplugin_bgp_session_established",
+            )?;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let r = &v["data"]["result"][0];
+            (r["value"][1] == "1").then(|| r.clone())
+        },
+        || {
+            format!(
+                "{:?}\n{}",
+                http_get(prom, "/api/v1/targets"),
+                std::fs::read_to_string(tmp.path().join("prometheus.log")).unwrap_or_default()
+            )
+        },
+    );
+    assert_eq!(answer["metric"]["neighbor"], "10.1.1.0", "{answer}");
+}

@@ -1,0 +1,152 @@
+//! Routing mode on the bigger fabrics: ECMP into the host kernel and surviving the loss
+//! of one leaf on `dual-homed` (leaf1 FRR, leaf2 BIRD), and cross-rack traffic on
+//! `leaf-spine` (two spines, FRR and BIRD).
+
+use std::time::Duration;
+
+use containerlab::lab::DeployOptions;
+use contiv_tests::cluster::{ContainerNs, Netmaster, Netplugin, node_exec, wait_for};
+use contiv_tests::{fabric_lab, require_root};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn add(p: &Netplugin, c: &ContainerNs, id: &str) -> String {
+    let out = p.cni("ADD", id, &c.path(), "eth0", &p.netconf("contiv-net", None));
+    assert!(
+        out.status.success(),
+        "CNI ADD {id}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        p.log_tail()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn routes(lab: &containerlab::Lab, node: &str, what: &str) -> String {
+    String::from_utf8_lossy(&node_exec(lab, node, &format!("ip route show {what}")).stdout)
+        .into_owned()
+}
+
+fn pings(c: &ContainerNs, ip: &str) -> bool {
+    c.exec(&["ping", "-c", "1", "-W", "1", ip]).status.success()
+}
+
+#[test]
+fn dual_homed_ecmp_and_losing_a_leaf() {
+    if !require_root("dual_homed_ecmp_and_losing_a_leaf") {
+        return;
+    }
+    let lab = fabric_lab("dual-homed", "ecmp");
+    let _deployed = lab.deploy(&DeployOptions::default()).expect("deploy");
+    let tmp = tempfile::tempdir().unwrap();
+    let nm = Netmaster::start();
+    nm.ok("netctl global set --fwd-mode routing");
+    nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
+    nm.ok("netctl bgp create host1 --router-ip=10.2.1.1/31 --as=65201 --neighbor-as=65101 --neighbor=10.2.1.0 --peer=10.2.2.0:65102");
+    nm.ok("netctl bgp create host2 --router-ip=10.2.1.3/31 --as=65202 --neighbor-as=65101 --neighbor=10.2.1.2 --peer=10.2.2.2:65102");
+    let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
+    let p2 = Netplugin::start(&lab, "host2", &nm.url, tmp.path());
+    let c1 = ContainerNs::new(&format!("{}-c1", lab.namespace("host1").unwrap()));
+    let c2 = ContainerNs::new(&format!("{}-c2", lab.namespace("host2").unwrap()));
+    let ip1 = add(&p1, &c1, "c1");
+    let ip2 = add(&p2, &c2, "c2");
+
+    // Both leaves offer a default route: one ECMP route with both next hops, from us.
+    let ecmp = wait_for(
+        "an ECMP default route over both leaves in host1's kernel",
+        LONG,
+        || {
+            let r = routes(&lab, "host1", "default proto 200");
+            (r.contains("nexthop via 10.2.1.0") && r.contains("nexthop via 10.2.2.0")).then_some(r)
+        },
+        || format!("{}\n{}", routes(&lab, "host1", ""), p1.log_tail()),
+    );
+    assert!(
+        ecmp.contains("dev eth1") && ecmp.contains("dev eth2"),
+        "{ecmp}"
+    );
+    wait_for(
+        "c1 pings c2",
+        LONG,
+        || pings(&c1, &ip2).then_some(()),
+        || routes(&lab, "host1", ""),
+    );
+
+    // leaf1 goes silent (its links down): after the hold time the hosts drop it, and
+    // traffic goes through leaf2 alone.
+    for l in ["eth1", "eth2", "eth3"] {
+        let o = node_exec(&lab, "leaf1", &format!("ip link set {l} down"));
+        assert!(o.status.success());
+    }
+    wait_for(
+        "host1's default route down to leaf2 alone",
+        LONG,
+        || {
+            let r = routes(&lab, "host1", "default proto 200");
+            (r.contains("via 10.2.2.0") && !r.contains("10.2.1.0")).then_some(())
+        },
+        || routes(&lab, "host1", ""),
+    );
+    wait_for(
+        "c1 reaches c2 through leaf2",
+        LONG,
+        || pings(&c1, &ip2).then_some(()),
+        || {
+            format!(
+                "{}\n{}",
+                routes(&lab, "host1", ""),
+                routes(&lab, "host2", "")
+            )
+        },
+    );
+    assert!(pings(&c2, &ip1), "c2 reaches c1 through leaf2");
+}
+
+#[test]
+fn leaf_spine_cross_rack() {
+    if !require_root("leaf_spine_cross_rack") {
+        return;
+    }
+    let lab = fabric_lab("leaf-spine", "xrack");
+    let _deployed = lab.deploy(&DeployOptions::default()).expect("deploy");
+    let tmp = tempfile::tempdir().unwrap();
+    let nm = Netmaster::start();
+    nm.ok("netctl global set --fwd-mode routing");
+    nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
+    nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65201 --neighbor-as=65101 --neighbor=10.1.1.0");
+    nm.ok("netctl bgp create host3 --router-ip=10.1.2.1/31 --as=65203 --neighbor-as=65102 --neighbor=10.1.2.0");
+    let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
+    let p3 = Netplugin::start(&lab, "host3", &nm.url, tmp.path());
+    let c1 = ContainerNs::new(&format!("{}-c1", lab.namespace("host1").unwrap()));
+    let c3 = ContainerNs::new(&format!("{}-c3", lab.namespace("host3").unwrap()));
+    let ip1 = add(&p1, &c1, "c1");
+    let ip3 = add(&p3, &c3, "c3");
+    wait_for(
+        "c1 (rack 1) pings c3 (rack 2) across the spines",
+        LONG,
+        || pings(&c1, &ip3).then_some(()),
+        || {
+            format!(
+                "{}\n{}\n{}",
+                routes(&lab, "host1", ""),
+                routes(&lab, "leaf1", ""),
+                p1.log_tail()
+            )
+        },
+    );
+    assert!(pings(&c3, &ip1));
+    // leaf1 reaches rack 2's container over both spines (ECMP in the fabric).
+    let r = routes(&lab, "leaf1", &ip3);
+    assert!(
+        r.contains("10.0.1.0") && r.contains("10.0.2.0"),
+        "leaf1's route to {ip3}: {r}"
+    );
+    drop(p3);
+    drop(p1);
+}
