@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::types::AsPath;
 
@@ -281,13 +281,20 @@ impl AsPathMatch {
 
 /// Conditions on a set of communities (standard or large); all given ones must hold.
 /// `any = []` matches nothing; empty `all` / `none` hold trivially.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    bound(deserialize = "T: FromStr, T::Err: fmt::Display")
+)]
 pub struct SetMatch<T> {
     /// At least one of these is present.
+    #[serde(default, deserialize_with = "opt_strs")]
     pub any: Option<Vec<T>>,
     /// All of these are present.
+    #[serde(default, deserialize_with = "strs")]
     pub all: Vec<T>,
     /// None of these is present.
+    #[serde(default, deserialize_with = "strs")]
     pub none: Vec<T>,
 }
 
@@ -311,38 +318,22 @@ impl<T: PartialEq> SetMatch<T> {
     }
 }
 
-impl<'de, T> Deserialize<'de> for SetMatch<T>
+/// A list of strings, each parsed with `FromStr`.
+pub(crate) fn strs<'de, D: Deserializer<'de>, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     T: FromStr,
     T::Err: fmt::Display,
 {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            any: Option<Vec<String>>,
-            #[serde(default)]
-            all: Vec<String>,
-            #[serde(default)]
-            none: Vec<String>,
-        }
-        let raw = Raw::deserialize(d)?;
-        let parse = |l: Vec<String>| parse_all(l).map_err(serde::de::Error::custom);
-        Ok(SetMatch {
-            any: raw.any.map(parse).transpose()?,
-            all: parse(raw.all)?,
-            none: parse(raw.none)?,
-        })
-    }
+    let list = Vec::<String>::deserialize(d)?;
+    list.iter()
+        .map(|s| s.parse().map_err(serde::de::Error::custom))
+        .collect()
 }
 
-/// Parse every string of a list, stopping at the first error.
-pub(crate) fn parse_all<T>(list: Vec<String>) -> Result<Vec<T>, String>
+pub(crate) fn opt_strs<'de, D: Deserializer<'de>, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
 where
     T: FromStr,
     T::Err: fmt::Display,
 {
-    list.iter()
-        .map(|s| s.parse().map_err(|e: T::Err| e.to_string()))
-        .collect()
+    strs(d).map(Some)
 }

@@ -34,7 +34,6 @@ mod tests;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
@@ -43,6 +42,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
 pub use matchers::{AsPathMatch, AsPathPattern, NetMatch, PrefixEntry, SetMatch};
+
+use matchers::{opt_strs, strs};
 
 use crate::types::{Community, LargeCommunity, NextHop, PathAttrs};
 
@@ -390,22 +391,6 @@ impl MaxPrefixState {
             MaxPrefixDecision::Warn
         }
     }
-}
-
-fn strs<'de, D: Deserializer<'de>, T>(d: D) -> Result<Vec<T>, D::Error>
-where
-    T: FromStr,
-    T::Err: fmt::Display,
-{
-    matchers::parse_all(Vec::<String>::deserialize(d)?).map_err(serde::de::Error::custom)
-}
-
-fn opt_strs<'de, D: Deserializer<'de>, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
-where
-    T: FromStr,
-    T::Err: fmt::Display,
-{
-    strs(d).map(Some)
 }
 
 fn opt_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
