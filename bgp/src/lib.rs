@@ -4,12 +4,14 @@
 //! owns those. Modules:
 //! - [`types`]: value types shared by everything (families, prefixes, path attributes).
 //! - [`fsm`]: the session finite-state machine of RFC 4271 §8, pure and clock-free.
+//! - [`policy`]: import/export policy (matchers, actions, RFC 8212 default, max-prefix).
 //! - [`wire`]: the wire codec (framing, OPEN/UPDATE/NOTIFICATION/KEEPALIVE/ROUTE-REFRESH,
 //!   capabilities, RFC 7606 error handling, outbound UPDATE packing).
 //!
 //! Still to come (see the issue "bgp/: our own BGP speaker"): the RIB with best path
-//! and ECMP, policy and graceful restart; the tokio driver lives in `bgp/speaker/`.
+//! and ECMP, and graceful restart; the tokio driver lives in `bgp/speaker/`.
 
 pub mod fsm;
+pub mod policy;
 pub mod types;
 pub mod wire;
