@@ -353,7 +353,7 @@ mod tests {
         assert!(m.render().ends_with("# EOF\n"));
         let c = m.render_classic();
         assert!(
-            c.contains("# TYPE netplugin_bgp_updates_received_total counter"),
+            c.contains("# TYPE netplugin_reconcile_errors_total counter"),
             "{c}"
         );
         assert!(
