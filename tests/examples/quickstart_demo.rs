@@ -150,6 +150,19 @@ fn main() {
     step("[host1] ip route  (proto 200: installed by netplugin)");
     show(&node_exec(&lab, "host1", "ip route"));
     netctl("netctl bgp inspect host1");
+    // Docker does not tell a network driver the container's name; netplugin learns it
+    // from dockerd a moment after the container starts.
+    wait_for(
+        "netmaster knows db by name",
+        LONG,
+        || {
+            nm.ok("netctl endpoint list")
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some("db"))
+                .then_some(())
+        },
+        String::new,
+    );
     netctl("netctl endpoint list");
     docker("host1", d1, "docker exec web ping -c 3 db");
     step("cleaning up: containers, dockerds, netplugins, netmaster, the fabric");

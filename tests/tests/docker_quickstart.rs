@@ -116,9 +116,10 @@ fn docker_quick_start_verbatim() {
         "ping db from web",
         LONG,
         || {
-            ok(d1, "docker exec web ping -c 1 -W 1 db")
-                .contains("1 packets received")
-                .then_some(())
+            let o = sh(d1, "docker exec web ping -c 1 -W 1 db");
+            (o.status.success()
+                && String::from_utf8_lossy(&o.stdout).contains("1 packets received"))
+            .then_some(())
         },
         || {
             let o = sh(d1, "docker exec web ping -c 1 -W 1 db");
