@@ -132,6 +132,23 @@ fn docker_quick_start_verbatim() {
             )
         },
     );
+    // Docker asking for a network Contiv does not have gets a clear error.
+    let o = sh(
+        d1,
+        "docker network create -d netplugin --ipam-driver netplugin -o network=nosuch --ipam-opt network=nosuch nosuch",
+    );
+    assert!(
+        !o.status.success(),
+        "an unknown Contiv network was accepted"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("nosuch") && err.contains("does not exist"),
+        "{err}\n{}",
+        p1.log_tail()
+    );
+    assert!(!ok(d1, "docker network ls").contains("nosuch"));
+
     // Removing the container withdraws its /32.
     ok(d2, "docker rm -f db");
     wait_for(

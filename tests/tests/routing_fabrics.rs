@@ -48,9 +48,43 @@ fn dual_homed_ecmp_and_losing_a_leaf() {
     let nm = Netmaster::start();
     nm.ok("netctl global set --fwd-mode routing");
     nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
-    nm.ok("netctl bgp create host1 --router-ip=10.2.1.1/31 --as=65201 --neighbor-as=65101 --neighbor=10.2.1.0 --peer=10.2.2.0:65102");
+    // host1 starts with leaf1 only; leaf2 is added later without touching leaf1's session.
+    nm.ok("netctl bgp create host1 --router-ip=10.2.1.1/31 --as=65201 --neighbor-as=65101 --neighbor=10.2.1.0");
     nm.ok("netctl bgp create host2 --router-ip=10.2.1.3/31 --as=65202 --neighbor-as=65101 --neighbor=10.2.1.2 --peer=10.2.2.2:65102");
     let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
+    let inspect = |h: &str| -> serde_json::Value {
+        serde_json::from_str(&nm.ok(&format!("netctl bgp inspect {h}"))).unwrap()
+    };
+    wait_for(
+        "host1 established with leaf1",
+        LONG,
+        || (inspect("host1")["Oper"]["neighborStatus"] == "established").then_some(()),
+        || p1.log_tail(),
+    );
+    let transitions = |v: &serde_json::Value, addr: &str| {
+        v["Oper"]["neighbors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["address"] == addr)
+            .map(|n| (n["flaps"].as_u64(), n["state"].clone()))
+    };
+    nm.ok("netctl bgp create host1 --router-ip=10.2.1.1/31 --as=65201 --neighbor-as=65101 --neighbor=10.2.1.0 --peer=10.2.2.0:65102");
+    wait_for(
+        "host1 established with both leaves",
+        LONG,
+        || {
+            let v = inspect("host1");
+            (transitions(&v, "10.2.2.0").is_some_and(|(_, s)| s == "established")).then_some(())
+        },
+        || nm.ok("netctl bgp inspect host1"),
+    );
+    let v = inspect("host1");
+    assert_eq!(
+        transitions(&v, "10.2.1.0"),
+        Some((Some(0), serde_json::json!("established"))),
+        "leaf1's session was reset by adding leaf2: {v}"
+    );
     let p2 = Netplugin::start(&lab, "host2", &nm.url, tmp.path());
     let c1 = ContainerNs::new(&format!("{}-c1", lab.namespace("host1").unwrap()));
     let c2 = ContainerNs::new(&format!("{}-c2", lab.namespace("host2").unwrap()));

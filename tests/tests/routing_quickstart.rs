@@ -255,6 +255,37 @@ fn quickstart_routing_mode_end_to_end() {
     let o = p1.cni("ADD", "y", "", "eth0", &p1.netconf("contiv-net", None));
     assert!(!o.status.success(), "ADD without a netns must fail");
 
+    // A network with no free address left: the ADD fails cleanly, holding nothing.
+    nm.ok("netctl net create tiny --subnet=30.1.1.0/30 --gateway=30.1.1.1");
+    let t1 = ContainerNs::new(&format!("{}-t1", lab.namespace("host1").unwrap()));
+    let t2 = ContainerNs::new(&format!("{}-t2", lab.namespace("host1").unwrap()));
+    cni_ip(&p1.cni("ADD", "t1", &t1.path(), "eth0", &p1.netconf("tiny", None)));
+    let links = String::from_utf8_lossy(&node_exec(&lab, "host1", "ip -o link").stdout)
+        .lines()
+        .count();
+    let before = host_routes(&lab, "host1");
+    let o = p1.cni("ADD", "t2", &t2.path(), "eth0", &p1.netconf("tiny", None));
+    assert!(!o.status.success(), "an ADD into a full network succeeded");
+    let err = String::from_utf8_lossy(&o.stdout);
+    assert!(err.contains("no free address"), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&node_exec(&lab, "host1", "ip -o link").stdout)
+            .lines()
+            .count(),
+        links
+    );
+    assert_eq!(host_routes(&lab, "host1"), before);
+    assert!(
+        !String::from_utf8_lossy(&t2.exec(&["ip", "-o", "link"]).stdout).contains("eth0"),
+        "the container got an interface"
+    );
+    assert!(!nm.ok("netctl endpoint list").contains("t2-eth0"));
+    assert!(
+        p1.cni("DEL", "t1", &t1.path(), "eth0", &p1.netconf("tiny", None))
+            .status
+            .success()
+    );
+
     // Deleting db withdraws its /32 from every ToR and from host1's kernel.
     let o = p2.cni(
         "DEL",

@@ -5,7 +5,7 @@
 //! Protocol facts this follows (see `runtime-recipes.md` §3): every call is `POST
 //! /<Method>` with no Content-Type (bodies are parsed here, never by an axum extractor),
 //! `Plugin.Activate`, `GetCapabilities` and `GetDefaultAddressSpaces` have empty bodies,
-//! errors are HTTP 200 with `{"Err": "..."}` (Docker shows them as `remote: ...`).
+//! errors are HTTP 200 with `{"Err": "...", "Error": "..."}` (the network API reads `Err`, the IPAM API `Error`).
 //!
 //! Mapping Docker networks to Contiv: `CreateNetwork` options `network`, `tenant`,
 //! `group` (as Contiv's netmaster sets them) name the Contiv network; otherwise the
@@ -132,7 +132,12 @@ fn to_value<T: Serialize>(v: &T) -> CallResult {
 fn respond(r: CallResult) -> Response {
     let body = match r {
         Ok(v) => v,
-        Err(msg) => json!({ "Err": msg }),
+        Err(msg) => {
+            tracing::warn!("docker driver: {msg}");
+            // The network driver API names the field `Err`, the IPAM API `Error`
+            // (libnetwork's two Response types); Docker ignores the other one.
+            json!({ "Err": msg, "Error": msg })
+        }
     };
     let bytes = serde_json::to_vec(&body)
         .unwrap_or_else(|_| b"{\"Err\":\"cannot encode the reply\"}".to_vec());
