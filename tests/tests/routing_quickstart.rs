@@ -348,5 +348,23 @@ fn quickstart_routing_mode_end_to_end() {
     nm.ok("netctl endpoint collect host2");
     assert!(!nm.ok("netctl endpoint list").contains("db2-eth0"));
     drop(p2);
+
+    // netmaster goes away: host1's netplugin, restarted meanwhile, works from its saved
+    // intent and endpoints and announces web's /32 again.
+    drop(nm);
+    p1.kill();
+    wait_for(
+        "web's /32 withdrawn from tor2 with host1's netplugin down",
+        LONG,
+        || (!frr_routes(&lab, "tor2").contains_key(&web_p)).then_some(()),
+        || format!("{:?}", frr_routes(&lab, "tor2")),
+    );
+    p1.spawn();
+    wait_for(
+        "web's /32 back on tor2 without netmaster",
+        LONG,
+        || frr_routes(&lab, "tor2").contains_key(&web_p).then_some(()),
+        || p1.log_tail(),
+    );
     drop(p1);
 }
