@@ -155,10 +155,17 @@ fn a_killed_deploy_is_cleaned_by_the_next_destroy() {
     // Wait until the deploy is stuck in h1's exec (the sleep runs inside h1's namespace).
     let h1 = lab.namespace("h1").unwrap();
     loop {
+        // Only the exec's `sleep` counts: `ip -n` also enters the namespace for a moment
+        // while links are set up, before any daemon is recorded.
         let stuck = Command::new("ip")
             .args(["netns", "pids", &h1])
             .output()
-            .map(|o| !o.stdout.is_empty())
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout).split_whitespace().any(|pid| {
+                    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .is_ok_and(|c| c.trim() == "sleep")
+                })
+            })
             .unwrap_or(false);
         if stuck {
             break;

@@ -133,7 +133,12 @@ fn add_check_status_del_through_the_socket() {
     assert_eq!((check.code, check.stdout.len()), (0, 0));
 
     let status = cni("STATUS", "", &conf("1.1.0", &srv.socket));
-    assert_eq!((status.code, status.stdout.len()), (0, 0));
+    assert_eq!(
+        (status.code, status.stdout.len()),
+        (0, 0),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
 
     // DEL with an empty netns (containerd) and prevResult (podman).
     let mut c = conf("1.0.0", &srv.socket);

@@ -37,7 +37,9 @@ fn main() {
     }
     let lab = contiv_tests::fabric_lab("quickstart", "demo");
     step("contiv-lab deploy -t topologies/quickstart/quickstart.clab.yml");
-    let _deployed = lab.deploy(&DeployOptions::default()).expect("deploy");
+    let lab = lab
+        .deploy_guarded(&DeployOptions::default())
+        .expect("deploy");
     for n in ["tor1", "tor2", "host1", "host2"] {
         println!("  {n}: namespace {}", lab.namespace(n).unwrap());
     }

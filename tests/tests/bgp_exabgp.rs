@@ -181,6 +181,7 @@ fn speaker_cfg() -> SpeakerConfig {
         max_paths: 16,
         communities: vec!["65000:42".parse().unwrap()],
         large_communities: vec![],
+        graceful_restart: None,
     }
 }
 

@@ -168,6 +168,7 @@ fn gobgp_session_ipv4_unicast_both_ways_with_withdrawals() {
                 max_paths: 16,
                 communities: vec!["65000:42".parse().unwrap()],
                 large_communities: vec!["65000:1:2".parse().unwrap()],
+                graceful_restart: None,
             })
             .await
             .unwrap();

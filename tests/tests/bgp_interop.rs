@@ -102,6 +102,7 @@ fn speaker_cfg(asn: u32, id: Ipv4Addr) -> SpeakerConfig {
         max_paths: 16,
         communities: vec!["65000:42".parse().unwrap()],
         large_communities: vec!["65000:1:2".parse().unwrap()],
+        graceful_restart: None,
     }
 }
 

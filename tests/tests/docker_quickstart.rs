@@ -36,7 +36,9 @@ fn docker_quick_start_verbatim() {
         return;
     }
     let lab = fabric_lab("quickstart", "docker");
-    let _deployed = lab.deploy(&DeployOptions::default()).expect("deploy");
+    let lab = lab
+        .deploy_guarded(&DeployOptions::default())
+        .expect("deploy");
     let tmp = tempfile::tempdir().unwrap();
     let nm = Netmaster::start();
     nm.ok("netctl global set --fwd-mode routing");

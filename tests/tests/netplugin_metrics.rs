@@ -25,7 +25,9 @@ fn prometheus_scrapes_netplugin() {
         return;
     }
     let lab = fabric_lab("quickstart", "metrics");
-    let _deployed = lab.deploy(&DeployOptions::default()).expect("deploy");
+    let lab = lab
+        .deploy_guarded(&DeployOptions::default())
+        .expect("deploy");
     let tmp = tempfile::tempdir().unwrap();
     let nm = Netmaster::start();
     nm.ok("netctl global set --fwd-mode routing");

@@ -43,7 +43,9 @@ fn dual_homed_ecmp_and_losing_a_leaf() {
         return;
     }
     let lab = fabric_lab("dual-homed", "ecmp");
-    let _deployed = lab.deploy(&DeployOptions::default()).expect("deploy");
+    let lab = lab
+        .deploy_guarded(&DeployOptions::default())
+        .expect("deploy");
     let tmp = tempfile::tempdir().unwrap();
     let nm = Netmaster::start();
     nm.ok("netctl global set --fwd-mode routing");
@@ -148,7 +150,9 @@ fn leaf_spine_cross_rack() {
         return;
     }
     let lab = fabric_lab("leaf-spine", "xrack");
-    let _deployed = lab.deploy(&DeployOptions::default()).expect("deploy");
+    let lab = lab
+        .deploy_guarded(&DeployOptions::default())
+        .expect("deploy");
     let tmp = tempfile::tempdir().unwrap();
     let nm = Netmaster::start();
     nm.ok("netctl global set --fwd-mode routing");

@@ -38,7 +38,9 @@ fn quickstart_routing_mode_end_to_end() {
         return;
     }
     let lab = fabric_lab("quickstart", "routing");
-    let _deployed = lab.deploy(&DeployOptions::default()).expect("deploy");
+    let lab = lab
+        .deploy_guarded(&DeployOptions::default())
+        .expect("deploy");
     let tmp = tempfile::tempdir().unwrap();
     let nm = Netmaster::start();
 

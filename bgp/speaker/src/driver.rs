@@ -29,7 +29,8 @@ use bgp::fsm::{
 };
 use bgp::types::{AsPath, Community, Family, LargeCommunity, NextHop, Nlri, Origin, PathAttrs};
 use bgp::wire::{
-    self, Capability, ErrorCode, Message, Notification, Open, SessionCtx, Update, UpdateOutcome,
+    self, Capability, ErrorCode, GracefulRestart, Message, Notification, Open, SessionCtx, Update,
+    UpdateOutcome,
 };
 use bytes::BytesMut;
 use ipnet::IpNet;
@@ -52,6 +53,21 @@ pub struct SpeakerConfig {
     /// Attached to every route we originate.
     pub communities: Vec<Community>,
     pub large_communities: Vec<LargeCommunity>,
+    /// Graceful restart (RFC 4724, with RFC 8538's N bit); `None` disables it.
+    pub graceful_restart: Option<GracefulRestartConfig>,
+}
+
+/// Graceful restart settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GracefulRestartConfig {
+    /// How long peers should keep our routes while we restart (seconds, at most 4095).
+    pub restart_time: u16,
+    /// We are a restarting speaker: the first session to each peer sets the R bit. The
+    /// F bit is always set: the agent never removes its forwarding state when it stops.
+    pub restarting: bool,
+    /// How long a restarted peer's stale routes are kept, once it is back, waiting for
+    /// its End-of-RIB.
+    pub stale_time: Duration,
 }
 
 /// One neighbor.
@@ -106,6 +122,11 @@ pub struct PeerStatus {
     pub last_error: Option<String>,
     /// FSM transitions so far.
     pub transitions: u64,
+    /// The peer sent End-of-RIB for every family of the current session: its initial
+    /// table is complete.
+    pub eor_received: bool,
+    /// Routes of this peer kept as stale through its restart (RFC 4724 helper).
+    pub stale_routes: u64,
 }
 
 /// Learned prefixes and the next hops of their ECMP groups.
@@ -130,9 +151,15 @@ enum TableCmd {
         local: IpAddr,
         ebgp: bool,
         router_id: Ipv4Addr,
+        /// The peer's graceful restart capability, when both sides sent one.
+        peer_gr: Option<GracefulRestart>,
     },
     PeerDown {
         addr: IpAddr,
+        /// The session went down in a way graceful restart covers (connection loss, hold
+        /// timer, or with the N bit a NOTIFICATION other than Hard Reset): keep the
+        /// peer's routes as stale.
+        graceful: bool,
     },
     Update {
         addr: IpAddr,
@@ -155,6 +182,9 @@ enum TableCmd {
 enum PeerCtl {
     Incoming(TcpStream),
     Stop,
+    /// Close the connection without a NOTIFICATION (we are restarting: the peer sees
+    /// the connection go and, with graceful restart, keeps our routes).
+    Abandon,
 }
 
 struct PeerHandle {
@@ -298,6 +328,8 @@ impl Speaker {
                     flaps: 0,
                     last_error: None,
                     transitions: 0,
+                    eor_received: false,
+                    stale_routes: 0,
                 },
             );
         let task = tokio::spawn(session_task(
@@ -379,6 +411,24 @@ impl Speaker {
         rx.await.map_err(|_| SpeakerError::Stopped)
     }
 
+    /// Stops for a restart: every connection is closed without a NOTIFICATION, so peers
+    /// that negotiated graceful restart keep our routes (and forwarding) until we are
+    /// back or their restart timer runs out. Without graceful restart this is a plain
+    /// connection loss.
+    pub async fn shutdown_for_restart(self) {
+        let handles: Vec<PeerHandle> = self
+            .peers
+            .lock()
+            .map(|mut p| p.drain().map(|(_, h)| h).collect())
+            .unwrap_or_default();
+        for h in &handles {
+            let _ = h.ctl.send(PeerCtl::Abandon);
+        }
+        for h in handles {
+            let _ = tokio::time::timeout(Duration::from_secs(2), h.task).await;
+        }
+    }
+
     /// Closes every session (Cease) and stops.
     pub async fn shutdown(self) {
         let handles: Vec<PeerHandle> = self
@@ -392,6 +442,24 @@ impl Speaker {
         for h in handles {
             let _ = tokio::time::timeout(Duration::from_secs(2), h.task).await;
         }
+    }
+}
+
+/// Whether a session that ended this way keeps the peer's routes under graceful restart:
+/// connection loss and hold timer expiry always (RFC 4724); a NOTIFICATION either way
+/// only with the N bit (RFC 8538), and never a Cease/Hard Reset; our own stop never.
+fn gr_covers(reason: &fsm::DownReason, n_bit: bool) -> bool {
+    const CEASE: u8 = 6;
+    const HARD_RESET: u8 = 9;
+    match reason {
+        fsm::DownReason::ConnectionFailed | fsm::DownReason::HoldTimerExpired => true,
+        fsm::DownReason::NotificationReceived(n) | fsm::DownReason::ProtocolError(n) => {
+            n_bit && !(n.code == CEASE && n.subcode == HARD_RESET)
+        }
+        fsm::DownReason::ManualStop
+        | fsm::DownReason::AutomaticStop { .. }
+        | fsm::DownReason::CollisionDump
+        | fsm::DownReason::UnexpectedInput { .. } => false,
     }
 }
 
@@ -433,7 +501,22 @@ async fn session_task(
         IpAddr::V4(_) => vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
         IpAddr::V6(_) => vec![Family::IPV6_UNICAST, Family::IPV4_UNICAST],
     };
-    let caps: Vec<Capability> = wire::ctx::basic_capabilities(sp.asn, &families);
+    let mut caps: Vec<Capability> = wire::ctx::basic_capabilities(sp.asn, &families);
+    // Our GR capability; the R bit only in the first session after a restart.
+    let gr_cap = |restarting: bool| {
+        sp.graceful_restart.as_ref().map(|g| {
+            Capability::GracefulRestart(GracefulRestart {
+                restart_state: restarting,
+                notification: true,
+                restart_time: g.restart_time.min(4095),
+                families: families.iter().map(|f| (*f, true)).collect(),
+            })
+        })
+    };
+    let mut restarting = sp.graceful_restart.as_ref().is_some_and(|g| g.restarting);
+    if let Some(c) = gr_cap(restarting) {
+        caps.push(c);
+    }
     let mut conn: Option<TcpStream> = None;
     let mut connecting: Option<
         tokio::task::JoinHandle<Result<TcpStream, transport::TransportError>>,
@@ -445,6 +528,8 @@ async fn session_task(
     let mut remote_open: Option<Open> = None;
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<Message>>();
     let mut stopping = false;
+    // The peer's GR capability of the current session, when both sides sent one.
+    let mut gr_negotiated: Option<GracefulRestart> = None;
     // Steps to take in order: FSM inputs, and UPDATEs / refreshes that reach the table
     // only if the session is Established once the FSM has seen them.
     let mut inputs: std::collections::VecDeque<Step> = std::collections::VecDeque::new();
@@ -541,6 +626,11 @@ async fn session_task(
                             s.established_at = Some(now_secs());
                             s.last_error = None;
                         });
+                        let peer_gr = sp
+                            .graceful_restart
+                            .as_ref()
+                            .and(remote_open.as_ref())
+                            .and_then(|o| o.graceful_restart().cloned());
                         if let Some(local) = local {
                             let _ = table.send(TableCmd::PeerUp {
                                 addr: p.addr,
@@ -549,12 +639,29 @@ async fn session_task(
                                 local,
                                 ebgp: !neg.internal,
                                 router_id: neg.peer.bgp_id,
+                                peer_gr: peer_gr.clone(),
                             });
+                        }
+                        gr_negotiated = peer_gr;
+                        // Later sessions are not restarts any more: clear the R bit.
+                        if restarting {
+                            restarting = false;
+                            caps.retain(|c| !matches!(c, Capability::GracefulRestart(_)));
+                            if let Some(c) = gr_cap(false) {
+                                caps.push(c);
+                            }
                         }
                     }
                     Output::SessionDown { reason } => {
-                        let _ = table.send(TableCmd::PeerDown { addr: p.addr });
+                        let graceful = gr_negotiated
+                            .take()
+                            .is_some_and(|g| gr_covers(&reason, g.notification));
+                        let _ = table.send(TableCmd::PeerDown {
+                            addr: p.addr,
+                            graceful,
+                        });
                         set_status(&status, p.addr, |s| {
+                            s.eor_received = false;
                             s.flaps += 1;
                             s.established_at = None;
                             s.prefixes_received = 0;
@@ -579,7 +686,10 @@ async fn session_task(
                 let _ = c.flush().await;
                 let _ = c.shutdown().await;
             }
-            let _ = table.send(TableCmd::PeerDown { addr: p.addr });
+            let _ = table.send(TableCmd::PeerDown {
+                addr: p.addr,
+                graceful: false,
+            });
             return;
         }
 
@@ -600,6 +710,14 @@ async fn session_task(
                     } else {
                         drop(stream);
                     }
+                }
+                Some(PeerCtl::Abandon) => {
+                    // Drop the connection as a crash would; the table goes with us.
+                    if let Some(t) = connecting.take() {
+                        t.abort();
+                    }
+                    drop(conn.take());
+                    return;
                 }
                 Some(PeerCtl::Stop) | None => {
                     stopping = true;
@@ -745,8 +863,18 @@ struct Session {
     ctx: SessionCtx,
     local: IpAddr,
     ebgp: bool,
-    router_id: Ipv4Addr,
     advertised: BTreeSet<IpNet>,
+    peer_gr: Option<GracefulRestart>,
+    /// Families the peer sent End-of-RIB for in this session.
+    eor: BTreeSet<Family>,
+}
+
+/// A restarting peer's routes kept through its restart (RFC 4724 receiving speaker).
+struct Stale {
+    prefixes: BTreeSet<IpNet>,
+    /// When they are purged: the peer's restart time after it went down; once it is
+    /// back, our stale time (unless End-of-RIB comes first).
+    deadline: Instant,
 }
 
 async fn table_task(
@@ -758,14 +886,60 @@ async fn table_task(
     let mut originated: BTreeSet<IpNet> = BTreeSet::new();
     let mut adj_in: HashMap<IpAddr, BTreeMap<IpNet, PathAttrs>> = HashMap::new();
     let mut sessions: HashMap<IpAddr, Session> = HashMap::new();
-    while let Some(first) = rx.recv().await {
+    // Who a peer is, for best path: kept while its routes are (also when stale).
+    let mut peer_info: HashMap<IpAddr, (Ipv4Addr, bool)> = HashMap::new();
+    let mut stale: HashMap<IpAddr, Stale> = HashMap::new();
+    loop {
+        let next_purge = stale.values().map(|s| s.deadline).min();
+        let first = tokio::select! {
+            c = rx.recv() => match c {
+                Some(c) => Some(c),
+                None => return,
+            },
+            _ = async {
+                match next_purge {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => None,
+        };
+        let mut routes_dirty = false;
+        let mut export_dirty = false;
+        // Stale routes whose time is up go.
+        let now = Instant::now();
+        let expired: Vec<IpAddr> = stale
+            .iter()
+            .filter(|(_, s)| s.deadline <= now)
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in expired {
+            if let Some(st) = stale.remove(&addr) {
+                tracing::info!(
+                    "{addr}: graceful restart over, purging {} stale routes",
+                    st.prefixes.len()
+                );
+                if let Some(rib) = adj_in.get_mut(&addr) {
+                    for p in &st.prefixes {
+                        rib.remove(p);
+                    }
+                    let count = rib.len() as u64;
+                    set_status(&status, addr, |s| {
+                        s.prefixes_received = count;
+                        s.stale_routes = 0;
+                    });
+                }
+                if !sessions.contains_key(&addr) {
+                    adj_in.remove(&addr);
+                    peer_info.remove(&addr);
+                }
+                routes_dirty = true;
+            }
+        }
         // Coalesce what is queued: one route computation per burst.
-        let mut batch = vec![first];
+        let mut batch: Vec<TableCmd> = first.into_iter().collect();
         while let Ok(c) = rx.try_recv() {
             batch.push(c);
         }
-        let mut routes_dirty = false;
-        let mut export_dirty = false;
         for cmd in batch {
             match cmd {
                 TableCmd::PeerUp {
@@ -775,7 +949,32 @@ async fn table_task(
                     local,
                     ebgp,
                     router_id,
+                    peer_gr,
                 } => {
+                    // A restarted peer: its stale routes wait for its End-of-RIB, unless
+                    // it no longer does graceful restart or lost its forwarding state.
+                    let keep_stale = stale.contains_key(&addr)
+                        && peer_gr
+                            .as_ref()
+                            .is_some_and(|g| g.families.iter().any(|(_, f)| *f));
+                    match stale.get_mut(&addr) {
+                        Some(st) if keep_stale => {
+                            st.deadline = Instant::now()
+                                + sp.graceful_restart
+                                    .as_ref()
+                                    .map_or(Duration::ZERO, |g| g.stale_time);
+                        }
+                        _ => {
+                            stale.remove(&addr);
+                            let rib = adj_in.entry(addr).or_default();
+                            if !rib.is_empty() {
+                                routes_dirty = true;
+                            }
+                            rib.clear();
+                            set_status(&status, addr, |s| s.stale_routes = 0);
+                        }
+                    }
+                    peer_info.insert(addr, (router_id, ebgp));
                     sessions.insert(
                         addr,
                         Session {
@@ -783,17 +982,46 @@ async fn table_task(
                             ctx,
                             local,
                             ebgp,
-                            router_id,
                             advertised: BTreeSet::new(),
+                            peer_gr,
+                            eor: BTreeSet::new(),
                         },
                     );
-                    adj_in.entry(addr).or_default().clear();
                     export_dirty = true;
                 }
-                TableCmd::PeerDown { addr } => {
-                    sessions.remove(&addr);
-                    if adj_in.remove(&addr).is_some_and(|m| !m.is_empty()) {
-                        routes_dirty = true;
+                TableCmd::PeerDown { addr, graceful } => {
+                    let gr = sessions.remove(&addr).and_then(|s| s.peer_gr);
+                    match gr {
+                        Some(g) if graceful => {
+                            // Receiving speaker: keep the routes (and forwarding) as
+                            // stale for the peer's restart time.
+                            let prefixes: BTreeSet<IpNet> = adj_in
+                                .get(&addr)
+                                .map(|m| m.keys().copied().collect())
+                                .unwrap_or_default();
+                            tracing::info!(
+                                "{addr}: session lost, keeping {} routes through its restart ({} s)",
+                                prefixes.len(),
+                                g.restart_time
+                            );
+                            let n = prefixes.len() as u64;
+                            stale.insert(
+                                addr,
+                                Stale {
+                                    prefixes,
+                                    deadline: Instant::now()
+                                        + Duration::from_secs(u64::from(g.restart_time)),
+                                },
+                            );
+                            set_status(&status, addr, |s| s.stale_routes = n);
+                        }
+                        _ => {
+                            stale.remove(&addr);
+                            peer_info.remove(&addr);
+                            if adj_in.remove(&addr).is_some_and(|m| !m.is_empty()) {
+                                routes_dirty = true;
+                            }
+                        }
                     }
                 }
                 TableCmd::Update { addr, update } => {
@@ -802,10 +1030,49 @@ async fn table_task(
                     let Some(rib) = adj_in.get_mut(&addr) else {
                         continue;
                     };
+                    if let Some(fam) = update.is_end_of_rib() {
+                        // The peer's table for this family is complete: what is still
+                        // stale from before its restart is gone.
+                        if let Some(st) = stale.get_mut(&addr) {
+                            let old: Vec<IpNet> = st
+                                .prefixes
+                                .iter()
+                                .filter(|p| Family::of(p) == fam)
+                                .copied()
+                                .collect();
+                            for p in &old {
+                                st.prefixes.remove(p);
+                                rib.remove(p);
+                            }
+                            let left = st.prefixes.len() as u64;
+                            if left == 0 {
+                                stale.remove(&addr);
+                            }
+                            set_status(&status, addr, |s| s.stale_routes = left);
+                        }
+                        if let Some(sess) = sessions.get_mut(&addr) {
+                            sess.eor.insert(fam);
+                            let all = sess.ctx.families.iter().all(|f| sess.eor.contains(f));
+                            set_status(&status, addr, |s| s.eor_received = all);
+                        }
+                    }
+                    let st = stale.get_mut(&addr);
+                    let mut refreshed: Vec<IpNet> = Vec::new();
                     for (_, nlris) in &update.withdrawn {
                         for n in nlris {
                             rib.remove(&n.prefix);
+                            refreshed.push(n.prefix);
                         }
+                    }
+                    for (_, nlris) in &update.announced {
+                        refreshed.extend(nlris.iter().map(|n| n.prefix));
+                    }
+                    if let Some(st) = st {
+                        for p in &refreshed {
+                            st.prefixes.remove(p);
+                        }
+                        let left = st.prefixes.len() as u64;
+                        set_status(&status, addr, |s| s.stale_routes = left);
                     }
                     if let (Some(attrs), false) = (
                         &update.attrs,
@@ -873,15 +1140,15 @@ async fn table_task(
         if routes_dirty {
             let mut by_prefix: BTreeMap<IpNet, Vec<Path>> = BTreeMap::new();
             for (peer, rib) in &adj_in {
-                let Some(s) = sessions.get(peer) else {
+                let Some((router_id, ebgp)) = peer_info.get(peer).copied() else {
                     continue;
                 };
                 for (prefix, attrs) in rib {
                     by_prefix.entry(*prefix).or_default().push(Path {
                         source: Source {
                             peer: Some(*peer),
-                            router_id: s.router_id,
-                            ebgp: s.ebgp,
+                            router_id,
+                            ebgp,
                         },
                         attrs: attrs.clone(),
                     });
@@ -1020,6 +1287,7 @@ mod tests {
             max_paths: 4,
             communities: Vec::new(),
             large_communities: Vec::new(),
+            graceful_restart: None,
         };
         let (table, rx) = mpsc::unbounded_channel();
         let (routes_tx, routes) = watch::channel(Arc::new(Routes::new()));
@@ -1039,6 +1307,7 @@ mod tests {
                     local: peer(100),
                     ebgp,
                     router_id: Ipv4Addr::new(1, 1, 1, i),
+                    peer_gr: None,
                 })
                 .unwrap();
         }

@@ -17,6 +17,7 @@ fn cfg(asn: u32, id: u8, listen: Option<SocketAddr>) -> SpeakerConfig {
         max_paths: 16,
         communities: vec!["65000:100".parse().unwrap()],
         large_communities: vec![],
+        graceful_restart: None,
     }
 }
 

@@ -9,8 +9,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bgp::types::{Community, LargeCommunity};
-use bgp_speaker::driver::{PeerConfig, PeerStatus, Routes, Speaker, SpeakerConfig};
+use bgp_speaker::driver::{
+    GracefulRestartConfig, PeerConfig, PeerStatus, Routes, Speaker, SpeakerConfig,
+};
 use ipnet::IpNet;
+use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
 
@@ -27,6 +30,8 @@ pub struct BgpPlan {
     pub neighbors: BTreeMap<IpAddr, u32>,
     pub communities: Vec<Community>,
     pub large_communities: Vec<LargeCommunity>,
+    /// Graceful restart time in seconds (0: off).
+    pub graceful_restart: u16,
     pub advertise: AdvertiseMode,
 }
 
@@ -38,6 +43,7 @@ impl BgpPlan {
             || self.router_id != next.router_id
             || self.communities != next.communities
             || self.large_communities != next.large_communities
+            || self.graceful_restart != next.graceful_restart
     }
 }
 
@@ -110,6 +116,15 @@ pub fn bgp_plan(b: &contiv_model::Bgp) -> Result<BgpPlan, String> {
         communities,
         large_communities,
         advertise,
+        graceful_restart: u16::try_from(b.graceful_restart)
+            .ok()
+            .filter(|t| *t <= 4095)
+            .ok_or_else(|| {
+                format!(
+                    "graceful-restart {} is longer than BGP allows (4095 s)",
+                    b.graceful_restart
+                )
+            })?,
     })
 }
 
@@ -193,8 +208,13 @@ impl std::fmt::Debug for SpeakerHost {
 }
 
 impl SpeakerHost {
-    /// Starts a speaker for `plan` on `rt` with the plan's neighbors.
-    pub async fn start(rt: Arc<NsRuntime>, plan: BgpPlan) -> Result<SpeakerHost, String> {
+    /// Starts a speaker for `plan` on `rt` with the plan's neighbors. `restarting`: the
+    /// agent restarted with its data path in place (graceful restart's R and F bits).
+    pub async fn start(
+        rt: Arc<NsRuntime>,
+        plan: BgpPlan,
+        restarting: bool,
+    ) -> Result<SpeakerHost, String> {
         let cfg = SpeakerConfig {
             asn: plan.asn,
             router_id: plan.router_id,
@@ -202,6 +222,11 @@ impl SpeakerHost {
             max_paths: 16,
             communities: plan.communities.clone(),
             large_communities: plan.large_communities.clone(),
+            graceful_restart: (plan.graceful_restart > 0).then(|| GracefulRestartConfig {
+                restart_time: plan.graceful_restart,
+                restarting,
+                stale_time: Duration::from_secs(u64::from(plan.graceful_restart).max(120)),
+            }),
         };
         let speaker = rt
             .handle()
@@ -297,6 +322,13 @@ impl SpeakerHost {
     pub async fn shutdown(mut self) {
         if let Some(s) = self.speaker.take() {
             let _ = self.rt.handle().spawn(s.shutdown()).await;
+        }
+    }
+
+    /// Stops for a restart: with graceful restart the ToRs keep our routes meanwhile.
+    pub async fn shutdown_for_restart(mut self) {
+        if let Some(s) = self.speaker.take() {
+            let _ = self.rt.handle().spawn(s.shutdown_for_restart()).await;
         }
     }
 }

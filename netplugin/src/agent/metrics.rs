@@ -309,6 +309,8 @@ mod tests {
             flaps: 0,
             last_error: None,
             transitions: 4,
+            eor_received: true,
+            stale_routes: 0,
         }
     }
 

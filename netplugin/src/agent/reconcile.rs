@@ -35,10 +35,16 @@ pub struct Status {
     pub fib_failures: Vec<String>,
     pub passes: u64,
     pub errors: u64,
+    /// Routes learned before a restart are held until the speaker has converged.
+    pub holding_learned: bool,
 }
 
 struct Reconciler {
     agent: Arc<Agent>,
+    /// The agent restarted with endpoints in place: the first speaker says so (GR R bit)
+    /// and learned routes are held until the speaker converged.
+    restarting: bool,
+    started: Instant,
     rt: Arc<NsRuntime>,
     speaker: Option<SpeakerHost>,
     fib: Option<NetlinkFib>,
@@ -201,10 +207,37 @@ impl Reconciler {
                 .map_err(|e| format!("opening the kernel FIB: {e}"))?
             }
         };
+        // Hold what was learned before a restart until every neighbor sent its End-of-RIB
+        // (or the hold time is over): a restart must not flap the data path.
+        let hold_for = Duration::from_secs(
+            plan.as_ref()
+                .map_or(0, |p| u64::from(p.graceful_restart).max(60)),
+        );
+        let converged = match &self.speaker {
+            None => true,
+            Some(s) => {
+                let n = s.neighbors();
+                !n.is_empty() && n.iter().all(|p| p.state == "Established" && p.eor_received)
+            }
+        };
+        let hold = plan.is_some() && !converged && self.started.elapsed() < hold_for;
+        self.status.holding_learned = hold;
         let started = Instant::now();
         let want = desired.clone();
         let (fib, report) = tokio::task::spawn_blocking(move || {
-            let r = fib.sync(&want);
+            let r = if hold {
+                fib.installed().and_then(|installed| {
+                    let held = crate::fib::hold_learned(&want, &installed);
+                    let ops = crate::fib::diff(&held, &installed);
+                    let failed = fib.apply(&ops)?;
+                    Ok(crate::fib::SyncReport {
+                        applied: ops.len() - failed.len(),
+                        failed,
+                    })
+                })
+            } else {
+                fib.sync(&want)
+            };
             (fib, r)
         })
         .await
@@ -258,7 +291,9 @@ impl Reconciler {
                     p.router_id,
                     p.neighbors
                 );
-                self.speaker = Some(SpeakerHost::start(self.rt.clone(), p.clone()).await?);
+                let restarting = std::mem::take(&mut self.restarting);
+                self.speaker =
+                    Some(SpeakerHost::start(self.rt.clone(), p.clone(), restarting).await?);
                 Ok(())
             }
         }
@@ -274,8 +309,11 @@ pub(super) async fn run(
     status: watch::Sender<Arc<Status>>,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let restarting = !agent.endpoints().await.is_empty();
     let mut r = Reconciler {
         agent: agent.clone(),
+        restarting,
+        started: Instant::now(),
         rt,
         speaker: None,
         fib: None,
@@ -333,7 +371,12 @@ pub(super) async fn run(
         done.send_replace(generation);
     }
     if let Some(s) = r.speaker.take() {
-        s.shutdown().await;
+        if s.plan().graceful_restart > 0 {
+            // A stop is a restart: the ToRs keep our routes for the restart time.
+            s.shutdown_for_restart().await;
+        } else {
+            s.shutdown().await;
+        }
     }
 }
 

@@ -74,15 +74,24 @@ impl UnixClient {
              Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
-        s.write_all(head.as_bytes())
-            .and_then(|()| s.write_all(body))
-            .and_then(|()| s.flush())
-            .map_err(|e| self.unavailable("cannot send the request to", e))?;
+        // One write: a server that answers without reading the body (and closes) must
+        // not turn a good answer into a broken pipe.
+        let mut req = head.into_bytes();
+        req.extend_from_slice(body);
+        let sent = s.write_all(&req).and_then(|()| s.flush());
         let mut raw = Vec::new();
-        (&mut s)
-            .take(MAX_REPLY + 1)
-            .read_to_end(&mut raw)
-            .map_err(|e| self.unavailable("no reply from", e))?;
+        let read = (&mut s).take(MAX_REPLY + 1).read_to_end(&mut raw);
+        match (sent, read) {
+            (_, Ok(_)) if !raw.is_empty() => {}
+            (Err(e), _) => return Err(self.unavailable("cannot send the request to", e)),
+            (Ok(()), Err(e)) => return Err(self.unavailable("no reply from", e)),
+            (Ok(()), Ok(_)) => {
+                return Err(self.unavailable(
+                    "no reply from",
+                    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"),
+                ));
+            }
+        }
         if raw.len() as u64 > MAX_REPLY {
             return Err(EndpointError::internal(format!(
                 "netplugin at {} sent a reply larger than {MAX_REPLY} bytes",

@@ -98,7 +98,7 @@ async fn check<S: EndpointService>(State(s): State<Arc<S>>, body: Bytes) -> Resp
     }
 }
 
-async fn status<S: EndpointService>(State(s): State<Arc<S>>) -> Response {
+async fn status<S: EndpointService>(State(s): State<Arc<S>>, _body: Bytes) -> Response {
     reply(s.status().await.map(|()| Empty {}))
 }
 

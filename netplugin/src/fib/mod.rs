@@ -170,6 +170,20 @@ pub trait FibDriver {
     }
 }
 
+/// While the speaker has not converged after a restart (not every neighbor has sent
+/// End-of-RIB yet), routes learned before the restart stay: `desired` plus every
+/// installed route through a gateway that `desired` does not have. Device routes (local
+/// endpoints) are not held: the saved endpoints are the truth for them.
+pub fn hold_learned(desired: &RouteSet, installed: &RouteSet) -> RouteSet {
+    let mut out = desired.clone();
+    for (k, r) in installed {
+        if !out.keys().any(|(p, _)| *p == k.0) && r.nexthops.iter().all(|n| n.gateway.is_some()) {
+            out.insert(*k, r.clone());
+        }
+    }
+    out
+}
+
 /// The outcome of [`FibDriver::sync`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
@@ -232,6 +246,34 @@ mod tests {
 
     fn net(s: &str) -> IpNet {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn learned_routes_are_held_until_convergence() {
+        let installed = route_set([
+            Route::new(net("10.1.0.0/24"), [ip("192.0.2.1")]),
+            Route::new(net("10.2.0.0/24"), [ip("192.0.2.1"), ip("192.0.2.2")]),
+            Route::dev(net("20.1.1.9/32"), 7),
+        ]);
+        let desired = route_set([
+            Route::new(net("10.2.0.0/24"), [ip("192.0.2.2")]),
+            Route::dev(net("20.1.1.1/32"), 8),
+        ]);
+        let held = hold_learned(&desired, &installed);
+        // Relearned routes take their new form, not yet relearned ones stay, a local
+        // endpoint that is gone does not.
+        assert_eq!(
+            held,
+            route_set([
+                Route::new(net("10.1.0.0/24"), [ip("192.0.2.1")]),
+                Route::new(net("10.2.0.0/24"), [ip("192.0.2.2")]),
+                Route::dev(net("20.1.1.1/32"), 8),
+            ])
+        );
+        assert!(diff(&held, &installed).iter().all(|op| match op {
+            FibOp::Delete { prefix, .. } => *prefix == net("20.1.1.9/32"),
+            FibOp::Replace(_) => true,
+        }));
     }
 
     #[test]
