@@ -161,10 +161,12 @@ fn a_killed_deploy_is_cleaned_by_the_next_destroy() {
             .args(["netns", "pids", &h1])
             .output()
             .map(|o| {
-                String::from_utf8_lossy(&o.stdout).split_whitespace().any(|pid| {
-                    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                        .is_ok_and(|c| c.trim() == "sleep")
-                })
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .any(|pid| {
+                        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                            .is_ok_and(|c| c.trim() == "sleep")
+                    })
             })
             .unwrap_or(false);
         if stuck {

@@ -125,3 +125,88 @@ async fn a_peer_with_the_wrong_as_is_refused() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+fn gr(restarting: bool) -> Option<bgp_speaker::driver::GracefulRestartConfig> {
+    Some(bgp_speaker::driver::GracefulRestartConfig {
+        restart_time: 120,
+        restarting,
+        stale_time: Duration::from_secs(60),
+    })
+}
+
+/// B (the "host") restarts while A (the "ToR") keeps its routes as stale; when B is back,
+/// what it re-announces before End-of-RIB stays and what it no longer has goes.
+#[tokio::test]
+async fn graceful_restart_keeps_routes_through_a_restart() {
+    let lo: IpAddr = "127.0.0.1".parse().unwrap();
+    let mut ca = cfg(65001, 1, Some("127.0.0.1:0".parse().unwrap()));
+    ca.graceful_restart = gr(false);
+    let a = Speaker::start(ca).await.unwrap();
+    let port = a.listen_addr().unwrap().port();
+    let mut pa = PeerConfig::new(lo, 65002);
+    pa.passive = true;
+    a.add_neighbor(pa).unwrap();
+    let start_b = |restarting: bool| async move {
+        let mut cb = cfg(65002, 2, None);
+        cb.graceful_restart = gr(restarting);
+        let b = Speaker::start(cb).await.unwrap();
+        let mut pb = PeerConfig::new(lo, 65001);
+        pb.port = port;
+        b.add_neighbor(pb).unwrap();
+        b
+    };
+    let keep: IpNet = "20.1.1.2/32".parse().unwrap();
+    let gone: IpNet = "20.1.1.3/32".parse().unwrap();
+    let b = start_b(false).await;
+    b.originate(vec![keep, gone]).unwrap();
+    wait_routes(&a, |r| r.contains_key(&keep) && r.contains_key(&gone)).await;
+
+    // B goes away without a NOTIFICATION, as a crash or a restart would.
+    b.shutdown_for_restart().await;
+    wait_state(&a, lo, "Active").await;
+    let stale = a.neighbors()[0].stale_routes;
+    assert_eq!(stale, 2, "{:?}", a.neighbors());
+    let r = a.routes().borrow().clone();
+    assert!(r.contains_key(&keep) && r.contains_key(&gone), "{r:?}");
+
+    // B is back (R bit set) with only one of the two: after its End-of-RIB the other is
+    // purged, the re-announced one was never withdrawn.
+    let b2 = start_b(true).await;
+    b2.originate(vec![keep]).unwrap();
+    wait_state(&a, lo, "Established").await;
+    let r = wait_routes(&a, |r| !r.contains_key(&gone)).await;
+    assert!(r.contains_key(&keep), "{r:?}");
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !a.neighbors()[0].eor_received || a.neighbors()[0].stale_routes != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{:?}", a.neighbors()));
+    b2.shutdown().await;
+    a.shutdown().await;
+}
+
+/// Without graceful restart a lost session takes the routes with it at once.
+#[tokio::test]
+async fn without_graceful_restart_routes_go_with_the_session() {
+    let lo: IpAddr = "127.0.0.1".parse().unwrap();
+    let a = Speaker::start(cfg(65001, 1, Some("127.0.0.1:0".parse().unwrap())))
+        .await
+        .unwrap();
+    let port = a.listen_addr().unwrap().port();
+    let mut pa = PeerConfig::new(lo, 65002);
+    pa.passive = true;
+    a.add_neighbor(pa).unwrap();
+    let b = Speaker::start(cfg(65002, 2, None)).await.unwrap();
+    let mut pb = PeerConfig::new(lo, 65001);
+    pb.port = port;
+    b.add_neighbor(pb).unwrap();
+    let p: IpNet = "20.1.1.2/32".parse().unwrap();
+    b.originate(vec![p]).unwrap();
+    wait_routes(&a, |r| r.contains_key(&p)).await;
+    b.shutdown_for_restart().await;
+    wait_routes(&a, |r| !r.contains_key(&p)).await;
+    assert_eq!(a.neighbors()[0].stale_routes, 0);
+    a.shutdown().await;
+}
