@@ -271,34 +271,49 @@ fn remove_cgroups(rel: &str) {
     }
 }
 
-/// Machine directories a runtime creates the first time it runs (libcni's cache,
-/// containers/image's blob cache, the CNI config directory): removed again when the
-/// test created them.
+/// Machine directories a runtime creates the first time it runs, removed again when the
+/// test created them: caches (libcni's results, containers/image's blob cache) with
+/// whatever is in them, state roots (podman's cleanup runs runc on `/run/runc`) only
+/// while empty.
 struct MachineDirs {
-    created: Vec<PathBuf>,
+    created: Vec<(PathBuf, bool)>,
 }
 
 impl MachineDirs {
-    fn note(paths: &[&str]) -> MachineDirs {
+    /// `caches` are removed with their contents, `roots` only when empty.
+    fn note(caches: &[&str], roots: &[&str]) -> MachineDirs {
+        let tagged = caches
+            .iter()
+            .map(|p| (PathBuf::from(p), true))
+            .chain(roots.iter().map(|p| (PathBuf::from(p), false)));
         MachineDirs {
-            created: paths
-                .iter()
-                .map(PathBuf::from)
-                .filter(|p| !p.exists())
-                .collect(),
+            created: tagged.filter(|(p, _)| !p.exists()).collect(),
         }
     }
 
-    fn cleanup(&mut self) {
-        for p in self.created.drain(..) {
-            let _ = std::fs::remove_dir_all(&p);
+    /// Returns the directories that could not be removed.
+    fn cleanup(&mut self) -> Vec<PathBuf> {
+        let mut left = Vec::new();
+        for (p, with_contents) in self.created.drain(..) {
+            let _ = if with_contents {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_dir(&p)
+            };
+            if p.exists() {
+                left.push(p);
+            }
         }
+        left
     }
 }
 
 impl Drop for MachineDirs {
     fn drop(&mut self) {
-        self.cleanup();
+        let left = self.cleanup();
+        if !left.is_empty() {
+            eprintln!("left on the machine: {left:?}");
+        }
     }
 }
 
@@ -446,15 +461,16 @@ fn oci_archive(dir: &Path, layer_tar: &Path, name: &str) -> PathBuf {
     archive
 }
 
-/// The conflist naming our plugin for host1's netplugin.
-fn conflist(p: &Netplugin) -> String {
+/// A conflist (runtime network `name`) naming our plugin, for Contiv network `network`
+/// at netplugin `p`.
+fn conflist(p: &Netplugin, name: &str, network: &str) -> String {
     serde_json::json!({
         "cniVersion": "1.0.0",
-        "name": NET,
+        "name": name,
         "plugins": [{
             "type": "contiv-cni",
             "tenant": "default",
-            "network": NET,
+            "network": network,
             "netplugin_socket": p.cni_socket,
         }],
     })
@@ -766,8 +782,8 @@ volume_path = "{d}/volumes"
         ]);
     }
 
-    /// `podman run -d` on our network; returns podman's output (the container id).
-    fn run_on_net(&mut self, name: &str) -> Output {
+    /// `podman run -d` on a network; returns podman's output (the container id).
+    fn run_on(&mut self, name: &str, net: &str) -> Output {
         self.containers.push(name.to_string());
         let cg = self.cgroup_parent.clone();
         self.podman(&[
@@ -776,7 +792,7 @@ volume_path = "{d}/volumes"
             "--name",
             name,
             "--network",
-            NET,
+            net,
             "--cgroup-parent",
             &cg,
             IMAGE_PODMAN,
@@ -831,12 +847,12 @@ fn podman_cni_backend_attaches_containers_to_the_fabric() {
         return;
     }
     let _serial = serial();
-    let mut machine = MachineDirs::note(&["/var/lib/cni", "/var/lib/containers"]);
+    let mut machine = MachineDirs::note(&["/var/lib/cni", "/var/lib/containers"], &["/run/runc"]);
     let f = Fabric::up("podman");
     let (db, db_ip) = f.db("db");
     f.wait_route("tor1", &db_ip, true);
 
-    let mut pm = Podman::new("podman", &conflist(&f.p1));
+    let mut pm = Podman::new("podman", &conflist(&f.p1, NET, NET));
     pm.import();
     // Podman lists our conflist as a network.
     let nets = pm.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
@@ -844,7 +860,7 @@ fn podman_cni_backend_attaches_containers_to_the_fabric() {
 
     let links_before = f.links("host1");
     let name = format!("web-{}", std::process::id());
-    let o = pm.run_on_net(&name);
+    let o = pm.run_on(&name, NET);
     assert!(
         o.status.success(),
         "podman run: {}\nnetplugin:\n{}",
@@ -867,6 +883,7 @@ fn podman_cni_backend_attaches_containers_to_the_fabric() {
         "podman's namespace: {sandbox}"
     );
     assert!(!cni_cache_entries(&id).is_empty(), "libcni cached the ADD");
+    eprintln!("podman container {name} ({id}): {ip}, namespace {sandbox}; host2's db: {db_ip}");
     let addr_show = pm.ok(&["exec", &name, "ip", "-4", "addr", "show", "dev", "eth0"]);
     let a = Attached {
         f: &f,
@@ -901,9 +918,32 @@ fn podman_cni_backend_attaches_containers_to_the_fabric() {
         cni_cache_entries(&id)
     );
 
-    // A second container gets an address again (the first one's was released).
+    // A network unknown to netmaster: podman run fails with the plugin's message, and
+    // nothing is plumbed on host1.
+    std::fs::write(
+        pm.dir.join("net.d/20-bad.conflist"),
+        conflist(&f.p1, "contiv-bad", "no-such-net"),
+    )
+    .unwrap();
+    let bad = format!("bad-{}", std::process::id());
+    let o = pm.run_on(&bad, "contiv-bad");
+    assert!(
+        !o.status.success(),
+        "podman run on no-such-net: {}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("no-such-net") && text(&o).contains("contiv-cni"),
+        "{}",
+        text(&o)
+    );
+    eprintln!("podman run on an unknown network: {}", text(&o).trim());
+    assert_eq!(f.links("host1"), links_before);
+    pm.ok(&["rm", "-f", "-t", "0", &bad]);
+
+    // A second container on the network.
     let name2 = format!("web2-{}", std::process::id());
-    let o = pm.run_on_net(&name2);
+    let o = pm.run_on(&name2, NET);
     assert!(o.status.success(), "podman run again: {}", text(&o));
     let id2 = stdout(&o);
     let ip2 = pm.inspect(
@@ -925,7 +965,8 @@ fn podman_cni_backend_attaches_containers_to_the_fabric() {
     f.wait_route("tor1", &db_ip, false);
     drop(db);
     f.down();
-    machine.cleanup();
+    let left = machine.cleanup();
+    assert!(left.is_empty(), "left on the machine: {left:?}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1216,12 +1257,12 @@ fn containerd_ctr_cni_attaches_containers_to_the_fabric() {
         return;
     }
     let _serial = serial();
-    let mut machine = MachineDirs::note(&["/var/lib/cni"]);
+    let mut machine = MachineDirs::note(&["/var/lib/cni"], &[]);
     let f = Fabric::up("ctr");
     let (db, db_ip) = f.db("db");
     f.wait_route("tor1", &db_ip, true);
 
-    let mut ctd = Containerd::start("ctr", &conflist(&f.p1));
+    let mut ctd = Containerd::start("ctr", &conflist(&f.p1, NET, NET));
     ctd.import();
     let ctd_pid = ctd.pid;
     let machine_mnt = ns_inode(std::process::id() as i32, "mnt");
@@ -1249,6 +1290,7 @@ fn containerd_ctr_cni_attaches_containers_to_the_fabric() {
         !cni_cache_entries(&full_id).is_empty(),
         "libcni cached the ADD"
     );
+    eprintln!("ctr container {full_id} (task {task_pid}): {ip}; host2's db: {db_ip}");
     let a = Attached {
         f: &f,
         ip,
@@ -1304,5 +1346,6 @@ fn containerd_ctr_cni_attaches_containers_to_the_fabric() {
     f.wait_route("tor1", &db_ip, false);
     drop(db);
     f.down();
-    machine.cleanup();
+    let left = machine.cleanup();
+    assert!(left.is_empty(), "left on the machine: {left:?}");
 }
