@@ -1199,18 +1199,21 @@ exec containerd --config \"$3\"";
             let _ = self.ctr(&["tasks", "rm", "-f", line]);
             let _ = self.ctr(&["containers", "rm", line]);
         }
-        let members = processes_of_mnt_ns(self.mnt);
         if let Some(mut ch) = self.child.take() {
             term_pid(self.pid);
             reap(&mut ch, Duration::from_secs(10));
         }
-        // Shims and containers, if a container could not be removed.
-        for pid in processes_of_mnt_ns(self.mnt).into_iter().chain(members) {
-            kill_pid(pid);
-        }
-        for pid in processes_of_mnt_ns(self.mnt) {
-            if !wait_gone(pid, Duration::from_secs(10)) {
-                left.push(format!("process {pid}"));
+        // Shims (they outlive containerd) and their containers, if a container could not
+        // be removed: whatever still runs in containerd's mount namespace, and below.
+        if self.mnt != 0 {
+            let rest = processes_of_mnt_ns(self.mnt);
+            for &pid in &rest {
+                kill_pid(pid);
+            }
+            for pid in rest {
+                if !wait_gone(pid, Duration::from_secs(10)) {
+                    left.push(format!("process {pid}"));
+                }
             }
         }
         remove_cgroups(&self.namespace);
