@@ -28,6 +28,7 @@
 //! Learned routes are only logged; installing them in a FIB is the agent's job.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -73,6 +74,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -414,6 +416,7 @@ impl Daemon {
                     if let Some(s) = self.speaker.take() {
                         s.shutdown().await;
                     }
+                    self.seen.clear();
                     match start_speaker(&new).await {
                         Ok(s) => self.speaker = Some(s),
                         Err(e) => {
