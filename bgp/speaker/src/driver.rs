@@ -39,7 +39,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::select::{self, Path, Source};
-use crate::transport::{self, Listener, TransportOpts};
+use crate::transport::{self, Listener, Md5Password, TransportOpts};
 
 /// The speaker as a whole.
 #[derive(Debug, Clone)]
@@ -82,6 +82,8 @@ pub struct PeerConfig {
     pub hold_time: u16,
     pub keepalive: u16,
     pub connect_retry: Duration,
+    /// Socket options, the TCP MD5 password included (`transport.md5_password`, see
+    /// [`PeerConfig::with_md5_password`]).
     pub transport: TransportOpts,
     pub description: String,
 }
@@ -101,6 +103,13 @@ impl PeerConfig {
             transport: TransportOpts::default(),
             description: String::new(),
         }
+    }
+
+    /// The same neighbor with a TCP MD5 password (RFC 2385): outgoing connections sign
+    /// with it, and the speaker's listener gets it as the key for this peer's address.
+    pub fn with_md5_password(mut self, password: Md5Password) -> PeerConfig {
+        self.transport.md5_password = Some(password);
+        self
     }
 }
 
@@ -304,12 +313,16 @@ impl Speaker {
         fc.passive = p.passive;
         fc.idle_hold = Duration::from_millis(500);
         let fsm = Fsm::new(fc).map_err(|e| SpeakerError::Neighbor(p.addr, e.to_string()))?;
+        // Removed first: removal clears the peer's MD5 key on the listener.
+        self.remove_neighbor(p.addr);
+        // The listener's key for the peer makes the kernel accept its signed handshake;
+        // a listener of the other family never sees this peer.
         if let Some(l) = &self.listener
             && let Some(pw) = &p.transport.md5_password
+            && l.local_addr().is_ipv4() == p.addr.is_ipv4()
         {
             l.set_md5(p.addr, Some(pw))?;
         }
-        self.remove_neighbor(p.addr);
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
         self.status
             .lock()

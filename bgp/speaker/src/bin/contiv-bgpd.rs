@@ -1,0 +1,781 @@
+//! `contiv-bgpd`: the speaker as a daemon of its own, run from a TOML file (the format
+//! of [`bgp_speaker::config`]; `examples/contiv-bgpd.toml` shows every part).
+//!
+//! ```text
+//! contiv-bgpd -c /etc/contiv/bgpd.toml           # run
+//! contiv-bgpd -c /etc/contiv/bgpd.toml --check   # validate, print problems, exit 2 if any
+//! ```
+//!
+//! - Every neighbor with an `address` gets a session; the `originate` prefixes are
+//!   advertised to all of them.
+//! - Session changes (state, last error) are logged as they are seen.
+//! - `SIGHUP` reloads the file and applies only the difference: neighbors added get a
+//!   session, removed ones are closed with a Cease, changed ones are reset only when a
+//!   setting the speaker uses changed (AS, timers, passive, source address, MD5, TTL);
+//!   prefixes are announced or withdrawn one by one. Other sessions are not touched. A
+//!   change of our AS, router id or listen socket restarts every session. A file that
+//!   does not load is logged and the running configuration stays.
+//! - `SIGTERM` / `SIGINT` close every session with a Cease and exit 0.
+//! - `SIGUSR1` writes a status dump (neighbors, originated prefixes, learned routes) to
+//!   the log.
+//!
+//! Exit codes: 0 clean stop (or a valid `--check`), 1 a runtime failure (e.g. the listen
+//! address is taken), 2 a configuration that does not load.
+//!
+//! Not run yet, reported by `--check` and at start as ignored: dynamic neighbor ranges,
+//! ADD-PATH, graceful restart, import/export policies and `[policies]`, `max_prefix`,
+//! BFD, and listen addresses beyond the first one (the speaker has one listener).
+//! Learned routes are only logged; installing them in a FIB is the agent's job.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bgp_speaker::config::{self, Config, ConfigError, Neighbor, NeighborField, NeighborKey};
+use bgp_speaker::driver::{PeerConfig, Speaker, SpeakerConfig, SpeakerError};
+use bgp_speaker::transport::BGP_PORT;
+use clap::Parser;
+use ipnet::IpNet;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Most next hops in one ECMP group of learned routes.
+const MAX_PATHS: usize = 16;
+
+/// How often the neighbors' states are looked at for the log.
+const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Exit code of a configuration that does not load.
+const EXIT_CONFIG: u8 = 2;
+
+/// The contiv-rs BGP speaker, run from a TOML configuration file.
+#[derive(Debug, Parser)]
+#[command(name = "contiv-bgpd", version)]
+struct Args {
+    /// The configuration file (TOML).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: PathBuf,
+    /// Validate the configuration, print its problems (and the settings this speaker
+    /// ignores) and exit: 0 when it is valid, 2 when it is not.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.check {
+        return check(&args.config);
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(run(args.config))
+}
+
+/// `--check`: problems on stdout, one a line.
+fn check(path: &Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(c) => {
+            let neighbors = c
+                .neighbors
+                .iter()
+                .filter(|n| matches!(n.key, NeighborKey::Address(_)))
+                .count();
+            println!(
+                "{}: valid: AS {}, router id {}, {neighbors} neighbor(s), {} prefix(es) to originate",
+                path.display(),
+                c.global.asn,
+                c.global.router_id,
+                c.originate.len()
+            );
+            for w in ignored(&c) {
+                println!("warning: {w}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            print_config_error(&e, |line| println!("{line}"));
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn print_config_error(e: &ConfigError, mut out: impl FnMut(String)) {
+    match e {
+        ConfigError::Invalid { origin, problems } => {
+            out(format!("{origin}: {} problem(s)", problems.len()));
+            for p in problems {
+                out(format!("error: {p}"));
+            }
+        }
+        other => out(format!("error: {other}")),
+    }
+}
+
+async fn run(path: PathBuf) -> ExitCode {
+    // Handlers first: a SIGHUP that arrives while starting must not end the process.
+    let signals = (|| -> std::io::Result<_> {
+        Ok((
+            signal(SignalKind::hangup())?,
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::user_defined1())?,
+        ))
+    })();
+    let (mut hup, mut term, mut int, mut usr1) = match signals {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("installing signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            print_config_error(&e, |line| tracing::error!("{line}"));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    for w in ignored(&config) {
+        tracing::warn!("{w}");
+    }
+    let mut daemon = match Daemon::start(path, config).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("starting the speaker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let code = loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading {}", daemon.path.display());
+                if let Err(e) = daemon.reload().await {
+                    tracing::error!("reload left no running speaker: {e}");
+                    break ExitCode::FAILURE;
+                }
+            }
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: closing every session");
+                break ExitCode::SUCCESS;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: closing every session");
+                break ExitCode::SUCCESS;
+            }
+            _ = usr1.recv() => daemon.dump().await,
+            _ = tick.tick() => daemon.log_changes(),
+        }
+    };
+    if let Some(s) = daemon.speaker.take() {
+        s.shutdown().await;
+    }
+    tracing::info!("stopped");
+    code
+}
+
+// ---- the configuration as the driver takes it ---------------------------------------
+
+fn speaker_config(c: &Config) -> SpeakerConfig {
+    SpeakerConfig {
+        asn: c.global.asn,
+        router_id: c.global.router_id,
+        listen: c
+            .global
+            .listen
+            .addresses
+            .first()
+            .map(|a| SocketAddr::new(*a, c.global.listen.port)),
+        max_paths: MAX_PATHS,
+        communities: Vec::new(),
+        large_communities: Vec::new(),
+    }
+}
+
+/// The driver's view of a neighbor; `None` for a range (dynamic neighbors are not run).
+fn peer_config(local_asn: u32, n: &Neighbor) -> Option<PeerConfig> {
+    let NeighborKey::Address(addr) = n.key else {
+        return None;
+    };
+    Some(PeerConfig {
+        addr,
+        port: BGP_PORT,
+        remote_as: match &n.peer_as {
+            config::PeerAs::Exact(a) => Some(*a),
+            config::PeerAs::AnyOf(_) => None,
+        },
+        passive: n.passive,
+        hold_time: n.hold_time,
+        keepalive: n.keepalive,
+        connect_retry: Duration::from_secs(n.connect_retry.into()),
+        transport: n.transport_opts(local_asn),
+        description: n.description.clone().unwrap_or_default(),
+    })
+}
+
+/// Whether a changed setting is one the driver uses, so that the session must be reset
+/// for it to take effect. The others (description, families, ADD-PATH, graceful
+/// restart, policies, max-prefix, BFD) are not run by the driver yet: a change to them
+/// leaves the session alone.
+fn driver_uses(f: NeighborField) -> bool {
+    use NeighborField::*;
+    matches!(
+        f,
+        PeerAs
+            | LocalAddress
+            | Passive
+            | HoldTime
+            | Keepalive
+            | ConnectRetry
+            | Md5Password
+            | TtlSecurity
+            | EbgpMultihop
+    )
+}
+
+/// The settings of a valid configuration that this speaker does not run, one sentence
+/// each.
+fn ignored(c: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let listen = &c.global.listen.addresses;
+    if listen.len() > 1 {
+        let rest: Vec<String> = listen[1..].iter().map(|a| a.to_string()).collect();
+        out.push(format!(
+            "global.listen.addresses: only {} is listened on; {} ignored",
+            listen[0],
+            rest.join(", ")
+        ));
+    }
+    for n in &c.neighbors {
+        let at = format!("neighbor {}", n.key);
+        if matches!(n.key, NeighborKey::Range(_)) {
+            out.push(format!(
+                "{at}: dynamic neighbor ranges are not run yet; ignored"
+            ));
+            continue;
+        }
+        if n.passive
+            && listen
+                .first()
+                .is_none_or(|l| l.is_ipv4() != n.key.prefix().addr().is_ipv4())
+        {
+            out.push(format!(
+                "{at}: passive, but no listener of its address family; the session cannot come up"
+            ));
+        }
+        let mut fields = Vec::new();
+        if !n.add_path.is_empty() {
+            fields.push("add_path");
+        }
+        if n.graceful_restart.enabled {
+            fields.push("graceful_restart");
+        }
+        if !n.import_policy.is_empty() {
+            fields.push("import_policy");
+        }
+        if !n.export_policy.is_empty() {
+            fields.push("export_policy");
+        }
+        if n.max_prefix.is_some() {
+            fields.push("max_prefix");
+        }
+        if n.bfd {
+            fields.push("bfd");
+        }
+        if !fields.is_empty() {
+            out.push(format!(
+                "{at}: {} not implemented by the speaker yet; ignored",
+                fields.join(", ")
+            ));
+        }
+    }
+    if !c.policies.is_empty() {
+        out.push("policies: not interpreted yet; ignored".to_string());
+    }
+    out
+}
+
+/// What a reload does, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    /// Our AS, router id or listen socket changed: a new speaker with every session.
+    RestartAll(&'static str),
+    Remove(IpAddr),
+    Add(IpAddr),
+    /// A changed neighbor whose session is reset (fields named as in the file).
+    Reset(IpAddr, Vec<&'static str>),
+    /// A changed neighbor whose session is left alone (nothing the driver uses changed).
+    Keep(NeighborKey, Vec<&'static str>),
+    Originate(Vec<IpNet>),
+    Withdraw(Vec<IpNet>),
+}
+
+/// The steps that bring the running speaker from `old` to `new`.
+fn plan(old: &Config, new: &Config) -> Vec<Step> {
+    let d = config::diff(old, new);
+    if d.reset_all {
+        return vec![Step::RestartAll("the AS or router id changed")];
+    }
+    if speaker_config(old).listen != speaker_config(new).listen {
+        return vec![Step::RestartAll("the listen socket changed")];
+    }
+    let address = |k: &NeighborKey| match k {
+        NeighborKey::Address(a) => Some(*a),
+        NeighborKey::Range(_) => None,
+    };
+    let mut steps: Vec<Step> = Vec::new();
+    steps.extend(d.removed.iter().filter_map(address).map(Step::Remove));
+    for c in &d.changed {
+        let names: Vec<&'static str> = c.fields.iter().map(|f| f.name()).collect();
+        match address(&c.key) {
+            Some(a) if c.fields.iter().any(|f| driver_uses(*f)) => {
+                steps.push(Step::Reset(a, names))
+            }
+            _ => steps.push(Step::Keep(c.key, names)),
+        }
+    }
+    steps.extend(d.added.iter().filter_map(address).map(Step::Add));
+    if !d.originate_removed.is_empty() {
+        steps.push(Step::Withdraw(d.originate_removed));
+    }
+    if !d.originate_added.is_empty() {
+        steps.push(Step::Originate(d.originate_added));
+    }
+    steps
+}
+
+// ---- the daemon -------------------------------------------------------------------------
+
+struct Daemon {
+    path: PathBuf,
+    config: Config,
+    /// Always `Some` while running; taken for a restart and at the end.
+    speaker: Option<Speaker>,
+    /// Last logged state and error of each neighbor.
+    seen: BTreeMap<IpAddr, (String, Option<String>)>,
+}
+
+impl Daemon {
+    async fn start(path: PathBuf, config: Config) -> Result<Daemon, SpeakerError> {
+        let speaker = start_speaker(&config).await?;
+        Ok(Daemon {
+            path,
+            config,
+            speaker: Some(speaker),
+            seen: BTreeMap::new(),
+        })
+    }
+
+    fn speaker(&self) -> &Speaker {
+        self.speaker.as_ref().expect("a running speaker")
+    }
+
+    /// Loads the file again and applies the difference. `Err` only when no speaker is
+    /// left running (a restart failed with the new and with the old configuration).
+    async fn reload(&mut self) -> Result<(), SpeakerError> {
+        let new = match Config::load(&self.path) {
+            Ok(c) => c,
+            Err(e) => {
+                print_config_error(&e, |line| tracing::error!("reload: {line}"));
+                tracing::error!("reload: keeping the running configuration");
+                return Ok(());
+            }
+        };
+        let steps = plan(&self.config, &new);
+        if steps.is_empty() {
+            tracing::info!("reload: nothing changed");
+            self.config = new;
+            return Ok(());
+        }
+        for w in ignored(&new) {
+            tracing::warn!("{w}");
+        }
+        for step in steps {
+            match step {
+                Step::RestartAll(why) => {
+                    tracing::info!("reload: {why}: restarting every session");
+                    if let Some(s) = self.speaker.take() {
+                        s.shutdown().await;
+                    }
+                    self.seen.clear();
+                    match start_speaker(&new).await {
+                        Ok(s) => self.speaker = Some(s),
+                        Err(e) => {
+                            tracing::error!(
+                                "reload: starting with the new configuration: {e}; back to the old one"
+                            );
+                            self.speaker = Some(start_speaker(&self.config).await?);
+                            return Ok(());
+                        }
+                    }
+                }
+                Step::Remove(a) => {
+                    tracing::info!("reload: neighbor {a} removed");
+                    self.speaker().remove_neighbor(a);
+                    self.seen.remove(&a);
+                }
+                Step::Add(a) | Step::Reset(a, _) => {
+                    if let Step::Reset(_, fields) = &step {
+                        tracing::info!(
+                            "reload: neighbor {a}: {} changed; resetting its session",
+                            fields.join(", ")
+                        );
+                    } else {
+                        tracing::info!("reload: neighbor {a} added");
+                    }
+                    let n = new.neighbor(&NeighborKey::Address(a));
+                    if let Some(p) = n.and_then(|n| peer_config(new.global.asn, n))
+                        && let Err(e) = self.speaker().add_neighbor(p)
+                    {
+                        tracing::error!("reload: neighbor {a}: {e}");
+                    }
+                    self.seen.remove(&a);
+                }
+                Step::Keep(k, fields) => tracing::info!(
+                    "reload: neighbor {k}: {} changed; not used by this speaker, session untouched",
+                    fields.join(", ")
+                ),
+                Step::Withdraw(p) => {
+                    tracing::info!("reload: withdrawing {}", list(&p));
+                    self.speaker().withdraw(p)?;
+                }
+                Step::Originate(p) => {
+                    tracing::info!("reload: originating {}", list(&p));
+                    self.speaker().originate(p)?;
+                }
+            }
+        }
+        self.config = new;
+        Ok(())
+    }
+
+    /// Logs every neighbor whose state or last error changed since the last look.
+    fn log_changes(&mut self) {
+        let Some(s) = &self.speaker else { return };
+        for n in s.neighbors() {
+            let now = (n.state.clone(), n.last_error.clone());
+            let before = self.seen.insert(n.address, now.clone());
+            let (from, err_before) = match before {
+                Some((st, e)) => (st, e),
+                None => ("(new)".to_string(), None),
+            };
+            if from == now.0 && err_before == now.1 {
+                continue;
+            }
+            let who = describe(&self.config, n.address);
+            if from != now.0 {
+                if now.0 == "Established" {
+                    tracing::info!("neighbor {who}: {from} -> Established");
+                } else if from == "Established" {
+                    tracing::warn!(
+                        "neighbor {who}: Established -> {} ({})",
+                        now.0,
+                        now.1.as_deref().unwrap_or("no error recorded")
+                    );
+                } else {
+                    tracing::info!("neighbor {who}: {from} -> {}", now.0);
+                }
+            } else if let Some(e) = &now.1 {
+                tracing::info!("neighbor {who}: {} ({e})", now.0);
+            }
+        }
+    }
+
+    /// `SIGUSR1`: what runs, in the log.
+    async fn dump(&self) {
+        let s = self.speaker();
+        tracing::info!(
+            "status: AS {}, router id {}, listening on {}",
+            self.config.global.asn,
+            self.config.global.router_id,
+            s.listen_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "nothing".into())
+        );
+        for n in s.neighbors() {
+            tracing::info!(
+                "status: neighbor {} AS {} {}{}: {} prefixes received, {} advertised, {} updates in, {} out, {} flaps{}",
+                describe(&self.config, n.address),
+                n.remote_as
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "any".into()),
+                n.state,
+                n.established_at
+                    .map(|t| format!(" since {t}"))
+                    .unwrap_or_default(),
+                n.prefixes_received,
+                n.prefixes_advertised,
+                n.updates_in,
+                n.updates_out,
+                n.flaps,
+                n.last_error
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        match s.originated().await {
+            Ok(p) => tracing::info!("status: originating {}", list(&p)),
+            Err(e) => tracing::warn!("status: {e}"),
+        }
+        let routes = s.routes().borrow().clone();
+        tracing::info!("status: {} learned route(s)", routes.len());
+        for (prefix, hops) in routes.iter().take(100) {
+            let hops: Vec<String> = hops.iter().map(|h| h.to_string()).collect();
+            tracing::info!("status: route {prefix} via {}", hops.join(", "));
+        }
+        if routes.len() > 100 {
+            tracing::info!("status: ... {} more", routes.len() - 100);
+        }
+    }
+}
+
+/// A new speaker with every neighbor of `c` and its prefixes. A listen socket that a
+/// speaker just shut down may take a moment to be released: binding is retried briefly.
+async fn start_speaker(c: &Config) -> Result<Speaker, SpeakerError> {
+    let mut attempts = 0;
+    let speaker = loop {
+        match Speaker::start(speaker_config(c)).await {
+            Ok(s) => break s,
+            Err(SpeakerError::Transport(e)) if attempts < 50 => {
+                attempts += 1;
+                tracing::debug!("starting the speaker: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    match speaker.listen_addr() {
+        Some(a) => tracing::info!(
+            "AS {}, router id {}, listening on {a}",
+            c.global.asn,
+            c.global.router_id
+        ),
+        None => tracing::info!(
+            "AS {}, router id {}, not listening (connecting out only)",
+            c.global.asn,
+            c.global.router_id
+        ),
+    }
+    for n in &c.neighbors {
+        if let Some(p) = peer_config(c.global.asn, n) {
+            tracing::info!(
+                "neighbor {}: AS {}{}{}",
+                describe(c, p.addr),
+                p.remote_as
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "any".into()),
+                if p.passive { ", passive" } else { "" },
+                if p.transport.md5_password.is_some() {
+                    ", TCP MD5"
+                } else {
+                    ""
+                }
+            );
+            speaker.add_neighbor(p)?;
+        }
+    }
+    if !c.originate.is_empty() {
+        tracing::info!("originating {}", list(&c.originate));
+        speaker.originate(c.originate.clone())?;
+    }
+    Ok(speaker)
+}
+
+/// `10.0.0.2 (tor-1)`, or the address alone.
+fn describe(c: &Config, addr: IpAddr) -> String {
+    match c
+        .neighbor(&NeighborKey::Address(addr))
+        .and_then(|n| n.description.as_deref())
+    {
+        Some(d) if !d.is_empty() => format!("{addr} ({d})"),
+        _ => addr.to_string(),
+    }
+}
+
+fn list(prefixes: &[IpNet]) -> String {
+    if prefixes.is_empty() {
+        return "nothing".into();
+    }
+    prefixes
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+originate = ["20.1.1.0/24", "20.1.2.0/24"]
+
+[global]
+asn = 65201
+router_id = "10.1.1.1"
+
+[[neighbors]]
+address = "10.1.1.0"
+peer_asn = 65001
+description = "tor1"
+hold_time = 9
+connect_retry = 2
+
+[[neighbors]]
+address = "10.1.2.0"
+peer_asn = 65002
+hold_time = 9
+md5_password = "s3cret"
+"#;
+
+    fn cfg(text: &str) -> Config {
+        Config::from_toml_str(text).unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn neighbors_map_to_the_driver() {
+        let c = cfg(BASE);
+        let sp = speaker_config(&c);
+        assert_eq!(sp.asn, 65201);
+        assert_eq!(sp.listen, Some("0.0.0.0:179".parse().unwrap()));
+        let p = peer_config(65201, &c.neighbors[0]).unwrap();
+        assert_eq!(p.addr, ip("10.1.1.0"));
+        assert_eq!(p.remote_as, Some(65001));
+        assert_eq!((p.hold_time, p.keepalive), (9, 3));
+        assert_eq!(p.connect_retry, Duration::from_secs(2));
+        assert_eq!(p.description, "tor1");
+        assert!(p.transport.md5_password.is_none());
+        // eBGP without GTSM or multihop: TTL 1.
+        assert_eq!(p.transport.ttl, bgp_speaker::transport::TtlMode::Fixed(1));
+        let p2 = peer_config(65201, &c.neighbors[1]).unwrap();
+        assert_eq!(
+            p2.transport
+                .md5_password
+                .as_ref()
+                .map(|p| p.expose_secret()),
+            Some("s3cret")
+        );
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let c = Config::load(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/contiv-bgpd.toml"
+        ))
+        .unwrap();
+        assert_eq!(c.neighbors.len(), 1);
+        assert_eq!(c.originate.len(), 2);
+        assert!(ignored(&c).is_empty(), "{:?}", ignored(&c));
+    }
+
+    #[test]
+    fn nothing_changed_plans_nothing() {
+        assert!(plan(&cfg(BASE), &cfg(BASE)).is_empty());
+    }
+
+    #[test]
+    fn a_changed_password_resets_only_that_neighbor() {
+        let new = cfg(&BASE.replace("\"s3cret\"", "\"other\""));
+        assert_eq!(
+            plan(&cfg(BASE), &new),
+            vec![Step::Reset(ip("10.1.2.0"), vec!["md5_password"])]
+        );
+    }
+
+    #[test]
+    fn a_description_change_leaves_the_session_alone() {
+        let new = cfg(&BASE.replace("\"tor1\"", "\"tor-1\""));
+        assert_eq!(
+            plan(&cfg(BASE), &new),
+            vec![Step::Keep(
+                NeighborKey::Address(ip("10.1.1.0")),
+                vec!["description"]
+            )]
+        );
+    }
+
+    #[test]
+    fn prefixes_and_neighbors_added_and_removed() {
+        let new = cfg(&BASE
+            .replace("\"20.1.2.0/24\"", "\"20.1.3.0/24\"")
+            .replace("10.1.2.0", "10.1.3.0"));
+        assert_eq!(
+            plan(&cfg(BASE), &new),
+            vec![
+                Step::Remove(ip("10.1.2.0")),
+                Step::Add(ip("10.1.3.0")),
+                Step::Withdraw(vec!["20.1.2.0/24".parse().unwrap()]),
+                Step::Originate(vec!["20.1.3.0/24".parse().unwrap()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn identity_or_listen_changes_restart_everything() {
+        let new = cfg(&BASE.replace("asn = 65201", "asn = 65202"));
+        assert!(matches!(plan(&cfg(BASE), &new)[..], [Step::RestartAll(_)]));
+        let new = cfg(&BASE.replace(
+            "router_id = \"10.1.1.1\"",
+            "router_id = \"10.1.1.1\"\nlisten = { addresses = [] }",
+        ));
+        assert!(matches!(plan(&cfg(BASE), &new)[..], [Step::RestartAll(_)]));
+        // Only the second listen address changed: the listener is the same.
+        let new = cfg(&BASE.replace(
+            "router_id = \"10.1.1.1\"",
+            "router_id = \"10.1.1.1\"\nlisten = { addresses = [\"0.0.0.0\"] }",
+        ));
+        assert!(plan(&cfg(BASE), &new).is_empty());
+    }
+
+    #[test]
+    fn ranges_and_unimplemented_settings_are_reported() {
+        let c = cfg(&format!(
+            "{BASE}\n[[neighbors]]\nrange = \"10.9.0.0/24\"\nallowed_asns = [65009]\n"
+        ));
+        let w = ignored(&c);
+        assert!(
+            w.iter().any(|w| w.contains("only 0.0.0.0 is listened on")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter()
+                .any(|w| w.contains("neighbor 10.9.0.0/24: dynamic")),
+            "{w:?}"
+        );
+        assert!(peer_config(65201, &c.neighbors[2]).is_none());
+        let c = cfg(&BASE.replace(
+            "hold_time = 9\nmd5",
+            "hold_time = 9\nbfd = true\nmax_prefix = 10\nmd5",
+        ));
+        let w = ignored(&c);
+        assert!(
+            w.iter()
+                .any(|w| w == "neighbor 10.1.2.0: max_prefix, bfd not implemented by the speaker yet; ignored"),
+            "{w:?}"
+        );
+    }
+}
