@@ -61,6 +61,7 @@ fn speaker_cfg(listen: Option<SocketAddr>) -> SpeakerConfig {
         max_paths: 16,
         communities: vec![],
         large_communities: vec![],
+        graceful_restart: None,
     }
 }
 
@@ -362,6 +363,7 @@ fn loopback_pair_cfg(asn: u32) -> SpeakerConfig {
         max_paths: 16,
         communities: vec![],
         large_communities: vec![],
+        graceful_restart: None,
     }
 }
 

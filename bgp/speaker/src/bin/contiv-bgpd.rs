@@ -22,6 +22,7 @@
 //! Exit codes: 0 clean stop (or a valid `--check`), 1 a runtime failure (e.g. the listen
 //! address is taken), 2 a configuration that does not load.
 //!
+//! Graceful restart runs for every session when a neighbor enables it.
 //! Not run yet, reported by `--check` and at start as ignored: dynamic neighbor ranges,
 //! ADD-PATH, graceful restart, import/export policies and `[policies]`, `max_prefix`,
 //! BFD, and listen addresses beyond the first one (the speaker has one listener).
@@ -35,7 +36,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bgp_speaker::config::{self, Config, ConfigError, Neighbor, NeighborField, NeighborKey};
-use bgp_speaker::driver::{PeerConfig, Speaker, SpeakerConfig, SpeakerError};
+use bgp_speaker::driver::{
+    GracefulRestartConfig, PeerConfig, Speaker, SpeakerConfig, SpeakerError,
+};
 use bgp_speaker::transport::BGP_PORT;
 use clap::Parser;
 use ipnet::IpNet;
@@ -208,7 +211,21 @@ fn speaker_config(c: &Config) -> SpeakerConfig {
         max_paths: MAX_PATHS,
         communities: Vec::new(),
         large_communities: Vec::new(),
+        // The speaker runs graceful restart for all its sessions: on when a neighbor
+        // asks for it, with the first such neighbor's timers.
+        graceful_restart: speaker_gr(c).map(|g| GracefulRestartConfig {
+            restart_time: g.restart_time,
+            restarting: false,
+            stale_time: std::time::Duration::from_secs(u64::from(g.stale_time)),
+        }),
     }
+}
+
+fn speaker_gr(c: &Config) -> Option<bgp_speaker::config::GracefulRestart> {
+    c.neighbors
+        .iter()
+        .map(|n| n.graceful_restart)
+        .find(|g| g.enabled)
 }
 
 /// The driver's view of a neighbor; `None` for a range (dynamic neighbors are not run).
@@ -286,8 +303,10 @@ fn ignored(c: &Config) -> Vec<String> {
         if !n.add_path.is_empty() {
             fields.push("add_path");
         }
-        if n.graceful_restart.enabled {
-            fields.push("graceful_restart");
+        if n.graceful_restart.enabled && speaker_gr(c) != Some(n.graceful_restart) {
+            fields.push(
+                "graceful_restart (differing per neighbor; the first neighbor's applies to all)",
+            );
         }
         if !n.import_policy.is_empty() {
             fields.push("import_policy");
