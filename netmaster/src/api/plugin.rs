@@ -83,6 +83,14 @@ fn allocation(w: &World, ep: &Endpoint) -> Result<EndpointAllocation, ApiError> 
 
 /// Plans the creation of an endpoint (pure).
 pub fn plan_create(w: &World, req: &EndpointRequest) -> Result<Plan, ApiError> {
+    plan_create_endpoint(w, req).map(|(plan, _)| plan)
+}
+
+/// [`plan_create`], also returning the endpoint as it will be after the plan.
+pub fn plan_create_endpoint(
+    w: &World,
+    req: &EndpointRequest,
+) -> Result<(Plan, Endpoint), ApiError> {
     if req.endpoint_id.is_empty() || req.endpoint_id.len() > 128 || req.endpoint_id.contains('/') {
         return Err(ApiError::invalid_field(
             "endpointID",
@@ -103,8 +111,9 @@ pub fn plan_create(w: &World, req: &EndpointRequest) -> Result<Plan, ApiError> {
                 let mut named = old.clone();
                 named.container_name = req.container_name.clone();
                 plan.put(&named)?;
+                return Ok((plan, named));
             }
-            return Ok(plan);
+            return Ok((plan, old));
         }
         return Err(ApiError::conflict(format!(
             "endpoint {} already exists on host {} in network {}",
@@ -200,7 +209,7 @@ pub fn plan_create(w: &World, req: &EndpointRequest) -> Result<Plan, ApiError> {
         plan.put_state(&ipam6_key(&net_key), &p6.to_state())?;
     }
     plan.put(&ep)?;
-    Ok(plan)
+    Ok((plan, ep))
 }
 
 /// Plans the removal of endpoints (pure); absent ones are skipped.
@@ -250,14 +259,30 @@ pub(super) async fn create(
     let body = body.map_err(|e| super::body_error(&e))?;
     let req: EndpointRequest = parse_body(&body)?;
     let r = req.clone();
-    st.engine.commit(move |w| plan_create(w, &r)).await?;
+    // What the committed plan wrote, for when the world has not caught up yet.
+    let written = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = written.clone();
+    st.engine
+        .commit(move |w| {
+            let (plan, ep) = plan_create_endpoint(w, &r)?;
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(ep);
+            Ok(plan)
+        })
+        .await?;
     let w = st.engine.world();
-    let ep = w.get::<Endpoint>(&req.endpoint_id)?.ok_or_else(|| {
-        ApiError::internal(format!(
-            "endpoint {} vanished after its write",
-            req.endpoint_id
-        ))
-    })?;
+    let ep = match w.get::<Endpoint>(&req.endpoint_id)? {
+        Some(ep) => ep,
+        None => written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| {
+                ApiError::internal(format!(
+                    "endpoint {} vanished after its write",
+                    req.endpoint_id
+                ))
+            })?,
+    };
     Ok(json(StatusCode::OK, &allocation(&w, &ep)?))
 }
 

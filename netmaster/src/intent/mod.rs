@@ -23,7 +23,7 @@ use crate::store::{AnyStore, Compare, Event, Op, Revision, Store, StoreError, Tx
 pub use world::{Plan, World, Write, keys};
 
 /// How long a write waits for the watch to show it before re-reading the world.
-const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How often a write re-plans after losing a race before reporting the conflict.
 const MAX_ATTEMPTS: usize = 16;
