@@ -64,6 +64,10 @@ struct Args {
     /// /etc/resolv.conf nameservers).
     #[arg(long, value_delimiter = ',')]
     dns_upstreams: Vec<String>,
+    /// Route straight to the endpoints of hosts on this host's own router subnet (a
+    /// shared L2 segment) instead of through the ToR.
+    #[arg(long)]
+    direct_routes: bool,
     /// MTU of endpoint interfaces.
     #[arg(long, default_value_t = 1500)]
     mtu: u32,
@@ -91,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
     cfg.netns = args.netns;
     cfg.fwd_mode = args.fwd_mode;
     cfg.mtu = args.mtu;
+    cfg.direct_routes = args.direct_routes;
     cfg.token = match &args.token_file {
         Some(p) => Some(
             std::fs::read_to_string(p)

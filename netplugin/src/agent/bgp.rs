@@ -24,8 +24,10 @@ use crate::routing::AdvertiseMode;
 pub struct BgpPlan {
     pub asn: u32,
     pub router_id: Ipv4Addr,
-    /// The host's address on the ToR subnet, with that subnet's length.
+    /// The host's ToR subnet (network address).
     pub router_net: IpNet,
+    /// The host's address on the ToR subnet, with that subnet's length.
+    pub router_net_full: IpNet,
     /// Neighbor address → its AS.
     pub neighbors: BTreeMap<IpAddr, u32>,
     pub communities: Vec<Community>,
@@ -112,6 +114,7 @@ pub fn bgp_plan(b: &contiv_model::Bgp) -> Result<BgpPlan, String> {
         asn,
         router_id,
         router_net: router_net.trunc(),
+        router_net_full: router_net,
         neighbors,
         communities,
         large_communities,

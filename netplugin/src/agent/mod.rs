@@ -71,6 +71,9 @@ pub struct AgentConfig {
     pub dns: Option<DnsSettings>,
     /// The host's dockerd, if Docker runs there: Contiv networks become its networks.
     pub docker: Option<DockerSettings>,
+    /// Route straight to endpoints of hosts on this host's own router subnet (a shared
+    /// segment) instead of through the ToR.
+    pub direct_routes: bool,
 }
 
 /// The host's dockerd and our driver's name in it.
@@ -104,6 +107,7 @@ impl AgentConfig {
             report_every: Duration::from_secs(3),
             dns: None,
             docker: None,
+            direct_routes: false,
         }
     }
 }

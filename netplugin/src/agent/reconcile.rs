@@ -188,10 +188,32 @@ impl Reconciler {
             })
             .collect();
         let protected: Vec<IpNet> = plan.iter().map(|p| p.router_net).collect();
+        let direct = match (&plan, self.agent.cfg.direct_routes) {
+            (Some(p), true) => {
+                let hosts: BTreeMap<String, IpAddr> = mirror
+                    .list::<Bgp>(Bgp::PLURAL)
+                    .into_iter()
+                    .filter_map(|b| {
+                        let net: IpNet = b.routerip.parse().ok()?;
+                        Some((b.hostname, net.addr()))
+                    })
+                    .collect();
+                let eps: Vec<(String, Vec<IpAddr>)> = mirror
+                    .list::<contiv_model::Endpoint>(contiv_model::Endpoint::PLURAL)
+                    .into_iter()
+                    .map(|e| {
+                        let addrs = e.ip_address.iter().filter_map(|a| a.parse().ok()).collect();
+                        (e.homing_host, addrs)
+                    })
+                    .collect();
+                routing::direct_endpoints(&self.agent.cfg.host, p.router_net_full, &hosts, &eps)
+            }
+            _ => Vec::new(),
+        };
         let desired: RouteSet = routing::desired_fib(&FibInputs {
             endpoints: &locals,
             learned: &learned_list,
-            direct: &[],
+            direct: &direct,
             protected: &protected,
         });
         let mut fib = match self.fib.take() {

@@ -144,6 +144,37 @@ pub fn host_route(a: IpAddr) -> IpNet {
     }
 }
 
+/// The remote endpoints this host may reach without the fabric: those homed on a host
+/// whose router address is on this host's own router subnet (a shared segment). `hosts`
+/// maps each host to its router address; `endpoints` lists every endpoint of the fabric
+/// with its homing host.
+pub fn direct_endpoints(
+    own_host: &str,
+    own_router_net: IpNet,
+    hosts: &BTreeMap<String, IpAddr>,
+    endpoints: &[(String, Vec<IpAddr>)],
+) -> Vec<RemoteEndpoint> {
+    let own_ip = own_router_net.addr();
+    let mut out: Vec<RemoteEndpoint> = endpoints
+        .iter()
+        .filter(|(h, _)| h != own_host)
+        .filter_map(|(h, addrs)| {
+            let router = *hosts.get(h)?;
+            (router != own_ip && own_router_net.contains(&router)).then(|| {
+                addrs.iter().map(move |a| RemoteEndpoint {
+                    address: *a,
+                    host_router_ip: router,
+                })
+            })
+        })
+        .flatten()
+        .filter(|r| r.address.is_ipv4() == r.host_router_ip.is_ipv4())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +269,33 @@ mod tests {
         assert!(!is_host_address(ip("0.0.0.0")));
         assert!(!is_host_address(ip("224.0.0.1")));
         assert_eq!(host_route(ip("20.1.1.2")), net("20.1.1.2/32"));
+    }
+
+    #[test]
+    fn direct_routes_only_towards_hosts_on_our_segment() {
+        let hosts = BTreeMap::from([
+            ("h1".to_string(), ip("10.9.0.1")),
+            ("h2".to_string(), ip("10.9.0.2")),
+            ("h3".to_string(), ip("10.8.0.3")),
+        ]);
+        let eps = vec![
+            ("h1".to_string(), vec![ip("20.1.1.1")]),
+            ("h2".to_string(), vec![ip("20.1.1.2"), ip("2001:db8::2")]),
+            ("h3".to_string(), vec![ip("20.1.1.3")]),
+            ("gone".to_string(), vec![ip("20.1.1.4")]),
+        ];
+        let d = direct_endpoints("h1", "10.9.0.1/24".parse().unwrap(), &hosts, &eps);
+        assert_eq!(
+            d,
+            vec![RemoteEndpoint {
+                address: ip("20.1.1.2"),
+                host_router_ip: ip("10.9.0.2")
+            }]
+        );
+        let fib = desired_fib(&FibInputs {
+            direct: &d,
+            ..Default::default()
+        });
+        assert_eq!(fib.len(), 1);
     }
 }
