@@ -387,6 +387,13 @@ pub struct BgpCreate {
     /// Communities to attach (repeatable): ASN:VALUE or GLOBAL:LOCAL1:LOCAL2.
     #[arg(long = "community")]
     pub communities: Vec<String>,
+    /// What the host advertises: per-endpoint (/32s, Contiv's way), host-block (its
+    /// block, with /32s for endpoints outside it) or network-subnet.
+    #[arg(long, default_value = "per-endpoint", value_parser = ["per-endpoint", "host-block", "network-subnet"])]
+    pub advertise: String,
+    /// The host's block for --advertise host-block (a.b.c.d/len).
+    #[arg(long, default_value = "")]
+    pub host_block: String,
     pub hostname: String,
 }
 

@@ -475,6 +475,12 @@ fn bgp(cmd: BgpCmd, c: &Client) -> Result<Out, Error> {
                 bfd: a.bfd,
                 graceful_restart: a.graceful_restart,
                 communities: a.communities,
+                advertise: match a.advertise.as_str() {
+                    "host-block" => contiv_model::AdvertiseMode::HostBlock,
+                    "network-subnet" => contiv_model::AdvertiseMode::NetworkSubnet,
+                    _ => contiv_model::AdvertiseMode::PerEndpoint,
+                },
+                host_block: a.host_block,
                 ..Default::default()
             };
             check(&b)?;

@@ -98,6 +98,8 @@ pub struct Netplugin {
     pub log: PathBuf,
     pub docker_plugin_dir: Option<PathBuf>,
     pub docker_socket: Option<PathBuf>,
+    /// More command-line arguments.
+    pub extra_args: Vec<String>,
     netmaster: String,
     child: Option<Child>,
 }
@@ -106,6 +108,20 @@ impl Netplugin {
     /// Starts netplugin for `host` (a node of `lab`), with its state under `dir`.
     pub fn start(lab: &containerlab::Lab, host: &str, netmaster: &str, dir: &Path) -> Netplugin {
         let mut p = Self::new(lab, host, netmaster, dir);
+        p.spawn();
+        p
+    }
+
+    /// Starts netplugin for `host` with more arguments.
+    pub fn start_with_args(
+        lab: &containerlab::Lab,
+        host: &str,
+        netmaster: &str,
+        dir: &Path,
+        args: &[&str],
+    ) -> Netplugin {
+        let mut p = Self::new(lab, host, netmaster, dir);
+        p.extra_args = args.iter().map(|a| a.to_string()).collect();
         p.spawn();
         p
     }
@@ -139,6 +155,7 @@ impl Netplugin {
             state_dir,
             docker_plugin_dir: None,
             docker_socket: None,
+            extra_args: Vec::new(),
             netmaster: netmaster.to_string(),
             child: None,
         }
@@ -176,6 +193,7 @@ impl Netplugin {
             .arg("127.0.0.1:0")
             .arg("--dns-upstreams")
             .arg("none")
+            .args(&self.extra_args)
             .env("RUST_LOG", "info,netplugin=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

@@ -144,4 +144,60 @@ fn prometheus_scrapes_netplugin() {
         },
     );
     assert_eq!(answer["metric"]["neighbor"], "10.1.1.0", "{answer}");
+
+    // Switching host1 to host-block advertisement changes what it announces without
+    // resetting its session: tor1 gets the block, the /32 goes.
+    let ip = String::from_utf8_lossy(&o.stdout).to_string();
+    let v: serde_json::Value = serde_json::from_str(&ip).unwrap();
+    let ep = v["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let routes = |tor: &str| contiv_tests::cluster::frr_routes(&lab, tor);
+    wait_for(
+        "the /32 on tor1",
+        LONG,
+        || {
+            routes("tor1")
+                .contains_key(&format!("{ep}/32"))
+                .then_some(())
+        },
+        || p1.log_tail(),
+    );
+    nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0 --advertise=host-block --host-block=20.1.1.0/28");
+    wait_for(
+        "the host block replaces the /32 on tor1",
+        LONG,
+        || {
+            let r = routes("tor1");
+            (r.contains_key("20.1.1.0/28") && !r.contains_key(&format!("{ep}/32"))).then_some(())
+        },
+        || format!("{:?}", routes("tor1")),
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&nm.ok("netctl bgp inspect host1")).unwrap();
+    assert_eq!(inspect["Oper"]["neighbors"][0]["flaps"], 0, "{inspect}");
+
+    // An agent started with a forwarding mode that disagrees with the fabric says so.
+    let p2 = Netplugin::start_with_args(
+        &lab,
+        "host2",
+        &nm.url,
+        tmp.path(),
+        &["--fwd-mode", "bridge"],
+    );
+    wait_for(
+        "host2's netplugin reports the disagreement",
+        LONG,
+        || {
+            std::fs::read_to_string(&p2.log)
+                .unwrap_or_default()
+                .contains("was started with --fwd-mode bridge but the fabric's forwarding mode is routing")
+                .then_some(())
+        },
+        || p2.log_tail(),
+    );
 }
