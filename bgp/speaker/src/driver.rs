@@ -15,9 +15,9 @@
 //! its ToRs. Import keeps what the peer sends (RFC 7606 treat-as-withdraw respected).
 //!
 //! Simplifications, documented: a connection that arrives while our own is past
-//! Connect/Active is refused (the peer's collision handling keeps one); only IPv4
-//! unicast is advertised over IPv4 sessions (IPv6 routes are learned, not yet
-//! originated); graceful restart and ADD-PATH are not negotiated yet.
+//! Connect/Active is refused (the peer's collision handling keeps one); IPv6 routes go
+//! over IPv4 sessions only with a configured IPv6 next hop, IPv4 routes over IPv6
+//! sessions with RFC 8950 extended next hop; ADD-PATH is not negotiated yet.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -86,6 +86,11 @@ pub struct PeerConfig {
     /// [`PeerConfig::with_md5_password`]).
     pub transport: TransportOpts,
     pub description: String,
+    /// Our IPv6 next hop for IPv6 routes sent over an IPv4 session (IPv6 routes are not
+    /// sent over IPv4 sessions without one). Over IPv6 sessions the session's own
+    /// address is used, and IPv4 routes go with it when the peer accepts IPv6 next hops
+    /// for IPv4 (RFC 8950).
+    pub next_hop_v6: Option<std::net::Ipv6Addr>,
 }
 
 impl PeerConfig {
@@ -102,6 +107,7 @@ impl PeerConfig {
             connect_retry: Duration::from_secs(2),
             transport: TransportOpts::default(),
             description: String::new(),
+            next_hop_v6: None,
         }
     }
 
@@ -162,6 +168,7 @@ enum TableCmd {
         router_id: Ipv4Addr,
         /// The peer's graceful restart capability, when both sides sent one.
         peer_gr: Option<GracefulRestart>,
+        next_hop_v6: Option<std::net::Ipv6Addr>,
     },
     PeerDown {
         addr: IpAddr,
@@ -515,6 +522,13 @@ async fn session_task(
         IpAddr::V6(_) => vec![Family::IPV6_UNICAST, Family::IPV4_UNICAST],
     };
     let mut caps: Vec<Capability> = wire::ctx::basic_capabilities(sp.asn, &families);
+    if p.addr.is_ipv6() {
+        // RFC 8950: IPv4 routes with our IPv6 next hop on an IPv6-only session.
+        caps.push(Capability::ExtendedNextHop(vec![wire::ExtNextHop {
+            family: Family::IPV4_UNICAST,
+            next_hop_afi: bgp::types::Afi::Ipv6,
+        }]));
+    }
     // Our GR capability; the R bit only in the first session after a restart.
     let gr_cap = |restarting: bool| {
         sp.graceful_restart.as_ref().map(|g| {
@@ -653,6 +667,7 @@ async fn session_task(
                                 ebgp: !neg.internal,
                                 router_id: neg.peer.bgp_id,
                                 peer_gr: peer_gr.clone(),
+                                next_hop_v6: p.next_hop_v6,
                             });
                         }
                         gr_negotiated = peer_gr;
@@ -878,6 +893,7 @@ struct Session {
     ebgp: bool,
     advertised: BTreeSet<IpNet>,
     peer_gr: Option<GracefulRestart>,
+    next_hop_v6: Option<std::net::Ipv6Addr>,
     /// Families the peer sent End-of-RIB for in this session.
     eor: BTreeSet<Family>,
 }
@@ -963,6 +979,7 @@ async fn table_task(
                     ebgp,
                     router_id,
                     peer_gr,
+                    next_hop_v6,
                 } => {
                     // A restarted peer: its stale routes wait for its End-of-RIB, unless
                     // it no longer does graceful restart or lost its forwarding state.
@@ -997,6 +1014,7 @@ async fn table_task(
                             ebgp,
                             advertised: BTreeSet::new(),
                             peer_gr,
+                            next_hop_v6,
                             eor: BTreeSet::new(),
                         },
                     );
@@ -1200,13 +1218,38 @@ async fn table_task(
 /// originate now (the guardrail: nothing learned is ever exported).
 fn export(sp: &SpeakerConfig, originated: &BTreeSet<IpNet>, s: &mut Session) -> Vec<Message> {
     let first = s.advertised.is_empty();
+    // Our next hop per family on this session, if we can send that family at all.
+    let v4_nh: Option<NextHop> = match s.local {
+        IpAddr::V4(a) => Some(NextHop::V4(a)),
+        IpAddr::V6(a)
+            if s.ctx
+                .next_hop_allowed(Family::IPV4_UNICAST, bgp::types::Afi::Ipv6) =>
+        {
+            Some(NextHop::V6 {
+                global: a,
+                link_local: None,
+            })
+        }
+        IpAddr::V6(_) => None,
+    };
+    let v6_nh: Option<NextHop> = match s.local {
+        IpAddr::V6(a) => Some(NextHop::V6 {
+            global: a,
+            link_local: None,
+        }),
+        IpAddr::V4(_) if s.ctx.families.contains(&Family::IPV6_UNICAST) => {
+            s.next_hop_v6.map(|global| NextHop::V6 {
+                global,
+                link_local: None,
+            })
+        }
+        IpAddr::V4(_) => None,
+    };
     let want: BTreeSet<IpNet> = originated
         .iter()
-        .filter(|p| {
-            matches!(
-                (p, s.local),
-                (IpNet::V4(_), IpAddr::V4(_)) | (IpNet::V6(_), IpAddr::V6(_))
-            )
+        .filter(|p| match p {
+            IpNet::V4(_) => v4_nh.is_some(),
+            IpNet::V6(_) => v6_nh.is_some(),
         })
         .copied()
         .collect();
@@ -1217,26 +1260,27 @@ fn export(sp: &SpeakerConfig, originated: &BTreeSet<IpNet>, s: &mut Session) -> 
         msgs.push(Message::Update(Update::withdraw(family, chunk)));
     }
     if !new.is_empty() {
-        let mut attrs = PathAttrs {
+        let base = PathAttrs {
             origin: Origin::Igp,
             as_path: if s.ebgp {
                 AsPath::from_sequence([sp.asn])
             } else {
                 AsPath::default()
             },
-            next_hop: Some(NextHop::from(s.local)),
             local_pref: (!s.ebgp).then_some(100),
             communities: sp.communities.clone(),
             large_communities: sp.large_communities.clone(),
             ..Default::default()
         };
-        attrs.normalize();
         for (family, chunk) in chunks(&new) {
-            msgs.push(Message::Update(Update::announce(
-                family,
-                chunk,
-                attrs.clone(),
-            )));
+            let mut attrs = base.clone();
+            attrs.next_hop = if family == Family::IPV4_UNICAST {
+                v4_nh
+            } else {
+                v6_nh
+            };
+            attrs.normalize();
+            msgs.push(Message::Update(Update::announce(family, chunk, attrs)));
         }
     }
     if first {
@@ -1321,6 +1365,7 @@ mod tests {
                     ebgp,
                     router_id: Ipv4Addr::new(1, 1, 1, i),
                     peer_gr: None,
+                    next_hop_v6: None,
                 })
                 .unwrap();
         }

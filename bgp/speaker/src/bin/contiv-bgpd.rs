@@ -246,6 +246,7 @@ fn peer_config(local_asn: u32, n: &Neighbor) -> Option<PeerConfig> {
         connect_retry: Duration::from_secs(n.connect_retry.into()),
         transport: n.transport_opts(local_asn),
         description: n.description.clone().unwrap_or_default(),
+        next_hop_v6: None,
     })
 }
 
