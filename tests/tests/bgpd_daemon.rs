@@ -89,6 +89,8 @@ description = \"r1\"
 hold_time = 9
 connect_retry = 1
 md5_password_file = \"r1.key\"
+import_policy = \"all\"
+export_policy = \"to-r1\"
 
 [[neighbors]]
 address = \"10.9.2.0\"
@@ -97,6 +99,22 @@ description = \"r2\"
 hold_time = {r2_hold}
 connect_retry = 1
 md5_password = \"r2-secret\"
+import_policy = \"all\"
+export_policy = \"all\"
+
+# RFC 8212 is the default: every eBGP neighbor needs its policies.
+[policies.all]
+default = \"accept\"
+
+# r1 never gets 20.9.0.2/32, and gets the rest tagged 65201:1.
+[policies.to-r1]
+default = \"reject\"
+[[policies.to-r1.terms]]
+match = {{ prefix = [\"20.9.0.2/32\"] }}
+then = \"reject\"
+[[policies.to-r1.terms]]
+actions = {{ add_community = [\"65201:1\"] }}
+then = \"accept\"
 ",
         prefixes.join(", ")
     )
@@ -231,11 +249,27 @@ fn contiv_bgpd_in_a_lab_host_reloads_only_what_changed() {
     eventually("both routers Established with h1", &daemon, || {
         established(&lab, "r1", "10.9.1.1") && established(&lab, "r2", "10.9.2.1")
     });
-    eventually("both routers learn both prefixes", &daemon, || {
-        ["r1", "r2"]
-            .iter()
-            .all(|r| has_route(&lab, r, "20.9.0.1/32") && has_route(&lab, r, "20.9.0.2/32"))
-    });
+    eventually(
+        "r2 learns both prefixes, r1 what its export policy lets through",
+        &daemon,
+        || {
+            has_route(&lab, "r2", "20.9.0.1/32")
+                && has_route(&lab, "r2", "20.9.0.2/32")
+                && has_route(&lab, "r1", "20.9.0.1/32")
+        },
+    );
+    assert!(
+        !has_route(&lab, "r1", "20.9.0.2/32"),
+        "r1's export policy rejects it"
+    );
+    let tagged = lab
+        .exec("r1", "vtysh -c 'show bgp ipv4 unicast 20.9.0.1/32 json'")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&tagged.stdout).contains("65201:1"),
+        "the export policy's community: {}",
+        String::from_utf8_lossy(&tagged.stdout)
+    );
     assert_eq!(sessions_established(&lab, "r1", "10.9.1.1"), 1);
     assert_eq!(sessions_established(&lab, "r2", "10.9.2.1"), 1);
     eventually("the session changes are logged", &daemon, || {

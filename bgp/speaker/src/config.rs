@@ -86,6 +86,9 @@ pub struct Global {
     pub listen: Listen,
     /// The families the speaker runs at all.
     pub families: BTreeSet<Family>,
+    /// RFC 8212: eBGP neighbors without an import (export) policy have nothing accepted
+    /// (sent). On by default; `ebgp_requires_policy = false` opts out.
+    pub ebgp_requires_policy: bool,
 }
 
 /// Where incoming sessions are accepted. No addresses: the speaker only connects out.
@@ -360,6 +363,12 @@ struct RawGlobal {
     listen: RawListen,
     #[serde(default = "default_families")]
     families: Vec<FamilyName>,
+    #[serde(default = "yes")]
+    ebgp_requires_policy: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -616,6 +625,7 @@ impl Validator<'_> {
                 port: raw.listen.port,
             },
             families: raw.families.into_iter().map(Family::from).collect(),
+            ebgp_requires_policy: raw.ebgp_requires_policy,
         }
     }
 

@@ -91,6 +91,12 @@ pub struct PeerConfig {
     /// address is used, and IPv4 routes go with it when the peer accepts IPv6 next hops
     /// for IPv4 (RFC 8950).
     pub next_hop_v6: Option<std::net::Ipv6Addr>,
+    /// Import and export policies and the max-prefix limit.
+    pub policy: bgp::policy::NeighborPolicy,
+    /// RFC 8212: an eBGP neighbor without an import (export) policy has nothing
+    /// accepted (sent). Off in [`PeerConfig::new`] (the caller states its policy, as
+    /// netplugin does); `contiv-bgpd` turns it on unless its configuration opts out.
+    pub ebgp_requires_policy: bool,
 }
 
 impl PeerConfig {
@@ -108,6 +114,8 @@ impl PeerConfig {
             transport: TransportOpts::default(),
             description: String::new(),
             next_hop_v6: None,
+            policy: bgp::policy::NeighborPolicy::default(),
+            ebgp_requires_policy: false,
         }
     }
 
@@ -161,7 +169,7 @@ pub enum SpeakerError {
 enum TableCmd {
     PeerUp {
         addr: IpAddr,
-        out: mpsc::UnboundedSender<Vec<Message>>,
+        out: mpsc::UnboundedSender<SessionOut>,
         ctx: SessionCtx,
         local: IpAddr,
         ebgp: bool,
@@ -169,6 +177,8 @@ enum TableCmd {
         /// The peer's graceful restart capability, when both sides sent one.
         peer_gr: Option<GracefulRestart>,
         next_hop_v6: Option<std::net::Ipv6Addr>,
+        policy: Box<bgp::policy::NeighborPolicy>,
+        ebgp_requires_policy: bool,
     },
     PeerDown {
         addr: IpAddr,
@@ -553,7 +563,9 @@ async fn session_task(
     let mut ctx = SessionCtx::default();
     let mut local_open: Option<Open> = None;
     let mut remote_open: Option<Open> = None;
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<Message>>();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<SessionOut>();
+    // After a reset by the table (max-prefix), the session stays down until then.
+    let mut paused_until: Option<Instant> = None;
     let mut stopping = false;
     // The peer's GR capability of the current session, when both sides sent one.
     let mut gr_negotiated: Option<GracefulRestart> = None;
@@ -630,7 +642,13 @@ async fn session_task(
                         });
                     }
                     Output::StartTimer(t, d) => {
-                        timers.insert(t, Instant::now() + d);
+                        let mut at = Instant::now() + d;
+                        if t == Timer::IdleHold
+                            && let Some(until) = paused_until.take()
+                        {
+                            at = at.max(until);
+                        }
+                        timers.insert(t, at);
                     }
                     Output::StopTimer(t) => {
                         timers.remove(&t);
@@ -668,6 +686,8 @@ async fn session_task(
                                 router_id: neg.peer.bgp_id,
                                 peer_gr: peer_gr.clone(),
                                 next_hop_v6: p.next_hop_v6,
+                                policy: Box::new(p.policy.clone()),
+                                ebgp_requires_policy: p.ebgp_requires_policy,
                             });
                         }
                         gr_negotiated = peer_gr;
@@ -810,7 +830,15 @@ async fn session_task(
                     }
                 }
             }
-            Some(msgs) = out_rx.recv() => {
+            Some(out) = out_rx.recv() => {
+                let msgs = match out {
+                    SessionOut::Msgs(m) => m,
+                    SessionOut::Reset { cease_subcode, hold } => {
+                        paused_until = Some(Instant::now() + hold);
+                        inputs.push_back(Step::Input(Input::AutomaticStop { cease_subcode }));
+                        continue;
+                    }
+                };
                 if fsm.state() == State::Established {
                     let n = msgs.len() as u64;
                     if send(&mut conn, &msgs, &ctx).await.is_err() {
@@ -886,14 +914,26 @@ async fn send(
 
 // ---- the table --------------------------------------------------------------------------
 
+/// What the table tells a session.
+enum SessionOut {
+    /// UPDATEs to send.
+    Msgs(Vec<Message>),
+    /// Close the session with a Cease of this subcode and stay down for `hold`.
+    Reset { cease_subcode: u8, hold: Duration },
+}
+
 struct Session {
-    out: mpsc::UnboundedSender<Vec<Message>>,
+    peer: IpAddr,
+    out: mpsc::UnboundedSender<SessionOut>,
     ctx: SessionCtx,
     local: IpAddr,
     ebgp: bool,
     advertised: BTreeSet<IpNet>,
     peer_gr: Option<GracefulRestart>,
     next_hop_v6: Option<std::net::Ipv6Addr>,
+    import: bgp::policy::Policy,
+    export: bgp::policy::Policy,
+    max_prefix: Option<bgp::policy::MaxPrefixState>,
     /// Families the peer sent End-of-RIB for in this session.
     eor: BTreeSet<Family>,
 }
@@ -980,6 +1020,8 @@ async fn table_task(
                     router_id,
                     peer_gr,
                     next_hop_v6,
+                    policy,
+                    ebgp_requires_policy,
                 } => {
                     // A restarted peer: its stale routes wait for its End-of-RIB, unless
                     // it no longer does graceful restart or lost its forwarding state.
@@ -1008,6 +1050,7 @@ async fn table_task(
                     sessions.insert(
                         addr,
                         Session {
+                            peer: addr,
                             out,
                             ctx,
                             local,
@@ -1016,6 +1059,13 @@ async fn table_task(
                             peer_gr,
                             next_hop_v6,
                             eor: BTreeSet::new(),
+                            max_prefix: policy.max_prefix.map(bgp::policy::MaxPrefixState::new),
+                            import: policy
+                                .effective_import(ebgp, !ebgp_requires_policy)
+                                .into_owned(),
+                            export: policy
+                                .effective_export(ebgp, !ebgp_requires_policy)
+                                .into_owned(),
                         },
                     );
                     export_dirty = true;
@@ -1128,13 +1178,62 @@ async fn table_task(
                                 {
                                     a.next_hop = update.classic_next_hop.map(NextHop::V4);
                                 }
-                                rib.insert(n.prefix, a);
+                                // Import policy: a rejected route is as if withdrawn.
+                                let verdict = match sessions.get(&addr) {
+                                    Some(sess) => bgp::policy::apply(
+                                        &sess.import,
+                                        &bgp::policy::RouteContext {
+                                            prefix: n.prefix,
+                                            attrs: &a,
+                                            neighbor: addr,
+                                            ebgp,
+                                            local_as: sp.asn,
+                                            local_addr: sess.local,
+                                        },
+                                    ),
+                                    None => bgp::policy::Verdict::Reject,
+                                };
+                                match verdict {
+                                    bgp::policy::Verdict::Accept(a) => {
+                                        rib.insert(n.prefix, a);
+                                    }
+                                    bgp::policy::Verdict::Reject => {
+                                        rib.remove(&n.prefix);
+                                    }
+                                }
                             }
                         }
                     }
                     let count = rib.len() as u64;
                     set_status(&status, addr, |s| s.prefixes_received = count);
                     routes_dirty = true;
+                    if let Some(sess) = sessions.get_mut(&addr)
+                        && let Some(mp) = sess.max_prefix.as_mut()
+                    {
+                        match mp.on_accept(count as usize) {
+                            bgp::policy::MaxPrefixDecision::Ok => {}
+                            bgp::policy::MaxPrefixDecision::Warn => {
+                                tracing::warn!(
+                                    "{addr}: {count} prefixes, over its max-prefix limit"
+                                );
+                            }
+                            bgp::policy::MaxPrefixDecision::Exceeded { restart_after } => {
+                                tracing::warn!(
+                                    "{addr}: {count} prefixes, over its max-prefix limit: closing the session"
+                                );
+                                set_status(&status, addr, |s| {
+                                    s.last_error =
+                                        Some(format!("max-prefix exceeded ({count} prefixes)"));
+                                });
+                                // RFC 4486: Cease / Maximum Number of Prefixes Reached.
+                                let _ = sess.out.send(SessionOut::Reset {
+                                    cease_subcode: 1,
+                                    hold: restart_after
+                                        .unwrap_or(Duration::from_secs(365 * 24 * 3600)),
+                                });
+                            }
+                        }
+                    }
                 }
                 TableCmd::Refresh { addr } => {
                     if let Some(s) = sessions.get_mut(&addr) {
@@ -1207,7 +1306,7 @@ async fn table_task(
                 let n = s.advertised.len() as u64;
                 set_status(&status, *addr, |st| st.prefixes_advertised = n);
                 if !msgs.is_empty() {
-                    let _ = s.out.send(msgs);
+                    let _ = s.out.send(SessionOut::Msgs(msgs));
                 }
             }
         }
@@ -1245,7 +1344,7 @@ fn export(sp: &SpeakerConfig, originated: &BTreeSet<IpNet>, s: &mut Session) -> 
         }
         IpAddr::V4(_) => None,
     };
-    let want: BTreeSet<IpNet> = originated
+    let mut want: BTreeSet<IpNet> = originated
         .iter()
         .filter(|p| match p {
             IpNet::V4(_) => v4_nh.is_some(),
@@ -1253,34 +1352,68 @@ fn export(sp: &SpeakerConfig, originated: &BTreeSet<IpNet>, s: &mut Session) -> 
         })
         .copied()
         .collect();
+    // Export policy: a prefix the policy rejects is not sent (accepting policies that
+    // change attributes are applied below, per prefix).
+    let base_attrs = |p: &IpNet| PathAttrs {
+        origin: Origin::Igp,
+        as_path: if s.ebgp {
+            AsPath::from_sequence([sp.asn])
+        } else {
+            AsPath::default()
+        },
+        next_hop: if p.addr().is_ipv4() { v4_nh } else { v6_nh },
+        local_pref: (!s.ebgp).then_some(100),
+        communities: sp.communities.clone(),
+        large_communities: sp.large_communities.clone(),
+        ..Default::default()
+    };
+    let exported = |p: &IpNet| -> Option<PathAttrs> {
+        let a = base_attrs(p);
+        match bgp::policy::apply(
+            &s.export,
+            &bgp::policy::RouteContext {
+                prefix: *p,
+                attrs: &a,
+                neighbor: s.peer,
+                ebgp: s.ebgp,
+                local_as: sp.asn,
+                local_addr: s.local,
+            },
+        ) {
+            bgp::policy::Verdict::Accept(mut a) => {
+                a.normalize();
+                Some(a)
+            }
+            bgp::policy::Verdict::Reject => None,
+        }
+    };
+    let with_attrs: BTreeMap<IpNet, PathAttrs> = want
+        .iter()
+        .filter_map(|p| exported(p).map(|a| (*p, a)))
+        .collect();
+    want = with_attrs.keys().copied().collect();
     let gone: Vec<IpNet> = s.advertised.difference(&want).copied().collect();
     let new: Vec<IpNet> = want.difference(&s.advertised).copied().collect();
     let mut msgs = Vec::new();
     for (family, chunk) in chunks(&gone) {
         msgs.push(Message::Update(Update::withdraw(family, chunk)));
     }
-    if !new.is_empty() {
-        let base = PathAttrs {
-            origin: Origin::Igp,
-            as_path: if s.ebgp {
-                AsPath::from_sequence([sp.asn])
-            } else {
-                AsPath::default()
-            },
-            local_pref: (!s.ebgp).then_some(100),
-            communities: sp.communities.clone(),
-            large_communities: sp.large_communities.clone(),
-            ..Default::default()
-        };
-        for (family, chunk) in chunks(&new) {
-            let mut attrs = base.clone();
-            attrs.next_hop = if family == Family::IPV4_UNICAST {
-                v4_nh
-            } else {
-                v6_nh
-            };
-            attrs.normalize();
-            msgs.push(Message::Update(Update::announce(family, chunk, attrs)));
+    // Prefixes sharing attributes go out together.
+    let mut groups: Vec<(PathAttrs, Vec<IpNet>)> = Vec::new();
+    for p in &new {
+        let a = &with_attrs[p];
+        match groups.iter_mut().find(|(g, _)| g == a) {
+            Some((_, list)) => list.push(*p),
+            None => groups.push((a.clone(), vec![*p])),
+        }
+    }
+    for (attrs, prefixes) in groups {
+        for (family, chunk) in chunks(&prefixes) {
+            msgs.push(Message::Update(Update::announce(
+                family,
+                chunk,
+                attrs.clone(),
+            )));
         }
     }
     if first {
@@ -1366,6 +1499,8 @@ mod tests {
                     router_id: Ipv4Addr::new(1, 1, 1, i),
                     peer_gr: None,
                     next_hop_v6: None,
+                    policy: Box::default(),
+                    ebgp_requires_policy: false,
                 })
                 .unwrap();
         }

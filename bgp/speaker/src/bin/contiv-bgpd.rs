@@ -92,9 +92,32 @@ fn main() -> ExitCode {
     rt.block_on(run(args.config))
 }
 
+/// Loads the configuration and checks what the policy module interprets (the
+/// `[policies]` section and the names neighbors use).
+fn load_checked(path: &Path) -> Result<Config, Vec<String>> {
+    let c = Config::load(path).map_err(|e| {
+        let mut lines = Vec::new();
+        print_config_error(&e, |l| lines.push(l));
+        lines
+    })?;
+    let mut problems = Vec::new();
+    for n in &c.neighbors {
+        if let Err(e) = neighbor_policy(&c, n) {
+            problems.push(format!("error: {}: {e}", n.key));
+        }
+    }
+    if problems.is_empty() {
+        Ok(c)
+    } else {
+        let mut lines = vec![format!("{}: {} problem(s)", path.display(), problems.len())];
+        lines.extend(problems);
+        Err(lines)
+    }
+}
+
 /// `--check`: problems on stdout, one a line.
 fn check(path: &Path) -> ExitCode {
-    match Config::load(path) {
+    match load_checked(path) {
         Ok(c) => {
             let neighbors = c
                 .neighbors
@@ -113,8 +136,10 @@ fn check(path: &Path) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            print_config_error(&e, |line| println!("{line}"));
+        Err(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
             ExitCode::from(EXIT_CONFIG)
         }
     }
@@ -149,10 +174,12 @@ async fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config = match Config::load(&path) {
+    let config = match load_checked(&path) {
         Ok(c) => c,
-        Err(e) => {
-            print_config_error(&e, |line| tracing::error!("{line}"));
+        Err(lines) => {
+            for line in lines {
+                tracing::error!("{line}");
+            }
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -228,8 +255,43 @@ fn speaker_gr(c: &Config) -> Option<bgp_speaker::config::GracefulRestart> {
         .find(|g| g.enabled)
 }
 
+/// The `[policies]` section, interpreted.
+fn policies(c: &Config) -> Result<bgp::policy::Policies, String> {
+    toml::Value::Table(c.policies.clone())
+        .try_into()
+        .map_err(|e| format!("policies: {e}"))
+}
+
+/// A neighbor's policies by name; several names are not supported yet.
+fn neighbor_policy(c: &Config, n: &Neighbor) -> Result<bgp::policy::NeighborPolicy, String> {
+    let all = policies(c)?;
+    let pick = |what: &str, names: &[String]| -> Result<Option<bgp::policy::Policy>, String> {
+        match names {
+            [] => Ok(None),
+            [one] => all
+                .get(one)
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| format!("{what} {one:?} is not in [policies]")),
+            _ => Err(format!(
+                "{what}: one policy per neighbor for now, got {names:?}"
+            )),
+        }
+    };
+    Ok(bgp::policy::NeighborPolicy {
+        import: pick("import_policy", &n.import_policy)?,
+        export: pick("export_policy", &n.export_policy)?,
+        max_prefix: n.max_prefix.map(|limit| bgp::policy::MaxPrefix {
+            limit,
+            warning_only: false,
+            restart_after: None,
+        }),
+    })
+}
+
 /// The driver's view of a neighbor; `None` for a range (dynamic neighbors are not run).
-fn peer_config(local_asn: u32, n: &Neighbor) -> Option<PeerConfig> {
+fn peer_config(c: &Config, n: &Neighbor) -> Option<PeerConfig> {
+    let local_asn = c.global.asn;
     let NeighborKey::Address(addr) = n.key else {
         return None;
     };
@@ -247,6 +309,9 @@ fn peer_config(local_asn: u32, n: &Neighbor) -> Option<PeerConfig> {
         transport: n.transport_opts(local_asn),
         description: n.description.clone().unwrap_or_default(),
         next_hop_v6: None,
+        // Checked when the configuration was loaded.
+        policy: neighbor_policy(c, n).unwrap_or_default(),
+        ebgp_requires_policy: c.global.ebgp_requires_policy,
     })
 }
 
@@ -309,15 +374,6 @@ fn ignored(c: &Config) -> Vec<String> {
                 "graceful_restart (differing per neighbor; the first neighbor's applies to all)",
             );
         }
-        if !n.import_policy.is_empty() {
-            fields.push("import_policy");
-        }
-        if !n.export_policy.is_empty() {
-            fields.push("export_policy");
-        }
-        if n.max_prefix.is_some() {
-            fields.push("max_prefix");
-        }
         if n.bfd {
             fields.push("bfd");
         }
@@ -327,9 +383,6 @@ fn ignored(c: &Config) -> Vec<String> {
                 fields.join(", ")
             ));
         }
-    }
-    if !c.policies.is_empty() {
-        out.push("policies: not interpreted yet; ignored".to_string());
     }
     out
 }
@@ -412,10 +465,12 @@ impl Daemon {
     /// Loads the file again and applies the difference. `Err` only when no speaker is
     /// left running (a restart failed with the new and with the old configuration).
     async fn reload(&mut self) -> Result<(), SpeakerError> {
-        let new = match Config::load(&self.path) {
+        let new = match load_checked(&self.path) {
             Ok(c) => c,
-            Err(e) => {
-                print_config_error(&e, |line| tracing::error!("reload: {line}"));
+            Err(lines) => {
+                for line in lines {
+                    tracing::error!("reload: {line}");
+                }
                 tracing::error!("reload: keeping the running configuration");
                 return Ok(());
             }
@@ -463,7 +518,7 @@ impl Daemon {
                         tracing::info!("reload: neighbor {a} added");
                     }
                     let n = new.neighbor(&NeighborKey::Address(a));
-                    if let Some(p) = n.and_then(|n| peer_config(new.global.asn, n))
+                    if let Some(p) = n.and_then(|n| peer_config(&new, n))
                         && let Err(e) = self.speaker().add_neighbor(p)
                     {
                         tracing::error!("reload: neighbor {a}: {e}");
@@ -596,7 +651,7 @@ async fn start_speaker(c: &Config) -> Result<Speaker, SpeakerError> {
         ),
     }
     for n in &c.neighbors {
-        if let Some(p) = peer_config(c.global.asn, n) {
+        if let Some(p) = peer_config(c, n) {
             tracing::info!(
                 "neighbor {}: AS {}{}{}",
                 describe(c, p.addr),
@@ -681,7 +736,7 @@ md5_password = "s3cret"
         let sp = speaker_config(&c);
         assert_eq!(sp.asn, 65201);
         assert_eq!(sp.listen, Some("0.0.0.0:179".parse().unwrap()));
-        let p = peer_config(65201, &c.neighbors[0]).unwrap();
+        let p = peer_config(&c, &c.neighbors[0]).unwrap();
         assert_eq!(p.addr, ip("10.1.1.0"));
         assert_eq!(p.remote_as, Some(65001));
         assert_eq!((p.hold_time, p.keepalive), (9, 3));
@@ -690,7 +745,7 @@ md5_password = "s3cret"
         assert!(p.transport.md5_password.is_none());
         // eBGP without GTSM or multihop: TTL 1.
         assert_eq!(p.transport.ttl, bgp_speaker::transport::TtlMode::Fixed(1));
-        let p2 = peer_config(65201, &c.neighbors[1]).unwrap();
+        let p2 = peer_config(&c, &c.neighbors[1]).unwrap();
         assert_eq!(
             p2.transport
                 .md5_password
@@ -772,6 +827,34 @@ md5_password = "s3cret"
     }
 
     #[test]
+    fn policies_are_resolved_and_checked() {
+        let with = |extra: &str, neighbor: &str| {
+            cfg(&format!(
+                "{}\n{extra}",
+                BASE.replace(
+                    "hold_time = 9\nmd5",
+                    &format!("hold_time = 9\n{neighbor}\nmd5")
+                )
+            ))
+        };
+        let c = with(
+            "[policies.from-tor]\ndefault = \"reject\"\n[[policies.from-tor.terms]]\nthen = \"accept\"\n",
+            "import_policy = \"from-tor\"\nmax_prefix = 10",
+        );
+        let p = neighbor_policy(&c, &c.neighbors[1]).unwrap();
+        assert!(p.import.is_some() && p.export.is_none());
+        assert_eq!(p.max_prefix.map(|m| m.limit), Some(10));
+        let pc = peer_config(&c, &c.neighbors[1]).unwrap();
+        assert!(pc.ebgp_requires_policy, "RFC 8212 is the default");
+        let c = with("", "import_policy = \"nosuch\"");
+        assert!(
+            neighbor_policy(&c, &c.neighbors[1])
+                .unwrap_err()
+                .contains("nosuch")
+        );
+    }
+
+    #[test]
     fn ranges_and_unimplemented_settings_are_reported() {
         let c = cfg(&format!(
             "{BASE}\n[[neighbors]]\nrange = \"10.9.0.0/24\"\nallowed_asns = [65009]\n"
@@ -786,7 +869,7 @@ md5_password = "s3cret"
                 .any(|w| w.contains("neighbor 10.9.0.0/24: dynamic")),
             "{w:?}"
         );
-        assert!(peer_config(65201, &c.neighbors[2]).is_none());
+        assert!(peer_config(&c, &c.neighbors[2]).is_none());
         let c = cfg(&BASE.replace(
             "hold_time = 9\nmd5",
             "hold_time = 9\nbfd = true\nmax_prefix = 10\nmd5",
@@ -794,7 +877,7 @@ md5_password = "s3cret"
         let w = ignored(&c);
         assert!(
             w.iter()
-                .any(|w| w == "neighbor 10.1.2.0: max_prefix, bfd not implemented by the speaker yet; ignored"),
+                .any(|w| w == "neighbor 10.1.2.0: bfd not implemented by the speaker yet; ignored"),
             "{w:?}"
         );
     }
