@@ -179,6 +179,7 @@ fn speaker_cfg() -> SpeakerConfig {
         router_id: HOST_ADDR.parse().unwrap(),
         listen: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 179)),
         max_paths: 16,
+        export_learned: false,
         communities: vec!["65000:42".parse().unwrap()],
         large_communities: vec![],
         graceful_restart: None,

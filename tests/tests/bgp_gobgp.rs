@@ -166,6 +166,7 @@ fn gobgp_session_ipv4_unicast_both_ways_with_withdrawals() {
                 router_id: HOST_ADDR.parse::<Ipv4Addr>().unwrap(),
                 listen: None,
                 max_paths: 16,
+                export_learned: false,
                 communities: vec!["65000:42".parse().unwrap()],
                 large_communities: vec!["65000:1:2".parse().unwrap()],
                 graceful_restart: None,

@@ -100,6 +100,7 @@ fn speaker_cfg(asn: u32, id: Ipv4Addr) -> SpeakerConfig {
         router_id: id,
         listen: None,
         max_paths: 16,
+        export_learned: false,
         communities: vec!["65000:42".parse().unwrap()],
         large_communities: vec!["65000:1:2".parse().unwrap()],
         graceful_restart: None,

@@ -136,6 +136,7 @@ fn ipv6_unicast_and_extended_next_hop_with_frr() {
                 router_id: Ipv4Addr::new(10, 255, 9, 201),
                 listen: None,
                 max_paths: 4,
+                export_learned: false,
                 communities: vec![],
                 large_communities: vec![],
                 graceful_restart: None,

@@ -89,6 +89,9 @@ pub struct Global {
     /// RFC 8212: eBGP neighbors without an import (export) policy have nothing accepted
     /// (sent). On by default; `ebgp_requires_policy = false` opts out.
     pub ebgp_requires_policy: bool,
+    /// Re-advertise learned best paths to the other neighbors (a transit router or a
+    /// route server); off by default.
+    pub export_learned: bool,
 }
 
 /// Where incoming sessions are accepted. No addresses: the speaker only connects out.
@@ -365,6 +368,8 @@ struct RawGlobal {
     families: Vec<FamilyName>,
     #[serde(default = "yes")]
     ebgp_requires_policy: bool,
+    #[serde(default)]
+    export_learned: bool,
 }
 
 fn yes() -> bool {
@@ -626,6 +631,7 @@ impl Validator<'_> {
             },
             families: raw.families.into_iter().map(Family::from).collect(),
             ebgp_requires_policy: raw.ebgp_requires_policy,
+            export_learned: raw.export_learned,
         }
     }
 

@@ -55,6 +55,10 @@ pub struct SpeakerConfig {
     pub large_communities: Vec<LargeCommunity>,
     /// Graceful restart (RFC 4724, with RFC 8538's N bit); `None` disables it.
     pub graceful_restart: Option<GracefulRestartConfig>,
+    /// Re-advertise learned best paths to the other neighbors (a transit router or
+    /// route server). Off for hosts: a host only ever advertises what it originates,
+    /// so it can never pass routes between its ToRs.
+    pub export_learned: bool,
 }
 
 /// Graceful restart settings.
@@ -928,7 +932,10 @@ struct Session {
     ctx: SessionCtx,
     local: IpAddr,
     ebgp: bool,
-    advertised: BTreeSet<IpNet>,
+    /// What the peer was sent (Adj-RIB-Out), attributes interned.
+    adj_out: BTreeMap<IpNet, Arc<PathAttrs>>,
+    /// The first export (and its End-of-RIB) went out.
+    synced: bool,
     peer_gr: Option<GracefulRestart>,
     next_hop_v6: Option<std::net::Ipv6Addr>,
     import: bgp::policy::Policy,
@@ -953,7 +960,13 @@ async fn table_task(
     status: Arc<Mutex<BTreeMap<IpAddr, PeerStatus>>>,
 ) {
     let mut originated: BTreeSet<IpNet> = BTreeSet::new();
-    let mut adj_in: HashMap<IpAddr, BTreeMap<IpNet, PathAttrs>> = HashMap::new();
+    // Adj-RIB-In per peer; attributes are interned, so routes sharing them share memory.
+    let mut adj_in: HashMap<IpAddr, BTreeMap<IpNet, Arc<PathAttrs>>> = HashMap::new();
+    let mut interner = Interner::default();
+    // Loc-RIB: each prefix's best path (its source peer and attributes) and the next
+    // hops of its ECMP group (what `routes` publishes).
+    let mut loc: BTreeMap<IpNet, (IpAddr, bool, Arc<PathAttrs>)> = BTreeMap::new();
+    let mut routes: Routes = Routes::new();
     let mut sessions: HashMap<IpAddr, Session> = HashMap::new();
     // Who a peer is, for best path: kept while its routes are (also when stale).
     let mut peer_info: HashMap<IpAddr, (Ipv4Addr, bool)> = HashMap::new();
@@ -972,8 +985,9 @@ async fn table_task(
                 }
             } => None,
         };
-        let mut routes_dirty = false;
-        let mut export_dirty = false;
+        // Prefixes whose paths changed in this burst, and originated prefixes that did.
+        let mut dirty: BTreeSet<IpNet> = BTreeSet::new();
+        let mut orig_dirty: BTreeSet<IpNet> = BTreeSet::new();
         // Stale routes whose time is up go.
         let now = Instant::now();
         let expired: Vec<IpAddr> = stale
@@ -997,11 +1011,13 @@ async fn table_task(
                         s.stale_routes = 0;
                     });
                 }
+                dirty.extend(st.prefixes.iter().copied());
                 if !sessions.contains_key(&addr) {
-                    adj_in.remove(&addr);
+                    if let Some(rib) = adj_in.remove(&addr) {
+                        dirty.extend(rib.into_keys());
+                    }
                     peer_info.remove(&addr);
                 }
-                routes_dirty = true;
             }
         }
         // Coalesce what is queued: one route computation per burst.
@@ -1039,10 +1055,7 @@ async fn table_task(
                         _ => {
                             stale.remove(&addr);
                             let rib = adj_in.entry(addr).or_default();
-                            if !rib.is_empty() {
-                                routes_dirty = true;
-                            }
-                            rib.clear();
+                            dirty.extend(std::mem::take(rib).into_keys());
                             set_status(&status, addr, |s| s.stale_routes = 0);
                         }
                     }
@@ -1055,7 +1068,8 @@ async fn table_task(
                             ctx,
                             local,
                             ebgp,
-                            advertised: BTreeSet::new(),
+                            adj_out: BTreeMap::new(),
+                            synced: false,
                             peer_gr,
                             next_hop_v6,
                             eor: BTreeSet::new(),
@@ -1068,7 +1082,6 @@ async fn table_task(
                                 .into_owned(),
                         },
                     );
-                    export_dirty = true;
                 }
                 TableCmd::PeerDown { addr, graceful } => {
                     let gr = sessions.remove(&addr).and_then(|s| s.peer_gr);
@@ -1099,8 +1112,8 @@ async fn table_task(
                         _ => {
                             stale.remove(&addr);
                             peer_info.remove(&addr);
-                            if adj_in.remove(&addr).is_some_and(|m| !m.is_empty()) {
-                                routes_dirty = true;
+                            if let Some(rib) = adj_in.remove(&addr) {
+                                dirty.extend(rib.into_keys());
                             }
                         }
                     }
@@ -1125,6 +1138,7 @@ async fn table_task(
                                 st.prefixes.remove(p);
                                 rib.remove(p);
                             }
+                            dirty.extend(old.iter().copied());
                             let left = st.prefixes.len() as u64;
                             if left == 0 {
                                 stale.remove(&addr);
@@ -1195,7 +1209,7 @@ async fn table_task(
                                 };
                                 match verdict {
                                     bgp::policy::Verdict::Accept(a) => {
-                                        rib.insert(n.prefix, a);
+                                        rib.insert(n.prefix, interner.intern(a));
                                     }
                                     bgp::policy::Verdict::Reject => {
                                         rib.remove(&n.prefix);
@@ -1204,9 +1218,9 @@ async fn table_task(
                             }
                         }
                     }
+                    dirty.extend(refreshed.iter().copied());
                     let count = rib.len() as u64;
                     set_status(&status, addr, |s| s.prefixes_received = count);
-                    routes_dirty = true;
                     if let Some(sess) = sessions.get_mut(&addr)
                         && let Some(mp) = sess.max_prefix.as_mut()
                     {
@@ -1237,19 +1251,20 @@ async fn table_task(
                 }
                 TableCmd::Refresh { addr } => {
                     if let Some(s) = sessions.get_mut(&addr) {
-                        s.advertised.clear();
-                        export_dirty = true;
+                        // Send everything again (RFC 2918): forget what was sent.
+                        s.adj_out.clear();
+                        s.synced = false;
                     }
                 }
                 TableCmd::Originate(p) => {
+                    orig_dirty.extend(p.iter().copied());
                     originated.extend(p);
-                    export_dirty = true;
                 }
                 TableCmd::Withdraw(p) => {
                     for x in p {
                         originated.remove(&x);
+                        orig_dirty.insert(x);
                     }
-                    export_dirty = true;
                 }
                 TableCmd::AdjIn { addr, reply } => {
                     let v = adj_in
@@ -1267,56 +1282,131 @@ async fn table_task(
                 }
             }
         }
-        if routes_dirty {
-            let mut by_prefix: BTreeMap<IpNet, Vec<Path>> = BTreeMap::new();
-            for (peer, rib) in &adj_in {
-                let Some((router_id, ebgp)) = peer_info.get(peer).copied() else {
-                    continue;
-                };
-                for (prefix, attrs) in rib {
-                    by_prefix.entry(*prefix).or_default().push(Path {
-                        source: Source {
-                            peer: Some(*peer),
-                            router_id,
-                            ebgp,
+        // Best paths of the prefixes that changed (and only those).
+        let mut routes_changed = false;
+        for p in &dirty {
+            let paths: Vec<(Path, &Arc<PathAttrs>)> = adj_in
+                .iter()
+                .filter_map(|(peer, rib)| {
+                    let a = rib.get(p)?;
+                    let (router_id, ebgp) = peer_info.get(peer).copied()?;
+                    Some((
+                        Path {
+                            source: Source {
+                                peer: Some(*peer),
+                                router_id,
+                                ebgp,
+                            },
+                            attrs: (**a).clone(),
                         },
-                        attrs: attrs.clone(),
-                    });
-                }
-            }
-            let routes: Routes = by_prefix
-                .into_iter()
-                .filter_map(|(p, paths)| {
-                    select::select(&paths, sp.max_paths).map(|(_, hops)| (p, hops))
+                        a,
+                    ))
                 })
-                .filter(|(_, hops)| !hops.is_empty())
                 .collect();
-            routes_tx.send_if_modified(|cur| {
-                if **cur != routes {
-                    *cur = Arc::new(routes);
-                    true
-                } else {
-                    false
-                }
+            let just: Vec<Path> = paths.iter().map(|(p, _)| p.clone()).collect();
+            let chosen = select::select(&just, sp.max_paths).and_then(|(best, hops)| {
+                let i = just.iter().position(|x| std::ptr::eq(x, best))?;
+                Some((i, hops))
             });
-        }
-        if export_dirty {
-            for (addr, s) in sessions.iter_mut() {
-                let msgs = export(&sp, &originated, s);
-                let n = s.advertised.len() as u64;
-                set_status(&status, *addr, |st| st.prefixes_advertised = n);
-                if !msgs.is_empty() {
-                    let _ = s.out.send(SessionOut::Msgs(msgs));
+            match chosen {
+                Some((i, hops)) if !hops.is_empty() => {
+                    let src = &just[i].source;
+                    loc.insert(
+                        *p,
+                        (
+                            src.peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                            src.ebgp,
+                            paths[i].1.clone(),
+                        ),
+                    );
+                    if routes.get(p) != Some(&hops) {
+                        routes.insert(*p, hops);
+                        routes_changed = true;
+                    }
+                }
+                _ => {
+                    loc.remove(p);
+                    routes_changed |= routes.remove(p).is_some();
                 }
             }
+        }
+        if routes_changed {
+            routes_tx.send_replace(Arc::new(routes.clone()));
+        }
+        // Adj-RIB-Out: what changed goes to every session; a session not synced yet
+        // (new or refreshed) gets everything.
+        for (addr, s) in sessions.iter_mut() {
+            let msgs = if s.synced {
+                let mut changed: BTreeSet<IpNet> = orig_dirty.clone();
+                if sp.export_learned {
+                    changed.extend(dirty.iter().copied());
+                }
+                if changed.is_empty() {
+                    continue;
+                }
+                export(&sp, &originated, &loc, &mut interner, s, changed)
+            } else {
+                let mut all: BTreeSet<IpNet> = originated.clone();
+                if sp.export_learned {
+                    all.extend(loc.keys().copied());
+                }
+                all.extend(s.adj_out.keys().copied());
+                let mut m = export(&sp, &originated, &loc, &mut interner, s, all);
+                for f in &s.ctx.families {
+                    m.push(Message::Update(Update::end_of_rib(*f)));
+                }
+                s.synced = true;
+                m
+            };
+            let n = s.adj_out.len() as u64;
+            set_status(&status, *addr, |st| st.prefixes_advertised = n);
+            if !msgs.is_empty() {
+                let _ = s.out.send(SessionOut::Msgs(msgs));
+            }
+        }
+        interner.maybe_gc();
+    }
+}
+
+/// Hash-consed path attributes: routes with equal attributes share one allocation.
+#[derive(Default)]
+struct Interner {
+    set: std::collections::HashSet<Arc<PathAttrs>>,
+    gc_at: usize,
+}
+
+impl Interner {
+    fn intern(&mut self, a: PathAttrs) -> Arc<PathAttrs> {
+        if let Some(x) = self.set.get(&a) {
+            return x.clone();
+        }
+        let x = Arc::new(a);
+        self.set.insert(x.clone());
+        x
+    }
+
+    /// Drops attributes no route uses any more (when the set has doubled since the
+    /// last sweep).
+    fn maybe_gc(&mut self) {
+        if self.set.len() > self.gc_at.max(1024) {
+            self.set.retain(|a| Arc::strong_count(a) > 1);
+            self.gc_at = self.set.len() * 2;
         }
     }
 }
 
-/// The UPDATEs that bring a session's Adj-RIB-Out from what it was sent to what we
-/// originate now (the guardrail: nothing learned is ever exported).
-fn export(sp: &SpeakerConfig, originated: &BTreeSet<IpNet>, s: &mut Session) -> Vec<Message> {
-    let first = s.advertised.is_empty();
+/// The UPDATEs that bring a session's Adj-RIB-Out up to date for `prefixes`: what we
+/// originate, and with `export_learned` the best paths learned from other peers (never
+/// back to the peer they came from, never from one iBGP peer to another), each through
+/// the session's export policy. Prefixes sharing attributes go out together.
+fn export(
+    sp: &SpeakerConfig,
+    originated: &BTreeSet<IpNet>,
+    loc: &BTreeMap<IpNet, (IpAddr, bool, Arc<PathAttrs>)>,
+    interner: &mut Interner,
+    s: &mut Session,
+    prefixes: BTreeSet<IpNet>,
+) -> Vec<Message> {
     // Our next hop per family on this session, if we can send that family at all.
     let v4_nh: Option<NextHop> = match s.local {
         IpAddr::V4(a) => Some(NextHop::V4(a)),
@@ -1344,84 +1434,91 @@ fn export(sp: &SpeakerConfig, originated: &BTreeSet<IpNet>, s: &mut Session) -> 
         }
         IpAddr::V4(_) => None,
     };
-    let mut want: BTreeSet<IpNet> = originated
-        .iter()
-        .filter(|p| match p {
-            IpNet::V4(_) => v4_nh.is_some(),
-            IpNet::V6(_) => v6_nh.is_some(),
-        })
-        .copied()
-        .collect();
-    // Export policy: a prefix the policy rejects is not sent (accepting policies that
-    // change attributes are applied below, per prefix).
-    let base_attrs = |p: &IpNet| PathAttrs {
-        origin: Origin::Igp,
-        as_path: if s.ebgp {
-            AsPath::from_sequence([sp.asn])
-        } else {
-            AsPath::default()
-        },
-        next_hop: if p.addr().is_ipv4() { v4_nh } else { v6_nh },
-        local_pref: (!s.ebgp).then_some(100),
-        communities: sp.communities.clone(),
-        large_communities: sp.large_communities.clone(),
-        ..Default::default()
-    };
-    let exported = |p: &IpNet| -> Option<PathAttrs> {
-        let a = base_attrs(p);
-        match bgp::policy::apply(
-            &s.export,
-            &bgp::policy::RouteContext {
-                prefix: *p,
-                attrs: &a,
-                neighbor: s.peer,
-                ebgp: s.ebgp,
-                local_as: sp.asn,
-                local_addr: s.local,
-            },
-        ) {
-            bgp::policy::Verdict::Accept(mut a) => {
-                a.normalize();
+    let mut withdraw: Vec<IpNet> = Vec::new();
+    let mut announce: HashMap<Arc<PathAttrs>, Vec<IpNet>> = HashMap::new();
+    for p in prefixes {
+        let nh = if p.addr().is_ipv4() { v4_nh } else { v6_nh };
+        let candidate: Option<PathAttrs> = nh.and_then(|nh| {
+            if originated.contains(&p) {
+                Some(PathAttrs {
+                    origin: Origin::Igp,
+                    as_path: if s.ebgp {
+                        AsPath::from_sequence([sp.asn])
+                    } else {
+                        AsPath::default()
+                    },
+                    next_hop: Some(nh),
+                    local_pref: (!s.ebgp).then_some(100),
+                    communities: sp.communities.clone(),
+                    large_communities: sp.large_communities.clone(),
+                    ..Default::default()
+                })
+            } else if sp.export_learned {
+                let (src, src_ebgp, a) = loc.get(&p)?;
+                if *src == s.peer || (!*src_ebgp && !s.ebgp) {
+                    return None;
+                }
+                let mut a = (**a).clone();
+                if s.ebgp {
+                    a.as_path.prepend(sp.asn, 1);
+                    a.local_pref = None;
+                    a.med = None;
+                } else {
+                    a.local_pref = Some(a.local_pref.unwrap_or(100));
+                }
+                a.next_hop = Some(nh);
                 Some(a)
+            } else {
+                None
             }
-            bgp::policy::Verdict::Reject => None,
+        });
+        let exported = candidate.and_then(|a| {
+            match bgp::policy::apply(
+                &s.export,
+                &bgp::policy::RouteContext {
+                    prefix: p,
+                    attrs: &a,
+                    neighbor: s.peer,
+                    ebgp: s.ebgp,
+                    local_as: sp.asn,
+                    local_addr: s.local,
+                },
+            ) {
+                bgp::policy::Verdict::Accept(mut a) => {
+                    a.normalize();
+                    Some(a)
+                }
+                bgp::policy::Verdict::Reject => None,
+            }
+        });
+        match exported {
+            Some(a) => {
+                let a = interner.intern(a);
+                if s.adj_out.get(&p) != Some(&a) {
+                    s.adj_out.insert(p, a.clone());
+                    announce.entry(a).or_default().push(p);
+                }
+            }
+            None => {
+                if s.adj_out.remove(&p).is_some() {
+                    withdraw.push(p);
+                }
+            }
         }
-    };
-    let with_attrs: BTreeMap<IpNet, PathAttrs> = want
-        .iter()
-        .filter_map(|p| exported(p).map(|a| (*p, a)))
-        .collect();
-    want = with_attrs.keys().copied().collect();
-    let gone: Vec<IpNet> = s.advertised.difference(&want).copied().collect();
-    let new: Vec<IpNet> = want.difference(&s.advertised).copied().collect();
+    }
     let mut msgs = Vec::new();
-    for (family, chunk) in chunks(&gone) {
+    for (family, chunk) in chunks(&withdraw) {
         msgs.push(Message::Update(Update::withdraw(family, chunk)));
     }
-    // Prefixes sharing attributes go out together.
-    let mut groups: Vec<(PathAttrs, Vec<IpNet>)> = Vec::new();
-    for p in &new {
-        let a = &with_attrs[p];
-        match groups.iter_mut().find(|(g, _)| g == a) {
-            Some((_, list)) => list.push(*p),
-            None => groups.push((a.clone(), vec![*p])),
-        }
-    }
-    for (attrs, prefixes) in groups {
+    for (attrs, prefixes) in announce {
         for (family, chunk) in chunks(&prefixes) {
             msgs.push(Message::Update(Update::announce(
                 family,
                 chunk,
-                attrs.clone(),
+                (*attrs).clone(),
             )));
         }
     }
-    if first {
-        for f in &s.ctx.families {
-            msgs.push(Message::Update(Update::end_of_rib(*f)));
-        }
-    }
-    s.advertised = want;
     msgs
 }
 
@@ -1475,6 +1572,7 @@ mod tests {
             router_id: Ipv4Addr::new(10, 0, 0, 100),
             listen: None,
             max_paths: 4,
+            export_learned: false,
             communities: Vec::new(),
             large_communities: Vec::new(),
             graceful_restart: None,

@@ -15,6 +15,7 @@ fn cfg(asn: u32, id: u8, listen: Option<SocketAddr>) -> SpeakerConfig {
         router_id: Ipv4Addr::new(10, 255, 0, id),
         listen,
         max_paths: 16,
+        export_learned: false,
         communities: vec!["65000:100".parse().unwrap()],
         large_communities: vec![],
         graceful_restart: None,
@@ -209,4 +210,45 @@ async fn without_graceful_restart_routes_go_with_the_session() {
     wait_routes(&a, |r| !r.contains_key(&p)).await;
     assert_eq!(a.neighbors()[0].stale_routes, 0);
     a.shutdown().await;
+}
+
+/// A transit speaker (`export_learned`) passes B's route on to C with its own AS
+/// prepended and itself as next hop, never back to B; B's withdrawal follows.
+#[tokio::test]
+async fn a_transit_speaker_passes_routes_on() {
+    let lo: IpAddr = "127.0.0.1".parse().unwrap();
+    let lo2: IpAddr = "127.0.0.2".parse().unwrap();
+    let mut ca = cfg(65001, 1, Some("0.0.0.0:0".parse().unwrap()));
+    ca.export_learned = true;
+    let a = Speaker::start(ca).await.unwrap();
+    let port = a.listen_addr().unwrap().port();
+    // B connects from 127.0.0.1, C from 127.0.0.2 (two loopback addresses).
+    for (addr, asn) in [(lo, 65002), (lo2, 65003)] {
+        let mut p = PeerConfig::new(addr, asn);
+        p.passive = true;
+        a.add_neighbor(p).unwrap();
+    }
+    let b = Speaker::start(cfg(65002, 2, None)).await.unwrap();
+    let mut pb = PeerConfig::new(lo, 65001);
+    pb.port = port;
+    b.add_neighbor(pb).unwrap();
+    let c = Speaker::start(cfg(65003, 3, None)).await.unwrap();
+    let mut pc = PeerConfig::new(lo, 65001);
+    pc.port = port;
+    pc.transport.local_addr = Some(lo2);
+    c.add_neighbor(pc).unwrap();
+    wait_state(&a, lo, "Established").await;
+    wait_state(&a, lo2, "Established").await;
+
+    let p: IpNet = "20.2.0.0/24".parse().unwrap();
+    b.originate(vec![p]).unwrap();
+    let r = wait_routes(&c, |r| r.contains_key(&p)).await;
+    assert_eq!(r[&p], vec![lo], "C reaches it through A");
+    // Never back to B (split horizon): B's only route for p would be its own.
+    assert!(!b.routes().borrow().contains_key(&p));
+    b.withdraw(vec![p]).unwrap();
+    wait_routes(&c, |r| !r.contains_key(&p)).await;
+    for s in [a, b, c] {
+        s.shutdown().await;
+    }
 }

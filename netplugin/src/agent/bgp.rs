@@ -223,6 +223,7 @@ impl SpeakerHost {
             router_id: plan.router_id,
             listen: None,
             max_paths: 16,
+            export_learned: false,
             communities: plan.communities.clone(),
             large_communities: plan.large_communities.clone(),
             graceful_restart: (plan.graceful_restart > 0).then(|| GracefulRestartConfig {

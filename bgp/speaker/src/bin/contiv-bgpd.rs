@@ -236,6 +236,7 @@ fn speaker_config(c: &Config) -> SpeakerConfig {
             .first()
             .map(|a| SocketAddr::new(*a, c.global.listen.port)),
         max_paths: MAX_PATHS,
+        export_learned: c.global.export_learned,
         communities: Vec::new(),
         large_communities: Vec::new(),
         // The speaker runs graceful restart for all its sessions: on when a neighbor
@@ -410,6 +411,14 @@ fn plan(old: &Config, new: &Config) -> Vec<Step> {
     }
     if speaker_config(old).listen != speaker_config(new).listen {
         return vec![Step::RestartAll("the listen socket changed")];
+    }
+    if old.global.export_learned != new.global.export_learned
+        || old.global.ebgp_requires_policy != new.global.ebgp_requires_policy
+        || old.policies != new.policies
+    {
+        return vec![Step::RestartAll(
+            "export_learned, ebgp_requires_policy or [policies] changed",
+        )];
     }
     let address = |k: &NeighborKey| match k {
         NeighborKey::Address(a) => Some(*a),
