@@ -404,6 +404,12 @@ fn insert_sorted(dest: &mut Dest, path: Path, peers: &[PeerSlot]) {
     let at = dest
         .paths
         .partition_point(|p| compare(key(peers, p), new) == Ordering::Greater);
+    // Grow by a quarter instead of doubling: a prefix typically has as many paths as
+    // there are peers, and the slack of doubling would be a third of the table.
+    let len = dest.paths.len();
+    if len == dest.paths.capacity() {
+        dest.paths.reserve_exact((len / 4).max(1));
+    }
     dest.paths.insert(at, path);
 }
 
