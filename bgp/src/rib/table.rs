@@ -109,8 +109,21 @@ pub struct Rib {
     routes: usize,
 }
 
-/// Prefixes touched by the current call, with their group before it.
-type Batch = Vec<(IpNet, Vec<Path>)>;
+/// Prefixes touched by the current call, with their group before it (a range of
+/// `saved`, so that recording costs no allocation per prefix).
+#[derive(Default)]
+struct Batch {
+    touched: Vec<(IpNet, usize, usize)>,
+    saved: Vec<Path>,
+}
+
+impl Batch {
+    fn record(&mut self, prefix: IpNet, group: &[Path]) {
+        let start = self.saved.len();
+        self.saved.extend_from_slice(group);
+        self.touched.push((prefix, start, group.len()));
+    }
+}
 
 impl Rib {
     /// An empty RIB whose ECMP groups hold at most `max_paths` paths (at least 1).
@@ -166,7 +179,7 @@ impl Rib {
         if slot.routes == 0 {
             return Vec::new();
         }
-        let mut batch = Batch::new();
+        let mut batch = Batch::default();
         let peers = &self.peers;
         for (prefix, dest) in &mut self.table {
             if dest.paths.iter().any(|p| p.peer == peer) {
@@ -201,7 +214,7 @@ impl Rib {
     ) -> Vec<Change> {
         self.slot(peer);
         let max_paths = self.max_paths;
-        let mut batch = Batch::new();
+        let mut batch = Batch::default();
         let mut added: isize = 0;
         for n in withdrawn {
             let Some(dest) = self.table.get_mut(&n.prefix) else {
@@ -219,7 +232,7 @@ impl Rib {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(e) => {
                     // A new prefix: its group before was empty.
-                    batch.push((n.prefix, Vec::new()));
+                    batch.record(n.prefix, &[]);
                     e.insert(Dest {
                         paths: Vec::new(),
                         dirty: true,
@@ -289,7 +302,7 @@ impl Rib {
             return Vec::new();
         }
         let max_paths = self.max_paths;
-        let mut batch = Batch::new();
+        let mut batch = Batch::default();
         let mut removed = 0;
         let peers = &self.peers;
         for (prefix, dest) in &mut self.table {
@@ -310,7 +323,8 @@ impl Rib {
     /// changes, drop prefixes left without paths.
     fn finish(&mut self, batch: Batch) -> Vec<Change> {
         let mut changes = Vec::new();
-        for (prefix, before) in batch {
+        for &(prefix, start, len) in &batch.touched {
+            let before = &batch.saved[start..start + len];
             let Some(dest) = self.table.get_mut(&prefix) else {
                 continue;
             };
@@ -435,5 +449,5 @@ fn touch(dest: &mut Dest, prefix: IpNet, batch: &mut Batch, peers: &[PeerSlot], 
     }
     dest.dirty = true;
     let n = group_len(&dest.paths, peers, max_paths);
-    batch.push((prefix, dest.paths[..n].to_vec()));
+    batch.record(prefix, &dest.paths[..n]);
 }
