@@ -14,3 +14,8 @@ cargo run -q --release -p netmaster --example api_bench -- "${API_BENCH_SECONDS:
 
 echo "== netmaster IPAM allocator"
 cargo bench -q -p netmaster --bench ipam_alloc
+
+echo "== bgp: UPDATE decode/encode, RIB insert + best path, bytes per route"
+cargo bench -q -p bgp --bench codec
+cargo bench -q -p bgp --bench rib
+cargo bench -q -p bgp --bench rib_memory

@@ -7,11 +7,13 @@
 //! - [`policy`]: import/export policy (matchers, actions, RFC 8212 default, max-prefix).
 //! - [`wire`]: the wire codec (framing, OPEN/UPDATE/NOTIFICATION/KEEPALIVE/ROUTE-REFRESH,
 //!   capabilities, RFC 7606 error handling, outbound UPDATE packing).
+//! - [`rib`]: interned attributes, Adj-RIBs-In, Loc-RIB with best path and ECMP,
+//!   graceful-restart stale marking, Adj-RIBs-Out with UPDATE packing.
 //!
-//! Still to come (see the issue "bgp/: our own BGP speaker"): the RIB with best path
-//! and ECMP, and graceful restart; the tokio driver lives in `bgp/speaker/`.
+//! The tokio driver lives in `bgp/speaker/`.
 
 pub mod fsm;
 pub mod policy;
+pub mod rib;
 pub mod types;
 pub mod wire;
