@@ -19,3 +19,10 @@ echo "== bgp: UPDATE decode/encode, RIB insert + best path, bytes per route"
 cargo bench -q -p bgp --bench codec
 cargo bench -q -p bgp --bench rib
 cargo bench -q -p bgp --bench rib_memory
+
+echo "== netplugin: endpoint -> ToR FIB (vs BIRD kernel learn), CNI ADD latency, bulk prefixes -> kernel (vs FRR zebra, BIRD)"
+# cluster::bin finds netplugin, netctl and contiv-cni next to the example's directory.
+cargo build -q --release -p netplugin -p netctl
+cargo build -q --release -p contiv-tests --example netplugin_bench
+"${CARGO_TARGET_DIR:-target}/release/examples/netplugin_bench" \
+  "${NP_BENCH_ENDPOINTS:-1000}" "${NP_BENCH_SEQ:-200}" "${NP_BENCH_PAR:-200}" "${NP_BENCH_PREFIXES:-100000}"
