@@ -157,14 +157,15 @@ impl RouteMonitor {
                     continue;
                 };
                 let (m, cv) = &*st;
-                let mut s = m.lock().expect("monitor state");
+                let mut guard = m.lock().expect("monitor state");
+                let s = &mut *guard;
                 let counted = key.starts_with(s.counting.as_str()) && !s.counting.is_empty();
                 if deleted {
                     if s.present.remove(&key).is_some() && counted {
                         s.counted -= 1;
                     }
-                } else if !s.present.contains_key(&key) {
-                    s.present.insert(key, now);
+                } else if let std::collections::hash_map::Entry::Vacant(e) = s.present.entry(key) {
+                    e.insert(now);
                     if counted {
                         s.counted += 1;
                         if s.counted == s.target && s.reached.is_none() {
