@@ -391,18 +391,25 @@ pub fn host_ifindex(host: &HostNs, name: &str) -> Result<Option<u32>, NlError> {
 
 /// The host interfaces that are ours ([`is_ours`]), by name.
 pub fn our_links(host: &HostNs) -> Result<Vec<String>, NlError> {
+    Ok(our_link_indexes(host)?.into_keys().collect())
+}
+
+/// Our host interfaces with their indexes, from one link dump.
+pub fn our_link_indexes(host: &HostNs) -> Result<std::collections::BTreeMap<String, u32>, NlError> {
     let mut hc = host.conn()?;
     Ok(hc
         .query(RouteNetlinkMessage::GetLink(LinkMessage::default()), true)?
         .into_iter()
         .filter_map(|r| match r {
-            RouteNetlinkMessage::NewLink(l) => l.attributes.into_iter().find_map(|a| match a {
-                LinkAttribute::IfName(n) => Some(n),
-                _ => None,
-            }),
+            RouteNetlinkMessage::NewLink(l) => {
+                let index = l.header.index;
+                l.attributes.into_iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) if is_ours(&n) => Some((n, index)),
+                    _ => None,
+                })
+            }
             _ => None,
         })
-        .filter(|n| is_ours(n))
         .collect())
 }
 

@@ -16,7 +16,7 @@ use crate::cni::service::{
 use crate::endpoint::{self, EndpointSpec, GATEWAY_MAC};
 
 /// How long a front-end call waits for the data path to be programmed.
-const SETTLE: Duration = Duration::from_secs(10);
+const SETTLE: Duration = Duration::from_secs(30);
 
 fn result_of(r: &LocalRecord, dns: Option<IpAddr>) -> EndpointResult {
     let routes = r
