@@ -177,12 +177,9 @@ impl Saved {
         let path = Self::path(dir);
         let tmp = path.with_extension("tmp");
         let data = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&data)?;
-            f.sync_all()?;
-        }
+        // Atomic against a crash of the agent (rename); not fsynced: what it records is
+        // kernel state (veths, routes) that a power loss takes away as well.
+        std::fs::write(&tmp, data)?;
         std::fs::rename(&tmp, &path)
     }
 }
