@@ -27,9 +27,9 @@
 //! - FRR: `bgpd -Z` alone (no zebra), as bgperf2 runs it; `no bgp ebgp-requires-policy`,
 //!   `advertisement-interval 0`;
 //! - GoBGP: `gobgpd` (it never programs a FIB by itself);
-//! - contiv-bgpd: `[global] export_learned = true`. When the binary does not know that
-//!   option (`--check` refuses the config), its row says "not run: transit not
-//!   available".
+//! - contiv-bgpd: `[global] export_learned = true`, `ebgp_requires_policy = false`, log
+//!   level `warn`. When the binary does not know these options (`--check` refuses the
+//!   config), its row says "not run: transit not available".
 //!
 //! Senders announce distinct /32s from 100.0.0.0 upwards (sender i the i-th block of M),
 //! or all the same M prefixes with `--overlap`; packed as many per UPDATE as fit in
@@ -345,7 +345,7 @@ fn gobgp_config(peers: &Peers) -> String {
 fn contiv_config(peers: &Peers) -> String {
     let mut c = format!(
         "[global]\nasn = {TARGET_AS}\nrouter_id = \"{TARGET_ADDR}\"\nfamilies = [\"ipv4-unicast\"]\n\
-         export_learned = true\nlisten = {{ addresses = [\"{TARGET_ADDR}\"], port = 179 }}\n"
+         export_learned = true\nebgp_requires_policy = false\nlisten = {{ addresses = [\"{TARGET_ADDR}\"], port = 179 }}\n"
     );
     for (addr, asn) in peers.all() {
         let _ = write!(
@@ -463,9 +463,9 @@ fn prepare(kind: Kind, dir: &Path, peers: &Peers, bgpd: &Path) -> Result<Launch,
                     String::from_utf8_lossy(&out.stdout),
                     String::from_utf8_lossy(&out.stderr)
                 );
-                if text.contains("export_learned") {
+                if text.contains("export_learned") || text.contains("ebgp_requires_policy") {
                     return Err("not run: transit not available (contiv-bgpd does not know \
-                                `[global] export_learned`)"
+                                `[global] export_learned` / `ebgp_requires_policy`)"
                         .into());
                 }
                 return Err(format!(
@@ -1079,7 +1079,7 @@ fn table(rows: &[Row], cfg: &RunCfg) -> String {
                 };
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {re} | {rc} | {rr} |",
+                    "| {} | {} | {:.3} | {:.3} | {:.2} | {:.1} | {:.2} | {re} | {rc} | {rr} |",
                     r.kind.name(),
                     r.version,
                     m.elapsed,
