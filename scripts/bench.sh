@@ -26,3 +26,8 @@ cargo build -q --release -p netplugin -p netctl
 cargo build -q --release -p contiv-tests --example netplugin_bench
 "${CARGO_TARGET_DIR:-target}/release/examples/netplugin_bench" \
   "${NP_BENCH_ENDPOINTS:-1000}" "${NP_BENCH_SEQ:-200}" "${NP_BENCH_PAR:-200}" "${NP_BENCH_PREFIXES:-100000}"
+
+echo "== bgperf: N senders x M prefixes -> target (contiv-bgpd, BIRD, FRR, GoBGP) -> counting monitor"
+cargo build -q --release -p bgp-speaker --bin contiv-bgpd --example bgperf
+"${CARGO_TARGET_DIR:-target}/release/examples/bgperf" \
+  --senders "${BGPERF_SENDERS:-10}" --prefixes "${BGPERF_PREFIXES:-100000}" --timeout "${BGPERF_TIMEOUT:-600}"
