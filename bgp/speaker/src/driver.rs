@@ -967,12 +967,18 @@ async fn table_task(
     // hops of its ECMP group (what `routes` publishes).
     let mut loc: BTreeMap<IpNet, (IpAddr, bool, Arc<PathAttrs>)> = BTreeMap::new();
     let mut routes: Routes = Routes::new();
+    let mut routes_pending = false;
+    let mut last_publish = Instant::now();
     let mut sessions: HashMap<IpAddr, Session> = HashMap::new();
     // Who a peer is, for best path: kept while its routes are (also when stale).
     let mut peer_info: HashMap<IpAddr, (Ipv4Addr, bool)> = HashMap::new();
     let mut stale: HashMap<IpAddr, Stale> = HashMap::new();
     loop {
-        let next_purge = stale.values().map(|s| s.deadline).min();
+        let next_purge = stale
+            .values()
+            .map(|s| s.deadline)
+            .chain(routes_pending.then(|| last_publish + PUBLISH_EVERY))
+            .min();
         let first = tokio::select! {
             c = rx.recv() => match c {
                 Some(c) => Some(c),
@@ -1285,25 +1291,23 @@ async fn table_task(
         // Best paths of the prefixes that changed (and only those).
         let mut routes_changed = false;
         for p in &dirty {
-            let paths: Vec<(Path, &Arc<PathAttrs>)> = adj_in
-                .iter()
-                .filter_map(|(peer, rib)| {
-                    let a = rib.get(p)?;
-                    let (router_id, ebgp) = peer_info.get(peer).copied()?;
-                    Some((
-                        Path {
-                            source: Source {
-                                peer: Some(*peer),
-                                router_id,
-                                ebgp,
-                            },
-                            attrs: (**a).clone(),
-                        },
-                        a,
-                    ))
-                })
-                .collect();
-            let just: Vec<Path> = paths.iter().map(|(p, _)| p.clone()).collect();
+            let mut just: Vec<Path> = Vec::new();
+            let mut arcs: Vec<&Arc<PathAttrs>> = Vec::new();
+            for (peer, rib) in &adj_in {
+                let (Some(a), Some((router_id, ebgp))) = (rib.get(p), peer_info.get(peer).copied())
+                else {
+                    continue;
+                };
+                just.push(Path {
+                    source: Source {
+                        peer: Some(*peer),
+                        router_id,
+                        ebgp,
+                    },
+                    attrs: (**a).clone(),
+                });
+                arcs.push(a);
+            }
             let chosen = select::select(&just, sp.max_paths).and_then(|(best, hops)| {
                 let i = just.iter().position(|x| std::ptr::eq(x, best))?;
                 Some((i, hops))
@@ -1316,7 +1320,7 @@ async fn table_task(
                         (
                             src.peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
                             src.ebgp,
-                            paths[i].1.clone(),
+                            arcs[i].clone(),
                         ),
                     );
                     if routes.get(p) != Some(&hops) {
@@ -1330,8 +1334,13 @@ async fn table_task(
                 }
             }
         }
-        if routes_changed {
+        // Publishing copies the whole route map: while UPDATEs keep pouring in, at most
+        // every 100 ms; as soon as the queue is empty, at once.
+        routes_pending |= routes_changed;
+        if routes_pending && (rx.is_empty() || last_publish.elapsed() >= PUBLISH_EVERY) {
             routes_tx.send_replace(Arc::new(routes.clone()));
+            routes_pending = false;
+            last_publish = Instant::now();
         }
         // Adj-RIB-Out: what changed goes to every session; a session not synced yet
         // (new or refreshed) gets everything.
@@ -1367,6 +1376,9 @@ async fn table_task(
         interner.maybe_gc();
     }
 }
+
+/// How often the learned routes are published while UPDATEs keep coming.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// Hash-consed path attributes: routes with equal attributes share one allocation.
 #[derive(Default)]
