@@ -394,6 +394,9 @@ pub fn wait_for<T>(
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
+            if start.elapsed() > Duration::from_secs(5) {
+                eprintln!("{what}: reached after {:?}", start.elapsed());
+            }
             return v;
         }
         if start.elapsed() > within {

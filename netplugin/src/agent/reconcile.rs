@@ -41,6 +41,8 @@ pub struct Status {
 
 struct Reconciler {
     agent: Arc<Agent>,
+    /// The fabric mode a disagreeing `--fwd-mode` flag was last reported against.
+    warned_mode: Option<String>,
     /// The agent restarted with endpoints in place: the first speaker says so (GR R bit)
     /// and learned routes are held until the speaker converged.
     restarting: bool,
@@ -60,7 +62,9 @@ impl Reconciler {
         if let Some(flag) = &self.agent.cfg.fwd_mode
             && have_intent
             && flag != &mode
+            && self.warned_mode.as_deref() != Some(mode.as_str())
         {
+            self.warned_mode = Some(mode.clone());
             tracing::error!(
                 "netplugin was started with --fwd-mode {flag} but the fabric's forwarding mode \
                  is {mode}; following the fabric ({mode})"
@@ -237,11 +241,26 @@ impl Reconciler {
             plan.as_ref()
                 .map_or(0, |p| u64::from(p.graceful_restart).max(60)),
         );
+        // Converged: every session is up and has sent its whole table — its End-of-RIB
+        // with graceful restart (peers send End-of-RIB only then), else a few seconds of
+        // being up.
+        let now_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let gr = plan.as_ref().is_some_and(|p| p.graceful_restart > 0);
         let converged = match &self.speaker {
             None => true,
             Some(s) => {
                 let n = s.neighbors();
-                !n.is_empty() && n.iter().all(|p| p.state == "Established" && p.eor_received)
+                !n.is_empty()
+                    && n.iter().all(|p| {
+                        p.state == "Established"
+                            && (p.eor_received
+                                || (!gr
+                                    && p.established_at
+                                        .is_some_and(|t| now_secs.saturating_sub(t) >= 3)))
+                    })
             }
         };
         let hold = plan.is_some() && !converged && self.started.elapsed() < hold_for;
@@ -336,6 +355,7 @@ pub(super) async fn run(
     let restarting = !agent.endpoints().await.is_empty();
     let mut r = Reconciler {
         agent: agent.clone(),
+        warned_mode: None,
         restarting,
         started: Instant::now(),
         rt,
@@ -475,5 +495,7 @@ pub(super) async fn report_loop(agent: Arc<Agent>) {
         if let Err(e) = agent.master.report(&agent.cfg.host, &report).await {
             tracing::debug!("host report: {e}");
         }
+        // Coalesce bursts of changes (many endpoints at once) into one report.
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
