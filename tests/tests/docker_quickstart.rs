@@ -164,7 +164,36 @@ fn docker_quick_start_verbatim() {
         },
         || format!("{:?}", frr_routes(&lab, "tor1")),
     );
-    ok(d1, "docker rm -f web");
+    // netplugin restarts under a running dockerd: Docker does not activate the plugin
+    // again, the driver knows its networks from its saved state, new containers attach
+    // and one made before the restart is removed cleanly.
+    {
+        let (d1, p1) = &mut hosts[0];
+        p1.stop();
+        p1.spawn();
+        ok(
+            d1,
+            "docker run -itd --name=web2 --net=contiv-net busybox /bin/sh",
+        );
+        wait_for(
+            "web2, started after the restart, pings web",
+            LONG,
+            || {
+                let o = d1.docker(["exec", "web2", "ping", "-c", "1", "-W", "1", &web_ip]);
+                o.status.success().then_some(())
+            },
+            || p1.log_tail(),
+        );
+        ok(d1, "docker rm -f web");
+        ok(d1, "docker rm -f web2");
+        let leftover = String::from_utf8_lossy(
+            &contiv_tests::cluster::node_exec(&lab, "host1", "ip -o link").stdout,
+        )
+        .lines()
+        .filter(|l| l.contains(": cv"))
+        .count();
+        assert_eq!(leftover, 0, "host1 still has endpoint interfaces");
+    }
     for (d, mut p) in hosts {
         drop(d);
         p.stop();
