@@ -450,3 +450,45 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// A fabric from `topologies/` deployed under its own lab name, destroyed on drop.
+pub fn deploy(fabric: &str, tag: &str) -> containerlab::lab::LabGuard {
+    crate::fabric_lab(fabric, tag)
+        .deploy_guarded(&containerlab::lab::DeployOptions::default())
+        .expect("deploy")
+}
+
+/// The address a CNI ADD result gives the container (panics with the result on failure).
+pub fn cni_ip(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "CNI ADD failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("CNI result is JSON");
+    let a = v["ips"][0]["address"].as_str().expect("an address");
+    a.split('/').next().unwrap_or(a).to_string()
+}
+
+impl Netplugin {
+    /// CNI ADD of container `id` (interface `eth0`) on `network`; returns its address.
+    pub fn add(&self, c: &ContainerNs, id: &str, network: &str) -> String {
+        cni_ip(&self.cni("ADD", id, &c.path(), "eth0", &self.netconf(network, None)))
+    }
+}
+
+impl ContainerNs {
+    /// One ping to `ip` answered within a second.
+    pub fn pings(&self, ip: &str) -> bool {
+        self.exec(&["ping", "-c", "1", "-W", "1", ip])
+            .status
+            .success()
+    }
+}
+
+/// `ip route show <what>` inside a lab node.
+pub fn ip_route(lab: &containerlab::Lab, node: &str, what: &str) -> String {
+    String::from_utf8_lossy(&node_exec(lab, node, &format!("ip route show {what}")).stdout)
+        .into_owned()
+}

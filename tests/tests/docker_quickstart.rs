@@ -6,10 +6,9 @@
 
 use std::time::Duration;
 
-use containerlab::lab::DeployOptions;
-use contiv_tests::cluster::{Netmaster, Netplugin, frr_routes, wait_for};
+use contiv_tests::cluster::{Netmaster, Netplugin, deploy, frr_routes, wait_for};
 use contiv_tests::docker::Dockerd;
-use contiv_tests::{fabric_lab, require_root};
+use contiv_tests::require_root;
 
 const LONG: Duration = Duration::from_secs(90);
 
@@ -35,10 +34,7 @@ fn docker_quick_start_verbatim() {
     if !require_root("docker_quick_start_verbatim") {
         return;
     }
-    let lab = fabric_lab("quickstart", "docker");
-    let lab = lab
-        .deploy_guarded(&DeployOptions::default())
-        .expect("deploy");
+    let lab = deploy("quickstart", "docker");
     let tmp = tempfile::tempdir().unwrap();
     let nm = Netmaster::start();
     nm.ok("netctl global set --fwd-mode routing");

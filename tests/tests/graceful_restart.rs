@@ -5,28 +5,10 @@
 
 use std::time::Duration;
 
-use containerlab::lab::DeployOptions;
-use contiv_tests::cluster::{ContainerNs, Netmaster, Netplugin, node_exec, wait_for};
-use contiv_tests::{fabric_lab, require_root};
+use contiv_tests::cluster::{ContainerNs, Netmaster, Netplugin, deploy, node_exec, wait_for};
+use contiv_tests::require_root;
 
 const LONG: Duration = Duration::from_secs(60);
-
-fn add(p: &Netplugin, c: &ContainerNs, id: &str) -> String {
-    let out = p.cni("ADD", id, &c.path(), "eth0", &p.netconf("contiv-net", None));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["ips"][0]["address"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string()
-}
 
 /// tor's view of a prefix: (present, stale).
 fn tor_path(lab: &containerlab::Lab, tor: &str, prefix: &str) -> (bool, bool) {
@@ -43,19 +25,12 @@ fn tor_path(lab: &containerlab::Lab, tor: &str, prefix: &str) -> (bool, bool) {
     )
 }
 
-fn pings(c: &ContainerNs, ip: &str) -> bool {
-    c.exec(&["ping", "-c", "1", "-W", "1", ip]).status.success()
-}
-
 #[test]
 fn a_restarting_agent_keeps_the_data_path() {
     if !require_root("a_restarting_agent_keeps_the_data_path") {
         return;
     }
-    let lab = fabric_lab("quickstart", "gr");
-    let lab = lab
-        .deploy_guarded(&DeployOptions::default())
-        .expect("deploy");
+    let lab = deploy("quickstart", "gr");
     let tmp = tempfile::tempdir().unwrap();
     let nm = Netmaster::start();
     nm.ok("netctl global set --fwd-mode routing");
@@ -66,13 +41,13 @@ fn a_restarting_agent_keeps_the_data_path() {
     let p2 = Netplugin::start(&lab, "host2", &nm.url, tmp.path());
     let web = ContainerNs::new(&format!("{}-web", lab.namespace("host1").unwrap()));
     let db = ContainerNs::new(&format!("{}-db", lab.namespace("host2").unwrap()));
-    let web_ip = add(&p1, &web, "web");
-    let db_ip = add(&p2, &db, "db");
+    let web_ip = p1.add(&web, "web", "contiv-net");
+    let db_ip = p2.add(&db, "db", "contiv-net");
     let web_p = format!("{web_ip}/32");
     wait_for(
         "web pings db",
         LONG,
-        || pings(&web, &db_ip).then_some(()),
+        || web.pings(&db_ip).then_some(()),
         || p1.log_tail(),
     );
 
@@ -96,11 +71,11 @@ fn a_restarting_agent_keeps_the_data_path() {
     );
     // Traffic flows meanwhile, both ways.
     assert!(
-        pings(&db, &web_ip),
+        db.pings(&web_ip),
         "db reaches web while host1's agent is down"
     );
     assert!(
-        pings(&web, &db_ip),
+        web.pings(&db_ip),
         "web reaches db while host1's agent is down"
     );
 
@@ -131,7 +106,7 @@ fn a_restarting_agent_keeps_the_data_path() {
     assert!(
         String::from_utf8_lossy(&node_exec(&lab, "host1", "ip route").stdout).contains(&db_route)
     );
-    assert!(pings(&web, &db_ip));
+    assert!(web.pings(&db_ip));
 
     // An orderly stop (SIGTERM, an upgrade) is a restart too: no Cease, routes held.
     p1.stop();
@@ -141,7 +116,7 @@ fn a_restarting_agent_keeps_the_data_path() {
         || (tor_path(&lab, "tor1", &web_p) == (true, true)).then_some(()),
         || p1.log_tail(),
     );
-    assert!(pings(&db, &web_ip));
+    assert!(db.pings(&web_ip));
     p1.spawn();
     wait_for(
         "web's /32 fresh again after the upgrade",

@@ -4,9 +4,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use containerlab::lab::DeployOptions;
-use contiv_tests::cluster::{ContainerNs, Netmaster, Netplugin, free_port, http_get, wait_for};
-use contiv_tests::{fabric_lab, require_root};
+use contiv_tests::cluster::{
+    ContainerNs, Netmaster, Netplugin, deploy, free_port, http_get, wait_for,
+};
+use contiv_tests::require_root;
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -24,10 +25,7 @@ fn prometheus_scrapes_netplugin() {
     if !require_root("prometheus_scrapes_netplugin") {
         return;
     }
-    let lab = fabric_lab("quickstart", "metrics");
-    let lab = lab
-        .deploy_guarded(&DeployOptions::default())
-        .expect("deploy");
+    let lab = deploy("quickstart", "metrics");
     let tmp = tempfile::tempdir().unwrap();
     let nm = Netmaster::start();
     nm.ok("netctl global set --fwd-mode routing");

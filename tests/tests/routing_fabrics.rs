@@ -4,48 +4,19 @@
 
 use std::time::Duration;
 
-use containerlab::lab::DeployOptions;
-use contiv_tests::cluster::{ContainerNs, Netmaster, Netplugin, node_exec, wait_for};
-use contiv_tests::{fabric_lab, require_root};
+use contiv_tests::cluster::{
+    ContainerNs, Netmaster, Netplugin, deploy, ip_route, node_exec, wait_for,
+};
+use contiv_tests::require_root;
 
 const LONG: Duration = Duration::from_secs(60);
-
-fn add(p: &Netplugin, c: &ContainerNs, id: &str) -> String {
-    let out = p.cni("ADD", id, &c.path(), "eth0", &p.netconf("contiv-net", None));
-    assert!(
-        out.status.success(),
-        "CNI ADD {id}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        p.log_tail()
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["ips"][0]["address"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-fn routes(lab: &containerlab::Lab, node: &str, what: &str) -> String {
-    String::from_utf8_lossy(&node_exec(lab, node, &format!("ip route show {what}")).stdout)
-        .into_owned()
-}
-
-fn pings(c: &ContainerNs, ip: &str) -> bool {
-    c.exec(&["ping", "-c", "1", "-W", "1", ip]).status.success()
-}
 
 #[test]
 fn dual_homed_ecmp_and_losing_a_leaf() {
     if !require_root("dual_homed_ecmp_and_losing_a_leaf") {
         return;
     }
-    let lab = fabric_lab("dual-homed", "ecmp");
-    let lab = lab
-        .deploy_guarded(&DeployOptions::default())
-        .expect("deploy");
+    let lab = deploy("dual-homed", "ecmp");
     let tmp = tempfile::tempdir().unwrap();
     let nm = Netmaster::start();
     nm.ok("netctl global set --fwd-mode routing");
@@ -90,18 +61,18 @@ fn dual_homed_ecmp_and_losing_a_leaf() {
     let p2 = Netplugin::start(&lab, "host2", &nm.url, tmp.path());
     let c1 = ContainerNs::new(&format!("{}-c1", lab.namespace("host1").unwrap()));
     let c2 = ContainerNs::new(&format!("{}-c2", lab.namespace("host2").unwrap()));
-    let ip1 = add(&p1, &c1, "c1");
-    let ip2 = add(&p2, &c2, "c2");
+    let ip1 = p1.add(&c1, "c1", "contiv-net");
+    let ip2 = p2.add(&c2, "c2", "contiv-net");
 
     // Both leaves offer a default route: one ECMP route with both next hops, from us.
     let ecmp = wait_for(
         "an ECMP default route over both leaves in host1's kernel",
         LONG,
         || {
-            let r = routes(&lab, "host1", "default proto 200");
+            let r = ip_route(&lab, "host1", "default proto 200");
             (r.contains("nexthop via 10.2.1.0") && r.contains("nexthop via 10.2.2.0")).then_some(r)
         },
-        || format!("{}\n{}", routes(&lab, "host1", ""), p1.log_tail()),
+        || format!("{}\n{}", ip_route(&lab, "host1", ""), p1.log_tail()),
     );
     assert!(
         ecmp.contains("dev eth1") && ecmp.contains("dev eth2"),
@@ -110,8 +81,8 @@ fn dual_homed_ecmp_and_losing_a_leaf() {
     wait_for(
         "c1 pings c2",
         LONG,
-        || pings(&c1, &ip2).then_some(()),
-        || routes(&lab, "host1", ""),
+        || c1.pings(&ip2).then_some(()),
+        || ip_route(&lab, "host1", ""),
     );
 
     // leaf1 goes silent (its links down): after the hold time the hosts drop it, and
@@ -124,24 +95,24 @@ fn dual_homed_ecmp_and_losing_a_leaf() {
         "host1's default route down to leaf2 alone",
         LONG,
         || {
-            let r = routes(&lab, "host1", "default proto 200");
+            let r = ip_route(&lab, "host1", "default proto 200");
             (r.contains("via 10.2.2.0") && !r.contains("10.2.1.0")).then_some(())
         },
-        || routes(&lab, "host1", ""),
+        || ip_route(&lab, "host1", ""),
     );
     wait_for(
         "c1 reaches c2 through leaf2",
         LONG,
-        || pings(&c1, &ip2).then_some(()),
+        || c1.pings(&ip2).then_some(()),
         || {
             format!(
                 "{}\n{}",
-                routes(&lab, "host1", ""),
-                routes(&lab, "host2", "")
+                ip_route(&lab, "host1", ""),
+                ip_route(&lab, "host2", "")
             )
         },
     );
-    assert!(pings(&c2, &ip1), "c2 reaches c1 through leaf2");
+    assert!(c2.pings(&ip1), "c2 reaches c1 through leaf2");
 }
 
 #[test]
@@ -149,10 +120,7 @@ fn leaf_spine_cross_rack() {
     if !require_root("leaf_spine_cross_rack") {
         return;
     }
-    let lab = fabric_lab("leaf-spine", "xrack");
-    let lab = lab
-        .deploy_guarded(&DeployOptions::default())
-        .expect("deploy");
+    let lab = deploy("leaf-spine", "xrack");
     let tmp = tempfile::tempdir().unwrap();
     let nm = Netmaster::start();
     nm.ok("netctl global set --fwd-mode routing");
@@ -163,24 +131,24 @@ fn leaf_spine_cross_rack() {
     let p3 = Netplugin::start(&lab, "host3", &nm.url, tmp.path());
     let c1 = ContainerNs::new(&format!("{}-c1", lab.namespace("host1").unwrap()));
     let c3 = ContainerNs::new(&format!("{}-c3", lab.namespace("host3").unwrap()));
-    let ip1 = add(&p1, &c1, "c1");
-    let ip3 = add(&p3, &c3, "c3");
+    let ip1 = p1.add(&c1, "c1", "contiv-net");
+    let ip3 = p3.add(&c3, "c3", "contiv-net");
     wait_for(
         "c1 (rack 1) pings c3 (rack 2) across the spines",
         LONG,
-        || pings(&c1, &ip3).then_some(()),
+        || c1.pings(&ip3).then_some(()),
         || {
             format!(
                 "{}\n{}\n{}",
-                routes(&lab, "host1", ""),
-                routes(&lab, "leaf1", ""),
+                ip_route(&lab, "host1", ""),
+                ip_route(&lab, "leaf1", ""),
                 p1.log_tail()
             )
         },
     );
-    assert!(pings(&c3, &ip1));
+    assert!(c3.pings(&ip1));
     // leaf1 reaches rack 2's container over both spines (ECMP in the fabric).
-    let r = routes(&lab, "leaf1", &ip3);
+    let r = ip_route(&lab, "leaf1", &ip3);
     assert!(
         r.contains("10.0.1.0") && r.contains("10.0.2.0"),
         "leaf1's route to {ip3}: {r}"

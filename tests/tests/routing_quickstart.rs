@@ -6,41 +6,19 @@
 
 use std::time::Duration;
 
-use containerlab::lab::DeployOptions;
-use contiv_tests::cluster::{ContainerNs, Netmaster, Netplugin, frr_routes, node_exec, wait_for};
-use contiv_tests::{fabric_lab, require_root};
+use contiv_tests::cluster::{
+    ContainerNs, Netmaster, Netplugin, cni_ip, deploy, frr_routes, ip_route, node_exec, wait_for,
+};
+use contiv_tests::require_root;
 
 const LONG: Duration = Duration::from_secs(60);
-
-fn cni_ip(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "CNI ADD failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("CNI result is JSON");
-    let a = v["ips"][0]["address"].as_str().expect("an address");
-    a.split('/').next().unwrap().to_string()
-}
-
-fn host_routes(lab: &containerlab::Lab, node: &str) -> String {
-    String::from_utf8_lossy(&node_exec(lab, node, "ip route show").stdout).into_owned()
-}
-
-fn pings(c: &ContainerNs, ip: &str) -> bool {
-    c.exec(&["ping", "-c", "1", "-W", "1", ip]).status.success()
-}
 
 #[test]
 fn quickstart_routing_mode_end_to_end() {
     if !require_root("quickstart_routing_mode_end_to_end") {
         return;
     }
-    let lab = fabric_lab("quickstart", "routing");
-    let lab = lab
-        .deploy_guarded(&DeployOptions::default())
-        .expect("deploy");
+    let lab = deploy("quickstart", "routing");
     let tmp = tempfile::tempdir().unwrap();
     let nm = Netmaster::start();
 
@@ -111,25 +89,25 @@ fn quickstart_routing_mode_end_to_end() {
         "db's /32 in host1's kernel, installed by netplugin (proto 200)",
         LONG,
         || {
-            host_routes(&lab, "host1")
+            ip_route(&lab, "host1", "")
                 .contains(&format!("{db_ip} via 10.1.1.0 dev eth1 proto 200"))
                 .then_some(())
         },
-        || host_routes(&lab, "host1"),
+        || ip_route(&lab, "host1", ""),
     );
     assert!(
-        host_routes(&lab, "host1").contains(&format!("{web_ip} dev cv")),
+        ip_route(&lab, "host1", "").contains(&format!("{web_ip} dev cv")),
         "web's device /32: {}",
-        host_routes(&lab, "host1")
+        ip_route(&lab, "host1", "")
     );
     // ping across the fabric, both ways.
     wait_for(
         "web pings db",
         LONG,
-        || pings(&web, &db_ip).then_some(()),
-        || host_routes(&lab, "host1"),
+        || web.pings(&db_ip).then_some(()),
+        || ip_route(&lab, "host1", ""),
     );
-    assert!(pings(&db, &web_ip), "db pings web");
+    assert!(db.pings(&web_ip), "db pings web");
 
     // Service discovery: web finds db by name at its host's netplugin (the router
     // address the CNI result named as nameserver).
@@ -175,7 +153,7 @@ fn quickstart_routing_mode_end_to_end() {
     assert!(o.status.success());
     p1.kill();
     // A crashed agent leaves the kernel as it was.
-    let routes = host_routes(&lab, "host1");
+    let routes = ip_route(&lab, "host1", "");
     assert!(
         routes.contains(&format!("{db_ip} via 10.1.1.0 dev eth1 proto 200")),
         "{routes}"
@@ -200,10 +178,10 @@ fn quickstart_routing_mode_end_to_end() {
     wait_for(
         "web pings db after the restart",
         LONG,
-        || pings(&web, &db_ip).then_some(()),
-        || host_routes(&lab, "host1"),
+        || web.pings(&db_ip).then_some(()),
+        || ip_route(&lab, "host1", ""),
     );
-    let routes = host_routes(&lab, "host1");
+    let routes = ip_route(&lab, "host1", "");
     assert!(
         routes.contains("192.0.2.0/24 via 10.1.1.0 dev eth1 proto static"),
         "{routes}"
@@ -224,7 +202,7 @@ fn quickstart_routing_mode_end_to_end() {
     assert_eq!(again, web_ip);
 
     // Bad input: an unknown network is refused with nothing created.
-    let before = host_routes(&lab, "host1");
+    let before = ip_route(&lab, "host1", "");
     let links_before = String::from_utf8_lossy(&node_exec(&lab, "host1", "ip -o link").stdout)
         .lines()
         .count();
@@ -252,7 +230,7 @@ fn quickstart_routing_mode_end_to_end() {
             .count(),
         links_before
     );
-    assert_eq!(host_routes(&lab, "host1"), before);
+    assert_eq!(ip_route(&lab, "host1", ""), before);
     // A missing field (no CNI_NETNS on ADD) is refused by the plugin itself.
     let o = p1.cni("ADD", "y", "", "eth0", &p1.netconf("contiv-net", None));
     assert!(!o.status.success(), "ADD without a netns must fail");
@@ -265,7 +243,7 @@ fn quickstart_routing_mode_end_to_end() {
     let links = String::from_utf8_lossy(&node_exec(&lab, "host1", "ip -o link").stdout)
         .lines()
         .count();
-    let before = host_routes(&lab, "host1");
+    let before = ip_route(&lab, "host1", "");
     let o = p1.cni("ADD", "t2", &t2.path(), "eth0", &p1.netconf("tiny", None));
     assert!(!o.status.success(), "an ADD into a full network succeeded");
     let err = String::from_utf8_lossy(&o.stdout);
@@ -276,7 +254,7 @@ fn quickstart_routing_mode_end_to_end() {
             .count(),
         links
     );
-    assert_eq!(host_routes(&lab, "host1"), before);
+    assert_eq!(ip_route(&lab, "host1", ""), before);
     assert!(
         !String::from_utf8_lossy(&t2.exec(&["ip", "-o", "link"]).stdout).contains("eth0"),
         "the container got an interface"
@@ -309,8 +287,8 @@ fn quickstart_routing_mode_end_to_end() {
     wait_for(
         "db's /32 gone from host1's kernel",
         LONG,
-        || (!host_routes(&lab, "host1").contains(&format!("{db_ip} "))).then_some(()),
-        || host_routes(&lab, "host1"),
+        || (!ip_route(&lab, "host1", "").contains(&format!("{db_ip} "))).then_some(()),
+        || ip_route(&lab, "host1", ""),
     );
     // DEL again, and DEL with an empty netns (containerd), are fine.
     assert!(

@@ -43,6 +43,8 @@ struct Reconciler {
     agent: Arc<Agent>,
     /// The fabric mode a disagreeing `--fwd-mode` flag was last reported against.
     warned_mode: Option<String>,
+    /// The sessions converged once since the start (the start-up hold is over).
+    converged_once: bool,
     /// The agent restarted with endpoints in place: the first speaker says so (GR R bit)
     /// and learned routes are held until the speaker converged.
     restarting: bool,
@@ -263,7 +265,12 @@ impl Reconciler {
                     })
             }
         };
-        let hold = plan.is_some() && !converged && self.started.elapsed() < hold_for;
+        // Only the start holds: once converged (or the hold time is over), a neighbor
+        // going away later takes its routes with it at once.
+        if converged || self.started.elapsed() >= hold_for {
+            self.converged_once = true;
+        }
+        let hold = plan.is_some() && !self.converged_once;
         self.status.holding_learned = hold;
         let started = Instant::now();
         let want = desired.clone();
@@ -356,6 +363,7 @@ pub(super) async fn run(
     let mut r = Reconciler {
         agent: agent.clone(),
         warned_mode: None,
+        converged_once: false,
         restarting,
         started: Instant::now(),
         rt,
