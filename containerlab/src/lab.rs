@@ -259,15 +259,19 @@ impl Lab {
                     id: id.clone(),
                 });
                 state.save(&plan.state_file())?;
-                let started = (node, d, id, Instant::now());
+                let mut started = (node, d, id, Instant::now());
                 if d.gate {
-                    wait_ready(std::slice::from_ref(&started))?;
+                    wait_ready(
+                        std::slice::from_mut(&mut started),
+                        state,
+                        &plan.state_file(),
+                    )?;
                 } else {
                     pending.push(started);
                 }
             }
         }
-        wait_ready(&pending)?;
+        wait_ready(&mut pending, state, &plan.state_file())?;
         for node in &plan.nodes {
             for cmd in &node.exec {
                 self.run_exec(node, cmd)?;
@@ -529,10 +533,15 @@ fn teardown(
 
 /// Polls started daemons until all are ready; a daemon that exits or stays unready past
 /// [`READY_TIMEOUT`] fails the deploy with the tail of its log.
-fn wait_ready(started: &[(&NodePlan, &DaemonProcess, ProcId, Instant)]) -> Result<()> {
+fn wait_ready(
+    started: &mut [(&NodePlan, &DaemonProcess, ProcId, Instant)],
+    state: &mut LabState,
+    state_file: &std::path::Path,
+) -> Result<()> {
     let mut ready = vec![false; started.len()];
+    let mut restarted = vec![false; started.len()];
     loop {
-        for (i, (node, d, id, since)) in started.iter().enumerate() {
+        for (i, (node, d, id, since)) in started.iter_mut().enumerate() {
             if ready[i] {
                 continue;
             }
@@ -544,6 +553,24 @@ fn wait_ready(started: &[(&NodePlan, &DaemonProcess, ProcId, Instant)]) -> Resul
                 tail: proc::tail(&d.log, 15),
             };
             if !id.alive() {
+                // A daemon that dies before writing a single log line (seen with FRR's
+                // bfdd on a loaded machine) gets one more start; a second death, or one
+                // that logged why, is the deploy's error.
+                if !restarted[i] && proc::tail(&d.log, 1).trim().is_empty() {
+                    restarted[i] = true;
+                    let new = proc::spawn_in_ns(&node.namespace, &d.argv, &d.env, &d.cwd, &d.log)?;
+                    if let Some(r) = state
+                        .daemons
+                        .iter_mut()
+                        .find(|r| r.node == node.node && r.name == d.name)
+                    {
+                        r.id = new.clone();
+                    }
+                    state.save(state_file)?;
+                    *id = new;
+                    *since = Instant::now();
+                    continue;
+                }
                 return Err(fail("it exited".into()));
             }
             ready[i] = match &d.ready {

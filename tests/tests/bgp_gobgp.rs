@@ -10,12 +10,12 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bgp_speaker::driver::{PeerConfig, Routes, Speaker, SpeakerConfig};
+use bgp_speaker::driver::{PeerConfig, Speaker, SpeakerConfig};
 use containerlab::lab::{DeployOptions, LabGuard};
 use contiv_tests::require_root;
+use contiv_tests::speaker::{in_node, runtime, wait_routes};
 use ipnet::IpNet;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -75,48 +75,6 @@ topology:
         .expect("lab plans")
         .deploy_guarded(&DeployOptions::default())
         .unwrap()
-}
-
-/// Runs `f` on a thread inside the node's network namespace, on its own runtime.
-fn in_node<T: Send>(lab: &containerlab::Lab, node: &str, f: impl FnOnce() -> T + Send) -> T {
-    let ns = format!("/run/netns/{}", lab.namespace(node).unwrap());
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let fd = std::fs::File::open(&ns).unwrap();
-            nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            f()
-        })
-        .join()
-        .unwrap()
-    })
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn wait_routes(s: &Speaker, what: &str, f: impl Fn(&Routes) -> bool) -> Arc<Routes> {
-    let mut rx = s.routes();
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            let r = rx.borrow_and_update().clone();
-            if f(&r) {
-                return r;
-            }
-            rx.changed().await.unwrap();
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "{what}: routes now {:?}; neighbors {:?}",
-            **s.routes().borrow(),
-            s.neighbors()
-        )
-    })
 }
 
 async fn wait_established(s: &Speaker) {

@@ -3,57 +3,15 @@
 //! and its routes travel across the fabric: advertised, learned with ECMP, withdrawn.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bgp_speaker::driver::{PeerConfig, Routes, Speaker, SpeakerConfig};
+use bgp_speaker::driver::{PeerConfig, Speaker, SpeakerConfig};
 use containerlab::lab::DeployOptions;
+use contiv_tests::speaker::{in_node, runtime, wait_routes};
 use contiv_tests::{fabric_lab, require_root};
 use ipnet::IpNet;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Runs `f` on a thread inside the node's network namespace, on its own runtime.
-fn in_node<T: Send>(lab: &containerlab::Lab, node: &str, f: impl FnOnce() -> T + Send) -> T {
-    let ns = format!("/run/netns/{}", lab.namespace(node).unwrap());
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let fd = std::fs::File::open(&ns).unwrap();
-            nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            f()
-        })
-        .join()
-        .unwrap()
-    })
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn wait_routes(s: &Speaker, what: &str, f: impl Fn(&Routes) -> bool) -> Arc<Routes> {
-    let mut rx = s.routes();
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            let r = rx.borrow_and_update().clone();
-            if f(&r) {
-                return r;
-            }
-            rx.changed().await.unwrap();
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "{what}: routes now {:?}; neighbors {:?}",
-            s.routes().borrow(),
-            s.neighbors()
-        )
-    })
-}
 
 async fn wait_established(s: &Speaker, n: usize) {
     let start = Instant::now();

@@ -13,12 +13,12 @@
 //! password never.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bgp_speaker::driver::{PeerConfig, Routes, Speaker, SpeakerConfig};
+use bgp_speaker::driver::{PeerConfig, Speaker, SpeakerConfig};
 use bgp_speaker::transport::Md5Password;
 use containerlab::lab::DeployOptions;
+use contiv_tests::speaker::{in_node, runtime, wait_routes};
 use contiv_tests::{fabric_lab, require_root};
 use ipnet::IpNet;
 
@@ -27,27 +27,6 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// (connect retry 1 s, and FRR retries too).
 const NEVER: Duration = Duration::from_secs(8);
 const PASSWORD: &str = "contiv-md5-s3cret";
-
-/// Runs `f` on a thread inside the node's network namespace, on its own runtime.
-fn in_node<T: Send>(lab: &containerlab::Lab, node: &str, f: impl FnOnce() -> T + Send) -> T {
-    let ns = format!("/run/netns/{}", lab.namespace(node).unwrap());
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let fd = std::fs::File::open(&ns).unwrap();
-            nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            f()
-        })
-        .join()
-        .unwrap()
-    })
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn pw(s: &str) -> Md5Password {
     Md5Password::new(s).unwrap()
@@ -123,27 +102,6 @@ async fn assert_never_established(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn wait_routes(s: &Speaker, what: &str, f: impl Fn(&Routes) -> bool) -> Arc<Routes> {
-    let mut rx = s.routes();
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            let r = rx.borrow_and_update().clone();
-            if f(&r) {
-                return r;
-            }
-            rx.changed().await.unwrap();
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "{what}: routes {:?}; {:?}",
-            s.routes().borrow(),
-            s.neighbors()
-        )
-    })
 }
 
 /// FRR's state of a neighbor (`bgpState`), empty when FRR has no such neighbor (a

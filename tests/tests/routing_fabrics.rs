@@ -147,11 +147,16 @@ fn leaf_spine_cross_rack() {
         },
     );
     assert!(c3.pings(&ip1));
-    // leaf1 reaches rack 2's container over both spines (ECMP in the fabric).
-    let r = ip_route(&lab, "leaf1", &ip3);
-    assert!(
-        r.contains("10.0.1.0") && r.contains("10.0.2.0"),
-        "leaf1's route to {ip3}: {r}"
+    // leaf1 reaches rack 2's container over both spines (ECMP in the fabric), once
+    // both spines' paths have arrived.
+    wait_for(
+        "leaf1's route to c3 over both spines",
+        LONG,
+        || {
+            let r = ip_route(&lab, "leaf1", &ip3);
+            (r.contains("10.0.1.0") && r.contains("10.0.2.0")).then_some(())
+        },
+        || ip_route(&lab, "leaf1", &ip3),
     );
     drop(p3);
     drop(p1);
