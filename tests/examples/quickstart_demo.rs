@@ -9,7 +9,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use containerlab::lab::DeployOptions;
-use contiv_tests::cluster::{Netmaster, Netplugin, frr_routes, node_exec, wait_for};
+use contiv_tests::cluster::{Netmaster, docker_host, frr_routes, node_exec, wait_for};
 use contiv_tests::docker::Dockerd;
 
 const LONG: Duration = Duration::from_secs(90);
@@ -62,22 +62,7 @@ fn main() {
     let mut hosts = Vec::new();
     for (host, router) in [("host1", "10.1.1.1"), ("host2", "10.1.2.1")] {
         step(&format!("[{host}] dockerd and netplugin"));
-        let ns = std::path::PathBuf::from("/run/netns").join(lab.namespace(host).unwrap());
-        let d = Dockerd::start_with_config(
-            &ns,
-            &tmp.path().join(format!("d-{host}")),
-            &format!("{{\"dns\": [\"{router}\"]}}"),
-        )
-        .expect("dockerd starts");
-        d.import_busybox().expect("busybox image");
-        let p = Netplugin::start_with_docker(
-            &lab,
-            host,
-            &nm.url,
-            tmp.path(),
-            &d.plugins_dir(),
-            &d.socket(),
-        );
+        let (d, p) = docker_host(&lab, host, router, &nm.url, tmp.path());
         println!(
             "  dockerd {} (busybox imported), netplugin log {}",
             d.socket().display(),

@@ -492,3 +492,25 @@ pub fn ip_route(lab: &containerlab::Lab, node: &str, what: &str) -> String {
     String::from_utf8_lossy(&node_exec(lab, node, &format!("ip route show {what}")).stdout)
         .into_owned()
 }
+
+/// A lab host running Docker: a private dockerd in the host's namespace (busybox
+/// imported, its resolver pointed at the host's netplugin at `router_ip`) and a netplugin
+/// serving it the network and IPAM drivers.
+pub fn docker_host(
+    lab: &containerlab::Lab,
+    host: &str,
+    router_ip: &str,
+    netmaster: &str,
+    dir: &Path,
+) -> (crate::docker::Dockerd, Netplugin) {
+    let ns = PathBuf::from("/run/netns").join(lab.namespace(host).expect("node"));
+    let d = crate::docker::Dockerd::start_with_config(
+        &ns,
+        &dir.join(format!("d-{host}")),
+        &format!("{{\"dns\": [\"{router_ip}\"]}}"),
+    )
+    .expect("dockerd starts");
+    d.import_busybox().expect("busybox image");
+    let p = Netplugin::start_with_docker(lab, host, netmaster, dir, &d.plugins_dir(), &d.socket());
+    (d, p)
+}

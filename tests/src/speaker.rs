@@ -56,3 +56,24 @@ pub async fn wait_routes(s: &Speaker, what: &str, f: impl Fn(&Routes) -> bool) -
         )
     })
 }
+
+/// Polls a router command (`lab.exec_ok`) until its output satisfies `f`; returns it.
+pub async fn wait_router(
+    lab: &containerlab::Lab,
+    node: &str,
+    cmd: &str,
+    f: impl Fn(&str) -> bool,
+) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let out = lab.exec_ok(node, cmd).unwrap_or_default();
+        if f(&out) {
+            return out;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{node}: `{cmd}` never satisfied; last output:\n{out}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bgp_speaker::driver::{PeerConfig, Speaker, SpeakerConfig};
 use containerlab::lab::DeployOptions;
-use contiv_tests::speaker::{in_node, runtime, wait_routes};
+use contiv_tests::speaker::{in_node, runtime, wait_router, wait_routes};
 use contiv_tests::{fabric_lab, require_root};
 use ipnet::IpNet;
 
@@ -28,27 +28,6 @@ async fn wait_established(s: &Speaker, n: usize) {
             s.neighbors()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Polls a router command until its output satisfies `f`.
-async fn wait_router(
-    lab: &containerlab::Lab,
-    node: &str,
-    cmd: &str,
-    f: impl Fn(&str) -> bool,
-) -> String {
-    let start = Instant::now();
-    loop {
-        let out = lab.exec_ok(node, cmd).unwrap_or_default();
-        if f(&out) {
-            return out;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{node}: `{cmd}` never satisfied; last output:\n{out}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use contiv_tests::cluster::{Netmaster, Netplugin, deploy, frr_routes, wait_for};
+use contiv_tests::cluster::{Netmaster, deploy, docker_host, frr_routes, wait_for};
 use contiv_tests::docker::Dockerd;
 use contiv_tests::require_root;
 
@@ -43,23 +43,7 @@ fn docker_quick_start_verbatim() {
 
     let mut hosts = Vec::new();
     for (host, router) in [("host1", "10.1.1.1"), ("host2", "10.1.2.1")] {
-        let ns = std::path::PathBuf::from("/run/netns").join(lab.namespace(host).unwrap());
-        let d = Dockerd::start_with_config(
-            &ns,
-            &tmp.path().join(format!("d-{host}")),
-            &format!("{{\"dns\": [\"{router}\"]}}"),
-        )
-        .expect("dockerd starts");
-        d.import_busybox().expect("busybox image");
-        let p = Netplugin::start_with_docker(
-            &lab,
-            host,
-            &nm.url,
-            tmp.path(),
-            &d.plugins_dir(),
-            &d.socket(),
-        );
-        hosts.push((d, p));
+        hosts.push(docker_host(&lab, host, router, &nm.url, tmp.path()));
     }
 
     // The quick start, verbatim (busybox instead of alpine: no registry here).
