@@ -313,6 +313,7 @@ fn peer_config(c: &Config, n: &Neighbor) -> Option<PeerConfig> {
         // Checked when the configuration was loaded.
         policy: neighbor_policy(c, n).unwrap_or_default(),
         ebgp_requires_policy: c.global.ebgp_requires_policy,
+        add_path_receive: n.add_path.values().any(|m| m.receives()),
     })
 }
 
@@ -333,6 +334,7 @@ fn driver_uses(f: NeighborField) -> bool {
             | Md5Password
             | TtlSecurity
             | EbgpMultihop
+            | AddPath
     )
 }
 

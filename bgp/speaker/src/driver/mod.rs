@@ -1,0 +1,524 @@
+//! The speaker: the `bgp` core run over real sockets.
+//!
+//! - One **session task** per neighbor drives the pure FSM ([`bgp::fsm::Fsm`]) with a TCP
+//!   connection (outgoing through [`crate::transport::connect`], or incoming handed over
+//!   by the listener), frames and decodes messages with [`bgp::wire`], and turns timer
+//!   outputs into tokio sleeps.
+//! - One **table task** holds every neighbor's Adj-RIB-In and the prefixes we originate,
+//!   selects best paths and ECMP groups ([`crate::select`]), publishes the learned routes
+//!   on a watch channel (for the kernel FIB), and sends UPDATEs to established peers.
+//!
+//! Import drops paths through our own AS (RFC 4271 §9.1.2 loop detection).
+//!
+//! Export is the host guardrail: only the prefixes the agent originates are ever
+//! advertised; a learned route is never passed on, so a host cannot leak routes between
+//! its ToRs. Import keeps what the peer sends (RFC 7606 treat-as-withdraw respected).
+//!
+//! Simplifications, documented: a connection that arrives while our own is past
+//! Connect/Active is refused (the peer's collision handling keeps one); IPv6 routes go
+//! over IPv4 sessions only with a configured IPv6 next hop, IPv4 routes over IPv6
+//! sessions with RFC 8950 extended next hop; ADD-PATH is not negotiated yet.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bgp::fsm::{
+    self, Fsm, FsmConfig, Input, NotificationData, OpenInfo, Output, PeerAs, State, Timer,
+};
+use bgp::types::{AsPath, Community, Family, LargeCommunity, NextHop, Nlri, Origin, PathAttrs};
+use bgp::wire::{
+    self, Capability, ErrorCode, GracefulRestart, Message, Notification, Open, SessionCtx, Update,
+    UpdateOutcome,
+};
+use bytes::BytesMut;
+use ipnet::IpNet;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+
+mod session;
+mod table;
+
+use session::session_task;
+use table::table_task;
+use crate::transport::{self, Listener, Md5Password, TransportOpts};
+
+/// The speaker as a whole.
+#[derive(Debug, Clone)]
+pub struct SpeakerConfig {
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    /// Where to accept sessions (`None`: only connect out).
+    pub listen: Option<SocketAddr>,
+    /// Most next hops in one ECMP group.
+    pub max_paths: usize,
+    /// Attached to every route we originate.
+    pub communities: Vec<Community>,
+    pub large_communities: Vec<LargeCommunity>,
+    /// Graceful restart (RFC 4724, with RFC 8538's N bit); `None` disables it.
+    pub graceful_restart: Option<GracefulRestartConfig>,
+    /// Re-advertise learned best paths to the other neighbors (a transit router or
+    /// route server). Off for hosts: a host only ever advertises what it originates,
+    /// so it can never pass routes between its ToRs.
+    pub export_learned: bool,
+}
+
+/// Graceful restart settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GracefulRestartConfig {
+    /// How long peers should keep our routes while we restart (seconds, at most 4095).
+    pub restart_time: u16,
+    /// We are a restarting speaker: the first session to each peer sets the R bit. The
+    /// F bit is always set: the agent never removes its forwarding state when it stops.
+    pub restarting: bool,
+    /// How long a restarted peer's stale routes are kept, once it is back, waiting for
+    /// its End-of-RIB.
+    pub stale_time: Duration,
+}
+
+/// One neighbor.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    pub addr: IpAddr,
+    /// The peer's BGP port (179).
+    pub port: u16,
+    /// The peer's AS (`None`: any, for dynamic peers).
+    pub remote_as: Option<u32>,
+    pub passive: bool,
+    pub hold_time: u16,
+    pub keepalive: u16,
+    pub connect_retry: Duration,
+    /// Socket options, the TCP MD5 password included (`transport.md5_password`, see
+    /// [`PeerConfig::with_md5_password`]).
+    pub transport: TransportOpts,
+    pub description: String,
+    /// Our IPv6 next hop for IPv6 routes sent over an IPv4 session (IPv6 routes are not
+    /// sent over IPv4 sessions without one). Over IPv6 sessions the session's own
+    /// address is used, and IPv4 routes go with it when the peer accepts IPv6 next hops
+    /// for IPv4 (RFC 8950).
+    pub next_hop_v6: Option<std::net::Ipv6Addr>,
+    /// Import and export policies and the max-prefix limit.
+    pub policy: bgp::policy::NeighborPolicy,
+    /// RFC 8212: an eBGP neighbor without an import (export) policy has nothing
+    /// accepted (sent). Off in [`PeerConfig::new`] (the caller states its policy, as
+    /// netplugin does); `contiv-bgpd` turns it on unless its configuration opts out.
+    pub ebgp_requires_policy: bool,
+    /// Offer to receive several paths per prefix (ADD-PATH, RFC 7911) for IPv4 and IPv6
+    /// unicast; a peer configured to send them then does, and each path takes part in
+    /// best path and ECMP on its own. On in [`PeerConfig::new`].
+    pub add_path_receive: bool,
+}
+
+impl PeerConfig {
+    /// An active eBGP/iBGP neighbor with short, fabric-friendly timers (hold 9 s,
+    /// keepalive 3 s, connect retry 2 s).
+    pub fn new(addr: IpAddr, remote_as: u32) -> PeerConfig {
+        PeerConfig {
+            addr,
+            port: 179,
+            remote_as: Some(remote_as),
+            passive: false,
+            hold_time: 9,
+            keepalive: 3,
+            connect_retry: Duration::from_secs(2),
+            transport: TransportOpts::default(),
+            description: String::new(),
+            next_hop_v6: None,
+            policy: bgp::policy::NeighborPolicy::default(),
+            ebgp_requires_policy: false,
+            add_path_receive: true,
+        }
+    }
+
+    /// The same neighbor with a TCP MD5 password (RFC 2385): outgoing connections sign
+    /// with it, and the speaker's listener gets it as the key for this peer's address.
+    pub fn with_md5_password(mut self, password: Md5Password) -> PeerConfig {
+        self.transport.md5_password = Some(password);
+        self
+    }
+}
+
+/// A neighbor's state as `show` commands and metrics report it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PeerStatus {
+    pub address: IpAddr,
+    pub remote_as: Option<u32>,
+    /// FSM state name (`Idle` ... `Established`).
+    pub state: String,
+    /// When the session last became Established (seconds since the UNIX epoch).
+    pub established_at: Option<u64>,
+    pub updates_in: u64,
+    pub updates_out: u64,
+    pub prefixes_received: u64,
+    pub prefixes_advertised: u64,
+    /// Times the session left Established.
+    pub flaps: u64,
+    pub last_error: Option<String>,
+    /// FSM transitions so far.
+    pub transitions: u64,
+    /// The peer sent End-of-RIB for every family of the current session: its initial
+    /// table is complete.
+    pub eor_received: bool,
+    /// Routes of this peer kept as stale through its restart (RFC 4724 helper).
+    pub stale_routes: u64,
+}
+
+/// Learned prefixes and the next hops of their ECMP groups.
+pub type Routes = BTreeMap<IpNet, Vec<IpAddr>>;
+
+/// Speaker errors.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerError {
+    #[error("neighbor {0}: {1}")]
+    Neighbor(IpAddr, String),
+    #[error(transparent)]
+    Transport(#[from] transport::TransportError),
+    #[error("the speaker has stopped")]
+    Stopped,
+}
+
+enum TableCmd {
+    PeerUp {
+        addr: IpAddr,
+        /// The session's connection number (see [`SessionOut::Updates`]).
+        conn: u64,
+        out: mpsc::UnboundedSender<SessionOut>,
+        ctx: SessionCtx,
+        local: IpAddr,
+        ebgp: bool,
+        router_id: Ipv4Addr,
+        /// The peer's graceful restart capability, when both sides sent one.
+        peer_gr: Option<GracefulRestart>,
+        next_hop_v6: Option<std::net::Ipv6Addr>,
+        policy: Box<bgp::policy::NeighborPolicy>,
+        ebgp_requires_policy: bool,
+    },
+    PeerDown {
+        addr: IpAddr,
+        /// The session went down in a way graceful restart covers (connection loss, hold
+        /// timer, or with the N bit a NOTIFICATION other than Hard Reset): keep the
+        /// peer's routes as stale.
+        graceful: bool,
+    },
+    Update {
+        addr: IpAddr,
+        update: Update,
+    },
+    Refresh {
+        addr: IpAddr,
+    },
+    /// A session wrote this many bytes of UPDATEs the table gave it.
+    #[allow(dead_code)] // read by the table rewrite in progress
+    Written {
+        addr: IpAddr,
+        conn: u64,
+        bytes: usize,
+    },
+    Originate(Vec<IpNet>),
+    Withdraw(Vec<IpNet>),
+    AdjIn {
+        addr: IpAddr,
+        reply: oneshot::Sender<Vec<(IpNet, Option<IpAddr>)>>,
+    },
+    Originated {
+        reply: oneshot::Sender<Vec<IpNet>>,
+    },
+}
+
+/// What the table tells a session.
+enum SessionOut {
+    /// Encoded UPDATEs for connection number `conn` (dropped if that connection is
+    /// gone); the session acknowledges them with [`TableCmd::Written`] once written.
+    Updates {
+        conn: u64,
+        bytes: bytes::Bytes,
+        updates: u64,
+    },
+    /// Close the session with a Cease of this subcode and stay down for `hold`.
+    Reset { cease_subcode: u8, hold: Duration },
+}
+
+enum PeerCtl {
+    Incoming(TcpStream),
+    Stop,
+    /// Close the connection without a NOTIFICATION (we are restarting: the peer sees
+    /// the connection go and, with graceful restart, keeps our routes).
+    Abandon,
+}
+
+struct PeerHandle {
+    ctl: mpsc::UnboundedSender<PeerCtl>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A running speaker.
+pub struct Speaker {
+    cfg: SpeakerConfig,
+    table: mpsc::UnboundedSender<TableCmd>,
+    routes: watch::Receiver<Arc<Routes>>,
+    status: Arc<Mutex<BTreeMap<IpAddr, PeerStatus>>>,
+    peers: Arc<Mutex<HashMap<IpAddr, PeerHandle>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    listener: Option<Arc<Listener>>,
+}
+
+impl std::fmt::Debug for Speaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Speaker")
+            .field("asn", &self.cfg.asn)
+            .field("router_id", &self.cfg.router_id)
+            .finish()
+    }
+}
+
+impl Drop for Speaker {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Ok(peers) = self.peers.lock() {
+            for p in peers.values() {
+                p.task.abort();
+            }
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Speaker {
+    /// Starts the table task and, when configured, the listener.
+    pub async fn start(cfg: SpeakerConfig) -> Result<Speaker, SpeakerError> {
+        let (table_tx, table_rx) = mpsc::unbounded_channel();
+        let (routes_tx, routes) = watch::channel(Arc::new(Routes::new()));
+        let status = Arc::new(Mutex::new(BTreeMap::new()));
+        let peers: Arc<Mutex<HashMap<IpAddr, PeerHandle>>> = Arc::new(Mutex::new(HashMap::new()));
+        let mut tasks = vec![tokio::spawn(table_task(
+            cfg.clone(),
+            table_rx,
+            routes_tx,
+            status.clone(),
+        ))];
+        let mut listener = None;
+        if let Some(addr) = cfg.listen {
+            let l = Arc::new(Listener::bind_addr(addr)?);
+            listener = Some(l.clone());
+            let peers = peers.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok((stream, from)) => {
+                            let p = peers
+                                .lock()
+                                .ok()
+                                .and_then(|p| p.get(&from.ip()).map(|h| h.ctl.clone()));
+                            match p {
+                                Some(ctl) => {
+                                    let _ = ctl.send(PeerCtl::Incoming(stream));
+                                }
+                                None => tracing::info!(
+                                    "BGP connection from unknown peer {from} refused"
+                                ),
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("BGP listener: {e}");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                }
+            }));
+        }
+        Ok(Speaker {
+            cfg,
+            table: table_tx,
+            routes,
+            status,
+            peers,
+            tasks,
+            listener,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().map(|l| l.local_addr())
+    }
+
+    /// Adds a neighbor (or replaces one: its session is reset).
+    pub fn add_neighbor(&self, p: PeerConfig) -> Result<(), SpeakerError> {
+        let mut fc = FsmConfig::new(
+            self.cfg.asn,
+            self.cfg.router_id,
+            p.remote_as.map(PeerAs::Exact).unwrap_or(PeerAs::Any),
+        );
+        fc.hold_time = p.hold_time;
+        fc.keepalive = p.keepalive;
+        fc.connect_retry = p.connect_retry;
+        fc.passive = p.passive;
+        fc.idle_hold = Duration::from_millis(500);
+        let fsm = Fsm::new(fc).map_err(|e| SpeakerError::Neighbor(p.addr, e.to_string()))?;
+        // Removed first: removal clears the peer's MD5 key on the listener.
+        self.remove_neighbor(p.addr);
+        // The listener's key for the peer makes the kernel accept its signed handshake;
+        // a listener of the other family never sees this peer.
+        if let Some(l) = &self.listener
+            && let Some(pw) = &p.transport.md5_password
+            && l.local_addr().is_ipv4() == p.addr.is_ipv4()
+        {
+            l.set_md5(p.addr, Some(pw))?;
+        }
+        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        self.status
+            .lock()
+            .map_err(|_| SpeakerError::Stopped)?
+            .insert(
+                p.addr,
+                PeerStatus {
+                    address: p.addr,
+                    remote_as: p.remote_as,
+                    state: State::Idle.to_string(),
+                    established_at: None,
+                    updates_in: 0,
+                    updates_out: 0,
+                    prefixes_received: 0,
+                    prefixes_advertised: 0,
+                    flaps: 0,
+                    last_error: None,
+                    transitions: 0,
+                    eor_received: false,
+                    stale_routes: 0,
+                },
+            );
+        let task = tokio::spawn(session_task(
+            p.clone(),
+            self.cfg.clone(),
+            fsm,
+            ctl_rx,
+            self.table.clone(),
+            self.status.clone(),
+        ));
+        self.peers
+            .lock()
+            .map_err(|_| SpeakerError::Stopped)?
+            .insert(p.addr, PeerHandle { ctl: ctl_tx, task });
+        Ok(())
+    }
+
+    /// Removes a neighbor: its session is closed with a Cease and its routes withdrawn.
+    pub fn remove_neighbor(&self, addr: IpAddr) -> bool {
+        let h = self.peers.lock().ok().and_then(|mut p| p.remove(&addr));
+        if let Some(h) = h {
+            let _ = h.ctl.send(PeerCtl::Stop);
+            if let Ok(mut s) = self.status.lock() {
+                s.remove(&addr);
+            }
+            if let Some(l) = &self.listener {
+                let _ = l.set_md5(addr, None);
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Starts advertising these prefixes to every neighbor.
+    pub fn originate(&self, prefixes: Vec<IpNet>) -> Result<(), SpeakerError> {
+        self.table
+            .send(TableCmd::Originate(prefixes))
+            .map_err(|_| SpeakerError::Stopped)
+    }
+
+    /// Stops advertising these prefixes.
+    pub fn withdraw(&self, prefixes: Vec<IpNet>) -> Result<(), SpeakerError> {
+        self.table
+            .send(TableCmd::Withdraw(prefixes))
+            .map_err(|_| SpeakerError::Stopped)
+    }
+
+    /// The prefixes we originate now.
+    pub async fn originated(&self) -> Result<Vec<IpNet>, SpeakerError> {
+        let (tx, rx) = oneshot::channel();
+        self.table
+            .send(TableCmd::Originated { reply: tx })
+            .map_err(|_| SpeakerError::Stopped)?;
+        rx.await.map_err(|_| SpeakerError::Stopped)
+    }
+
+    /// Learned best routes with their ECMP next hops; every change is published.
+    pub fn routes(&self) -> watch::Receiver<Arc<Routes>> {
+        self.routes.clone()
+    }
+
+    /// Every neighbor's status.
+    pub fn neighbors(&self) -> Vec<PeerStatus> {
+        self.status
+            .lock()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// What a neighbor sent us (its Adj-RIB-In): prefix and next hop.
+    pub async fn adj_rib_in(
+        &self,
+        addr: IpAddr,
+    ) -> Result<Vec<(IpNet, Option<IpAddr>)>, SpeakerError> {
+        let (tx, rx) = oneshot::channel();
+        self.table
+            .send(TableCmd::AdjIn { addr, reply: tx })
+            .map_err(|_| SpeakerError::Stopped)?;
+        rx.await.map_err(|_| SpeakerError::Stopped)
+    }
+
+    /// Stops for a restart: every connection is closed without a NOTIFICATION, so peers
+    /// that negotiated graceful restart keep our routes (and forwarding) until we are
+    /// back or their restart timer runs out. Without graceful restart this is a plain
+    /// connection loss.
+    pub async fn shutdown_for_restart(self) {
+        let handles: Vec<PeerHandle> = self
+            .peers
+            .lock()
+            .map(|mut p| p.drain().map(|(_, h)| h).collect())
+            .unwrap_or_default();
+        for h in &handles {
+            let _ = h.ctl.send(PeerCtl::Abandon);
+        }
+        for h in handles {
+            let _ = tokio::time::timeout(Duration::from_secs(2), h.task).await;
+        }
+    }
+
+    /// Closes every session (Cease) and stops.
+    pub async fn shutdown(self) {
+        let handles: Vec<PeerHandle> = self
+            .peers
+            .lock()
+            .map(|mut p| p.drain().map(|(_, h)| h).collect())
+            .unwrap_or_default();
+        for h in &handles {
+            let _ = h.ctl.send(PeerCtl::Stop);
+        }
+        for h in handles {
+            let _ = tokio::time::timeout(Duration::from_secs(2), h.task).await;
+        }
+    }
+}
+
+fn set_status(
+    status: &Mutex<BTreeMap<IpAddr, PeerStatus>>,
+    addr: IpAddr,
+    f: impl FnOnce(&mut PeerStatus),
+) {
+    if let Ok(mut s) = status.lock()
+        && let Some(p) = s.get_mut(&addr)
+    {
+        f(p);
+    }
+}
+
