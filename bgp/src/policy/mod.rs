@@ -248,7 +248,13 @@ impl Policy {
         }
     }
 
-    pub fn reject_all() -> Policy {
+    /// Some term looks at the prefix: the verdict may differ between routes with the
+    /// same attributes (otherwise a caller may run the policy once per attribute set).
+    pub fn uses_prefix(&self) -> bool {
+        self.terms.iter().any(|t| t.conditions.prefix.is_some())
+    }
+
+        pub fn reject_all() -> Policy {
         Policy {
             terms: Vec::new(),
             default: DefaultAction::Reject,

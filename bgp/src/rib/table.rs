@@ -1,12 +1,11 @@
 //! Adj-RIBs-In and the Loc-RIB, maintained incrementally.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::select::{PeerId, PeerInfo, compare, compare_multipath};
 use crate::types::{Family, Nlri, PathAttrs};
@@ -41,6 +40,8 @@ fn same_attrs(a: &Arc<PathAttrs>, b: &Arc<PathAttrs>) -> bool {
 #[derive(Debug, Clone)]
 pub struct Change {
     pub prefix: IpNet,
+    /// The prefix's id in the [`Rib`] (see [`Rib::by_id`]).
+    pub id: u32,
     /// The new group, best path first, then the other ECMP members in preference
     /// order. Empty when the prefix is no longer reachable.
     pub paths: Vec<Path>,
@@ -79,32 +80,146 @@ struct PeerSlot {
     live: bool,
 }
 
-/// Every path to one prefix, sorted best first.
+/// The paths to one prefix, sorted best first. Most prefixes have exactly one, which
+/// is kept inline (no allocation of its own).
 #[derive(Debug, Default)]
+enum Paths {
+    #[default]
+    Empty,
+    One(Path),
+    // Boxed so that the inline case stays one path wide.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<Path>>),
+}
+
+impl Paths {
+    fn as_slice(&self) -> &[Path] {
+        match self {
+            Paths::Empty => &[],
+            Paths::One(p) => std::slice::from_ref(p),
+            Paths::Many(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Path] {
+        match self {
+            Paths::Empty => &mut [],
+            Paths::One(p) => std::slice::from_mut(p),
+            Paths::Many(v) => v,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Paths::Empty)
+    }
+
+    fn insert(&mut self, at: usize, path: Path) {
+        *self = match std::mem::take(self) {
+            Paths::Empty => Paths::One(path),
+            Paths::One(p) => {
+                let mut v = Vec::with_capacity(2);
+                v.push(p);
+                v.insert(at, path);
+                Paths::Many(Box::new(v))
+            }
+            Paths::Many(mut v) => {
+                // Grow by a quarter instead of doubling: a prefix typically has as
+                // many paths as there are peers.
+                if v.len() == v.capacity() {
+                    v.reserve_exact((v.len() / 4).max(1));
+                }
+                v.insert(at, path);
+                Paths::Many(v)
+            }
+        };
+    }
+
+    fn remove(&mut self, i: usize) {
+        self.retain_indexed(|j, _| j != i);
+    }
+
+    fn retain(&mut self, f: impl Fn(&Path) -> bool) {
+        self.retain_indexed(|_, p| f(p));
+    }
+
+    fn retain_indexed(&mut self, f: impl Fn(usize, &Path) -> bool) {
+        *self = match std::mem::take(self) {
+            Paths::Empty => Paths::Empty,
+            Paths::One(p) => {
+                if f(0, &p) {
+                    Paths::One(p)
+                } else {
+                    Paths::Empty
+                }
+            }
+            Paths::Many(mut v) => {
+                let mut j = 0;
+                v.retain(|p| {
+                    let keep = f(j, p);
+                    j += 1;
+                    keep
+                });
+                match v.len() {
+                    0 => Paths::Empty,
+                    1 => Paths::One(v.pop().expect("one path")),
+                    _ => Paths::Many(v),
+                }
+            }
+        };
+    }
+}
+
+/// One prefix: its paths from every peer, sorted best first.
+#[derive(Debug)]
 struct Dest {
-    paths: Vec<Path>,
+    prefix: IpNet,
+    paths: Paths,
     /// Already recorded in the current batch.
     dirty: bool,
+    /// The slot holds a prefix (free slots are kept for reuse).
+    used: bool,
 }
+
+/// Prefix slots are allocated in chunks of this many, so the table never has to be
+/// copied to grow.
+const CHUNK: usize = 4096;
 
 /// The routing information base: the Adj-RIB-In of every peer (after import policy)
 /// and the Loc-RIB (best path and ECMP group per prefix), updated incrementally.
 ///
 /// Storage is per prefix: the paths of every peer to that prefix, kept sorted by the
 /// decision process ([`super::select`]), so the Loc-RIB entry is the head of that list
-/// and an update costs one hash lookup and an insertion into a short sorted vector.
-/// A peer's Adj-RIB-In is the view [`Rib::adj_rib_in`] of that same storage; whole-peer
+/// and an update costs one ordered-index lookup and an insertion into a short sorted
+/// list (a single path is stored inline). Each prefix has a small integer id (its
+/// slot), stable while the prefix is in the table, so that a driver can keep per-peer
+/// state (what is queued, what was sent) in bitmaps instead of maps. A peer's
+/// Adj-RIB-In is the view [`Rib::adj_rib_in`] of that same storage; whole-peer
 /// operations ([`Rib::peer_down`], [`Rib::mark_stale`], [`Rib::purge_stale`]) walk the
 /// table once.
 ///
 /// Mutations return the [`Change`]s of the Loc-RIB: exactly the prefixes whose group
 /// (best path plus ECMP members: source, path id and attributes) differs from before
 /// the call, each once, with the new group.
+///
+/// A prefix left without paths is dropped at once, unless [`Rib::keep_empty`] is set:
+/// then it keeps its id (with an empty group) until [`Rib::release`], so that a driver
+/// can finish withdrawing it from its peers before the id is handed out again.
 #[derive(Debug)]
 pub struct Rib {
     peers: Vec<PeerSlot>,
     free: Vec<u32>,
-    table: HashMap<IpNet, Dest>,
+    v4: BTreeMap<Ipv4Net, u32>,
+    v6: BTreeMap<Ipv6Net, u32>,
+    slots: Vec<Vec<Dest>>,
+    free_slots: Vec<u32>,
+    slot_count: u32,
+    /// Prefixes with at least one path.
+    live: usize,
+    keep_empty: bool,
     max_paths: usize,
     routes: usize,
 }
@@ -113,15 +228,15 @@ pub struct Rib {
 /// `saved`, so that recording costs no allocation per prefix).
 #[derive(Default)]
 struct Batch {
-    touched: Vec<(IpNet, usize, usize)>,
+    touched: Vec<(u32, usize, usize)>,
     saved: Vec<Path>,
 }
 
 impl Batch {
-    fn record(&mut self, prefix: IpNet, group: &[Path]) {
+    fn record(&mut self, id: u32, group: &[Path]) {
         let start = self.saved.len();
         self.saved.extend_from_slice(group);
-        self.touched.push((prefix, start, group.len()));
+        self.touched.push((id, start, group.len()));
     }
 }
 
@@ -131,14 +246,127 @@ impl Rib {
         Rib {
             peers: Vec::new(),
             free: Vec::new(),
-            table: HashMap::new(),
+            v4: BTreeMap::new(),
+            v6: BTreeMap::new(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            slot_count: 0,
+            live: 0,
+            keep_empty: false,
             max_paths: max_paths.max(1),
             routes: 0,
         }
     }
 
+    /// Keep prefixes left without paths (with their ids) until [`Rib::release`].
+    pub fn keep_empty(&mut self, on: bool) {
+        self.keep_empty = on;
+    }
+
     pub fn max_paths(&self) -> usize {
         self.max_paths
+    }
+
+    /// One more than the highest prefix id in use (for sizing per-id state).
+    pub fn id_bound(&self) -> usize {
+        self.slot_count as usize
+    }
+
+    /// The id of `prefix`, if it is in the table.
+    pub fn id_of(&self, prefix: &IpNet) -> Option<u32> {
+        match prefix {
+            IpNet::V4(p) => self.v4.get(p).copied(),
+            IpNet::V6(p) => self.v6.get(p).copied(),
+        }
+    }
+
+    /// The prefix with this id and its group (empty for a prefix kept by
+    /// [`Rib::keep_empty`]); `None` for an id not in use.
+    pub fn by_id(&self, id: u32) -> Option<(IpNet, &[Path])> {
+        let d = self.slot_ref(id)?;
+        d.used.then(|| {
+            let paths = d.paths.as_slice();
+            (d.prefix, &paths[..group_len(paths, &self.peers, self.max_paths)])
+        })
+    }
+
+    /// Drop a prefix kept without paths (see [`Rib::keep_empty`]); its id may be handed
+    /// out again. Does nothing (and returns false) if it has paths again.
+    pub fn release(&mut self, id: u32) -> bool {
+        match self.slot_ref(id) {
+            Some(d) if d.used && d.paths.is_empty() => {
+                self.drop_slot(id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn slot_ref(&self, id: u32) -> Option<&Dest> {
+        let id = id as usize;
+        self.slots.get(id / CHUNK).and_then(|c| c.get(id % CHUNK))
+    }
+
+    fn dest_mut(&mut self, id: u32) -> &mut Dest {
+        let id = id as usize;
+        &mut self.slots[id / CHUNK][id % CHUNK]
+    }
+
+    fn find_or_insert(&mut self, prefix: IpNet) -> (u32, bool) {
+        if let Some(id) = self.id_of(&prefix) {
+            return (id, false);
+        }
+        let id = match self.free_slots.pop() {
+            Some(id) => id,
+            None => {
+                let id = self.slot_count;
+                self.slot_count = id.checked_add(1).expect("fewer than 2^32 prefixes");
+                if (id as usize).is_multiple_of(CHUNK) {
+                    self.slots.push(Vec::with_capacity(CHUNK));
+                }
+                self.slots.last_mut().expect("a chunk").push(Dest {
+                    prefix,
+                    paths: Paths::Empty,
+                    dirty: false,
+                    used: false,
+                });
+                id
+            }
+        };
+        let d = self.dest_mut(id);
+        d.prefix = prefix;
+        d.used = true;
+        d.dirty = false;
+        match prefix {
+            IpNet::V4(p) => self.v4.insert(p, id),
+            IpNet::V6(p) => self.v6.insert(p, id),
+        };
+        (id, true)
+    }
+
+    fn drop_slot(&mut self, id: u32) {
+        let d = self.dest_mut(id);
+        d.used = false;
+        d.paths = Paths::Empty;
+        let prefix = d.prefix;
+        match prefix {
+            IpNet::V4(p) => self.v4.remove(&p),
+            IpNet::V6(p) => self.v6.remove(&p),
+        };
+        self.free_slots.push(id);
+    }
+
+    fn dests_mut(&mut self) -> impl Iterator<Item = &mut Dest> {
+        self.slots.iter_mut().flatten().filter(|d| d.used)
+    }
+
+    fn dests(&self) -> impl Iterator<Item = (u32, &Dest)> {
+        self.slots
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter(|(_, d)| d.used)
+            .map(|(i, d)| (i as u32, d))
     }
 
     /// Register a peer (or the local origin, with [`PeerInfo::local`]).
@@ -181,10 +409,11 @@ impl Rib {
         }
         let mut batch = Batch::default();
         let peers = &self.peers;
-        for (prefix, dest) in &mut self.table {
-            if dest.paths.iter().any(|p| p.peer == peer) {
-                touch(dest, *prefix, &mut batch, peers, max_paths);
+        for (id, dest) in self.slots.iter_mut().flatten().enumerate() {
+            if dest.used && dest.paths.as_slice().iter().any(|p| p.peer == peer) {
+                touch(dest, id as u32, &mut batch, peers, max_paths);
                 dest.paths
+                    .as_mut_slice()
                     .sort_by(|a, b| compare(key(peers, b), key(peers, a)));
             }
         }
@@ -217,39 +446,38 @@ impl Rib {
         let mut batch = Batch::default();
         let mut added: isize = 0;
         for n in withdrawn {
-            let Some(dest) = self.table.get_mut(&n.prefix) else {
+            let Some(id) = self.id_of(&n.prefix) else {
                 continue;
             };
+            let peers = &self.peers;
+            let dest = &mut self.slots[id as usize / CHUNK][id as usize % CHUNK];
             let Some(i) = position(dest, peer, n.path_id) else {
                 continue;
             };
-            touch(dest, n.prefix, &mut batch, &self.peers, max_paths);
+            touch(dest, id, &mut batch, peers, max_paths);
             dest.paths.remove(i);
             added -= 1;
         }
         for (n, attrs) in announced {
-            let dest = match self.table.entry(n.prefix) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => {
-                    // A new prefix: its group before was empty.
-                    batch.record(n.prefix, &[]);
-                    e.insert(Dest {
-                        paths: Vec::new(),
-                        dirty: true,
-                    })
-                }
-            };
+            let (id, new) = self.find_or_insert(n.prefix);
+            let peers = &self.peers;
+            let dest = &mut self.slots[id as usize / CHUNK][id as usize % CHUNK];
+            if new {
+                // A new prefix: its group before was empty.
+                batch.record(id, &[]);
+                dest.dirty = true;
+            }
             match position(dest, peer, n.path_id) {
-                Some(i) if same_attrs(&dest.paths[i].attrs, attrs) => {
-                    dest.paths[i].stale = false;
+                Some(i) if same_attrs(&dest.paths.as_slice()[i].attrs, attrs) => {
+                    dest.paths.as_mut_slice()[i].stale = false;
                     continue;
                 }
                 Some(i) => {
-                    touch(dest, n.prefix, &mut batch, &self.peers, max_paths);
+                    touch(dest, id, &mut batch, peers, max_paths);
                     dest.paths.remove(i);
                 }
                 None => {
-                    touch(dest, n.prefix, &mut batch, &self.peers, max_paths);
+                    touch(dest, id, &mut batch, peers, max_paths);
                     added += 1;
                 }
             }
@@ -259,7 +487,7 @@ impl Rib {
                 peer,
                 stale: false,
             };
-            insert_sorted(dest, path, &self.peers);
+            insert_sorted(dest, path, peers);
         }
         let slot = &mut self.peers[peer.index()];
         slot.routes = slot.routes.checked_add_signed(added).expect("route count");
@@ -281,8 +509,8 @@ impl Rib {
             return 0;
         }
         let mut n = 0;
-        for dest in self.table.values_mut() {
-            for p in dest.paths.iter_mut().filter(|p| p.peer == peer) {
+        for dest in self.dests_mut() {
+            for p in dest.paths.as_mut_slice().iter_mut().filter(|p| p.peer == peer) {
                 p.stale = true;
                 n += 1;
             }
@@ -296,6 +524,17 @@ impl Rib {
         self.remove_where(peer, |prefix, p| p.stale && Family::of(prefix) == family)
     }
 
+    /// Number of `peer`'s paths still marked stale.
+    pub fn stale_count(&self, peer: PeerId) -> usize {
+        if self.slot(peer).routes == 0 {
+            return 0;
+        }
+        self.dests()
+            .flat_map(|(_, d)| d.paths.as_slice())
+            .filter(|p| p.peer == peer && p.stale)
+            .count()
+    }
+
     fn remove_where(&mut self, peer: PeerId, pred: impl Fn(&IpNet, &Path) -> bool) -> Vec<Change> {
         self.slot(peer);
         if self.peers[peer.index()].routes == 0 {
@@ -305,13 +544,20 @@ impl Rib {
         let mut batch = Batch::default();
         let mut removed = 0;
         let peers = &self.peers;
-        for (prefix, dest) in &mut self.table {
-            if !dest.paths.iter().any(|p| p.peer == peer && pred(prefix, p)) {
+        for (id, dest) in self.slots.iter_mut().flatten().enumerate() {
+            let prefix = dest.prefix;
+            if !dest.used
+                || !dest
+                    .paths
+                    .as_slice()
+                    .iter()
+                    .any(|p| p.peer == peer && pred(&prefix, p))
+            {
                 continue;
             }
-            touch(dest, *prefix, &mut batch, peers, max_paths);
+            touch(dest, id as u32, &mut batch, peers, max_paths);
             let before = dest.paths.len();
-            dest.paths.retain(|p| !(p.peer == peer && pred(prefix, p)));
+            dest.paths.retain(|p| !(p.peer == peer && pred(&prefix, p)));
             removed += before - dest.paths.len();
         }
         self.peers[peer.index()].routes -= removed;
@@ -320,27 +566,34 @@ impl Rib {
     }
 
     /// Compare each touched prefix's group with the one recorded before, emit the
-    /// changes, drop prefixes left without paths.
+    /// changes, drop prefixes left without paths (unless kept).
     fn finish(&mut self, batch: Batch) -> Vec<Change> {
         let mut changes = Vec::new();
-        for &(prefix, start, len) in &batch.touched {
+        for &(id, start, len) in &batch.touched {
             let before = &batch.saved[start..start + len];
-            let Some(dest) = self.table.get_mut(&prefix) else {
-                continue;
-            };
+            let (max_paths, keep_empty) = (self.max_paths, self.keep_empty);
+            let peers = &self.peers;
+            let dest = &mut self.slots[id as usize / CHUNK][id as usize % CHUNK];
             dest.dirty = false;
-            let n = group_len(&dest.paths, &self.peers, self.max_paths);
-            let after = &dest.paths[..n];
+            let paths = dest.paths.as_slice();
+            let n = group_len(paths, peers, max_paths);
+            let after = &paths[..n];
             let same = before.len() == after.len()
                 && before.iter().zip(after).all(|(a, b)| a.same_route(b));
             if !same {
                 changes.push(Change {
-                    prefix,
+                    prefix: dest.prefix,
+                    id,
                     paths: after.to_vec(),
                 });
             }
-            if dest.paths.is_empty() {
-                self.table.remove(&prefix);
+            match (before.is_empty(), after.is_empty()) {
+                (true, false) => self.live += 1,
+                (false, true) => self.live -= 1,
+                _ => {}
+            }
+            if after.is_empty() && !keep_empty {
+                self.drop_slot(id);
             }
         }
         changes
@@ -348,45 +601,61 @@ impl Rib {
 
     /// The Loc-RIB entry of `prefix`: best path first, then the other ECMP members.
     pub fn get(&self, prefix: &IpNet) -> Option<&[Path]> {
-        let dest = self.table.get(prefix)?;
-        Some(&dest.paths[..group_len(&dest.paths, &self.peers, self.max_paths)])
+        let (_, group) = self.by_id(self.id_of(prefix)?)?;
+        (!group.is_empty()).then_some(group)
     }
 
     /// Every path to `prefix` from every peer, best first.
     pub fn paths(&self, prefix: &IpNet) -> &[Path] {
-        self.table.get(prefix).map_or(&[], |d| &d.paths)
+        self.id_of(prefix)
+            .and_then(|id| self.slot_ref(id))
+            .map_or(&[], |d| d.paths.as_slice())
     }
 
-    /// The Loc-RIB, in no particular order: each reachable prefix with its group.
+    /// The Loc-RIB: each reachable prefix with its group, in id order.
     pub fn iter(&self) -> impl Iterator<Item = (&IpNet, &[Path])> + '_ {
-        self.table.iter().map(|(p, d)| {
-            let n = group_len(&d.paths, &self.peers, self.max_paths);
-            (p, &d.paths[..n])
-        })
+        self.dests()
+            .filter(|(_, d)| !d.paths.is_empty())
+            .map(|(_, d)| {
+                let paths = d.paths.as_slice();
+                let n = group_len(paths, &self.peers, self.max_paths);
+                (&d.prefix, &paths[..n])
+            })
     }
 
-    /// The Adj-RIB-In of `peer` (after import policy), in no particular order.
+    /// Every prefix id with paths (for a full export).
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.dests()
+            .filter(|(_, d)| !d.paths.is_empty())
+            .map(|(id, _)| id)
+    }
+
+    /// The Adj-RIB-In of `peer` (after import policy), in id order.
     pub fn adj_rib_in(&self, peer: PeerId) -> impl Iterator<Item = (Nlri, &Path)> + '_ {
-        self.table.iter().flat_map(move |(prefix, d)| {
-            d.paths.iter().filter(move |p| p.peer == peer).map(|p| {
-                (
-                    Nlri {
-                        prefix: *prefix,
-                        path_id: p.path_id,
-                    },
-                    p,
-                )
-            })
+        self.dests().flat_map(move |(_, d)| {
+            d.paths
+                .as_slice()
+                .iter()
+                .filter(move |p| p.peer == peer)
+                .map(|p| {
+                    (
+                        Nlri {
+                            prefix: d.prefix,
+                            path_id: p.path_id,
+                        },
+                        p,
+                    )
+                })
         })
     }
 
     /// Number of prefixes in the Loc-RIB.
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.live == 0
     }
 
     /// Number of paths from all peers.
@@ -409,6 +678,7 @@ fn key<'a>(
 
 fn position(dest: &Dest, peer: PeerId, path_id: Option<u32>) -> Option<usize> {
     dest.paths
+        .as_slice()
         .iter()
         .position(|p| p.peer == peer && p.path_id == path_id)
 }
@@ -417,13 +687,8 @@ fn insert_sorted(dest: &mut Dest, path: Path, peers: &[PeerSlot]) {
     let new = key(peers, &path);
     let at = dest
         .paths
+        .as_slice()
         .partition_point(|p| compare(key(peers, p), new) == Ordering::Greater);
-    // Grow by a quarter instead of doubling: a prefix typically has as many paths as
-    // there are peers, and the slack of doubling would be a third of the table.
-    let len = dest.paths.len();
-    if len == dest.paths.capacity() {
-        dest.paths.reserve_exact((len / 4).max(1));
-    }
     dest.paths.insert(at, path);
 }
 
@@ -443,11 +708,12 @@ fn group_len(paths: &[Path], peers: &[PeerSlot], max_paths: usize) -> usize {
 }
 
 /// Record `dest`'s current group once per batch, before its first mutation.
-fn touch(dest: &mut Dest, prefix: IpNet, batch: &mut Batch, peers: &[PeerSlot], max_paths: usize) {
+fn touch(dest: &mut Dest, id: u32, batch: &mut Batch, peers: &[PeerSlot], max_paths: usize) {
     if dest.dirty {
         return;
     }
     dest.dirty = true;
-    let n = group_len(&dest.paths, peers, max_paths);
-    batch.record(prefix, &dest.paths[..n]);
+    let paths = dest.paths.as_slice();
+    let n = group_len(paths, peers, max_paths);
+    batch.record(id, &paths[..n]);
 }
