@@ -133,6 +133,7 @@ async fn wait_updates(s: &Speaker, addr: IpAddr, n: u64) {
 
 fn speaker_cfg() -> SpeakerConfig {
     SpeakerConfig {
+        publish_routes: true,
         asn: HOST_AS,
         router_id: HOST_ADDR.parse().unwrap(),
         listen: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 179)),

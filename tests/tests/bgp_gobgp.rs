@@ -120,6 +120,7 @@ fn gobgp_session_ipv4_unicast_both_ways_with_withdrawals() {
     in_node(&lab, "h1", || {
         runtime().block_on(async {
             let s = Speaker::start(SpeakerConfig {
+                publish_routes: true,
                 asn: HOST_AS,
                 router_id: HOST_ADDR.parse::<Ipv4Addr>().unwrap(),
                 listen: None,

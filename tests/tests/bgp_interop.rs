@@ -33,6 +33,7 @@ async fn wait_established(s: &Speaker, n: usize) {
 
 fn speaker_cfg(asn: u32, id: Ipv4Addr) -> SpeakerConfig {
     SpeakerConfig {
+        publish_routes: true,
         asn,
         router_id: id,
         listen: None,

@@ -132,6 +132,7 @@ fn ipv6_unicast_and_extended_next_hop_with_frr() {
             .unwrap();
         rt.block_on(async move {
             let s = Speaker::start(SpeakerConfig {
+                publish_routes: true,
                 asn: 65201,
                 router_id: Ipv4Addr::new(10, 255, 9, 201),
                 listen: None,

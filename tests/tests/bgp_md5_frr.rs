@@ -34,6 +34,7 @@ fn pw(s: &str) -> Md5Password {
 
 fn speaker_cfg(listen: Option<SocketAddr>) -> SpeakerConfig {
     SpeakerConfig {
+        publish_routes: true,
         asn: 65201,
         router_id: Ipv4Addr::new(10, 1, 1, 1),
         listen,
@@ -295,6 +296,7 @@ fn frr_established_count(lab: &containerlab::Lab, node: &str, peer: &str) -> u64
 
 fn loopback_pair_cfg(asn: u32) -> SpeakerConfig {
     SpeakerConfig {
+        publish_routes: true,
         asn,
         router_id: Ipv4Addr::new(10, 255, 0, (asn % 250) as u8),
         listen: None,

@@ -11,6 +11,7 @@ use ipnet::IpNet;
 
 fn cfg(asn: u32, id: u8, listen: Option<SocketAddr>) -> SpeakerConfig {
     SpeakerConfig {
+        publish_routes: true,
         asn,
         router_id: Ipv4Addr::new(10, 255, 0, id),
         listen,

@@ -254,7 +254,7 @@ impl Policy {
         self.terms.iter().any(|t| t.conditions.prefix.is_some())
     }
 
-        pub fn reject_all() -> Policy {
+    pub fn reject_all() -> Policy {
         Policy {
             terms: Vec::new(),
             default: DefaultAction::Reject,

@@ -286,7 +286,10 @@ impl Rib {
         let d = self.slot_ref(id)?;
         d.used.then(|| {
             let paths = d.paths.as_slice();
-            (d.prefix, &paths[..group_len(paths, &self.peers, self.max_paths)])
+            (
+                d.prefix,
+                &paths[..group_len(paths, &self.peers, self.max_paths)],
+            )
         })
     }
 
@@ -510,7 +513,12 @@ impl Rib {
         }
         let mut n = 0;
         for dest in self.dests_mut() {
-            for p in dest.paths.as_mut_slice().iter_mut().filter(|p| p.peer == peer) {
+            for p in dest
+                .paths
+                .as_mut_slice()
+                .iter_mut()
+                .filter(|p| p.peer == peer)
+            {
                 p.stale = true;
                 n += 1;
             }

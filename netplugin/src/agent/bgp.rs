@@ -219,6 +219,7 @@ impl SpeakerHost {
         restarting: bool,
     ) -> Result<SpeakerHost, String> {
         let cfg = SpeakerConfig {
+            publish_routes: true,
             asn: plan.asn,
             router_id: plan.router_id,
             listen: None,

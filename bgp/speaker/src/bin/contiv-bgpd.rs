@@ -237,6 +237,8 @@ fn speaker_config(c: &Config) -> SpeakerConfig {
             .map(|a| SocketAddr::new(*a, c.global.listen.port)),
         max_paths: MAX_PATHS,
         export_learned: c.global.export_learned,
+        // Nothing is installed in a FIB: the route dump asks the Loc-RIB instead.
+        publish_routes: false,
         communities: Vec::new(),
         large_communities: Vec::new(),
         // The speaker runs graceful restart for all its sessions: on when a neighbor
@@ -622,7 +624,7 @@ impl Daemon {
             Ok(p) => tracing::info!("status: originating {}", list(&p)),
             Err(e) => tracing::warn!("status: {e}"),
         }
-        let routes = s.routes().borrow().clone();
+        let routes = s.loc_rib().await.unwrap_or_default();
         tracing::info!("status: {} learned route(s)", routes.len());
         for (prefix, hops) in routes.iter().take(100) {
             let hops: Vec<String> = hops.iter().map(|h| h.to_string()).collect();

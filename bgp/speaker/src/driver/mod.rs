@@ -41,9 +41,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 mod session;
 mod table;
 
+use crate::transport::{self, Listener, Md5Password, TransportOpts};
 use session::session_task;
 use table::table_task;
-use crate::transport::{self, Listener, Md5Password, TransportOpts};
 
 /// The speaker as a whole.
 #[derive(Debug, Clone)]
@@ -63,6 +63,10 @@ pub struct SpeakerConfig {
     /// route server). Off for hosts: a host only ever advertises what it originates,
     /// so it can never pass routes between its ToRs.
     pub export_learned: bool,
+    /// Keep the learned routes as [`Speaker::routes`] publishes them (for a FIB). A
+    /// speaker that installs nothing turns this off and saves a copy of the table;
+    /// [`Speaker::loc_rib`] answers either way.
+    pub publish_routes: bool,
 }
 
 /// Graceful restart settings.
@@ -205,12 +209,14 @@ enum TableCmd {
     Update {
         addr: IpAddr,
         update: Update,
+        /// Held until the table has handled the UPDATE: sessions stop reading when the
+        /// table is behind, instead of queueing without bound.
+        _permit: tokio::sync::OwnedSemaphorePermit,
     },
     Refresh {
         addr: IpAddr,
     },
     /// A session wrote this many bytes of UPDATEs the table gave it.
-    #[allow(dead_code)] // read by the table rewrite in progress
     Written {
         addr: IpAddr,
         conn: u64,
@@ -225,6 +231,9 @@ enum TableCmd {
     Originated {
         reply: oneshot::Sender<Vec<IpNet>>,
     },
+    LocRib {
+        reply: oneshot::Sender<Vec<(IpNet, Vec<IpAddr>)>>,
+    },
 }
 
 /// What the table tells a session.
@@ -238,6 +247,34 @@ enum SessionOut {
     },
     /// Close the session with a Cease of this subcode and stay down for `hold`.
     Reset { cease_subcode: u8, hold: Duration },
+}
+
+/// The way into the table task. An UPDATE takes a permit first (see
+/// [`TableCmd::Update`]).
+#[derive(Clone)]
+struct TableTx {
+    tx: mpsc::UnboundedSender<TableCmd>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+/// UPDATEs queued for the table at most, all sessions together.
+const UPDATE_QUEUE: usize = 64;
+
+impl TableTx {
+    fn send(&self, cmd: TableCmd) -> Result<(), SpeakerError> {
+        self.tx.send(cmd).map_err(|_| SpeakerError::Stopped)
+    }
+
+    /// Queues an UPDATE, waiting while the table is [`UPDATE_QUEUE`] behind.
+    async fn update(&self, addr: IpAddr, update: Update) {
+        if let Ok(permit) = self.permits.clone().acquire_owned().await {
+            let _ = self.tx.send(TableCmd::Update {
+                addr,
+                update,
+                _permit: permit,
+            });
+        }
+    }
 }
 
 enum PeerCtl {
@@ -256,7 +293,7 @@ struct PeerHandle {
 /// A running speaker.
 pub struct Speaker {
     cfg: SpeakerConfig,
-    table: mpsc::UnboundedSender<TableCmd>,
+    table: TableTx,
     routes: watch::Receiver<Arc<Routes>>,
     status: Arc<Mutex<BTreeMap<IpAddr, PeerStatus>>>,
     peers: Arc<Mutex<HashMap<IpAddr, PeerHandle>>>,
@@ -338,7 +375,10 @@ impl Speaker {
         }
         Ok(Speaker {
             cfg,
-            table: table_tx,
+            table: TableTx {
+                tx: table_tx,
+                permits: Arc::new(tokio::sync::Semaphore::new(UPDATE_QUEUE)),
+            },
             routes,
             status,
             peers,
@@ -442,6 +482,16 @@ impl Speaker {
             .map_err(|_| SpeakerError::Stopped)
     }
 
+    /// The Loc-RIB's learned routes with their ECMP next hops, sorted (also when
+    /// [`SpeakerConfig::publish_routes`] is off).
+    pub async fn loc_rib(&self) -> Result<Vec<(IpNet, Vec<IpAddr>)>, SpeakerError> {
+        let (tx, rx) = oneshot::channel();
+        self.table
+            .send(TableCmd::LocRib { reply: tx })
+            .map_err(|_| SpeakerError::Stopped)?;
+        rx.await.map_err(|_| SpeakerError::Stopped)
+    }
+
     /// The prefixes we originate now.
     pub async fn originated(&self) -> Result<Vec<IpNet>, SpeakerError> {
         let (tx, rx) = oneshot::channel();
@@ -521,4 +571,3 @@ fn set_status(
         f(p);
     }
 }
-

@@ -35,13 +35,12 @@ fn to_wire(n: &NotificationData) -> Notification {
     Notification::new(ErrorCode::from_codes(n.code, n.subcode), n.data.clone())
 }
 
-
 pub(super) async fn session_task(
     p: PeerConfig,
     sp: SpeakerConfig,
     mut fsm: Fsm,
     mut ctl: mpsc::UnboundedReceiver<PeerCtl>,
-    table: mpsc::UnboundedSender<TableCmd>,
+    table: TableTx,
     status: Arc<Mutex<BTreeMap<IpAddr, PeerStatus>>>,
 ) {
     let families = match p.addr {
@@ -119,10 +118,7 @@ pub(super) async fn session_task(
                     let up = fsm.state() == State::Established;
                     inputs.push_front(Step::Input(Input::UpdateMsg));
                     if up {
-                        let _ = table.send(TableCmd::Update {
-                            addr: p.addr,
-                            update: u,
-                        });
+                        table.update(p.addr, u).await;
                     }
                     continue;
                 }
@@ -490,7 +486,7 @@ impl Conn {
         generation: u64,
         peer: IpAddr,
         failed: &mpsc::UnboundedSender<u64>,
-        table: &mpsc::UnboundedSender<TableCmd>,
+        table: &TableTx,
     ) -> std::io::Result<Conn> {
         let local = stream.local_addr()?.ip();
         let (rd, mut w) = stream.into_split();
@@ -546,4 +542,3 @@ impl Conn {
         self.writer.abort();
     }
 }
-

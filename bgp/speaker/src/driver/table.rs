@@ -1,37 +1,145 @@
-//! The table task: Adj-RIBs-In, best paths, the published routes and every session's
-//! Adj-RIB-Out.
+//! The table task: every peer's Adj-RIB-In and the Loc-RIB in one [`bgp::rib::Rib`]
+//! (the prefixes we originate are the paths of its local peer), the published routes,
+//! and what each session is sent.
+//!
+//! Export keeps no per-session copy of the table. Each prefix has a small id in the RIB;
+//! a session has two bitmaps over those ids: *pending* (to be looked at again) and
+//! *sent* (announced and not withdrawn since). A Loc-RIB change sets the prefix's
+//! pending bit in every session; a session is filled from its pending bits, computing
+//! what to send from the Loc-RIB as it is then (so a prefix that changed ten times
+//! while the peer was slow goes out once), prefixes sharing attributes packed together.
+//! Flow control: a session has at most [`IN_FLIGHT`] bytes handed to its writer and not
+//! written yet; the rest waits as pending bits. A prefix that lost every path keeps its
+//! id until no session has it pending or sent, so its withdrawal is never overtaken by
+//! a later announcement under a reused id.
+
+use std::collections::hash_map::Entry;
+
+use bgp::policy::{self, MaxPrefixDecision, MaxPrefixState, Policy, RouteContext, Verdict};
+use bgp::rib::{AttrInterner, Change, PeerId, PeerInfo, Rib};
 
 use super::*;
-use crate::select::{self, Path, Source};
 
-// ---- the table --------------------------------------------------------------------------
+/// Bytes of UPDATEs a session may have queued for writing before it is filled again.
+const IN_FLIGHT: usize = 256 * 1024;
+/// Prefixes looked at per filling step (one round of packing).
+const FILL_STEP: usize = 8192;
+/// How often the learned routes are published while UPDATEs keep coming.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
+/// A growable bitmap over prefix ids.
+#[derive(Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn get(&self, i: u32) -> bool {
+        let i = i as usize;
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    /// Sets bit `i`; returns whether it was clear.
+    fn set(&mut self, i: u32) -> bool {
+        let i = i as usize;
+        if self.0.len() <= i / 64 {
+            self.0.resize(i / 64 + 1, 0);
+        }
+        let w = &mut self.0[i / 64];
+        let was = *w & (1 << (i % 64)) != 0;
+        *w |= 1 << (i % 64);
+        !was
+    }
+
+    /// Clears bit `i`; returns whether it was set.
+    fn clear(&mut self, i: u32) -> bool {
+        let i = i as usize;
+        match self.0.get_mut(i / 64) {
+            Some(w) => {
+                let was = *w & (1 << (i % 64)) != 0;
+                *w &= !(1 << (i % 64));
+                was
+            }
+            None => false,
+        }
+    }
+
+    /// The first set bit at or after `from`, if any.
+    fn next_from(&self, from: usize) -> Option<usize> {
+        let mut wi = from / 64;
+        let mut w = *self.0.get(wi)? & (!0u64 << (from % 64));
+        loop {
+            if w != 0 {
+                return Some(wi * 64 + w.trailing_zeros() as usize);
+            }
+            wi += 1;
+            w = *self.0.get(wi)?;
+        }
+    }
+}
+
+/// An established session as the table sees it.
 struct Session {
     peer: IpAddr,
+    id: PeerId,
     conn: u64,
     out: mpsc::UnboundedSender<SessionOut>,
     ctx: SessionCtx,
     local: IpAddr,
     ebgp: bool,
-    /// What the peer was sent (Adj-RIB-Out), attributes interned.
-    adj_out: BTreeMap<IpNet, Arc<PathAttrs>>,
-    /// The first export (and its End-of-RIB) went out.
-    synced: bool,
+    router_id: Ipv4Addr,
     peer_gr: Option<GracefulRestart>,
     next_hop_v6: Option<std::net::Ipv6Addr>,
-    import: bgp::policy::Policy,
-    export: bgp::policy::Policy,
-    max_prefix: Option<bgp::policy::MaxPrefixState>,
+    import: Policy,
+    export: Policy,
+    max_prefix: Option<MaxPrefixState>,
     /// Families the peer sent End-of-RIB for in this session.
     eor: BTreeSet<Family>,
+    /// Prefix ids to look at again, how many, and where filling goes on.
+    pending: Bits,
+    pending_count: usize,
+    cursor: usize,
+    /// Prefix ids announced to the peer and not withdrawn since, and how many.
+    sent: Bits,
+    advertised: u64,
+    /// Bytes handed to the writer and not acknowledged yet.
+    in_flight: usize,
+    /// The initial table (or a refresh) went out, End-of-RIB included.
+    synced: bool,
 }
 
-/// A restarting peer's routes kept through its restart (RFC 4724 receiving speaker).
+impl Session {
+    fn mark(&mut self, id: u32) {
+        if self.pending.set(id) {
+            self.pending_count += 1;
+        }
+    }
+}
+
+/// A peer whose session went down with graceful restart: its routes are kept (stale)
+/// until this deadline.
 struct Stale {
-    prefixes: BTreeSet<IpNet>,
-    /// When they are purged: the peer's restart time after it went down; once it is
-    /// back, our stale time (unless End-of-RIB comes first).
     deadline: Instant,
+}
+
+pub(super) struct Table {
+    sp: SpeakerConfig,
+    rib: Rib,
+    interner: AttrInterner,
+    /// The RIB's peer for what we originate.
+    local: PeerId,
+    /// Attributes of what we originate (next hop and AS path are set per session).
+    local_attrs: Arc<PathAttrs>,
+    /// Peers known to the RIB: while a session is up, or its routes kept stale.
+    peer_ids: HashMap<IpAddr, PeerId>,
+    sessions: HashMap<IpAddr, Session>,
+    stale: HashMap<IpAddr, Stale>,
+    /// Prefixes left without paths, kept until no session has them pending or sent.
+    emptied: Vec<u32>,
+    /// The learned routes (with [`SpeakerConfig::publish_routes`]).
+    routes: Routes,
+    routes_pending: bool,
+    last_publish: Instant,
+    status: Arc<Mutex<BTreeMap<IpAddr, PeerStatus>>>,
+    updates_since_gc: usize,
 }
 
 pub(super) async fn table_task(
@@ -40,25 +148,13 @@ pub(super) async fn table_task(
     routes_tx: watch::Sender<Arc<Routes>>,
     status: Arc<Mutex<BTreeMap<IpAddr, PeerStatus>>>,
 ) {
-    let mut originated: BTreeSet<IpNet> = BTreeSet::new();
-    // Adj-RIB-In per peer; attributes are interned, so routes sharing them share memory.
-    let mut adj_in: HashMap<IpAddr, BTreeMap<IpNet, Arc<PathAttrs>>> = HashMap::new();
-    let mut interner = Interner::default();
-    // Loc-RIB: each prefix's best path (its source peer and attributes) and the next
-    // hops of its ECMP group (what `routes` publishes).
-    let mut loc: BTreeMap<IpNet, (IpAddr, bool, Arc<PathAttrs>)> = BTreeMap::new();
-    let mut routes: Routes = Routes::new();
-    let mut routes_pending = false;
-    let mut last_publish = Instant::now();
-    let mut sessions: HashMap<IpAddr, Session> = HashMap::new();
-    // Who a peer is, for best path: kept while its routes are (also when stale).
-    let mut peer_info: HashMap<IpAddr, (Ipv4Addr, bool)> = HashMap::new();
-    let mut stale: HashMap<IpAddr, Stale> = HashMap::new();
+    let mut t = Table::new(sp, status);
     loop {
-        let next_purge = stale
+        let next = t
+            .stale
             .values()
             .map(|s| s.deadline)
-            .chain(routes_pending.then(|| last_publish + PUBLISH_EVERY))
+            .chain(t.routes_pending.then(|| t.last_publish + PUBLISH_EVERY))
             .min();
         let first = tokio::select! {
             c = rx.recv() => match c {
@@ -66,582 +162,673 @@ pub(super) async fn table_task(
                 None => return,
             },
             _ = async {
-                match next_purge {
+                match next {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
                     None => std::future::pending().await,
                 }
             } => None,
         };
-        // Prefixes whose paths changed in this burst, and originated prefixes that did.
-        let mut dirty: BTreeSet<IpNet> = BTreeSet::new();
-        let mut orig_dirty: BTreeSet<IpNet> = BTreeSet::new();
-        // Stale routes whose time is up go.
-        let now = Instant::now();
-        let expired: Vec<IpAddr> = stale
+        t.expire_stale(Instant::now());
+        // Everything queued is handled before sessions are filled, up to a bound so
+        // that acknowledgements keep the writers busy while UPDATEs pour in.
+        let mut n = 0;
+        let mut next_cmd = first;
+        while let Some(c) = next_cmd {
+            t.handle(c);
+            n += 1;
+            next_cmd = if n < 256 { rx.try_recv().ok() } else { None };
+        }
+        t.fill_all();
+        t.release_emptied();
+        if t.routes_pending && (rx.is_empty() || t.last_publish.elapsed() >= PUBLISH_EVERY) {
+            routes_tx.send_replace(Arc::new(t.routes.clone()));
+            t.routes_pending = false;
+            t.last_publish = Instant::now();
+        }
+    }
+}
+
+impl Table {
+    fn new(sp: SpeakerConfig, status: Arc<Mutex<BTreeMap<IpAddr, PeerStatus>>>) -> Table {
+        let mut rib = Rib::new(sp.max_paths);
+        rib.keep_empty(true);
+        let local = rib.add_peer(PeerInfo::local(sp.router_id));
+        let mut interner = AttrInterner::new();
+        let local_attrs = interner.intern(PathAttrs {
+            origin: Origin::Igp,
+            communities: sp.communities.clone(),
+            large_communities: sp.large_communities.clone(),
+            ..Default::default()
+        });
+        Table {
+            sp,
+            rib,
+            interner,
+            local,
+            local_attrs,
+            peer_ids: HashMap::new(),
+            sessions: HashMap::new(),
+            stale: HashMap::new(),
+            emptied: Vec::new(),
+            routes: Routes::new(),
+            routes_pending: false,
+            last_publish: Instant::now(),
+            status,
+            updates_since_gc: 0,
+        }
+    }
+
+    fn handle(&mut self, cmd: TableCmd) {
+        match cmd {
+            TableCmd::PeerUp {
+                addr,
+                conn,
+                out,
+                ctx,
+                local,
+                ebgp,
+                router_id,
+                peer_gr,
+                next_hop_v6,
+                policy,
+                ebgp_requires_policy,
+            } => self.peer_up(Session {
+                peer: addr,
+                id: self.local, // replaced below
+                conn,
+                out,
+                ctx,
+                local,
+                ebgp,
+                router_id,
+                peer_gr,
+                next_hop_v6,
+                eor: BTreeSet::new(),
+                max_prefix: policy.max_prefix.map(MaxPrefixState::new),
+                import: policy
+                    .effective_import(ebgp, !ebgp_requires_policy)
+                    .into_owned(),
+                export: policy
+                    .effective_export(ebgp, !ebgp_requires_policy)
+                    .into_owned(),
+                pending: Bits::default(),
+                pending_count: 0,
+                cursor: 0,
+                sent: Bits::default(),
+                advertised: 0,
+                in_flight: 0,
+                synced: false,
+            }),
+            TableCmd::PeerDown { addr, graceful } => self.peer_down(addr, graceful),
+            TableCmd::Update { addr, update, .. } => self.update(addr, update),
+            TableCmd::Refresh { addr } => {
+                // Send everything again (RFC 2918).
+                let ids: Vec<u32> = self.rib.ids().collect();
+                if let Some(s) = self.sessions.get_mut(&addr) {
+                    for id in ids {
+                        s.mark(id);
+                    }
+                    s.synced = false;
+                }
+            }
+            TableCmd::Written { addr, conn, bytes } => {
+                if let Some(s) = self.sessions.get_mut(&addr)
+                    && s.conn == conn
+                {
+                    s.in_flight = s.in_flight.saturating_sub(bytes);
+                }
+            }
+            TableCmd::Originate(prefixes) => {
+                let announced: Vec<(Nlri, Arc<PathAttrs>)> = prefixes
+                    .into_iter()
+                    .map(|p| (Nlri::new(p), self.local_attrs.clone()))
+                    .collect();
+                let changes = self.rib.update(self.local, &announced, &[]);
+                self.apply(changes);
+            }
+            TableCmd::Withdraw(prefixes) => {
+                let withdrawn: Vec<Nlri> = prefixes.into_iter().map(Nlri::new).collect();
+                let changes = self.rib.update(self.local, &[], &withdrawn);
+                self.apply(changes);
+            }
+            TableCmd::AdjIn { addr, reply } => {
+                let v = match self.peer_ids.get(&addr) {
+                    Some(id) => self
+                        .rib
+                        .adj_rib_in(*id)
+                        .map(|(n, p)| (n.prefix, p.attrs.next_hop.map(|h| h.addr())))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let _ = reply.send(v);
+            }
+            TableCmd::Originated { reply } => {
+                let mut v: Vec<IpNet> = self
+                    .rib
+                    .adj_rib_in(self.local)
+                    .map(|(n, _)| n.prefix)
+                    .collect();
+                v.sort();
+                let _ = reply.send(v);
+            }
+            TableCmd::LocRib { reply } => {
+                let mut v: Vec<(IpNet, Vec<IpAddr>)> = self
+                    .rib
+                    .iter()
+                    .filter(|(_, g)| g.first().is_some_and(|b| b.peer != self.local))
+                    .map(|(p, g)| (*p, bgp::rib::next_hops(g)))
+                    .collect();
+                v.sort();
+                let _ = reply.send(v);
+            }
+        }
+    }
+
+    fn set_status(&self, addr: IpAddr, f: impl FnOnce(&mut PeerStatus)) {
+        set_status(&self.status, addr, f);
+    }
+
+    fn peer_up(&mut self, mut s: Session) {
+        let addr = s.peer;
+        // A restarted peer: its stale routes wait for its End-of-RIB, unless it no
+        // longer does graceful restart or lost its forwarding state.
+        let keep_stale = self.stale.contains_key(&addr)
+            && s.peer_gr
+                .as_ref()
+                .is_some_and(|g| g.families.iter().any(|(_, f)| *f));
+        let stale_time = self
+            .sp
+            .graceful_restart
+            .as_ref()
+            .map_or(Duration::ZERO, |g| g.stale_time);
+        match self.stale.get_mut(&addr) {
+            Some(st) if keep_stale => st.deadline = Instant::now() + stale_time,
+            _ => {
+                self.stale.remove(&addr);
+                if let Some(id) = self.peer_ids.remove(&addr) {
+                    let changes = self.rib.remove_peer(id);
+                    self.apply(changes);
+                }
+                self.set_status(addr, |st| st.stale_routes = 0);
+            }
+        }
+        let info = PeerInfo {
+            addr: Some(addr),
+            router_id: s.router_id,
+            ebgp: s.ebgp,
+        };
+        let id = match self.peer_ids.get(&addr).copied() {
+            Some(id) => {
+                let changes = self.rib.set_peer_info(id, info);
+                self.apply(changes);
+                id
+            }
+            None => {
+                let id = self.rib.add_peer(info);
+                self.peer_ids.insert(addr, id);
+                id
+            }
+        };
+        s.id = id;
+        // The initial table: every prefix with a path.
+        for pid in self.rib.ids() {
+            s.mark(pid);
+        }
+        self.sessions.insert(addr, s);
+    }
+
+    fn peer_down(&mut self, addr: IpAddr, graceful: bool) {
+        let gr = self.sessions.remove(&addr).and_then(|s| s.peer_gr);
+        let Some(id) = self.peer_ids.get(&addr).copied() else {
+            return;
+        };
+        match gr {
+            Some(g) if graceful => {
+                // Receiving speaker: keep the routes (and forwarding) as stale for the
+                // peer's restart time.
+                let n = self.rib.mark_stale(id) as u64;
+                tracing::info!(
+                    "{addr}: session lost, keeping {n} routes through its restart ({} s)",
+                    g.restart_time
+                );
+                self.stale.insert(
+                    addr,
+                    Stale {
+                        deadline: Instant::now() + Duration::from_secs(u64::from(g.restart_time)),
+                    },
+                );
+                self.set_status(addr, |s| s.stale_routes = n);
+            }
+            _ => {
+                self.stale.remove(&addr);
+                self.peer_ids.remove(&addr);
+                let changes = self.rib.remove_peer(id);
+                self.apply(changes);
+            }
+        }
+    }
+
+    /// Stale routes whose time is up go.
+    fn expire_stale(&mut self, now: Instant) {
+        let expired: Vec<IpAddr> = self
+            .stale
             .iter()
             .filter(|(_, s)| s.deadline <= now)
             .map(|(a, _)| *a)
             .collect();
         for addr in expired {
-            if let Some(st) = stale.remove(&addr) {
+            self.stale.remove(&addr);
+            let Some(id) = self.peer_ids.get(&addr).copied() else {
+                continue;
+            };
+            if self.sessions.contains_key(&addr) {
+                let mut changes = Vec::new();
+                for f in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+                    changes.extend(self.rib.purge_stale(id, f));
+                }
                 tracing::info!(
-                    "{addr}: graceful restart over, purging {} stale routes",
-                    st.prefixes.len()
+                    "{addr}: graceful restart over, {} stale routes purged",
+                    changes.len()
                 );
-                if let Some(rib) = adj_in.get_mut(&addr) {
-                    for p in &st.prefixes {
-                        rib.remove(p);
-                    }
-                    let count = rib.len() as u64;
-                    set_status(&status, addr, |s| {
-                        s.prefixes_received = count;
-                        s.stale_routes = 0;
-                    });
-                }
-                dirty.extend(st.prefixes.iter().copied());
-                if !sessions.contains_key(&addr) {
-                    if let Some(rib) = adj_in.remove(&addr) {
-                        dirty.extend(rib.into_keys());
-                    }
-                    peer_info.remove(&addr);
-                }
+                self.apply(changes);
+                let count = self.rib.peer_route_count(id) as u64;
+                self.set_status(addr, |s| {
+                    s.prefixes_received = count;
+                    s.stale_routes = 0;
+                });
+            } else {
+                tracing::info!("{addr}: graceful restart over, purging its routes");
+                self.peer_ids.remove(&addr);
+                let changes = self.rib.remove_peer(id);
+                self.apply(changes);
+                self.set_status(addr, |s| s.stale_routes = 0);
             }
         }
-        // Coalesce what is queued: one route computation per burst.
-        let mut batch: Vec<TableCmd> = first.into_iter().collect();
-        while let Ok(c) = rx.try_recv() {
-            batch.push(c);
+    }
+
+    fn update(&mut self, addr: IpAddr, update: Update) {
+        let asn = self.sp.asn;
+        let Some(s) = self.sessions.get_mut(&addr) else {
+            return;
+        };
+        let (id, ebgp) = (s.id, s.ebgp);
+        let mut changes = Vec::new();
+        if let Some(fam) = update.is_end_of_rib() {
+            s.eor.insert(fam);
+            let all = s.ctx.families.iter().all(|f| s.eor.contains(f));
+            // The peer's table for this family is complete: what is still stale from
+            // before its restart is gone.
+            if self.stale.contains_key(&addr) {
+                changes.extend(self.rib.purge_stale(id, fam));
+                let left = self.rib.stale_count(id) as u64;
+                if left == 0 {
+                    self.stale.remove(&addr);
+                }
+                set_status(&self.status, addr, |st| st.stale_routes = left);
+            }
+            set_status(&self.status, addr, |st| st.eor_received = all);
+            self.apply(changes);
+            return;
         }
-        for cmd in batch {
-            match cmd {
-                TableCmd::PeerUp {
-                    addr,
-                    conn,
-                    out,
-                    ctx,
-                    local,
-                    ebgp,
-                    router_id,
-                    peer_gr,
-                    next_hop_v6,
-                    policy,
-                    ebgp_requires_policy,
-                } => {
-                    // A restarted peer: its stale routes wait for its End-of-RIB, unless
-                    // it no longer does graceful restart or lost its forwarding state.
-                    let keep_stale = stale.contains_key(&addr)
-                        && peer_gr
-                            .as_ref()
-                            .is_some_and(|g| g.families.iter().any(|(_, f)| *f));
-                    match stale.get_mut(&addr) {
-                        Some(st) if keep_stale => {
-                            st.deadline = Instant::now()
-                                + sp.graceful_restart
-                                    .as_ref()
-                                    .map_or(Duration::ZERO, |g| g.stale_time);
-                        }
-                        _ => {
-                            stale.remove(&addr);
-                            let rib = adj_in.entry(addr).or_default();
-                            dirty.extend(std::mem::take(rib).into_keys());
-                            set_status(&status, addr, |s| s.stale_routes = 0);
-                        }
-                    }
-                    peer_info.insert(addr, (router_id, ebgp));
-                    sessions.insert(
-                        addr,
-                        Session {
-                            peer: addr,
-                            conn,
-                            out,
-                            ctx,
-                            local,
-                            ebgp,
-                            adj_out: BTreeMap::new(),
-                            synced: false,
-                            peer_gr,
-                            next_hop_v6,
-                            eor: BTreeSet::new(),
-                            max_prefix: policy.max_prefix.map(bgp::policy::MaxPrefixState::new),
-                            import: policy
-                                .effective_import(ebgp, !ebgp_requires_policy)
-                                .into_owned(),
-                            export: policy
-                                .effective_export(ebgp, !ebgp_requires_policy)
-                                .into_owned(),
-                        },
-                    );
-                }
-                TableCmd::PeerDown { addr, graceful } => {
-                    let gr = sessions.remove(&addr).and_then(|s| s.peer_gr);
-                    match gr {
-                        Some(g) if graceful => {
-                            // Receiving speaker: keep the routes (and forwarding) as
-                            // stale for the peer's restart time.
-                            let prefixes: BTreeSet<IpNet> = adj_in
-                                .get(&addr)
-                                .map(|m| m.keys().copied().collect())
-                                .unwrap_or_default();
-                            tracing::info!(
-                                "{addr}: session lost, keeping {} routes through its restart ({} s)",
-                                prefixes.len(),
-                                g.restart_time
-                            );
-                            let n = prefixes.len() as u64;
-                            stale.insert(
-                                addr,
-                                Stale {
-                                    prefixes,
-                                    deadline: Instant::now()
-                                        + Duration::from_secs(u64::from(g.restart_time)),
-                                },
-                            );
-                            set_status(&status, addr, |s| s.stale_routes = n);
-                        }
-                        _ => {
-                            stale.remove(&addr);
-                            peer_info.remove(&addr);
-                            if let Some(rib) = adj_in.remove(&addr) {
-                                dirty.extend(rib.into_keys());
-                            }
-                        }
-                    }
-                }
-                TableCmd::Update { addr, update } => {
-                    // RFC 4271 §5.1.5: LOCAL_PREF from an external peer is ignored.
-                    let ebgp = sessions.get(&addr).is_some_and(|s| s.ebgp);
-                    let Some(rib) = adj_in.get_mut(&addr) else {
-                        continue;
-                    };
-                    if let Some(fam) = update.is_end_of_rib() {
-                        // The peer's table for this family is complete: what is still
-                        // stale from before its restart is gone.
-                        if let Some(st) = stale.get_mut(&addr) {
-                            let old: Vec<IpNet> = st
-                                .prefixes
-                                .iter()
-                                .filter(|p| Family::of(p) == fam)
-                                .copied()
-                                .collect();
-                            for p in &old {
-                                st.prefixes.remove(p);
-                                rib.remove(p);
-                            }
-                            dirty.extend(old.iter().copied());
-                            let left = st.prefixes.len() as u64;
-                            if left == 0 {
-                                stale.remove(&addr);
-                            }
-                            set_status(&status, addr, |s| s.stale_routes = left);
-                        }
-                        if let Some(sess) = sessions.get_mut(&addr) {
-                            sess.eor.insert(fam);
-                            let all = sess.ctx.families.iter().all(|f| sess.eor.contains(f));
-                            set_status(&status, addr, |s| s.eor_received = all);
-                        }
-                    }
-                    let st = stale.get_mut(&addr);
-                    let mut refreshed: Vec<IpNet> = Vec::new();
-                    for (_, nlris) in &update.withdrawn {
-                        for n in nlris {
-                            rib.remove(&n.prefix);
-                            refreshed.push(n.prefix);
-                        }
-                    }
-                    for (_, nlris) in &update.announced {
-                        refreshed.extend(nlris.iter().map(|n| n.prefix));
-                    }
-                    if let Some(st) = st {
-                        for p in &refreshed {
-                            st.prefixes.remove(p);
-                        }
-                        let left = st.prefixes.len() as u64;
-                        set_status(&status, addr, |s| s.stale_routes = left);
-                    }
-                    if let (Some(attrs), false) = (
-                        &update.attrs,
-                        matches!(update.outcome, UpdateOutcome::TreatAsWithdraw(_)),
-                    ) {
-                        // RFC 4271 §9.1.2: a path through our own AS is a loop; it
-                        // replaces (withdraws) what the peer sent before and is not used.
-                        let looped = attrs.as_path.contains(sp.asn);
-                        for (_, nlris) in &update.announced {
-                            for n in nlris {
-                                if looped {
-                                    rib.remove(&n.prefix);
-                                    continue;
-                                }
+        let mut withdrawn: Vec<Nlri> = update
+            .withdrawn
+            .iter()
+            .flat_map(|(_, n)| n.iter().copied())
+            .collect();
+        let mut announced: Vec<(Nlri, Arc<PathAttrs>)> = Vec::new();
+        let usable = !matches!(update.outcome, UpdateOutcome::TreatAsWithdraw(_));
+        match &update.attrs {
+            // RFC 4271 §9.1.2: a path through our own AS is a loop; it replaces
+            // (withdraws) what the peer sent before and is not used.
+            Some(attrs) if usable && !attrs.as_path.contains(asn) => {
+                let s = self.sessions.get(&addr).expect("session");
+                let by_prefix = s.import.uses_prefix();
+                // The attributes as imported, once per family (and per prefix only if
+                // the import policy looks at prefixes).
+                let mut per_family: [Option<Option<Arc<PathAttrs>>>; 2] = [None, None];
+                for (_, nlris) in &update.announced {
+                    for n in nlris {
+                        let v4 = n.prefix.addr().is_ipv4();
+                        let slot = &mut per_family[usize::from(!v4)];
+                        let imported = match slot {
+                            Some(a) if !by_prefix => a.clone(),
+                            _ => {
                                 let mut a = attrs.clone();
+                                // RFC 4271 §5.1.5: LOCAL_PREF from an external peer is
+                                // ignored.
                                 if ebgp {
                                     a.local_pref = None;
                                 }
-                                if n.prefix.addr().is_ipv4()
+                                if v4
                                     && update.classic_next_hop.is_some()
                                     && matches!(a.next_hop, Some(NextHop::V6 { .. }))
                                 {
                                     a.next_hop = update.classic_next_hop.map(NextHop::V4);
                                 }
-                                // Import policy: a rejected route is as if withdrawn.
-                                let verdict = match sessions.get(&addr) {
-                                    Some(sess) => bgp::policy::apply(
-                                        &sess.import,
-                                        &bgp::policy::RouteContext {
-                                            prefix: n.prefix,
-                                            attrs: &a,
-                                            neighbor: addr,
-                                            ebgp,
-                                            local_as: sp.asn,
-                                            local_addr: sess.local,
-                                        },
-                                    ),
-                                    None => bgp::policy::Verdict::Reject,
+                                let v = match policy::apply(
+                                    &s.import,
+                                    &RouteContext {
+                                        prefix: n.prefix,
+                                        attrs: &a,
+                                        neighbor: addr,
+                                        ebgp,
+                                        local_as: asn,
+                                        local_addr: s.local,
+                                    },
+                                ) {
+                                    Verdict::Accept(a) => Some(self.interner.intern(a)),
+                                    Verdict::Reject => None,
                                 };
-                                match verdict {
-                                    bgp::policy::Verdict::Accept(a) => {
-                                        rib.insert(n.prefix, interner.intern(a));
-                                    }
-                                    bgp::policy::Verdict::Reject => {
-                                        rib.remove(&n.prefix);
-                                    }
-                                }
+                                *slot = Some(v.clone());
+                                v
                             }
-                        }
-                    }
-                    dirty.extend(refreshed.iter().copied());
-                    let count = rib.len() as u64;
-                    set_status(&status, addr, |s| s.prefixes_received = count);
-                    if let Some(sess) = sessions.get_mut(&addr)
-                        && let Some(mp) = sess.max_prefix.as_mut()
-                    {
-                        match mp.on_accept(count as usize) {
-                            bgp::policy::MaxPrefixDecision::Ok => {}
-                            bgp::policy::MaxPrefixDecision::Warn => {
-                                tracing::warn!(
-                                    "{addr}: {count} prefixes, over its max-prefix limit"
-                                );
-                            }
-                            bgp::policy::MaxPrefixDecision::Exceeded { restart_after } => {
-                                tracing::warn!(
-                                    "{addr}: {count} prefixes, over its max-prefix limit: closing the session"
-                                );
-                                set_status(&status, addr, |s| {
-                                    s.last_error =
-                                        Some(format!("max-prefix exceeded ({count} prefixes)"));
-                                });
-                                // RFC 4486: Cease / Maximum Number of Prefixes Reached.
-                                let _ = sess.out.send(SessionOut::Reset {
-                                    cease_subcode: 1,
-                                    hold: restart_after
-                                        .unwrap_or(Duration::from_secs(365 * 24 * 3600)),
-                                });
-                            }
+                        };
+                        match imported {
+                            // Import policy: a rejected route is as if withdrawn.
+                            Some(a) => announced.push((*n, a)),
+                            None => withdrawn.push(*n),
                         }
                     }
                 }
-                TableCmd::Written { .. } => {}
-                TableCmd::Refresh { addr } => {
-                    if let Some(s) = sessions.get_mut(&addr) {
-                        // Send everything again (RFC 2918): forget what was sent.
-                        s.adj_out.clear();
-                        s.synced = false;
-                    }
+            }
+            _ => {
+                withdrawn.extend(update.announced.iter().flat_map(|(_, n)| n.iter().copied()));
+            }
+        }
+        changes.extend(self.rib.update(id, &announced, &withdrawn));
+        self.apply(changes);
+        let count = self.rib.peer_route_count(id) as u64;
+        self.set_status(addr, |st| st.prefixes_received = count);
+        let s = self.sessions.get_mut(&addr).expect("session");
+        if let Some(mp) = s.max_prefix.as_mut() {
+            match mp.on_accept(count as usize) {
+                MaxPrefixDecision::Ok => {}
+                MaxPrefixDecision::Warn => {
+                    tracing::warn!("{addr}: {count} prefixes, over its max-prefix limit");
                 }
-                TableCmd::Originate(p) => {
-                    orig_dirty.extend(p.iter().copied());
-                    originated.extend(p);
-                }
-                TableCmd::Withdraw(p) => {
-                    for x in p {
-                        originated.remove(&x);
-                        orig_dirty.insert(x);
-                    }
-                }
-                TableCmd::AdjIn { addr, reply } => {
-                    let v = adj_in
-                        .get(&addr)
-                        .map(|m| {
-                            m.iter()
-                                .map(|(p, a)| (*p, a.next_hop.map(|n| n.addr())))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let _ = reply.send(v);
-                }
-                TableCmd::Originated { reply } => {
-                    let _ = reply.send(originated.iter().copied().collect());
+                MaxPrefixDecision::Exceeded { restart_after } => {
+                    tracing::warn!(
+                        "{addr}: {count} prefixes, over its max-prefix limit: closing the session"
+                    );
+                    set_status(&self.status, addr, |st| {
+                        st.last_error = Some(format!("max-prefix exceeded ({count} prefixes)"));
+                    });
+                    // RFC 4486: Cease / Maximum Number of Prefixes Reached.
+                    let _ = s.out.send(SessionOut::Reset {
+                        cease_subcode: 1,
+                        hold: restart_after.unwrap_or(Duration::from_secs(365 * 24 * 3600)),
+                    });
                 }
             }
         }
-        // Best paths of the prefixes that changed (and only those).
-        let mut routes_changed = false;
-        for p in &dirty {
-            let mut just: Vec<Path> = Vec::new();
-            let mut arcs: Vec<&Arc<PathAttrs>> = Vec::new();
-            for (peer, rib) in &adj_in {
-                let (Some(a), Some((router_id, ebgp))) = (rib.get(p), peer_info.get(peer).copied())
-                else {
+        self.updates_since_gc += 1;
+        if self.updates_since_gc >= 4096 {
+            self.interner.gc();
+            self.updates_since_gc = 0;
+        }
+    }
+
+    /// Loc-RIB changes: every session looks at the prefix again; the published routes
+    /// follow.
+    fn apply(&mut self, changes: Vec<Change>) {
+        for c in changes {
+            for s in self.sessions.values_mut() {
+                s.mark(c.id);
+            }
+            if c.paths.is_empty() {
+                self.emptied.push(c.id);
+            }
+            if self.sp.publish_routes {
+                let learned: Vec<bgp::rib::Path> = c
+                    .paths
+                    .iter()
+                    .filter(|p| p.peer != self.local)
+                    .cloned()
+                    .collect();
+                // A prefix we originate is ours: no learned route for it.
+                let ours = c.paths.first().is_some_and(|p| p.peer == self.local);
+                let hops = bgp::rib::next_hops(&learned);
+                if ours || hops.is_empty() {
+                    self.routes_pending |= self.routes.remove(&c.prefix).is_some();
+                } else if self.routes.get(&c.prefix) != Some(&hops) {
+                    self.routes.insert(c.prefix, hops);
+                    self.routes_pending = true;
+                }
+            }
+        }
+    }
+
+    /// Prefixes without paths that no session needs any more are dropped from the RIB.
+    fn release_emptied(&mut self) {
+        let sessions = &self.sessions;
+        let rib = &mut self.rib;
+        self.emptied.retain(|id| {
+            if sessions
+                .values()
+                .any(|s| s.pending.get(*id) || s.sent.get(*id))
+            {
+                return true;
+            }
+            rib.release(*id);
+            false
+        });
+    }
+
+    fn fill_all(&mut self) {
+        let addrs: Vec<IpAddr> = self.sessions.keys().copied().collect();
+        for a in addrs {
+            self.fill(a);
+        }
+    }
+
+    /// Sends a session what its pending bits say, within its flow-control budget;
+    /// End-of-RIB once the initial table is out.
+    fn fill(&mut self, addr: IpAddr) {
+        let Some(mut s) = self.sessions.remove(&addr) else {
+            return;
+        };
+        let mut cache: HashMap<(usize, PeerId, bool), Option<Arc<PathAttrs>>> = HashMap::new();
+        let by_prefix = s.export.uses_prefix();
+        while s.in_flight < IN_FLIGHT && s.pending_count > 0 {
+            let mut withdraw: Vec<Nlri> = Vec::new();
+            let mut groups: Vec<(Arc<PathAttrs>, Vec<Nlri>)> = Vec::new();
+            let mut group_of: HashMap<usize, usize> = HashMap::new();
+            let mut looked = 0;
+            while looked < FILL_STEP && s.pending_count > 0 {
+                let i = match s.pending.next_from(s.cursor) {
+                    Some(i) => i,
+                    None => match s.pending.next_from(0) {
+                        Some(i) => i,
+                        None => {
+                            s.pending_count = 0;
+                            break;
+                        }
+                    },
+                };
+                s.cursor = i + 1;
+                let id = i as u32;
+                s.pending.clear(id);
+                s.pending_count -= 1;
+                looked += 1;
+                let Some((prefix, group)) = self.rib.by_id(id) else {
+                    // Released: nothing was sent for it (release waits for that).
                     continue;
                 };
-                just.push(Path {
-                    source: Source {
-                        peer: Some(*peer),
-                        router_id,
-                        ebgp,
-                    },
-                    attrs: (**a).clone(),
-                });
-                arcs.push(a);
-            }
-            let chosen = select::select(&just, sp.max_paths).and_then(|(best, hops)| {
-                let i = just.iter().position(|x| std::ptr::eq(x, best))?;
-                Some((i, hops))
-            });
-            match chosen {
-                Some((i, hops)) if !hops.is_empty() => {
-                    let src = &just[i].source;
-                    loc.insert(
-                        *p,
-                        (
-                            src.peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-                            src.ebgp,
-                            arcs[i].clone(),
-                        ),
+                let exported = group.first().and_then(|best| {
+                    let key = (
+                        Arc::as_ptr(&best.attrs) as usize,
+                        best.peer,
+                        prefix.addr().is_ipv4(),
                     );
-                    if routes.get(p) != Some(&hops) {
-                        routes.insert(*p, hops);
-                        routes_changed = true;
+                    if !by_prefix && let Some(v) = cache.get(&key) {
+                        return v.clone();
                     }
-                }
-                _ => {
-                    loc.remove(p);
-                    routes_changed |= routes.remove(p).is_some();
+                    let v = export_attrs(
+                        &self.sp,
+                        &self.rib,
+                        self.local,
+                        &mut self.interner,
+                        &s,
+                        prefix,
+                        best,
+                    );
+                    if !by_prefix {
+                        cache.insert(key, v.clone());
+                    }
+                    v
+                });
+                let nlri = Nlri::new(prefix);
+                match exported {
+                    Some(a) => {
+                        if s.sent.set(id) {
+                            s.advertised += 1;
+                        }
+                        let g = match group_of.entry(Arc::as_ptr(&a) as usize) {
+                            Entry::Occupied(e) => *e.get(),
+                            Entry::Vacant(e) => {
+                                groups.push((a, Vec::new()));
+                                *e.insert(groups.len() - 1)
+                            }
+                        };
+                        groups[g].1.push(nlri);
+                    }
+                    None => {
+                        if s.sent.clear(id) {
+                            s.advertised -= 1;
+                            withdraw.push(nlri);
+                        }
+                    }
                 }
             }
-        }
-        // Publishing copies the whole route map: while UPDATEs keep pouring in, at most
-        // every 100 ms; as soon as the queue is empty, at once.
-        routes_pending |= routes_changed;
-        if routes_pending && (rx.is_empty() || last_publish.elapsed() >= PUBLISH_EVERY) {
-            routes_tx.send_replace(Arc::new(routes.clone()));
-            routes_pending = false;
-            last_publish = Instant::now();
-        }
-        // Adj-RIB-Out: what changed goes to every session; a session not synced yet
-        // (new or refreshed) gets everything.
-        for (addr, s) in sessions.iter_mut() {
-            let msgs = if s.synced {
-                let mut changed: BTreeSet<IpNet> = orig_dirty.clone();
-                if sp.export_learned {
-                    changed.extend(dirty.iter().copied());
+            let mut bytes = BytesMut::new();
+            let mut msgs = 0;
+            if !withdraw.is_empty() {
+                match wire::pack_updates(&s.ctx, &withdraw, None, &[], &mut bytes) {
+                    Ok(n) => msgs += n,
+                    Err(e) => tracing::warn!("{addr}: withdrawals not encoded: {e}"),
                 }
-                if changed.is_empty() {
-                    continue;
+            }
+            for (attrs, nlris) in &groups {
+                match wire::pack_updates(&s.ctx, &[], Some(attrs), nlris, &mut bytes) {
+                    Ok(n) => msgs += n,
+                    Err(e) => tracing::warn!("{addr}: UPDATE not encoded: {e}"),
                 }
-                export(&sp, &originated, &loc, &mut interner, s, changed)
-            } else {
-                let mut all: BTreeSet<IpNet> = originated.clone();
-                if sp.export_learned {
-                    all.extend(loc.keys().copied());
-                }
-                all.extend(s.adj_out.keys().copied());
-                let mut m = export(&sp, &originated, &loc, &mut interner, s, all);
-                for f in &s.ctx.families {
-                    m.push(Message::Update(Update::end_of_rib(*f)));
-                }
-                s.synced = true;
-                m
-            };
-            let n = s.adj_out.len() as u64;
-            set_status(&status, *addr, |st| st.prefixes_advertised = n);
-            if !msgs.is_empty() {
-                let mut bytes = BytesMut::new();
-                for m in &msgs {
-                    if let Err(e) = m.encode(&s.ctx, &mut bytes) {
-                        tracing::warn!("{addr}: UPDATE not encoded: {e}");
-                    }
-                }
+            }
+            if !bytes.is_empty() {
+                s.in_flight += bytes.len();
                 let _ = s.out.send(SessionOut::Updates {
                     conn: s.conn,
                     bytes: bytes.freeze(),
-                    updates: msgs.len() as u64,
+                    updates: msgs as u64,
                 });
             }
         }
-        interner.maybe_gc();
-    }
-}
-
-/// How often the learned routes are published while UPDATEs keep coming.
-const PUBLISH_EVERY: Duration = Duration::from_millis(100);
-
-/// Hash-consed path attributes: routes with equal attributes share one allocation.
-#[derive(Default)]
-struct Interner {
-    set: std::collections::HashSet<Arc<PathAttrs>>,
-    gc_at: usize,
-}
-
-impl Interner {
-    fn intern(&mut self, a: PathAttrs) -> Arc<PathAttrs> {
-        if let Some(x) = self.set.get(&a) {
-            return x.clone();
+        if s.pending_count == 0 && !s.synced {
+            let mut bytes = BytesMut::new();
+            for f in &s.ctx.families {
+                if let Err(e) = Message::Update(Update::end_of_rib(*f)).encode(&s.ctx, &mut bytes) {
+                    tracing::warn!("{addr}: End-of-RIB not encoded: {e}");
+                }
+            }
+            s.synced = true;
+            let _ = s.out.send(SessionOut::Updates {
+                conn: s.conn,
+                updates: s.ctx.families.len() as u64,
+                bytes: bytes.freeze(),
+            });
         }
-        let x = Arc::new(a);
-        self.set.insert(x.clone());
-        x
-    }
-
-    /// Drops attributes no route uses any more (when the set has doubled since the
-    /// last sweep).
-    fn maybe_gc(&mut self) {
-        if self.set.len() > self.gc_at.max(1024) {
-            self.set.retain(|a| Arc::strong_count(a) > 1);
-            self.gc_at = self.set.len() * 2;
-        }
+        let n = s.advertised;
+        self.set_status(addr, |st| st.prefixes_advertised = n);
+        self.sessions.insert(addr, s);
     }
 }
 
-/// The UPDATEs that bring a session's Adj-RIB-Out up to date for `prefixes`: what we
-/// originate, and with `export_learned` the best paths learned from other peers (never
-/// back to the peer they came from, never from one iBGP peer to another), each through
-/// the session's export policy. Prefixes sharing attributes go out together.
-fn export(
+/// What a session is sent for a prefix whose best path is `best`: what we originate,
+/// and with `export_learned` the best paths learned from other peers (never back to
+/// the peer they came from, never from one iBGP peer to another), each through the
+/// session's export policy; `None` when nothing is to be sent (a withdrawal if
+/// something was).
+fn export_attrs(
     sp: &SpeakerConfig,
-    originated: &BTreeSet<IpNet>,
-    loc: &BTreeMap<IpNet, (IpAddr, bool, Arc<PathAttrs>)>,
-    interner: &mut Interner,
-    s: &mut Session,
-    prefixes: BTreeSet<IpNet>,
-) -> Vec<Message> {
-    // Our next hop per family on this session, if we can send that family at all.
-    let v4_nh: Option<NextHop> = match s.local {
-        IpAddr::V4(a) => Some(NextHop::V4(a)),
-        IpAddr::V6(a)
-            if s.ctx
-                .next_hop_allowed(Family::IPV4_UNICAST, bgp::types::Afi::Ipv6) =>
-        {
-            Some(NextHop::V6 {
+    rib: &Rib,
+    local: PeerId,
+    interner: &mut AttrInterner,
+    s: &Session,
+    prefix: IpNet,
+    best: &bgp::rib::Path,
+) -> Option<Arc<PathAttrs>> {
+    let nh = next_hop(s, prefix.addr().is_ipv4())?;
+    let mut a: PathAttrs = if best.peer == local {
+        let mut a = (*best.attrs).clone();
+        a.as_path = if s.ebgp {
+            AsPath::from_sequence([sp.asn])
+        } else {
+            AsPath::default()
+        };
+        a.local_pref = (!s.ebgp).then_some(100);
+        a
+    } else if sp.export_learned {
+        let src = rib.peer_info(best.peer);
+        if src.addr == Some(s.peer) || (!src.ebgp && !s.ebgp) {
+            return None;
+        }
+        let mut a = (*best.attrs).clone();
+        if s.ebgp {
+            a.as_path.prepend(sp.asn, 1);
+            a.local_pref = None;
+            a.med = None;
+        } else {
+            a.local_pref = Some(a.local_pref.unwrap_or(100));
+        }
+        a
+    } else {
+        return None;
+    };
+    a.next_hop = Some(nh);
+    match policy::apply(
+        &s.export,
+        &RouteContext {
+            prefix,
+            attrs: &a,
+            neighbor: s.peer,
+            ebgp: s.ebgp,
+            local_as: sp.asn,
+            local_addr: s.local,
+        },
+    ) {
+        Verdict::Accept(a) => Some(interner.intern(a)),
+        Verdict::Reject => None,
+    }
+}
+
+/// Our next hop for a family on this session, if we can send that family at all: the
+/// session's own address; IPv4 over an IPv6 session with RFC 8950; IPv6 over an IPv4
+/// session only with a configured IPv6 next hop.
+fn next_hop(s: &Session, v4: bool) -> Option<NextHop> {
+    match (v4, s.local) {
+        (true, IpAddr::V4(a)) => Some(NextHop::V4(a)),
+        (true, IpAddr::V6(a)) => s
+            .ctx
+            .next_hop_allowed(Family::IPV4_UNICAST, bgp::types::Afi::Ipv6)
+            .then_some(NextHop::V6 {
                 global: a,
                 link_local: None,
-            })
-        }
-        IpAddr::V6(_) => None,
-    };
-    let v6_nh: Option<NextHop> = match s.local {
-        IpAddr::V6(a) => Some(NextHop::V6 {
+            }),
+        (false, IpAddr::V6(a)) => Some(NextHop::V6 {
             global: a,
             link_local: None,
         }),
-        IpAddr::V4(_) if s.ctx.families.contains(&Family::IPV6_UNICAST) => {
-            s.next_hop_v6.map(|global| NextHop::V6 {
+        (false, IpAddr::V4(_)) => s
+            .ctx
+            .families
+            .contains(&Family::IPV6_UNICAST)
+            .then_some(())
+            .and(s.next_hop_v6)
+            .map(|global| NextHop::V6 {
                 global,
                 link_local: None,
-            })
-        }
-        IpAddr::V4(_) => None,
-    };
-    let mut withdraw: Vec<IpNet> = Vec::new();
-    let mut announce: HashMap<Arc<PathAttrs>, Vec<IpNet>> = HashMap::new();
-    for p in prefixes {
-        let nh = if p.addr().is_ipv4() { v4_nh } else { v6_nh };
-        let candidate: Option<PathAttrs> = nh.and_then(|nh| {
-            if originated.contains(&p) {
-                Some(PathAttrs {
-                    origin: Origin::Igp,
-                    as_path: if s.ebgp {
-                        AsPath::from_sequence([sp.asn])
-                    } else {
-                        AsPath::default()
-                    },
-                    next_hop: Some(nh),
-                    local_pref: (!s.ebgp).then_some(100),
-                    communities: sp.communities.clone(),
-                    large_communities: sp.large_communities.clone(),
-                    ..Default::default()
-                })
-            } else if sp.export_learned {
-                let (src, src_ebgp, a) = loc.get(&p)?;
-                if *src == s.peer || (!*src_ebgp && !s.ebgp) {
-                    return None;
-                }
-                let mut a = (**a).clone();
-                if s.ebgp {
-                    a.as_path.prepend(sp.asn, 1);
-                    a.local_pref = None;
-                    a.med = None;
-                } else {
-                    a.local_pref = Some(a.local_pref.unwrap_or(100));
-                }
-                a.next_hop = Some(nh);
-                Some(a)
-            } else {
-                None
-            }
-        });
-        let exported = candidate.and_then(|a| {
-            match bgp::policy::apply(
-                &s.export,
-                &bgp::policy::RouteContext {
-                    prefix: p,
-                    attrs: &a,
-                    neighbor: s.peer,
-                    ebgp: s.ebgp,
-                    local_as: sp.asn,
-                    local_addr: s.local,
-                },
-            ) {
-                bgp::policy::Verdict::Accept(mut a) => {
-                    a.normalize();
-                    Some(a)
-                }
-                bgp::policy::Verdict::Reject => None,
-            }
-        });
-        match exported {
-            Some(a) => {
-                let a = interner.intern(a);
-                if s.adj_out.get(&p) != Some(&a) {
-                    s.adj_out.insert(p, a.clone());
-                    announce.entry(a).or_default().push(p);
-                }
-            }
-            None => {
-                if s.adj_out.remove(&p).is_some() {
-                    withdraw.push(p);
-                }
-            }
-        }
+            }),
     }
-    let mut msgs = Vec::new();
-    for (family, chunk) in chunks(&withdraw) {
-        msgs.push(Message::Update(Update::withdraw(family, chunk)));
-    }
-    for (attrs, prefixes) in announce {
-        for (family, chunk) in chunks(&prefixes) {
-            msgs.push(Message::Update(Update::announce(
-                family,
-                chunk,
-                (*attrs).clone(),
-            )));
-        }
-    }
-    msgs
-}
-
-/// Prefixes in groups small enough for one 4096-octet UPDATE.
-fn chunks(prefixes: &[IpNet]) -> Vec<(Family, Vec<Nlri>)> {
-    let mut out = Vec::new();
-    for fam in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
-        let of: Vec<Nlri> = prefixes
-            .iter()
-            .filter(|p| Family::of(p) == fam)
-            .map(|p| Nlri::new(*p))
-            .collect();
-        for c in of.chunks(400) {
-            out.push((fam, c.to_vec()));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -679,6 +866,7 @@ mod tests {
             listen: None,
             max_paths: 4,
             export_learned: false,
+            publish_routes: true,
             communities: Vec::new(),
             large_communities: Vec::new(),
             graceful_restart: None,
@@ -710,9 +898,12 @@ mod tests {
                 .unwrap();
         }
         let prefix: IpNet = "20.0.0.0/24".parse().unwrap();
+        let permits = Arc::new(tokio::sync::Semaphore::new(64));
+        let permit = || permits.clone().try_acquire_owned().unwrap();
         let announce = |i: u8, a: PathAttrs| TableCmd::Update {
             addr: peer(i),
             update: Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(prefix)], a),
+            _permit: permit(),
         };
         // Two external peers: the longer path carries LOCAL_PREF 200, which an external
         // peer must not be able to set; the shorter path wins.
@@ -739,6 +930,7 @@ mod tests {
         let announce_other = |a: PathAttrs| TableCmd::Update {
             addr: peer(1),
             update: Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(other)], a),
+            _permit: permit(),
         };
         table
             .send(announce_other(attrs(&[65001], peer(1), None)))
@@ -757,4 +949,3 @@ mod tests {
         task.abort();
     }
 }
-
