@@ -949,3 +949,296 @@ mod tests {
         task.abort();
     }
 }
+
+#[cfg(test)]
+mod export_tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn sp(export_learned: bool) -> SpeakerConfig {
+        SpeakerConfig {
+            asn: 65000,
+            router_id: Ipv4Addr::new(10, 0, 0, 100),
+            listen: None,
+            max_paths: 4,
+            export_learned,
+            publish_routes: true,
+            communities: Vec::new(),
+            large_communities: Vec::new(),
+            graceful_restart: None,
+        }
+    }
+
+    /// A peer's end of a session: what the table sent it, decoded.
+    struct Peer {
+        addr: IpAddr,
+        rx: mpsc::UnboundedReceiver<SessionOut>,
+        ctx: SessionCtx,
+        /// Bytes received and not acknowledged yet.
+        unacked: usize,
+    }
+
+    impl Peer {
+        fn up(t: &mut Table, i: u8, asn_ebgp: bool, ctx: SessionCtx) -> Peer {
+            let addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, i));
+            let (out, rx) = mpsc::unbounded_channel();
+            t.handle(TableCmd::PeerUp {
+                addr,
+                conn: 7,
+                out,
+                ctx: ctx.clone(),
+                local: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)),
+                ebgp: asn_ebgp,
+                router_id: Ipv4Addr::new(1, 1, 1, i),
+                peer_gr: None,
+                next_hop_v6: None,
+                policy: Box::default(),
+                ebgp_requires_policy: false,
+            });
+            Peer {
+                addr,
+                rx,
+                ctx,
+                unacked: 0,
+            }
+        }
+
+        /// Every UPDATE queued for the peer so far.
+        fn take(&mut self) -> Vec<Update> {
+            let mut out = Vec::new();
+            while let Ok(SessionOut::Updates { bytes, .. }) = self.rx.try_recv() {
+                self.unacked += bytes.len();
+                let mut rest = &bytes[..];
+                while let Some(len) = wire::frame_len(rest, self.ctx.max_len).unwrap() {
+                    match Message::decode(&rest[..len], &self.ctx).unwrap() {
+                        Message::Update(u) => out.push(u),
+                        m => panic!("unexpected {m:?}"),
+                    }
+                    rest = &rest[len..];
+                }
+            }
+            out
+        }
+
+        /// The writer wrote everything: the table may send more.
+        fn ack(&mut self, t: &mut Table) {
+            t.handle(TableCmd::Written {
+                addr: self.addr,
+                conn: 7,
+                bytes: std::mem::take(&mut self.unacked),
+            });
+            t.fill_all();
+            t.release_emptied();
+        }
+
+        fn send(&self, t: &mut Table, update: Update) {
+            let permit = Arc::new(tokio::sync::Semaphore::new(1))
+                .try_acquire_owned()
+                .unwrap();
+            t.handle(TableCmd::Update {
+                addr: self.addr,
+                update,
+                _permit: permit,
+            });
+            t.fill_all();
+            t.release_emptied();
+        }
+    }
+
+    fn table(export_learned: bool) -> Table {
+        Table::new(sp(export_learned), Arc::new(Mutex::new(BTreeMap::new())))
+    }
+
+    fn announced(us: &[Update]) -> Vec<IpNet> {
+        us.iter()
+            .flat_map(|u| {
+                u.announced
+                    .iter()
+                    .flat_map(|(_, n)| n.iter().map(|n| n.prefix))
+            })
+            .collect()
+    }
+
+    fn withdrawn(us: &[Update]) -> Vec<IpNet> {
+        us.iter()
+            .flat_map(|u| {
+                u.withdrawn
+                    .iter()
+                    .flat_map(|(_, n)| n.iter().map(|n| n.prefix))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bits_find_the_next_set_bit_across_words() {
+        let mut b = Bits::default();
+        assert_eq!(b.next_from(0), None);
+        assert!(b.set(3));
+        assert!(!b.set(3));
+        assert!(b.set(130));
+        assert_eq!(b.next_from(0), Some(3));
+        assert_eq!(b.next_from(4), Some(130));
+        assert_eq!(b.next_from(131), None);
+        assert!(b.clear(3));
+        assert!(!b.clear(3));
+        assert!(!b.clear(10_000));
+        assert_eq!(b.next_from(0), Some(130));
+    }
+
+    #[test]
+    fn originated_prefixes_go_out_packed_then_end_of_rib_then_withdrawals() {
+        let mut t = table(false);
+        t.handle(TableCmd::Originate(vec![
+            net("10.1.0.1/32"),
+            net("10.1.0.2/32"),
+        ]));
+        let mut p = Peer::up(&mut t, 1, true, SessionCtx::default());
+        t.fill_all();
+        let us = p.take();
+        assert_eq!(us.len(), 2, "{us:?}");
+        assert_eq!(announced(&us), vec![net("10.1.0.1/32"), net("10.1.0.2/32")]);
+        let a = us[0].attrs.as_ref().unwrap();
+        assert_eq!(a.as_path, AsPath::from_sequence([65000]));
+        assert_eq!(a.next_hop, Some(NextHop::V4(Ipv4Addr::new(10, 0, 0, 100))));
+        assert_eq!(us[1].is_end_of_rib(), Some(Family::IPV4_UNICAST));
+        p.ack(&mut t);
+        t.handle(TableCmd::Withdraw(vec![net("10.1.0.1/32")]));
+        t.fill_all();
+        t.release_emptied();
+        let us = p.take();
+        assert_eq!(withdrawn(&us), vec![net("10.1.0.1/32")]);
+        assert!(announced(&us).is_empty());
+        // Withdrawn everywhere: the prefix's id is free again.
+        assert_eq!(t.rib.id_of(&net("10.1.0.1/32")), None);
+        assert_eq!(t.sessions[&p.addr].advertised, 1);
+    }
+
+    #[test]
+    fn a_slow_peer_gets_at_most_the_in_flight_budget_and_then_the_rest() {
+        let mut t = table(false);
+        let mut p = Peer::up(&mut t, 1, true, SessionCtx::default());
+        let prefixes: Vec<IpNet> = (0..100_000u32)
+            .map(|i| IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(0x6400_0000 + i), 32).unwrap()))
+            .collect();
+        t.handle(TableCmd::Originate(prefixes.clone()));
+        t.fill_all();
+        let mut got: Vec<IpNet> = Vec::new();
+        let mut rounds = 0;
+        let mut eor = false;
+        loop {
+            let us = p.take();
+            if us.is_empty() {
+                break;
+            }
+            assert!(
+                p.unacked < IN_FLIGHT + 64 * 1024,
+                "{} bytes unacknowledged",
+                p.unacked
+            );
+            eor |= us.iter().any(|u| u.is_end_of_rib().is_some());
+            got.extend(announced(&us));
+            rounds += 1;
+            p.ack(&mut t);
+        }
+        assert!(rounds > 1, "everything went out at once");
+        assert!(eor);
+        got.sort();
+        assert_eq!(got, prefixes, "each prefix exactly once");
+    }
+
+    #[test]
+    fn transit_withdrawal_and_reannouncement_reach_a_slow_peer_in_order() {
+        let mut t = table(true);
+        let mut a = Peer::up(&mut t, 1, true, SessionCtx::default());
+        let mut b = Peer::up(&mut t, 2, true, SessionCtx::default());
+        t.fill_all();
+        b.take();
+        b.ack(&mut t);
+        let p = net("20.0.0.0/24");
+        let attrs = PathAttrs {
+            as_path: AsPath::from_sequence([65001]),
+            next_hop: Some(NextHop::V4(Ipv4Addr::new(10, 0, 0, 1))),
+            ..Default::default()
+        };
+        a.send(
+            &mut t,
+            Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(p)], attrs.clone()),
+        );
+        let us = b.take();
+        assert_eq!(announced(&us), vec![p]);
+        let got = us[0].attrs.as_ref().unwrap();
+        assert_eq!(got.as_path, AsPath::from_sequence([65000, 65001]));
+        assert_eq!(
+            got.next_hop,
+            Some(NextHop::V4(Ipv4Addr::new(10, 0, 0, 100)))
+        );
+        // Not sent back to where it came from.
+        assert!(!announced(&a.take()).contains(&p));
+        // Withdrawn and announced again: the peer ends up with the route.
+        a.send(
+            &mut t,
+            Update::withdraw(Family::IPV4_UNICAST, vec![Nlri::new(p)]),
+        );
+        a.send(
+            &mut t,
+            Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(p)], attrs),
+        );
+        let us = b.take();
+        let mut present = true;
+        for u in &us {
+            if withdrawn(std::slice::from_ref(u)).contains(&p) {
+                present = false;
+            }
+            if announced(std::slice::from_ref(u)).contains(&p) {
+                present = true;
+            }
+        }
+        assert!(present, "{us:?}");
+    }
+
+    #[test]
+    fn add_path_paths_of_one_peer_are_kept_apart() {
+        let mut t = table(false);
+        let a = Peer::up(&mut t, 1, false, SessionCtx::default());
+        let p = net("198.51.100.0/24");
+        let via = |last: u8| PathAttrs {
+            as_path: AsPath::from_sequence([65010]),
+            next_hop: Some(NextHop::V4(Ipv4Addr::new(10, 9, 0, last))),
+            local_pref: Some(100),
+            ..Default::default()
+        };
+        let with_id = |id: u32| Nlri {
+            prefix: p,
+            path_id: Some(id),
+        };
+        a.send(
+            &mut t,
+            Update::announce(Family::IPV4_UNICAST, vec![with_id(1)], via(1)),
+        );
+        a.send(
+            &mut t,
+            Update::announce(Family::IPV4_UNICAST, vec![with_id(2)], via(2)),
+        );
+        let hops = |t: &Table| t.routes.get(&p).cloned().unwrap_or_default();
+        assert_eq!(
+            hops(&t),
+            vec![
+                IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1)),
+                IpAddr::V4(Ipv4Addr::new(10, 9, 0, 2))
+            ]
+        );
+        a.send(
+            &mut t,
+            Update::withdraw(Family::IPV4_UNICAST, vec![with_id(1)]),
+        );
+        assert_eq!(hops(&t), vec![IpAddr::V4(Ipv4Addr::new(10, 9, 0, 2))]);
+        a.send(
+            &mut t,
+            Update::withdraw(Family::IPV4_UNICAST, vec![with_id(2)]),
+        );
+        assert!(hops(&t).is_empty());
+    }
+}
