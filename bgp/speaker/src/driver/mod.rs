@@ -14,10 +14,13 @@
 //! advertised; a learned route is never passed on, so a host cannot leak routes between
 //! its ToRs. Import keeps what the peer sends (RFC 7606 treat-as-withdraw respected).
 //!
-//! Simplifications, documented: a connection that arrives while our own is past
-//! Connect/Active is refused (the peer's collision handling keeps one); IPv6 routes go
-//! over IPv4 sessions only with a configured IPv6 next hop, IPv4 routes over IPv6
-//! sessions with RFC 8950 extended next hop; ADD-PATH is not negotiated yet.
+//! Connection collisions (RFC 4271 §6.8) are resolved with [`bgp::fsm::collision`]: a
+//! connection the other way while ours is past Active gets a second FSM, and the one
+//! opened by the speaker with the higher BGP Identifier survives (see `session.rs`).
+//!
+//! Simplifications, documented: IPv6 routes go over IPv4 sessions only with a configured
+//! IPv6 next hop, IPv4 routes over IPv6 sessions with RFC 8950 extended next hop; ADD-PATH
+//! is not negotiated yet.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

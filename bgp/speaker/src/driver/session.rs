@@ -1,4 +1,24 @@
 //! One neighbor's session task: the FSM over a TCP connection.
+//!
+//! Connection collisions follow [`bgp::fsm::collision`]. The primary link starts the
+//! session; a connection the peer opens while the primary is in Connect or Active goes to
+//! the primary. A connection the other way while the primary's is in OpenSent, OpenConfirm
+//! or Established gets a second link (its own FSM, no automatic restart, its own `Conn`);
+//! whenever a link accepts the peer's OPEN while the other exists, [`collision::resolve`]
+//! picks the loser, which gets `OpenCollisionDump` (Cease/7; the KEEPALIVE accepting the
+//! OPEN is not sent first). A third connection is refused. Only the link that reaches
+//! Established sends `PeerUp`, with its own connection's generation.
+//!
+//! Two differences from the recipe of the helper's documentation:
+//! - When the primary takes the peer's connection in Connect, our own attempt is not
+//!   abandoned: if both ends dial at once each would otherwise drop the connection the
+//!   other kept. If it completes while the primary is past Active, it becomes the second
+//!   link (an outbound one) and the collision is resolved as above.
+//! - When the primary loses (a collision, or its connection while the second link lives),
+//!   the second link becomes the primary and the old primary FSM is parked (stopped
+//!   first if it was in Connect/Active). When the promoted link ends, the parked FSM comes
+//!   back and restarts the session after its idle hold time (damping kept), so the session
+//!   keeps restarting automatically although the promoted FSM does not.
 
 use super::*;
 use bgp::fsm::collision::{self, Direction};
@@ -36,7 +56,6 @@ fn notif_data(n: &Notification) -> NotificationData {
 fn to_wire(n: &NotificationData) -> Notification {
     Notification::new(ErrorCode::from_codes(n.code, n.subcode), n.data.clone())
 }
-
 
 /// Our capabilities other than graceful restart, for every OPEN to this peer.
 fn base_capabilities(p: &PeerConfig, sp: &SpeakerConfig, families: &[Family]) -> Vec<Capability> {
@@ -255,8 +274,7 @@ impl Session {
                 *primary = Link::new(f);
                 *restart_at = Some(at);
             }
-            if primary.inputs.is_empty() && secondary.as_ref().is_none_or(|l| l.inputs.is_empty())
-            {
+            if primary.inputs.is_empty() && secondary.as_ref().is_none_or(|l| l.inputs.is_empty()) {
                 break;
             }
         }
@@ -344,7 +362,11 @@ impl Session {
                 tracing::info!(
                     "{}: connection collision, closing the connection {} opened",
                     self.p.addr,
-                    if d == Direction::Outbound { "we" } else { "the peer" }
+                    if d == Direction::Outbound {
+                        "we"
+                    } else {
+                        "the peer"
+                    }
                 );
                 Some(d)
             }
@@ -375,9 +397,10 @@ impl Session {
             Output::InitiateConnection => {
                 if l.conn.is_none() && l.connecting.is_none() {
                     let (to, opts) = (SocketAddr::new(addr, self.p.port), self.p.transport.clone());
-                    l.connecting = Some(tokio::spawn(async move {
-                        transport::connect(to, &opts).await
-                    }));
+                    l.connecting =
+                        Some(tokio::spawn(
+                            async move { transport::connect(to, &opts).await },
+                        ));
                 }
             }
             Output::DropConnection => {
@@ -482,13 +505,21 @@ impl Session {
         }
     }
 
-    /// Our connection attempt for `l` finished.
+    /// Our connection attempt for `l` finished. When `l` took a connection the peer
+    /// opened meanwhile, ours may become the second link (`spare`).
     fn on_connected(
         &mut self,
         l: &mut Link,
+        spare: Option<&mut Option<Link>>,
         r: Result<Result<TcpStream, transport::TransportError>, tokio::task::JoinError>,
     ) {
         l.connecting = None;
+        if l.conn.is_some() {
+            if let (Ok(Ok(stream)), Some(spare)) = (r, spare) {
+                self.second_link(l, spare, stream, Direction::Outbound);
+            }
+            return;
+        }
         match r {
             Ok(Ok(stream)) => match self.new_conn(stream, Direction::Outbound) {
                 Ok(c) => {
@@ -513,10 +544,9 @@ impl Session {
             &self.p.transport,
         );
         if primary.conn.is_none() && primary.fsm.accepts_connection() {
-            // Connect or Active: the primary takes it and gives up its own attempt.
-            if let Some(t) = primary.connecting.take() {
-                t.abort();
-            }
+            // Connect or Active: the primary takes it. Our own attempt, if one is under
+            // way, goes on: when both ends dial at once the peer may be keeping that one
+            // (it becomes the second link, and collision resolution picks).
             match self.new_conn(stream, Direction::Inbound) {
                 Ok(c) => {
                     primary.conn = Some(c);
@@ -524,29 +554,52 @@ impl Session {
                 }
                 Err(_) => primary.push(Input::TcpConnectionFails),
             }
-        } else if secondary.is_none()
-            && primary.dir() == Some(Direction::Outbound)
+        } else {
+            self.second_link(primary, secondary, stream, Direction::Inbound);
+        }
+    }
+
+    /// A connection in direction `dir` while the primary has one: it gets a second FSM
+    /// when the primary's goes the other way and is past Active (a possible collision,
+    /// decided when an OPEN is accepted); otherwise (the primary Idle or still opening,
+    /// a third connection, two the same way) it is refused.
+    fn second_link(
+        &mut self,
+        primary: &Link,
+        secondary: &mut Option<Link>,
+        stream: TcpStream,
+        dir: Direction,
+    ) {
+        let collides = secondary.is_none()
+            && primary.dir() == Some(dir.other())
             && matches!(
                 primary.fsm.state(),
                 State::OpenSent | State::OpenConfirm | State::Established
-            )
-        {
-            // A possible collision: a second FSM for it, decided when an OPEN arrives.
-            let mut cfg = primary.fsm.config().clone();
-            cfg.automatic_restart = false;
-            let Ok(fsm) = Fsm::new(cfg) else { return };
-            let Ok(c) = self.new_conn(stream, Direction::Inbound) else {
-                return;
-            };
-            let mut l = Link::new(fsm);
-            l.conn = Some(c);
-            l.push(Input::ManualStartPassive);
-            l.push(Input::TcpConnectionConfirmed);
-            *secondary = Some(l);
-        } else {
-            // Idle, a third connection, or a second one the peer opened.
-            tracing::debug!("{}: incoming connection refused", self.p.addr);
+            );
+        if !collides {
+            tracing::debug!("{}: {dir:?} connection refused", self.p.addr);
+            return;
         }
+        let mut cfg = primary.fsm.config().clone();
+        cfg.automatic_restart = false;
+        let Ok(fsm) = Fsm::new(cfg) else { return };
+        let Ok(c) = self.new_conn(stream, dir) else {
+            return;
+        };
+        let mut l = Link::new(fsm);
+        l.conn = Some(c);
+        match dir {
+            Direction::Inbound => {
+                l.push(Input::ManualStartPassive);
+                l.push(Input::TcpConnectionConfirmed);
+            }
+            Direction::Outbound => {
+                // An active start: its InitiateConnection finds the connection there.
+                l.push(Input::ManualStart);
+                l.push(Input::TcpCrAcked);
+            }
+        }
+        *secondary = Some(l);
     }
 
     /// Data (or the end) on `l`'s connection.
@@ -701,13 +754,13 @@ pub(super) async fn session_task(
                 }
             },
             e = link_event(&mut primary) => match e {
-                LinkEvent::Connected(r) => s.on_connected(&mut primary, r),
+                LinkEvent::Connected(r) => s.on_connected(&mut primary, Some(&mut secondary), r),
                 LinkEvent::Read(n) => s.on_read(&mut primary, n),
             },
             e = async { match secondary.as_mut() { Some(l) => link_event(l).await, None => std::future::pending().await } } => {
                 if let Some(l) = secondary.as_mut() {
                     match e {
-                        LinkEvent::Connected(r) => s.on_connected(l, r),
+                        LinkEvent::Connected(r) => s.on_connected(l, None, r),
                         LinkEvent::Read(n) => s.on_read(l, n),
                     }
                 }
@@ -913,4 +966,3 @@ impl Conn {
         self.writer.abort();
     }
 }
-
