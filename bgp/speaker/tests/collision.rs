@@ -303,3 +303,45 @@ async fn peer_lower_open_first_on_its_connection() {
 async fn peer_lower_open_first_on_ours() {
     scripted_collision(3, false, false).await;
 }
+
+/// A max-prefix reset on a session that came up through a collision (on the lower
+/// identifier's side that is the peer's connection, promoted) closes it, and the session
+/// comes back after the pause, and again.
+#[tokio::test]
+async fn max_prefix_reset_after_a_collision_restarts() {
+    let (a_ip, b_ip) = (ip("127.0.0.41"), ip("127.0.0.42"));
+    let a = Speaker::start(cfg(
+        65001,
+        Ipv4Addr::new(10, 255, 0, 1),
+        SocketAddr::new(a_ip, 0),
+    ))
+    .await
+    .unwrap();
+    let b = Speaker::start(cfg(
+        65002,
+        Ipv4Addr::new(10, 255, 0, 2),
+        SocketAddr::new(b_ip, 0),
+    ))
+    .await
+    .unwrap();
+    b.originate(vec![
+        "20.42.0.0/24".parse().unwrap(),
+        "20.42.1.0/24".parse().unwrap(),
+    ])
+    .unwrap();
+    let mut na = peer(b_ip, b.listen_addr().unwrap().port(), 65002, a_ip);
+    na.policy.max_prefix = Some(bgp::policy::MaxPrefix {
+        limit: 1,
+        warning_only: false,
+        restart_after: Some(Duration::from_millis(500)),
+    });
+    let nb = peer(a_ip, a.listen_addr().unwrap().port(), 65001, b_ip);
+    a.add_neighbor(na).unwrap();
+    b.add_neighbor(nb).unwrap();
+    // Up, reset, up again after the pause, reset again: on both sides. (last_error is
+    // not checked: a later collision on the way back up may overwrite it.)
+    wait_status(&a, "reset twice", |n| n.flaps >= 2).await;
+    wait_status(&b, "reset twice", |n| n.flaps >= 2).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

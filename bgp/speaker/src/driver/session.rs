@@ -791,11 +791,10 @@ pub(super) async fn session_task(
                     }
                     SessionOut::Reset { cease_subcode, hold } => {
                         s.paused_until = Some(Instant::now() + hold);
-                        let l = match secondary.as_mut() {
-                            Some(l) if l.fsm.state() == State::Established => l,
-                            _ => &mut primary,
-                        };
-                        l.push(Input::AutomaticStop { cease_subcode });
+                        // Both links: a second one must not take over during the pause.
+                        for l in std::iter::once(&mut primary).chain(secondary.as_mut()) {
+                            l.push(Input::AutomaticStop { cease_subcode });
+                        }
                     }
                 }
             }
