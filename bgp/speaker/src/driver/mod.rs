@@ -14,10 +14,13 @@
 //! advertised; a learned route is never passed on, so a host cannot leak routes between
 //! its ToRs. Import keeps what the peer sends (RFC 7606 treat-as-withdraw respected).
 //!
-//! Simplifications, documented: a connection that arrives while our own is past
-//! Connect/Active is refused (the peer's collision handling keeps one); IPv6 routes go
-//! over IPv4 sessions only with a configured IPv6 next hop, IPv4 routes over IPv6
-//! sessions with RFC 8950 extended next hop; ADD-PATH is not negotiated yet.
+//! Connection collisions (RFC 4271 §6.8) are resolved with [`bgp::fsm::collision`]: a
+//! connection the other way while ours is past Active gets a second FSM, and the one
+//! opened by the speaker with the higher BGP Identifier survives (see `session.rs`).
+//!
+//! Simplifications, documented: IPv6 routes go over IPv4 sessions only with a configured
+//! IPv6 next hop, IPv4 routes over IPv6 sessions with RFC 8950 extended next hop; ADD-PATH
+//! is not negotiated yet.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -265,15 +268,26 @@ impl TableTx {
         self.tx.send(cmd).map_err(|_| SpeakerError::Stopped)
     }
 
-    /// Queues an UPDATE, waiting while the table is [`UPDATE_QUEUE`] behind.
-    async fn update(&self, addr: IpAddr, update: Update) {
-        if let Ok(permit) = self.permits.clone().acquire_owned().await {
-            let _ = self.tx.send(TableCmd::Update {
-                addr,
-                update,
-                _permit: permit,
-            });
+    /// Queues an UPDATE, unless the table is [`UPDATE_QUEUE`] behind: then the UPDATE
+    /// comes back, to be tried again after [`TableTx::room`].
+    fn try_update(&self, addr: IpAddr, update: Update) -> Result<(), Box<Update>> {
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let _ = self.tx.send(TableCmd::Update {
+                    addr,
+                    update,
+                    _permit: permit,
+                });
+                Ok(())
+            }
+            Err(_) => Err(Box::new(update)),
         }
+    }
+
+    /// Waits until the table has room for an UPDATE (another session may take it
+    /// first: then [`TableTx::try_update`] says so again).
+    async fn room(&self) {
+        let _ = self.permits.acquire().await;
     }
 }
 

@@ -1,0 +1,348 @@
+//! Connection collisions (RFC 4271 §6.8) on loopback, in the machine's own namespace
+//! (127.0.0.0/8 is on `lo` without configuration; no root needed).
+//!
+//! - Two of our speakers, both active towards each other and started together, end every
+//!   round with one Established session each way and routes exchanged, without a flap.
+//! - A scripted peer makes the collision happen deterministically: our speaker keeps the
+//!   connection opened by the speaker with the higher BGP Identifier, closes the other
+//!   with Cease / Connection Collision Resolution (6/7) and no KEEPALIVE before it,
+//!   refuses a third connection, sends its UPDATEs on the survivor, and restarts the
+//!   session on its own when the survivor goes.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bgp::types::Family;
+use bgp::wire::{self, Message, Open, SessionCtx};
+use bgp_speaker::driver::{PeerConfig, PeerStatus, Routes, Speaker, SpeakerConfig};
+use bytes::BytesMut;
+use ipnet::IpNet;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// Bound for things that must happen (generous, for a loaded 2-core machine).
+const MUST: Duration = Duration::from_secs(30);
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn cfg(asn: u32, id: Ipv4Addr, listen: SocketAddr) -> SpeakerConfig {
+    SpeakerConfig {
+        publish_routes: true,
+        asn,
+        router_id: id,
+        listen: Some(listen),
+        max_paths: 16,
+        export_learned: false,
+        communities: vec![],
+        large_communities: vec![],
+        graceful_restart: None,
+    }
+}
+
+/// An active neighbor at `addr:port`, connecting from `local`.
+fn peer(addr: IpAddr, port: u16, asn: u32, local: IpAddr) -> PeerConfig {
+    let mut p = PeerConfig::new(addr, asn);
+    p.port = port;
+    p.transport.local_addr = Some(local);
+    p
+}
+
+async fn wait_routes(s: &Speaker, f: impl Fn(&Routes) -> bool) -> Arc<Routes> {
+    let mut rx = s.routes();
+    tokio::time::timeout(MUST, async {
+        loop {
+            let r = rx.borrow_and_update().clone();
+            if f(&r) {
+                return r;
+            }
+            rx.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("routes in time")
+}
+
+async fn wait_status(s: &Speaker, what: &str, f: impl Fn(&PeerStatus) -> bool) -> PeerStatus {
+    tokio::time::timeout(MUST, async {
+        loop {
+            if let [n] = s.neighbors().as_slice()
+                && f(n)
+            {
+                return n.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("never {what}: {:?}", s.neighbors()))
+}
+
+/// Both speakers active towards each other, neighbors added at the same moment, 20 times.
+#[tokio::test]
+async fn two_active_speakers_started_together_keep_one_session() {
+    let (a_ip, b_ip) = (ip("127.0.0.21"), ip("127.0.0.22"));
+    let pa: IpNet = "20.21.0.0/24".parse().unwrap();
+    let pb: IpNet = "20.22.0.0/24".parse().unwrap();
+    for round in 0..20 {
+        let a = Speaker::start(cfg(
+            65001,
+            Ipv4Addr::new(10, 255, 0, 1),
+            SocketAddr::new(a_ip, 0),
+        ))
+        .await
+        .unwrap();
+        let b = Speaker::start(cfg(
+            65002,
+            Ipv4Addr::new(10, 255, 0, 2),
+            SocketAddr::new(b_ip, 0),
+        ))
+        .await
+        .unwrap();
+        a.originate(vec![pa]).unwrap();
+        b.originate(vec![pb]).unwrap();
+        let na = peer(b_ip, b.listen_addr().unwrap().port(), 65002, a_ip);
+        let nb = peer(a_ip, a.listen_addr().unwrap().port(), 65001, b_ip);
+        // Alternate who starts first; both connect at once either way.
+        if round % 2 == 0 {
+            a.add_neighbor(na).unwrap();
+            b.add_neighbor(nb).unwrap();
+        } else {
+            b.add_neighbor(nb).unwrap();
+            a.add_neighbor(na).unwrap();
+        }
+        let ra = wait_routes(&a, |r| r.contains_key(&pb)).await;
+        let rb = wait_routes(&b, |r| r.contains_key(&pa)).await;
+        assert_eq!(ra[&pb], vec![b_ip], "round {round}");
+        assert_eq!(rb[&pa], vec![a_ip], "round {round}");
+        for (name, s) in [("a", &a), ("b", &b)] {
+            let st = wait_status(s, "Established", |n| n.state == "Established").await;
+            // A collision never costs a session that was up: the loser is closed before
+            // it reaches Established on either side.
+            assert_eq!(st.flaps, 0, "round {round}, {name}: {st:?}");
+            assert_eq!(st.prefixes_received, 1, "round {round}, {name}: {st:?}");
+        }
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+}
+
+/// One end of a BGP connection, scripted by the test.
+struct Wire {
+    stream: TcpStream,
+    buf: BytesMut,
+    ctx: SessionCtx,
+}
+
+impl Wire {
+    fn new(stream: TcpStream) -> Wire {
+        Wire {
+            stream,
+            buf: BytesMut::new(),
+            ctx: SessionCtx::default(),
+        }
+    }
+
+    async fn send(&mut self, m: Message) {
+        let mut out = BytesMut::new();
+        m.encode(&self.ctx, &mut out).unwrap();
+        self.stream.write_all(&out).await.unwrap();
+    }
+
+    /// The next message, or `None` when the connection is closed.
+    async fn recv(&mut self) -> Option<Message> {
+        tokio::time::timeout(MUST, async {
+            loop {
+                if let Some(len) = wire::frame_len(&self.buf, self.ctx.max_len).unwrap() {
+                    let frame = self.buf.split_to(len);
+                    return Some(Message::decode(&frame, &self.ctx).unwrap());
+                }
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .expect("a message or the end of the connection in time")
+    }
+
+    async fn recv_open(&mut self) -> Open {
+        match self.recv().await {
+            Some(Message::Open(o)) => o,
+            m => panic!("expected an OPEN, got {m:?}"),
+        }
+    }
+
+    /// Expects Cease / Connection Collision Resolution, then the end of the connection.
+    async fn expect_collision_cease(&mut self) {
+        match self.recv().await {
+            Some(Message::Notification(n)) => assert_eq!(n.code.codes(), (6, 7), "{n:?}"),
+            m => panic!("expected Cease/7, got {m:?}"),
+        }
+        assert!(self.recv().await.is_none(), "still open after Cease/7");
+    }
+}
+
+const FAKE_AS: u32 = 65002;
+
+fn fake_open(id: Ipv4Addr) -> Open {
+    let caps = wire::ctx::basic_capabilities(FAKE_AS, &[Family::IPV4_UNICAST]);
+    Open::new(FAKE_AS, 9, id, caps)
+}
+
+/// Our speaker (BGP Identifier 10.255.0.5) connects to a scripted peer, which then
+/// opens a connection of its own and sends its first OPEN on `first`. The peer's
+/// identifier is higher than ours when `peer_higher`, so its connection must survive.
+async fn scripted_collision(case: u8, peer_higher: bool, first_on_peers_connection: bool) {
+    let s_ip = ip(&format!("127.0.0.{}", 30 + 2 * case));
+    let f_ip = ip(&format!("127.0.0.{}", 31 + 2 * case));
+    let fake_id = if peer_higher {
+        Ipv4Addr::new(10, 255, 0, 9)
+    } else {
+        Ipv4Addr::new(10, 255, 0, 1)
+    };
+    let fake = TcpListener::bind(SocketAddr::new(f_ip, 0)).await.unwrap();
+    let s = Speaker::start(cfg(
+        65001,
+        Ipv4Addr::new(10, 255, 0, 5),
+        SocketAddr::new(s_ip, 0),
+    ))
+    .await
+    .unwrap();
+    let prefix: IpNet = "20.30.0.0/24".parse().unwrap();
+    s.originate(vec![prefix]).unwrap();
+    s.add_neighbor(peer(f_ip, fake.local_addr().unwrap().port(), FAKE_AS, s_ip))
+        .unwrap();
+
+    // Our speaker's connection: it sends its OPEN (its FSM is in OpenSent).
+    let (ours, _) = tokio::time::timeout(MUST, fake.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ours = Wire::new(ours);
+    let s_open = ours.recv_open().await;
+    // The peer's connection: a second FSM answers it with an OPEN.
+    let connect_from_peer = || async {
+        let sock = TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::new(f_ip, 0)).unwrap();
+        sock.connect(s.listen_addr().unwrap()).await.unwrap()
+    };
+    let mut theirs = Wire::new(connect_from_peer().await);
+    theirs.recv_open().await;
+    // A third connection is refused while both exist.
+    let mut third = Wire::new(connect_from_peer().await);
+    assert!(
+        third.recv().await.is_none(),
+        "a third connection was served"
+    );
+
+    let (mut survivor, mut loser) = if peer_higher {
+        (theirs, ours)
+    } else {
+        (ours, theirs)
+    };
+    let first_is_survivor = first_on_peers_connection == peer_higher;
+    if first_is_survivor {
+        // The survivor accepts our OPEN (KEEPALIVE) and the other gets Cease/7.
+        survivor.send(Message::Open(fake_open(fake_id))).await;
+        loser.expect_collision_cease().await;
+    } else {
+        // The loser is closed at once, with no KEEPALIVE before the Cease.
+        loser.send(Message::Open(fake_open(fake_id))).await;
+        loser.expect_collision_cease().await;
+        survivor.send(Message::Open(fake_open(fake_id))).await;
+    }
+    assert!(matches!(survivor.recv().await, Some(Message::Keepalive)));
+    survivor.ctx = SessionCtx::negotiate(&fake_open(fake_id), &s_open);
+    survivor.send(Message::Keepalive).await;
+    let st = wait_status(&s, "Established", |n| n.state == "Established").await;
+    assert_eq!(st.flaps, 0, "{st:?}");
+    // The table's UPDATEs go out on the survivor.
+    loop {
+        match survivor.recv().await {
+            Some(Message::Update(u))
+                if u.announced
+                    .iter()
+                    .any(|(_, n)| n.iter().any(|n| n.prefix == prefix)) =>
+            {
+                break;
+            }
+            Some(_) => {}
+            None => panic!("the survivor closed: {:?}", s.neighbors()),
+        }
+    }
+
+    // The survivor goes: the session comes back on its own (a new connection of ours).
+    drop(survivor);
+    let (again, _) = tokio::time::timeout(MUST, fake.accept())
+        .await
+        .expect("our speaker reconnects after losing the survivor")
+        .unwrap();
+    Wire::new(again).recv_open().await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn peer_higher_open_first_on_its_connection() {
+    scripted_collision(0, true, true).await;
+}
+
+#[tokio::test]
+async fn peer_higher_open_first_on_ours() {
+    scripted_collision(1, true, false).await;
+}
+
+#[tokio::test]
+async fn peer_lower_open_first_on_its_connection() {
+    scripted_collision(2, false, true).await;
+}
+
+#[tokio::test]
+async fn peer_lower_open_first_on_ours() {
+    scripted_collision(3, false, false).await;
+}
+
+/// A max-prefix reset on a session that came up through a collision (on the lower
+/// identifier's side that is the peer's connection, promoted) closes it, and the session
+/// comes back after the pause, and again.
+#[tokio::test]
+async fn max_prefix_reset_after_a_collision_restarts() {
+    let (a_ip, b_ip) = (ip("127.0.0.41"), ip("127.0.0.42"));
+    let a = Speaker::start(cfg(
+        65001,
+        Ipv4Addr::new(10, 255, 0, 1),
+        SocketAddr::new(a_ip, 0),
+    ))
+    .await
+    .unwrap();
+    let b = Speaker::start(cfg(
+        65002,
+        Ipv4Addr::new(10, 255, 0, 2),
+        SocketAddr::new(b_ip, 0),
+    ))
+    .await
+    .unwrap();
+    b.originate(vec![
+        "20.42.0.0/24".parse().unwrap(),
+        "20.42.1.0/24".parse().unwrap(),
+    ])
+    .unwrap();
+    let mut na = peer(b_ip, b.listen_addr().unwrap().port(), 65002, a_ip);
+    na.policy.max_prefix = Some(bgp::policy::MaxPrefix {
+        limit: 1,
+        warning_only: false,
+        restart_after: Some(Duration::from_millis(500)),
+    });
+    let nb = peer(a_ip, a.listen_addr().unwrap().port(), 65001, b_ip);
+    a.add_neighbor(na).unwrap();
+    b.add_neighbor(nb).unwrap();
+    // Up, reset, up again after the pause, reset again: on both sides. (last_error is
+    // not checked: a later collision on the way back up may overwrite it.)
+    wait_status(&a, "reset twice", |n| n.flaps >= 2).await;
+    wait_status(&b, "reset twice", |n| n.flaps >= 2).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
