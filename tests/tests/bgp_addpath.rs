@@ -39,6 +39,10 @@ struct Router {
     /// shows both upstreams' paths.
     show: &'static str,
     has_both: fn(&str) -> bool,
+    /// A command showing the router's session with h1, and whether its output shows
+    /// ADD-PATH negotiated for IPv4 unicast, the router sending.
+    session: &'static str,
+    add_path_negotiated: fn(&str) -> bool,
 }
 
 const FRR: Router = Router {
@@ -48,6 +52,16 @@ const FRR: Router = Router {
     u2_hop: "10.0.12.1",
     show: "vtysh -c 'show bgp ipv4 unicast 198.51.100.0/24 json'",
     has_both: |o| o.contains("\"10.0.11.1\"") && o.contains("\"10.0.12.1\""),
+    session: "vtysh -c 'show bgp neighbors 10.0.1.1 json'",
+    add_path_negotiated: |o| {
+        let v: serde_json::Value = serde_json::from_str(o).unwrap_or_default();
+        let n = &v["10.0.1.1"];
+        let ap = &n["neighborCapabilities"]["addPath"]["ipv4Unicast"];
+        n["bgpState"] == "Established"
+            && ap["txAdvertised"] == true
+            && ap["rxAdvertisedAndReceived"] == true
+            && n["addressFamilyInfo"]["ipv4Unicast"]["addpathTxAllPaths"] == true
+    },
 };
 
 const BIRD: Router = Router {
@@ -57,6 +71,15 @@ const BIRD: Router = Router {
     u2_hop: "10.0.22.1",
     show: "birdc show route for 198.51.100.0/24 all",
     has_both: |o| o.contains("via 10.0.21.1") && o.contains("via 10.0.22.1"),
+    session: "birdc show protocols all h1",
+    // Ours is offered receive for IPv4 (and IPv6); BIRD offers to send IPv4.
+    add_path_negotiated: |o| {
+        let compact: String = o.split_whitespace().collect::<Vec<_>>().join(" ");
+        compact.contains("Established")
+            && compact.contains("Local capabilities")
+            && compact.contains("ADD-PATH RX: TX: ipv4")
+            && compact.contains("ADD-PATH RX: ipv4 ipv6 TX:")
+    },
 };
 
 fn ip(s: &str) -> IpAddr {
@@ -176,6 +199,8 @@ fn two_paths_from_one_peer(r: &Router, tag: &str) {
             assert!(p.add_path_receive, "ADD-PATH receive is on by default");
             s.add_neighbor(p).unwrap();
             wait_established(&s, peer).await;
+            // The router agrees: ADD-PATH, it sending and us receiving.
+            wait_router(&lab, r.node, r.session, r.add_path_negotiated).await;
 
             // Two paths for one prefix from one peer, each with its upstream's next hop;
             // both in the ECMP group.
