@@ -192,6 +192,7 @@ fn two_paths_from_one_peer(r: &Router, tag: &str) {
                 communities: vec![],
                 large_communities: vec![],
                 graceful_restart: None,
+                publish_routes: true,
             })
             .await
             .unwrap();
