@@ -22,10 +22,13 @@
 //! Exit codes: 0 clean stop (or a valid `--check`), 1 a runtime failure (e.g. the listen
 //! address is taken), 2 a configuration that does not load.
 //!
-//! Graceful restart runs for every session when a neighbor enables it.
+//! Graceful restart runs for every session when a neighbor enables it. ADD-PATH
+//! (`add_path`) is run in receive mode: a neighbor with `receive` or `both` for some
+//! family is offered to send several paths per prefix.
 //! Not run yet, reported by `--check` and at start as ignored: dynamic neighbor ranges,
-//! ADD-PATH, graceful restart, import/export policies and `[policies]`, `max_prefix`,
-//! BFD, and listen addresses beyond the first one (the speaker has one listener).
+//! ADD-PATH send (we advertise only our best path), graceful restart settings that differ
+//! per neighbor, BFD, and listen addresses beyond the first one (the speaker has one
+//! listener).
 //! Learned routes are only logged; installing them in a FIB is the agent's job.
 
 use std::collections::BTreeMap;
@@ -320,9 +323,9 @@ fn peer_config(c: &Config, n: &Neighbor) -> Option<PeerConfig> {
 }
 
 /// Whether a changed setting is one the driver uses, so that the session must be reset
-/// for it to take effect. The others (description, families, ADD-PATH, graceful
-/// restart, policies, max-prefix, BFD) are not run by the driver yet: a change to them
-/// leaves the session alone.
+/// for it to take effect (ADD-PATH: the capability offered in our OPEN). The others
+/// (description, families, graceful restart, policies, max-prefix, BFD) leave the
+/// session alone.
 fn driver_uses(f: NeighborField) -> bool {
     use NeighborField::*;
     matches!(
@@ -370,17 +373,26 @@ fn ignored(c: &Config) -> Vec<String> {
                 "{at}: passive, but no listener of its address family; the session cannot come up"
             ));
         }
-        let mut fields = Vec::new();
-        if !n.add_path.is_empty() {
-            fields.push("add_path");
+        let mut fields: Vec<String> = Vec::new();
+        // Receiving several paths is run; sending them is not (only our best path is
+        // advertised).
+        let send: Vec<String> = n
+            .add_path
+            .iter()
+            .filter(|(_, m)| m.sends())
+            .map(|(f, _)| f.to_string())
+            .collect();
+        if !send.is_empty() {
+            fields.push(format!("add_path send ({})", send.join(", ")));
         }
         if n.graceful_restart.enabled && speaker_gr(c) != Some(n.graceful_restart) {
             fields.push(
-                "graceful_restart (differing per neighbor; the first neighbor's applies to all)",
+                "graceful_restart (differing per neighbor; the first neighbor's applies to all)"
+                    .into(),
             );
         }
         if n.bfd {
-            fields.push("bfd");
+            fields.push("bfd".into());
         }
         if !fields.is_empty() {
             out.push(format!(
@@ -892,6 +904,56 @@ md5_password = "s3cret"
             w.iter()
                 .any(|w| w == "neighbor 10.1.2.0: bfd not implemented by the speaker yet; ignored"),
             "{w:?}"
+        );
+    }
+
+    #[test]
+    fn add_path_receive_is_run_and_only_send_is_reported() {
+        let with = |add_path: &str| {
+            cfg(&BASE.replace(
+                "hold_time = 9\nmd5",
+                &format!("hold_time = 9\nadd_path = {{ {add_path} }}\nmd5"),
+            ))
+        };
+        // What is reported about the neighbors (BASE's second listen address aside).
+        let about_neighbors = |c: &Config| -> Vec<String> {
+            ignored(c)
+                .into_iter()
+                .filter(|w| w.starts_with("neighbor "))
+                .collect()
+        };
+        // Receive only: run (offered in our OPEN), nothing ignored.
+        let c = with("ipv4-unicast = \"receive\"");
+        assert!(about_neighbors(&c).is_empty(), "{:?}", ignored(&c));
+        assert!(peer_config(&c, &c.neighbors[1]).unwrap().add_path_receive);
+        // No add_path: not offered.
+        let c = cfg(BASE);
+        assert!(!peer_config(&c, &c.neighbors[1]).unwrap().add_path_receive);
+        // Both: receive is run, send is reported.
+        let c = with("ipv4-unicast = \"both\", ipv6-unicast = \"receive\"");
+        assert!(peer_config(&c, &c.neighbors[1]).unwrap().add_path_receive);
+        assert_eq!(
+            about_neighbors(&c),
+            vec![
+                "neighbor 10.1.2.0: add_path send (ipv4-unicast) not implemented by the speaker \
+                 yet; ignored"
+                    .to_string()
+            ]
+        );
+        // Send only: nothing to receive, send reported for each family.
+        let c = with("ipv4-unicast = \"send\", ipv6-unicast = \"send\"");
+        assert!(!peer_config(&c, &c.neighbors[1]).unwrap().add_path_receive);
+        let w = about_neighbors(&c);
+        assert!(
+            w.iter()
+                .any(|w| w.contains("add_path send (ipv4-unicast, ipv6-unicast) not implemented")),
+            "{w:?}"
+        );
+        // Changing it resets the session (the capability is in our OPEN).
+        let new = with("ipv4-unicast = \"receive\"");
+        assert_eq!(
+            plan(&cfg(BASE), &new),
+            vec![Step::Reset(ip("10.1.2.0"), vec!["add_path"])]
         );
     }
 }
