@@ -323,9 +323,10 @@ fn peer_config(c: &Config, n: &Neighbor) -> Option<PeerConfig> {
 }
 
 /// Whether a changed setting is one the driver uses, so that the session must be reset
-/// for it to take effect (ADD-PATH: the capability offered in our OPEN). The others
-/// (description, families, graceful restart, policies, max-prefix, BFD) leave the
-/// session alone.
+/// for it to take effect (ADD-PATH: the capability offered in our OPEN; policies and
+/// max-prefix: the session starts over under the new ones — the speaker keeps no
+/// pre-policy copy of what the peer sent). The others (description, families,
+/// graceful restart, BFD) leave the session alone.
 fn driver_uses(f: NeighborField) -> bool {
     use NeighborField::*;
     matches!(
@@ -340,6 +341,9 @@ fn driver_uses(f: NeighborField) -> bool {
             | TtlSecurity
             | EbgpMultihop
             | AddPath
+            | ImportPolicy
+            | ExportPolicy
+            | MaxPrefix
     )
 }
 
@@ -954,6 +958,18 @@ md5_password = "s3cret"
         assert_eq!(
             plan(&cfg(BASE), &new),
             vec![Step::Reset(ip("10.1.2.0"), vec!["add_path"])]
+        );
+    }
+
+    #[test]
+    fn a_max_prefix_change_resets_the_session_so_that_it_takes_effect() {
+        let new = BASE.replace(
+            "md5_password = \"s3cret\"",
+            "md5_password = \"s3cret\"\nmax_prefix = 10",
+        );
+        assert_eq!(
+            plan(&cfg(BASE), &cfg(&new)),
+            vec![Step::Reset(ip("10.1.2.0"), vec!["max_prefix"])]
         );
     }
 }
