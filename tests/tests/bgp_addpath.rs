@@ -202,6 +202,17 @@ fn two_paths_from_one_peer(r: &Router, tag: &str) {
             wait_established(&s, peer).await;
             // The router agrees: ADD-PATH, it sending and us receiving.
             wait_router(&lab, r.node, r.session, r.add_path_negotiated).await;
+            // And so do we.
+            let caps = s
+                .neighbors()
+                .into_iter()
+                .find(|n| n.address == peer)
+                .map(|n| n.capabilities)
+                .unwrap_or_default();
+            assert!(
+                caps.iter().any(|c| c == "add-path receive ipv4-unicast"),
+                "{caps:?}"
+            );
 
             // Two paths for one prefix from one peer, each with its upstream's next hop;
             // both in the ECMP group.

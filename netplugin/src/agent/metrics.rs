@@ -311,6 +311,7 @@ mod tests {
             transitions: 4,
             eor_received: true,
             stale_routes: 0,
+            capabilities: Vec::new(),
         }
     }
 

@@ -617,7 +617,7 @@ impl Daemon {
         );
         for n in s.neighbors() {
             tracing::info!(
-                "status: neighbor {} AS {} {}{}: {} prefixes received, {} advertised, {} updates in, {} out, {} flaps{}",
+                "status: neighbor {} AS {} {}{}: {} prefixes received, {} advertised, {} updates in, {} out, {} flaps{}{}",
                 describe(&self.config, n.address),
                 n.remote_as
                     .map(|a| a.to_string())
@@ -631,6 +631,11 @@ impl Daemon {
                 n.updates_in,
                 n.updates_out,
                 n.flaps,
+                if n.capabilities.is_empty() {
+                    String::new()
+                } else {
+                    format!(", negotiated: {}", n.capabilities.join(", "))
+                },
                 n.last_error
                     .map(|e| format!(", last error: {e}"))
                     .unwrap_or_default()

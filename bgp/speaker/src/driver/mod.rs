@@ -170,6 +170,9 @@ pub struct PeerStatus {
     pub eor_received: bool,
     /// Routes of this peer kept as stale through its restart (RFC 4724 helper).
     pub stale_routes: u64,
+    /// What the current session negotiated (families, 4-octet-as, route-refresh,
+    /// add-path, graceful-restart, ...); empty while it is down.
+    pub capabilities: Vec<String>,
 }
 
 /// Learned prefixes and the next hops of their ECMP groups.
@@ -236,6 +239,10 @@ enum TableCmd {
     },
     LocRib {
         reply: oneshot::Sender<Vec<(IpNet, Vec<IpAddr>)>>,
+    },
+    AdjOut {
+        addr: IpAddr,
+        reply: oneshot::Sender<Vec<(IpNet, Option<IpAddr>)>>,
     },
 }
 
@@ -449,6 +456,7 @@ impl Speaker {
                     transitions: 0,
                     eor_received: false,
                     stale_routes: 0,
+                    capabilities: Vec::new(),
                 },
             );
         let task = tokio::spawn(session_task(
@@ -536,6 +544,20 @@ impl Speaker {
         let (tx, rx) = oneshot::channel();
         self.table
             .send(TableCmd::AdjIn { addr, reply: tx })
+            .map_err(|_| SpeakerError::Stopped)?;
+        rx.await.map_err(|_| SpeakerError::Stopped)
+    }
+
+    /// What a neighbor has been sent (its Adj-RIB-Out): each prefix announced to it and
+    /// not withdrawn since, with the next hop it carries, sorted. A prefix whose update
+    /// is still queued shows its next hop as it will go out.
+    pub async fn adj_rib_out(
+        &self,
+        addr: IpAddr,
+    ) -> Result<Vec<(IpNet, Option<IpAddr>)>, SpeakerError> {
+        let (tx, rx) = oneshot::channel();
+        self.table
+            .send(TableCmd::AdjOut { addr, reply: tx })
             .map_err(|_| SpeakerError::Stopped)?;
         rx.await.map_err(|_| SpeakerError::Stopped)
     }

@@ -60,6 +60,8 @@ fn to_wire(n: &NotificationData) -> Notification {
 /// Our capabilities other than graceful restart, for every OPEN to this peer.
 fn base_capabilities(p: &PeerConfig, sp: &SpeakerConfig, families: &[Family]) -> Vec<Capability> {
     let mut caps: Vec<Capability> = wire::ctx::basic_capabilities(sp.asn, families);
+    // RFC 8654: UPDATEs up to 65535 octets when the peer takes them too.
+    caps.push(Capability::ExtendedMessage);
     if p.addr.is_ipv6() {
         // RFC 8950: IPv4 routes with our IPv6 next hop on an IPv6-only session.
         caps.push(Capability::ExtendedNextHop(vec![wire::ExtNextHop {
@@ -76,6 +78,41 @@ fn base_capabilities(p: &PeerConfig, sp: &SpeakerConfig, families: &[Family]) ->
         ));
     }
     caps
+}
+
+/// What a session negotiated, for `show` commands: one short name per capability
+/// both sides use.
+fn capability_names(ctx: &SessionCtx, gr: Option<&GracefulRestart>) -> Vec<String> {
+    let mut v: Vec<String> = ctx.families.iter().map(|f| f.to_string()).collect();
+    if ctx.four_octet_as {
+        v.push("4-octet-as".into());
+    }
+    if ctx.route_refresh {
+        v.push("route-refresh".into());
+    }
+    if ctx.enhanced_route_refresh {
+        v.push("enhanced-route-refresh".into());
+    }
+    if ctx.extended_messages {
+        v.push("extended-messages".into());
+    }
+    for (f, afi) in &ctx.ext_next_hop {
+        v.push(format!("extended-next-hop {f} over {afi:?}").to_lowercase());
+    }
+    for f in &ctx.add_path_rx {
+        v.push(format!("add-path receive {f}"));
+    }
+    for f in &ctx.add_path_tx {
+        v.push(format!("add-path send {f}"));
+    }
+    if let Some(g) = gr {
+        v.push(format!(
+            "graceful-restart (peer restart time {} s{})",
+            g.restart_time,
+            if g.notification { ", notification" } else { "" }
+        ));
+    }
+    v
 }
 
 type Connecting = tokio::task::JoinHandle<Result<TcpStream, transport::TransportError>>;
@@ -454,16 +491,18 @@ impl Session {
                 if let (Some(lo), Some(ro)) = (&l.local_open, &l.remote_open) {
                     l.ctx = SessionCtx::negotiate(lo, ro);
                 }
-                self.set_status(|s| {
-                    s.established_at = Some(now_secs());
-                    s.last_error = None;
-                });
                 let peer_gr = self
                     .sp
                     .graceful_restart
                     .as_ref()
                     .and(l.remote_open.as_ref())
                     .and_then(|o| o.graceful_restart().cloned());
+                let caps = capability_names(&l.ctx, peer_gr.as_ref());
+                self.set_status(|s| {
+                    s.established_at = Some(now_secs());
+                    s.last_error = None;
+                    s.capabilities = caps;
+                });
                 // Only the link that reaches Established talks to the table, with its
                 // own connection's number.
                 if let Some(c) = l.conn.as_ref() {
@@ -504,6 +543,7 @@ impl Session {
                     s.established_at = None;
                     s.prefixes_received = 0;
                     s.prefixes_advertised = 0;
+                    s.capabilities.clear();
                     s.last_error = Some(format!("{reason:?}"));
                 });
             }
@@ -975,5 +1015,44 @@ impl Conn {
     /// Drops the connection at once, as a crash would.
     fn abandon(self) {
         self.writer.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_names_say_what_both_sides_use() {
+        let ctx = SessionCtx {
+            four_octet_as: true,
+            add_path_rx: vec![Family::IPV4_UNICAST],
+            extended_messages: true,
+            families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+            route_refresh: true,
+            ..SessionCtx::default()
+        };
+        let gr = GracefulRestart {
+            restart_state: false,
+            notification: true,
+            restart_time: 120,
+            families: vec![(Family::IPV4_UNICAST, true)],
+        };
+        assert_eq!(
+            capability_names(&ctx, Some(&gr)),
+            vec![
+                "ipv4-unicast",
+                "ipv6-unicast",
+                "4-octet-as",
+                "route-refresh",
+                "extended-messages",
+                "add-path receive ipv4-unicast",
+                "graceful-restart (peer restart time 120 s, notification)",
+            ]
+        );
+        assert_eq!(
+            capability_names(&SessionCtx::default(), None),
+            vec!["ipv4-unicast"]
+        );
     }
 }

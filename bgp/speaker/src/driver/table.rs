@@ -311,6 +311,32 @@ impl Table {
                 v.sort();
                 let _ = reply.send(v);
             }
+            TableCmd::AdjOut { addr, reply } => {
+                let mut v = Vec::new();
+                if let Some(s) = self.sessions.get(&addr) {
+                    let mut i = 0;
+                    while let Some(id) = s.sent.next_from(i) {
+                        i = id + 1;
+                        let Some((prefix, group)) = self.rib.by_id(id as u32) else {
+                            continue;
+                        };
+                        let hop = group.first().and_then(|best| {
+                            export_attrs(
+                                &self.sp,
+                                &self.rib,
+                                self.local,
+                                &mut self.interner,
+                                s,
+                                prefix,
+                                best,
+                            )
+                        });
+                        v.push((prefix, hop.and_then(|a| a.next_hop).map(|h| h.addr())));
+                    }
+                }
+                v.sort();
+                let _ = reply.send(v);
+            }
             TableCmd::LocRib { reply } => {
                 let mut v: Vec<(IpNet, Vec<IpAddr>)> = self
                     .rib
@@ -1114,6 +1140,18 @@ mod export_tests {
         // Withdrawn everywhere: the prefix's id is free again.
         assert_eq!(t.rib.id_of(&net("10.1.0.1/32")), None);
         assert_eq!(t.sessions[&p.addr].advertised, 1);
+        let (tx, mut rx) = oneshot::channel();
+        t.handle(TableCmd::AdjOut {
+            addr: p.addr,
+            reply: tx,
+        });
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            vec![(
+                net("10.1.0.2/32"),
+                Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)))
+            )]
+        );
     }
 
     #[test]
