@@ -10,15 +10,17 @@
 //!   [`config::diff`], which tells which neighbors a reload adds, removes or changes and
 //!   whether each change needs a session reset.
 //!
-//! - [`driver`]: the speaker — one task per neighbor drives the pure FSM over a socket,
-//!   one table task holds the Adj-RIBs-In, selects best paths and ECMP groups
-//!   ([`select`]), publishes learned routes and exports only what the host originates.
+//! - [`driver`]: the speaker — one task per neighbor drives the pure FSM over a socket
+//!   (with RFC 4271 collision handling), one table task holds the `bgp` crate's RIB
+//!   (Adj-RIBs-In, Loc-RIB with best path and ECMP, ADD-PATH paths), runs import and
+//!   export policy, graceful restart in both roles, and fills each session from the
+//!   Loc-RIB under flow control; learned routes are published for the FIB.
+//! - `contiv-bgpd` (src/bin): the standalone speaker with a TOML configuration.
 //!
-//! Not here yet: graceful restart, ADD-PATH and IPv6 origination in the driver, the
-//! full RIB and policy of the `bgp` crate (the driver's export is the fixed host
-//! guardrail), a management API over the network and the standalone speaker binary.
+//! Not here: sending several paths per prefix (ADD-PATH send), a management API over
+//! the network (contiv-bgpd reports on SIGUSR1; netplugin exposes its speaker through
+//! netmaster and metrics).
 
 pub mod config;
 pub mod driver;
-pub mod select;
 pub mod transport;

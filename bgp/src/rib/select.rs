@@ -1,7 +1,6 @@
 //! The decision process: an order on paths to one prefix.
 //!
-//! The rules are the ones of the speaker's `select.rs` (bgp/speaker), restated here so
-//! the core does not depend on the speaker: RFC 4271 §9.1.2.2 minus the IGP-cost step
+//! The rules: RFC 4271 §9.1.2.2 minus the IGP-cost step
 //! (a host does not know IGP costs), with MED compared between all paths
 //! ("always-compare-med"), which keeps the order total and transitive so that a sorted
 //! list of paths can be maintained incrementally.

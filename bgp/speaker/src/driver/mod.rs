@@ -4,23 +4,33 @@
 //!   connection (outgoing through [`crate::transport::connect`], or incoming handed over
 //!   by the listener), frames and decodes messages with [`bgp::wire`], and turns timer
 //!   outputs into tokio sleeps.
-//! - One **table task** holds every neighbor's Adj-RIB-In and the prefixes we originate,
-//!   selects best paths and ECMP groups ([`crate::select`]), publishes the learned routes
-//!   on a watch channel (for the kernel FIB), and sends UPDATEs to established peers.
+//! - Each connection has a **writer task**, so a peer slow to read never keeps the
+//!   session from reading; the table's UPDATEs reach it encoded, tagged with the
+//!   connection they were made for, and are acknowledged once written.
+//! - One **table task** (`table.rs`) holds the [`bgp::rib::Rib`]: every neighbor's
+//!   Adj-RIB-In (after import policy, ADD-PATH paths apart), the prefixes we originate
+//!   (the RIB's local peer) and the Loc-RIB with best path and ECMP groups. It publishes
+//!   the learned routes on a watch channel for the kernel FIB
+//!   ([`SpeakerConfig::publish_routes`]) and fills each established session from the
+//!   Loc-RIB through its export policy, with flow control (see `table.rs`).
 //!
-//! Import drops paths through our own AS (RFC 4271 §9.1.2 loop detection).
+//! Sessions hand UPDATEs to the table through a bounded queue (`TableTx`): when the
+//! table is behind, sessions stop reading and TCP pushes back on the peers, so memory
+//! stays bounded however fast routes arrive.
 //!
-//! Export is the host guardrail: only the prefixes the agent originates are ever
-//! advertised; a learned route is never passed on, so a host cannot leak routes between
-//! its ToRs. Import keeps what the peer sends (RFC 7606 treat-as-withdraw respected).
+//! Import drops paths through our own AS (RFC 4271 §9.1.2 loop detection) and follows
+//! RFC 7606 (treat-as-withdraw). Export, for a host, is the guardrail: only what the
+//! agent originates is advertised; a learned route is passed on only with
+//! [`SpeakerConfig::export_learned`] (a transit router or route server), never back to
+//! the peer it came from and never from one iBGP peer to another.
 //!
 //! Connection collisions (RFC 4271 §6.8) are resolved with [`bgp::fsm::collision`]: a
 //! connection the other way while ours is past Active gets a second FSM, and the one
 //! opened by the speaker with the higher BGP Identifier survives (see `session.rs`).
 //!
-//! Simplifications, documented: IPv6 routes go over IPv4 sessions only with a configured
-//! IPv6 next hop, IPv4 routes over IPv6 sessions with RFC 8950 extended next hop; ADD-PATH
-//! is not negotiated yet.
+//! ADD-PATH (RFC 7911) is offered in receive mode; we advertise one path per prefix.
+//! IPv6 routes go over IPv4 sessions only with a configured IPv6 next hop, IPv4 routes
+//! over IPv6 sessions with RFC 8950 extended next hop.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
