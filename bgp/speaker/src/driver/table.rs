@@ -563,6 +563,20 @@ impl Table {
         }
         changes.extend(self.rib.update(id, &announced, &withdrawn));
         self.apply(changes);
+        // Under a prefix we originate the Loc-RIB does not change when learned paths
+        // do; the published route follows them anyway.
+        if self.sp.publish_routes && self.rib.peer_route_count(self.local) > 0 {
+            let ours: Vec<IpNet> = announced
+                .iter()
+                .map(|(n, _)| n.prefix)
+                .chain(withdrawn.iter().map(|n| n.prefix))
+                .filter(|p| self.rib.paths(p).iter().any(|x| x.peer == self.local))
+                .collect();
+            for p in ours {
+                let hops = self.learned_hops(&p);
+                self.set_route(p, hops);
+            }
+        }
         let count = self.rib.peer_route_count(id) as u64;
         self.set_status(addr, |st| st.prefixes_received = count);
         let s = self.sessions.get_mut(&addr).expect("session");
@@ -605,23 +619,48 @@ impl Table {
                 self.emptied.push(c.id);
             }
             if self.sp.publish_routes {
-                let learned: Vec<bgp::rib::Path> = c
-                    .paths
-                    .iter()
-                    .filter(|p| p.peer != self.local)
-                    .cloned()
-                    .collect();
-                // A prefix we originate is ours: no learned route for it.
-                let ours = c.paths.first().is_some_and(|p| p.peer == self.local);
-                let hops = bgp::rib::next_hops(&learned);
-                if ours || hops.is_empty() {
-                    self.routes_pending |= self.routes.remove(&c.prefix).is_some();
-                } else if self.routes.get(&c.prefix) != Some(&hops) {
-                    self.routes.insert(c.prefix, hops);
-                    self.routes_pending = true;
-                }
+                // A prefix we originate still gets the route learned for it (what the
+                // others advertise, e.g. the same subnet from every host).
+                let hops = if c.paths.first().is_some_and(|p| p.peer == self.local) {
+                    self.learned_hops(&c.prefix)
+                } else {
+                    bgp::rib::next_hops(&c.paths)
+                };
+                self.set_route(c.prefix, hops);
             }
         }
+    }
+
+    fn set_route(&mut self, prefix: IpNet, hops: Vec<IpAddr>) {
+        if hops.is_empty() {
+            self.routes_pending |= self.routes.remove(&prefix).is_some();
+        } else if self.routes.get(&prefix) != Some(&hops) {
+            self.routes.insert(prefix, hops);
+            self.routes_pending = true;
+        }
+    }
+
+    /// The next hops of the best group among the learned paths to `prefix` (the
+    /// Loc-RIB's own group is our local path when we originate it).
+    fn learned_hops(&self, prefix: &IpNet) -> Vec<IpAddr> {
+        let mut learned = self
+            .rib
+            .paths(prefix)
+            .iter()
+            .filter(|p| p.peer != self.local);
+        let Some(best) = learned.next() else {
+            return Vec::new();
+        };
+        let b = (self.rib.peer_info(best.peer), &*best.attrs);
+        let group: Vec<bgp::rib::Path> = std::iter::once(best)
+            .chain(learned.take_while(|p| {
+                bgp::rib::select::compare_multipath((self.rib.peer_info(p.peer), &p.attrs), b)
+                    == std::cmp::Ordering::Equal
+            }))
+            .take(self.rib.max_paths())
+            .cloned()
+            .collect();
+        bgp::rib::next_hops(&group)
     }
 
     /// Prefixes without paths that no session needs any more are dropped from the RIB.
@@ -1278,5 +1317,36 @@ mod export_tests {
             Update::withdraw(Family::IPV4_UNICAST, vec![with_id(2)]),
         );
         assert!(hops(&t).is_empty());
+    }
+
+    #[test]
+    fn a_prefix_we_originate_still_publishes_the_route_learned_for_it() {
+        let mut t = table(false);
+        let a = Peer::up(&mut t, 1, true, SessionCtx::default());
+        let p = net("10.1.1.0/24");
+        t.handle(TableCmd::Originate(vec![p]));
+        let attrs = PathAttrs {
+            as_path: AsPath::from_sequence([65001, 65002]),
+            next_hop: Some(NextHop::V4(Ipv4Addr::new(10, 0, 0, 1))),
+            ..Default::default()
+        };
+        a.send(
+            &mut t,
+            Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(p)], attrs.clone()),
+        );
+        let via_a = vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))];
+        assert_eq!(t.routes.get(&p), Some(&via_a));
+        a.send(
+            &mut t,
+            Update::withdraw(Family::IPV4_UNICAST, vec![Nlri::new(p)]),
+        );
+        assert_eq!(t.routes.get(&p), None);
+        a.send(
+            &mut t,
+            Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(p)], attrs),
+        );
+        // No longer originated: the learned route stays.
+        t.handle(TableCmd::Withdraw(vec![p]));
+        assert_eq!(t.routes.get(&p), Some(&via_a));
     }
 }
