@@ -51,19 +51,21 @@
 //!   bitmaps (below) would exceed 2 GiB;
 //! - senders done: from the same start to the last sender finishing its writes;
 //! - CPU: utime+stime of the target's processes from the start to the monitor being
-//!   complete (/proc/<pid>/stat); the CPU up to the end of the run is logged to stderr;
+//!   complete (/proc/<pid>/stat); the target's and the harness's CPU up to the end of
+//!   the run (all peers complete, or the timeout) are logged to stderr;
 //! - peak RSS: VmHWM of the target's processes when the monitor is complete, summed.
 //!
-//! Counting is exact and cheap: every peer decodes each UPDATE with the `bgp` codec
-//! (RFC 7606 treat-as-withdraw included) and keeps one bit per prefix of the announced
-//! range (prefix k is 100.0.0.0 + k × 2^(32-len)), plus a count of the bits set outside
-//! its own block; no hash set. Withdrawals clear bits (none are expected: their number
-//! is shown in the progress lines and in a timeout's message when there are any, as
-//! are announcements outside the range). The run for one target ends when both the
-//! monitor and every sender are complete, or at `--timeout`: if the monitor was
-//! complete the row keeps its columns and "all peers" says "missed" with the senders'
-//! counts (how many are complete, and the one with the fewest prefixes); otherwise the
-//! row says the monitor missed, with the same counts.
+//! Counting is exact and cheap: every peer decodes each UPDATE with the `bgp` codec (RFC
+//! 7606 treat-as-withdraw included) and keeps one bit per prefix of the announced range
+//! (prefix k is 100.0.0.0 + k × 2^(32-len)) and a count of the bits set outside its own
+//! block (a sender's own prefixes; none for the monitor); no hash set, and the harness's
+//! CPU stays about what it was when the senders only framed their input. Withdrawals
+//! clear bits (none are expected: their number is shown in the progress lines and in a
+//! timeout's message when there are any, as are announcements outside the range). The run
+//! for one target ends when both the monitor and every sender are complete, or at
+//! `--timeout`: if the monitor was complete the row keeps its columns and "all peers"
+//! says "missed" with the senders' counts (how many are complete, and the one with the
+//! fewest prefixes); otherwise the row says the monitor missed, with the same counts.
 //!
 //! The harness shares the machine with the target; its own CPU over the interval is
 //! printed too, so contention is visible.
@@ -1075,6 +1077,8 @@ struct Measured {
     cpu_end: f64,
     rss_mib: f64,
     harness_cpu: f64,
+    /// Harness CPU from the start to the end of the run; logged.
+    harness_cpu_end: f64,
 }
 
 enum Outcome {
@@ -1250,6 +1254,7 @@ async fn run_target(
         }
     };
     let cpu_end = target_cpu(&procs, cfg.tick);
+    let self_end = self_cpu(cfg.tick);
     let rss_end: u64 = procs.iter().filter_map(|p| vm_hwm_kib(p.pid)).sum();
     let status = progress_text(&marks, cfg, counted, senders_left);
 
@@ -1284,6 +1289,7 @@ async fn run_target(
         sent: last.map_or(f64::NAN, |l| l.duration_since(first).as_secs_f64()),
         cpu: cpu1 - cpu0,
         cpu_end: cpu_end - cpu0,
+        harness_cpu_end: self_end - self0,
         rss_mib: rss_kib as f64 / 1024.0,
         harness_cpu: self1 - self0,
     })
@@ -1527,7 +1533,7 @@ fn run(args: Args) -> Result<(), String> {
                 match &outcome {
                     Outcome::Done(m) => eprintln!(
                         "bgperf:   monitor converged in {:.2} s, target CPU {:.2} s, peak RSS \
-                         {:.1} MiB; all peers: {} (target CPU {:.2} s up to the end)",
+                         {:.1} MiB; all peers: {} (target CPU {:.2} s, harness CPU {:.2} s up to the end)",
                         m.elapsed,
                         m.cpu,
                         m.rss_mib,
@@ -1535,7 +1541,8 @@ fn run(args: Args) -> Result<(), String> {
                             Ok(t) => format!("{t:.2} s"),
                             Err(why) => why.clone(),
                         },
-                        m.cpu_end
+                        m.cpu_end,
+                        m.harness_cpu_end
                     ),
                     Outcome::NotRun(w) | Outcome::Failed(w) => eprintln!("bgperf:   {w}"),
                 }
