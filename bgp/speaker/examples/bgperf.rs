@@ -1,9 +1,11 @@
 //! bgperf: a bgperf-style BGP benchmark. N sender peers announce M prefixes each to a
-//! target speaker, which passes them on to a monitor peer that counts what arrives.
+//! target speaker, which passes them on to a monitor peer that counts what arrives, and
+//! to every other sender, which counts too.
 //! The targets (contiv-bgpd, BIRD 2, FRR bgpd, GoBGP) run one after another in the same
 //! invocation against the same senders; for each one the harness prints the time from
-//! the senders' first UPDATE to the monitor holding every prefix, the target's
-//! CPU-seconds over that interval and its peak RSS, and the ratios against contiv-bgpd.
+//! the senders' first UPDATE to the monitor holding every prefix, the time until every
+//! peer (the monitor and each sender) holds every prefix it should, the target's
+//! CPU-seconds and peak RSS, and the ratios against contiv-bgpd.
 //!
 //! ```text
 //! cargo build --release -p bgp-speaker --bin contiv-bgpd
@@ -37,16 +39,41 @@
 //! The UPDATE bytes are encoded before the clock starts. Measured per target:
 //! - elapsed: from the first sender starting its first write to the monitor holding all
 //!   expected prefixes (N×M distinct, M with `--overlap`);
-//! - CPU: utime+stime of the target's processes over that interval (/proc/<pid>/stat);
-//! - peak RSS: VmHWM of the target's processes at convergence, summed.
+//! - all peers: from the same start to the moment every sender holds every prefix of
+//!   the other senders ((N-1)×M distinct each; its own are not expected, and are not
+//!   counted if the target sends them back) and the monitor is complete, i.e. the later
+//!   of the monitor's time and the last sender's. A target cannot look fast by serving
+//!   the monitor first. With one sender it equals elapsed. With `--overlap` it is not
+//!   measured ("not measured with --overlap"): every sender announces the same M
+//!   prefixes, the target sends a sender a prefix only when another sender's path is
+//!   the best one, and which one is best changes while the routes arrive, so there is
+//!   no fixed set a sender must end up with. Nor is it measured when the senders'
+//!   bitmaps (below) would exceed 2 GiB;
+//! - senders done: from the same start to the last sender finishing its writes;
+//! - CPU: utime+stime of the target's processes from the start to the monitor being
+//!   complete (/proc/<pid>/stat); the target's and the harness's CPU up to the end of
+//!   the run (all peers complete, or the timeout) are logged to stderr;
+//! - peak RSS: VmHWM of the target's processes when the monitor is complete, summed.
+//!
+//! Counting is exact and cheap: every peer decodes each UPDATE with the `bgp` codec (RFC
+//! 7606 treat-as-withdraw included) and keeps one bit per prefix of the announced range
+//! (prefix k is 100.0.0.0 + k × 2^(32-len)) and a count of the bits set outside its own
+//! block (a sender's own prefixes; none for the monitor); no hash set, and the harness's
+//! CPU stays about what it was when the senders only framed their input. Withdrawals
+//! clear bits (none are expected: their number is shown in the progress lines and in a
+//! timeout's message when there are any, as are announcements outside the range). The run
+//! for one target ends when both the monitor and every sender are complete, or at
+//! `--timeout`: if the monitor was complete the row keeps its columns and "all peers"
+//! says "missed" with the senders' counts (how many are complete, and the one with the
+//! fewest prefixes); otherwise the row says the monitor missed, with the same counts.
 //!
 //! The harness shares the machine with the target; its own CPU over the interval is
 //! printed too, so contention is visible.
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -661,11 +688,141 @@ fn sender_payload(i: usize, cfg: &RunCfg, ctx: &SessionCtx) -> Result<Bytes, Str
 }
 
 /// Shared marks of one run.
-#[derive(Default)]
 struct Marks {
     first_write: Mutex<Option<Instant>>,
     last_sent: Mutex<Option<Instant>>,
+    /// Expected prefixes the monitor holds.
     received: AtomicUsize,
+    /// Expected prefixes each sender holds (the other senders' ones).
+    sender_held: Vec<AtomicUsize>,
+    /// Withdrawn prefixes seen by any peer (there should be none).
+    withdrawals: AtomicUsize,
+    /// Announcements outside the announced range, or of another length or family,
+    /// seen by any peer (there should be none; they are not counted).
+    foreign: AtomicUsize,
+}
+
+impl Marks {
+    fn new(senders: usize) -> Marks {
+        Marks {
+            first_write: Mutex::new(None),
+            last_sent: Mutex::new(None),
+            received: AtomicUsize::new(0),
+            sender_held: (0..senders).map(|_| AtomicUsize::new(0)).collect(),
+            withdrawals: AtomicUsize::new(0),
+            foreign: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Which peer reached its expected prefix count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    Monitor,
+    Sender(usize),
+}
+
+/// The distinct prefixes one peer holds, one bit per prefix of the announced range:
+/// index `k` stands for `PREFIX_BASE + (k << (32 - len))`, length `len` (sender `i`
+/// announces indexes `i*M..(i+1)*M`, every sender `0..M` with `--overlap`). Indexes
+/// in `own` are tracked but not counted (a sender does not expect its own prefixes).
+struct Held {
+    len: u8,
+    shift: u32,
+    range: usize,
+    own: Range<usize>,
+    bits: Vec<u64>,
+    /// Distinct prefixes held in the range, outside `own`.
+    held: usize,
+}
+
+impl Held {
+    fn new(cfg: &RunCfg, own: Range<usize>) -> Held {
+        let range = cfg.range();
+        Held {
+            len: cfg.prefix_len,
+            shift: 32 - u32::from(cfg.prefix_len),
+            range,
+            own,
+            bits: vec![0; range.div_ceil(64)],
+            held: 0,
+        }
+    }
+
+    /// The index of `p`, if it is one of the announced range. The decoder masks host
+    /// bits, so a prefix of the right length is aligned.
+    fn index(&self, p: &IpNet) -> Option<usize> {
+        let IpNet::V4(p) = p else { return None };
+        if p.prefix_len() != self.len {
+            return None;
+        }
+        let off = u32::from(p.addr()).checked_sub(PREFIX_BASE)?;
+        let k = (off >> self.shift) as usize;
+        (k < self.range).then_some(k)
+    }
+
+    /// Applies one UPDATE: withdrawals first, then announcements (RFC 4271 §9).
+    /// Returns (withdrawn prefixes seen, foreign announcements seen).
+    fn apply(&mut self, u: &Update) -> (usize, usize) {
+        let (mut withdrawn, mut foreign) = (0, 0);
+        for (_, nlri) in &u.withdrawn {
+            withdrawn += nlri.len();
+            for n in nlri {
+                if let Some(k) = self.index(&n.prefix) {
+                    self.set(k, false);
+                }
+            }
+        }
+        for (_, nlri) in &u.announced {
+            for n in nlri {
+                match self.index(&n.prefix) {
+                    Some(k) => self.set(k, true),
+                    None => foreign += 1,
+                }
+            }
+        }
+        (withdrawn, foreign)
+    }
+
+    fn set(&mut self, k: usize, on: bool) {
+        let (word, bit) = (&mut self.bits[k / 64], 1u64 << (k % 64));
+        if (*word & bit != 0) == on {
+            return;
+        }
+        *word ^= bit;
+        if !self.own.contains(&k) {
+            if on {
+                self.held += 1;
+            } else {
+                self.held -= 1;
+            }
+        }
+    }
+}
+
+/// Applies a decoded UPDATE to `held`, publishes the counts, and says when `held`
+/// first reaches `expected` (`reported` remembers that it did).
+fn count_update(
+    u: &Update,
+    held: &mut Held,
+    expected: usize,
+    reported: &mut bool,
+    marks: &Marks,
+    slot: &AtomicUsize,
+) -> Option<Instant> {
+    let (withdrawn, foreign) = held.apply(u);
+    if withdrawn > 0 {
+        marks.withdrawals.fetch_add(withdrawn, Ordering::Relaxed);
+    }
+    if foreign > 0 {
+        marks.foreign.fetch_add(foreign, Ordering::Relaxed);
+    }
+    slot.store(held.held, Ordering::Relaxed);
+    if !*reported && held.held >= expected {
+        *reported = true;
+        return Some(Instant::now());
+    }
+    None
 }
 
 /// Keeps a session alive until `stop`, then closes it with a Cease. Meanwhile the read
@@ -696,8 +853,18 @@ async fn keep_alive(
     let _ = wr.shutdown().await;
 }
 
+/// What a sender counts on its read side: the other senders' prefixes.
+struct SenderCount {
+    index: usize,
+    held: Held,
+    expected: usize,
+    done: mpsc::UnboundedSender<(Peer, Instant)>,
+}
+
 /// A sender: waits for `go`, writes its UPDATEs, then keeps the session alive. Its read
-/// side only frames what the target sends back (the other senders' routes).
+/// side decodes what the target sends back (the other senders' routes) and counts the
+/// distinct prefixes when `count` is given; otherwise it only frames the messages.
+#[allow(clippy::too_many_arguments)]
 async fn run_sender(
     session: Session,
     payload: Bytes,
@@ -706,6 +873,7 @@ async fn run_sender(
     marks: Arc<Marks>,
     errors: mpsc::UnboundedSender<String>,
     who: String,
+    count: Option<SenderCount>,
 ) {
     let Session {
         mut reader,
@@ -716,11 +884,41 @@ async fn run_sender(
     let read_stop = stop.clone();
     let read_errors = errors.clone();
     let read_who = who.clone();
+    let read_ctx = ctx.clone();
+    let read_marks = marks.clone();
     let rx = tokio::spawn(async move {
+        let mut count = count;
+        let mut reported = false;
         loop {
             match reader.frame().await {
-                Ok(Some(f)) => {
-                    if f.get(18) == Some(&3) {
+                Ok(Some(f)) => match f.get(18) {
+                    Some(&2) => {
+                        let Some(c) = count.as_mut() else { continue };
+                        match Message::decode(&f, &read_ctx) {
+                            Ok(Message::Update(u)) => {
+                                let slot = &read_marks.sender_held[c.index];
+                                let hit = count_update(
+                                    &u,
+                                    &mut c.held,
+                                    c.expected,
+                                    &mut reported,
+                                    &read_marks,
+                                    slot,
+                                );
+                                if let Some(t) = hit {
+                                    let _ = c.done.send((Peer::Sender(c.index), t));
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                if !*read_stop.borrow() {
+                                    let _ = read_errors.send(format!("{read_who}: decoding: {e}"));
+                                }
+                                return;
+                            }
+                        }
+                    }
+                    Some(&3) => {
                         let text = match Message::decode(&f, &SessionCtx::default()) {
                             Ok(m) => m.to_string(),
                             Err(e) => e.to_string(),
@@ -730,7 +928,8 @@ async fn run_sender(
                         }
                         return;
                     }
-                }
+                    _ => {}
+                },
                 Ok(None) | Err(_) => {
                     if !*read_stop.borrow() {
                         let _ = read_errors.send(format!("{read_who}: session closed by target"));
@@ -762,12 +961,13 @@ async fn run_sender(
     rx.abort();
 }
 
-/// The monitor: counts the distinct prefixes the target announces (minus the ones it
-/// withdraws) and reports the moment the count first reaches `expected`.
+/// The monitor: counts the distinct expected prefixes the target announces (minus the
+/// ones it withdraws) and reports the moment the count first reaches `expected`.
 async fn run_monitor(
     session: Session,
+    mut held: Held,
     expected: usize,
-    done: mpsc::UnboundedSender<Instant>,
+    done: mpsc::UnboundedSender<(Peer, Instant)>,
     stop: watch::Receiver<bool>,
     marks: Arc<Marks>,
     errors: mpsc::UnboundedSender<String>,
@@ -779,7 +979,6 @@ async fn run_monitor(
         keepalive,
     } = session;
     let ka = tokio::spawn(keep_alive(wr, ctx.clone(), keepalive, stop.clone()));
-    let mut seen: HashSet<(u32, u8)> = HashSet::with_capacity(expected);
     let mut reported = false;
     loop {
         let frame = match reader.frame().await {
@@ -793,24 +992,10 @@ async fn run_monitor(
         };
         match Message::decode(&frame, &ctx) {
             Ok(Message::Update(u)) => {
-                for (_, nlri) in &u.withdrawn {
-                    for n in nlri {
-                        if let IpNet::V4(p) = n.prefix {
-                            seen.remove(&(u32::from(p.addr()), p.prefix_len()));
-                        }
-                    }
-                }
-                for (_, nlri) in &u.announced {
-                    for n in nlri {
-                        if let IpNet::V4(p) = n.prefix {
-                            seen.insert((u32::from(p.addr()), p.prefix_len()));
-                        }
-                    }
-                }
-                marks.received.store(seen.len(), Ordering::Relaxed);
-                if !reported && seen.len() >= expected {
-                    reported = true;
-                    let _ = done.send(Instant::now());
+                let slot = &marks.received;
+                if let Some(t) = count_update(&u, &mut held, expected, &mut reported, &marks, slot)
+                {
+                    let _ = done.send((Peer::Monitor, t));
                 }
             }
             Ok(Message::Notification(n)) => {
@@ -845,24 +1030,55 @@ struct RunCfg {
     tick: f64,
 }
 
+/// Above this many bytes of sender bitmaps (N senders × N×M bits) the "all peers"
+/// measure is not taken.
+const SENDER_BITMAPS_LIMIT: u64 = 2 << 30;
+
 impl RunCfg {
+    /// Prefixes expected at the monitor: every distinct prefix announced.
     fn expected(&self) -> usize {
+        self.range()
+    }
+
+    /// Indexes of the announced range: N×M, or M with `--overlap`.
+    fn range(&self) -> usize {
         if self.overlap {
             self.prefixes
         } else {
             self.senders * self.prefixes
         }
     }
+
+    /// Prefixes each sender expects from the target ((N-1)×M, the other senders'
+    /// ones), or why the "all peers" measure is not taken.
+    fn sender_expected(&self) -> Result<usize, &'static str> {
+        if self.overlap {
+            return Err("not measured with --overlap");
+        }
+        let bytes = self.senders as u64 * (self.range() as u64).div_ceil(8);
+        if bytes > SENDER_BITMAPS_LIMIT {
+            return Err("not measured: sender bitmaps over 2 GiB");
+        }
+        Ok((self.senders - 1) * self.prefixes)
+    }
 }
 
 struct Measured {
     /// First UPDATE write → monitor complete.
     elapsed: f64,
+    /// First UPDATE write → every sender holds the other senders' prefixes and the
+    /// monitor is complete; or why that was not reached (or not measured).
+    all_peers: Result<f64, String>,
     /// First UPDATE write → the last sender finished writing.
     sent: f64,
     cpu: f64,
+    /// Target CPU from the start to the end of the run (all peers complete, or the
+    /// timeout); logged, not in the table.
+    cpu_end: f64,
     rss_mib: f64,
     harness_cpu: f64,
+    /// Harness CPU from the start to the end of the run; logged.
+    harness_cpu_end: f64,
 }
 
 enum Outcome {
@@ -942,18 +1158,35 @@ async fn run_target(
     let (go_tx, go_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (err_tx, mut err_rx) = mpsc::unbounded_channel::<String>();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Instant>();
-    let marks = Arc::new(Marks::default());
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Peer, Instant)>();
+    let marks = Arc::new(Marks::new(cfg.senders));
+    // Senders counted for "all peers"; with one sender there is nothing to expect and
+    // "all peers" is the monitor's time.
+    let sender_expected = cfg.sender_expected();
+    let counted = match sender_expected {
+        Ok(_) if cfg.senders > 1 => cfg.senders,
+        _ => 0,
+    };
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(run_monitor(
         monitor,
+        Held::new(cfg, 0..0),
         cfg.expected(),
-        done_tx,
+        done_tx.clone(),
         stop_rx.clone(),
         marks.clone(),
         err_tx.clone(),
     ));
     for (i, (s, p)) in sessions.into_iter().zip(payloads).enumerate() {
+        let count = match sender_expected {
+            Ok(expected) if counted > 0 => Some(SenderCount {
+                index: i,
+                held: Held::new(cfg, i * cfg.prefixes..(i + 1) * cfg.prefixes),
+                expected,
+                done: done_tx.clone(),
+            }),
+            _ => None,
+        };
         tasks.spawn(run_sender(
             s.expect("every sender established"),
             p,
@@ -962,8 +1195,10 @@ async fn run_target(
             marks.clone(),
             err_tx.clone(),
             format!("sender {i}"),
+            count,
         ));
     }
+    drop(done_tx);
     tokio::time::sleep(cfg.settle).await;
 
     let cpu0 = target_cpu(&procs, cfg.tick);
@@ -973,34 +1208,55 @@ async fn run_target(
     let give_up = started + cfg.timeout;
     let mut progress = tokio::time::interval(Duration::from_secs(5));
     progress.tick().await;
-    let result: Result<Instant, String> = loop {
+    // Taken when the monitor completes (the existing columns' interval): target CPU,
+    // harness CPU, target peak RSS in KiB.
+    let mut at_monitor: Option<(f64, f64, u64)> = None;
+    let mut monitor_at: Option<Instant> = None;
+    let mut senders_done = vec![false; counted];
+    let mut senders_left = counted;
+    let mut last_sender_at: Option<Instant> = None;
+    let end: Result<(), String> = loop {
+        if monitor_at.is_some() && senders_left == 0 {
+            break Ok(());
+        }
         tokio::select! {
-            t = done_rx.recv() => break t.ok_or_else(|| "monitor ended".to_string()),
+            d = done_rx.recv() => match d {
+                Some((Peer::Monitor, t)) => {
+                    monitor_at = Some(t);
+                    at_monitor = Some((
+                        target_cpu(&procs, cfg.tick),
+                        self_cpu(cfg.tick),
+                        procs.iter().filter_map(|p| vm_hwm_kib(p.pid)).sum(),
+                    ));
+                }
+                Some((Peer::Sender(i), t)) => {
+                    if !std::mem::replace(&mut senders_done[i], true) {
+                        senders_left -= 1;
+                        last_sender_at = last_sender_at.max(Some(t));
+                    }
+                }
+                None => break Err("peers ended".into()),
+            },
             e = err_rx.recv() => break Err(e.unwrap_or_else(|| "peers ended".into())),
             () = tokio::time::sleep_until(give_up.into()) => {
-                break Err(format!(
-                    "timeout after {} s with {}/{} prefixes at the monitor",
-                    cfg.timeout.as_secs(),
-                    marks.received.load(Ordering::Relaxed),
-                    cfg.expected()
-                ));
+                break Err(format!("timeout after {} s", cfg.timeout.as_secs()));
             }
             _ = progress.tick() => {
                 if !procs.iter().all(ProcId::alive) {
                     break Err("the target exited".into());
                 }
                 eprintln!(
-                    "bgperf:   {:>6.1} s  {}/{} prefixes at the monitor",
+                    "bgperf:   {:>6.1} s  {}",
                     started.elapsed().as_secs_f64(),
-                    marks.received.load(Ordering::Relaxed),
-                    cfg.expected()
+                    progress_text(&marks, cfg, counted, senders_left)
                 );
             }
         }
     };
-    let cpu1 = target_cpu(&procs, cfg.tick);
-    let self1 = self_cpu(cfg.tick);
-    let rss_kib: u64 = procs.iter().filter_map(|p| vm_hwm_kib(p.pid)).sum();
+    let cpu_end = target_cpu(&procs, cfg.tick);
+    let self_end = self_cpu(cfg.tick);
+    let rss_end: u64 = procs.iter().filter_map(|p| vm_hwm_kib(p.pid)).sum();
+    let status = progress_text(&marks, cfg, counted, senders_left);
 
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
@@ -1010,23 +1266,67 @@ async fn run_target(
     tasks.abort_all();
     let first = *marks.first_write.lock().unwrap();
     let last = *marks.last_sent.lock().unwrap();
-    match result {
-        Ok(t) => {
-            let first = first.unwrap_or(started);
-            Outcome::Done(Measured {
-                elapsed: t.duration_since(first).as_secs_f64(),
-                sent: last.map_or(f64::NAN, |l| l.duration_since(first).as_secs_f64()),
-                cpu: cpu1 - cpu0,
-                rss_mib: rss_kib as f64 / 1024.0,
-                harness_cpu: self1 - self0,
-            })
+    let first = first.unwrap_or(started);
+    let (Some(monitor_at), Some((cpu1, self1, rss_kib))) = (monitor_at, at_monitor) else {
+        let e = end.err().unwrap_or_default();
+        return Outcome::Failed(format!(
+            "{e}: monitor missed; {status} (target CPU {:.1} s, peak RSS {:.0} MiB)",
+            cpu_end - cpu0,
+            rss_end as f64 / 1024.0
+        ));
+    };
+    let all_peers = match (&sender_expected, end) {
+        (Err(why), _) => Err((*why).to_string()),
+        (Ok(_), Ok(())) => {
+            let at = last_sender_at.map_or(monitor_at, |l| l.max(monitor_at));
+            Ok(at.duration_since(first).as_secs_f64())
         }
-        Err(e) => Outcome::Failed(format!(
-            "{e} (target CPU {:.1} s, peak RSS {:.0} MiB)",
-            cpu1 - cpu0,
-            rss_kib as f64 / 1024.0
-        )),
+        (Ok(_), Err(e)) => Err(format!("missed: {e}; {status}")),
+    };
+    Outcome::Done(Measured {
+        elapsed: monitor_at.duration_since(first).as_secs_f64(),
+        all_peers,
+        sent: last.map_or(f64::NAN, |l| l.duration_since(first).as_secs_f64()),
+        cpu: cpu1 - cpu0,
+        cpu_end: cpu_end - cpu0,
+        harness_cpu_end: self_end - self0,
+        rss_mib: rss_kib as f64 / 1024.0,
+        harness_cpu: self1 - self0,
+    })
+}
+
+/// Where the peers are: the monitor's count, the senders' (complete ones and the one
+/// furthest behind), and any withdrawals or foreign prefixes seen.
+fn progress_text(marks: &Marks, cfg: &RunCfg, counted: usize, senders_left: usize) -> String {
+    let mut t = format!(
+        "monitor {}/{}",
+        marks.received.load(Ordering::Relaxed),
+        cfg.expected()
+    );
+    if counted > 0 {
+        let expected = cfg.sender_expected().unwrap_or(0);
+        let (worst, held) = marks
+            .sender_held
+            .iter()
+            .map(|h| h.load(Ordering::Relaxed))
+            .enumerate()
+            .min_by_key(|&(_, h)| h)
+            .unwrap_or((0, 0));
+        let _ = write!(
+            t,
+            ", senders complete {}/{counted} (fewest: sender {worst} {held}/{expected})",
+            counted - senders_left
+        );
     }
+    let w = marks.withdrawals.load(Ordering::Relaxed);
+    if w > 0 {
+        let _ = write!(t, ", {w} withdrawn");
+    }
+    let f = marks.foreign.load(Ordering::Relaxed);
+    if f > 0 {
+        let _ = write!(t, ", {f} foreign announcements");
+    }
+    t
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1049,7 +1349,7 @@ fn table(rows: &[Row], cfg: &RunCfg) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} senders × {} prefixes ({}), /{} each, {} expected at the monitor",
+        "{} senders × {} prefixes ({}), /{} each, {} expected at the monitor, {}",
         cfg.senders,
         cfg.prefixes,
         if cfg.overlap {
@@ -1058,28 +1358,40 @@ fn table(rows: &[Row], cfg: &RunCfg) -> String {
             "distinct"
         },
         cfg.prefix_len,
-        cfg.expected()
+        cfg.expected(),
+        match cfg.sender_expected() {
+            Ok(n) => format!("{n} at each sender"),
+            Err(why) => format!("senders {why}"),
+        }
     );
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "| target | version | elapsed s | senders done s | target CPU s | peak RSS MiB | harness CPU s | elapsed × | CPU × | RSS × |"
+        "| target | version | elapsed s | all peers s | senders done s | target CPU s | peak RSS MiB | harness CPU s | elapsed × | all peers × | CPU × | RSS × |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         match &r.outcome {
             Outcome::Done(m) => {
-                let (re, rc, rr) = match reference {
+                let (re, ra, rc, rr) = match reference {
                     Some(c) => (
                         ratio(m.elapsed, c.elapsed),
+                        match (&m.all_peers, &c.all_peers) {
+                            (Ok(a), Ok(b)) => ratio(*a, *b),
+                            _ => "–".into(),
+                        },
                         ratio(m.cpu, c.cpu),
                         ratio(m.rss_mib, c.rss_mib),
                     ),
-                    None => ("–".into(), "–".into(), "–".into()),
+                    None => ("–".into(), "–".into(), "–".into(), "–".into()),
+                };
+                let all = match &m.all_peers {
+                    Ok(t) => format!("{t:.3}"),
+                    Err(why) => why.clone(),
                 };
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {:.3} | {:.3} | {:.2} | {:.1} | {:.2} | {re} | {rc} | {rr} |",
+                    "| {} | {} | {:.3} | {all} | {:.3} | {:.2} | {:.1} | {:.2} | {re} | {ra} | {rc} | {rr} |",
                     r.kind.name(),
                     r.version,
                     m.elapsed,
@@ -1092,13 +1404,19 @@ fn table(rows: &[Row], cfg: &RunCfg) -> String {
             Outcome::NotRun(why) | Outcome::Failed(why) => {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {why} | | | | | | | |",
+                    "| {} | {} | {why} | | | | | | | | | |",
                     r.kind.name(),
                     r.version
                 );
             }
         }
     }
+    let _ = writeln!(
+        s,
+        "\nelapsed: first UPDATE write → the monitor holds every prefix; all peers: → every \
+         sender also holds every other sender's prefixes; target CPU, peak RSS and harness \
+         CPU are taken when the monitor completes."
+    );
     if reference.is_none() {
         let _ = writeln!(
             s,
@@ -1214,8 +1532,17 @@ fn run(args: Args) -> Result<(), String> {
                 stop_all(&p, Duration::from_secs(5));
                 match &outcome {
                     Outcome::Done(m) => eprintln!(
-                        "bgperf:   converged in {:.2} s, target CPU {:.2} s, peak RSS {:.1} MiB",
-                        m.elapsed, m.cpu, m.rss_mib
+                        "bgperf:   monitor converged in {:.2} s, target CPU {:.2} s, peak RSS \
+                         {:.1} MiB; all peers: {} (target CPU {:.2} s, harness CPU {:.2} s up to the end)",
+                        m.elapsed,
+                        m.cpu,
+                        m.rss_mib,
+                        match &m.all_peers {
+                            Ok(t) => format!("{t:.2} s"),
+                            Err(why) => why.clone(),
+                        },
+                        m.cpu_end,
+                        m.harness_cpu_end
                     ),
                     Outcome::NotRun(w) | Outcome::Failed(w) => eprintln!("bgperf:   {w}"),
                 }
@@ -1239,4 +1566,105 @@ fn run(args: Args) -> Result<(), String> {
     }
     print!("{}", table(&rows, &cfg));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(senders: usize, prefixes: usize, prefix_len: u8, overlap: bool) -> RunCfg {
+        RunCfg {
+            senders,
+            prefixes,
+            overlap,
+            prefix_len,
+            per_update: 0,
+            timeout: Duration::from_secs(1),
+            settle: Duration::ZERO,
+            tick: 100.0,
+        }
+    }
+
+    /// Decodes every UPDATE in `payload` and applies it to `held`.
+    fn apply_payload(payload: &[u8], held: &mut Held) -> (usize, usize) {
+        let ctx = SessionCtx::default();
+        let mut buf = payload;
+        let (mut w, mut f) = (0, 0);
+        while let Some(n) = frame_len(buf, ctx.max_len).unwrap() {
+            if let Message::Update(u) = Message::decode(&buf[..n], &ctx).unwrap() {
+                let (a, b) = held.apply(&u);
+                w += a;
+                f += b;
+            }
+            buf = &buf[n..];
+        }
+        assert!(buf.is_empty());
+        (w, f)
+    }
+
+    #[test]
+    fn a_sender_counts_the_other_senders_prefixes_once() {
+        for len in [32, 24, 16] {
+            let c = cfg(3, 500, len, false);
+            assert_eq!(c.sender_expected(), Ok(1000));
+            let ctx = SessionCtx::default();
+            let mut held = Held::new(&c, 500..1000);
+            // Its own prefixes (sent back by a target) are tracked, not counted.
+            apply_payload(&sender_payload(1, &c, &ctx).unwrap(), &mut held);
+            assert_eq!(held.held, 0);
+            for i in [0, 2, 0] {
+                let (w, f) = apply_payload(&sender_payload(i, &c, &ctx).unwrap(), &mut held);
+                assert_eq!((w, f), (0, 0));
+            }
+            assert_eq!(held.held, 1000, "/{len}");
+        }
+    }
+
+    #[test]
+    fn withdrawals_and_foreign_prefixes() {
+        let c = cfg(2, 100, 32, false);
+        let mut held = Held::new(&c, 0..0);
+        let p = |k: u32, len: u8| {
+            Nlri::new(IpNet::V4(
+                Ipv4Net::new(Ipv4Addr::from(PREFIX_BASE + k), len).unwrap(),
+            ))
+        };
+        let attrs = PathAttrs {
+            next_hop: Some(NextHop::V4(Ipv4Addr::new(10, 97, 0, 1))),
+            ..Default::default()
+        };
+        let announce = Update::announce(
+            Family::IPV4_UNICAST,
+            vec![p(0, 32), p(5, 32), p(5, 32)],
+            attrs.clone(),
+        );
+        assert_eq!(held.apply(&announce), (0, 0));
+        assert_eq!(held.held, 2);
+        // Outside the range, another length, before the base: foreign, not counted.
+        let foreign = Update::announce(
+            Family::IPV4_UNICAST,
+            vec![
+                p(200, 32),
+                p(0, 24),
+                Nlri::new("99.0.0.1/32".parse().unwrap()),
+            ],
+            attrs,
+        );
+        assert_eq!(held.apply(&foreign), (0, 3));
+        assert_eq!(held.held, 2);
+        // A withdrawal clears the bit once; withdrawing an absent prefix changes nothing.
+        let withdraw = Update::withdraw(Family::IPV4_UNICAST, vec![p(5, 32), p(5, 32), p(7, 32)]);
+        assert_eq!(held.apply(&withdraw), (3, 0));
+        assert_eq!(held.held, 1);
+    }
+
+    #[test]
+    fn what_each_peer_expects() {
+        assert_eq!(cfg(10, 100, 32, false).expected(), 1000);
+        assert_eq!(cfg(10, 100, 32, false).sender_expected(), Ok(900));
+        assert_eq!(cfg(1, 100, 32, false).sender_expected(), Ok(0));
+        assert_eq!(cfg(10, 100, 32, true).expected(), 100);
+        assert!(cfg(10, 100, 32, true).sender_expected().is_err());
+        assert!(cfg(900, 2_000_000, 32, false).sender_expected().is_err());
+    }
 }
