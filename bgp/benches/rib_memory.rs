@@ -1,7 +1,8 @@
 //! Bytes per route: 1M paths (the same 100k IPv4 prefixes from each of 10 peers, about
 //! 100 distinct attribute sets), measured as live heap bytes with a counting global
-//! allocator, beside the naive layout the speaker's driver uses today (a map per peer
-//! from prefix to a full `PathAttrs` clone) and an Adj-RIB-Out of 100k routes. RSS
+//! allocator, beside the naive layout the speaker's driver used before it ran on this
+//! RIB (a map per peer from prefix to a full `PathAttrs` clone), an Adj-RIB-Out of 100k
+//! routes, and the bgperf shape (1M distinct prefixes, one path each). RSS
 //! growth is printed as a cross-check. Run with `cargo bench -p bgp --bench rib_memory`.
 
 mod common;
@@ -158,8 +159,36 @@ fn main() {
     drop(rib);
     interner.gc();
 
-    // The layout of the speaker's driver today: per peer a BTreeMap from prefix to a
-    // full PathAttrs clone.
+    // The bgperf shape: 1M distinct /32s, one path each (10 peers × 100k of their own,
+    // one attribute set per peer), as the speaker's table holds them.
+    let before = live();
+    let mut interner = AttrInterner::new();
+    let mut rib = Rib::new(16);
+    rib.keep_empty(true);
+    for (p, (info, sets)) in feeds.iter().enumerate() {
+        let id = rib.add_peer(*info);
+        let a = interner.intern(sets[0].0.clone());
+        let base = (100u32 << 24) + (p * PREFIXES) as u32;
+        let all: Vec<Nlri> = (0..PREFIXES as u32)
+            .map(|i| {
+                Nlri::new(IpNet::V4(
+                    ipnet::Ipv4Net::new(Ipv4Addr::from(base + i), 32).expect("a /32"),
+                ))
+            })
+            .collect();
+        for chunk in all.chunks(800) {
+            let batch: Vec<(Nlri, _)> = chunk.iter().map(|n| (*n, a.clone())).collect();
+            drop(rib.update(id, &batch, &[]));
+        }
+    }
+    let after = live();
+    assert_eq!(rib.len(), routes);
+    report("Rib, 1M distinct prefixes × 1 path", routes, before, after);
+    drop(rib);
+    drop(interner);
+
+    // The layout of the speaker's driver before it used this RIB: per peer a BTreeMap
+    // from prefix to a full PathAttrs clone.
     let before = live();
     let mut naive: HashMap<IpAddr, BTreeMap<IpNet, PathAttrs>> = HashMap::new();
     for (info, sets) in &feeds {
