@@ -23,11 +23,13 @@
 //! address is taken), 2 a configuration that does not load.
 //!
 //! Graceful restart runs for every session when a neighbor enables it. ADD-PATH
-//! (`add_path`) is run in receive mode: a neighbor with `receive` or `both` for some
-//! family is offered to send several paths per prefix.
+//! (`add_path`) runs both ways: `receive` offers the peer to send several paths per
+//! prefix, `send` sends it every path we would advertise (with `export_learned`, the
+//! paths learned from the other peers), `both` does both; the union of the modes is
+//! offered for every family.
 //! Not run yet, reported by `--check` and at start as ignored: dynamic neighbor ranges,
-//! ADD-PATH send (we advertise only our best path), graceful restart settings that differ
-//! per neighbor, BFD, and listen addresses beyond the first one (the speaker has one
+//! ADD-PATH modes that differ per family, graceful restart settings that differ per
+//! neighbor, BFD, and listen addresses beyond the first one (the speaker has one
 //! listener).
 //! Learned routes are only logged; installing them in a FIB is the agent's job.
 
@@ -319,6 +321,7 @@ fn peer_config(c: &Config, n: &Neighbor) -> Option<PeerConfig> {
         policy: neighbor_policy(c, n).unwrap_or_default(),
         ebgp_requires_policy: c.global.ebgp_requires_policy,
         add_path_receive: n.add_path.values().any(|m| m.receives()),
+        add_path_send: n.add_path.values().any(|m| m.sends()),
     })
 }
 
@@ -378,16 +381,17 @@ fn ignored(c: &Config) -> Vec<String> {
             ));
         }
         let mut fields: Vec<String> = Vec::new();
-        // Receiving several paths is run; sending them is not (only our best path is
-        // advertised).
-        let send: Vec<String> = n
-            .add_path
-            .iter()
-            .filter(|(_, m)| m.sends())
-            .map(|(f, _)| f.to_string())
-            .collect();
-        if !send.is_empty() {
-            fields.push(format!("add_path send ({})", send.join(", ")));
+        // The speaker offers one ADD-PATH mode for both unicast families: a setting that
+        // differs per family is widened.
+        let mut modes = n.add_path.values();
+        let first = modes.next();
+        if modes.any(|m| Some(m) != first)
+            || (!n.add_path.is_empty() && n.add_path.len() < n.families.len())
+        {
+            fields.push(
+                "add_path per family (the speaker offers the union of the modes for every family)"
+                    .into(),
+            );
         }
         if n.graceful_restart.enabled && speaker_gr(c) != Some(n.graceful_restart) {
             fields.push(
@@ -931,33 +935,34 @@ md5_password = "s3cret"
                 .filter(|w| w.starts_with("neighbor "))
                 .collect()
         };
-        // Receive only: run (offered in our OPEN), nothing ignored.
-        let c = with("ipv4-unicast = \"receive\"");
+        // Receive for every family: run (offered in our OPEN), nothing reported.
+        let c = with("ipv4-unicast = \"receive\", ipv6-unicast = \"receive\"");
         assert!(about_neighbors(&c).is_empty(), "{:?}", ignored(&c));
-        assert!(peer_config(&c, &c.neighbors[1]).unwrap().add_path_receive);
+        let p = peer_config(&c, &c.neighbors[1]).unwrap();
+        assert!(p.add_path_receive && !p.add_path_send);
         // No add_path: not offered.
         let c = cfg(BASE);
-        assert!(!peer_config(&c, &c.neighbors[1]).unwrap().add_path_receive);
-        // Both: receive is run, send is reported.
+        let p = peer_config(&c, &c.neighbors[1]).unwrap();
+        assert!(!p.add_path_receive && !p.add_path_send);
+        // Send for every family: run.
+        let c = with("ipv4-unicast = \"send\", ipv6-unicast = \"send\"");
+        assert!(about_neighbors(&c).is_empty(), "{:?}", ignored(&c));
+        let p = peer_config(&c, &c.neighbors[1]).unwrap();
+        assert!(!p.add_path_receive && p.add_path_send);
+        // Modes differing per family (or a family left out): widened, and said so.
         let c = with("ipv4-unicast = \"both\", ipv6-unicast = \"receive\"");
-        assert!(peer_config(&c, &c.neighbors[1]).unwrap().add_path_receive);
+        let p = peer_config(&c, &c.neighbors[1]).unwrap();
+        assert!(p.add_path_receive && p.add_path_send);
         assert_eq!(
             about_neighbors(&c),
             vec![
-                "neighbor 10.1.2.0: add_path send (ipv4-unicast) not implemented by the speaker \
-                 yet; ignored"
+                "neighbor 10.1.2.0: add_path per family (the speaker offers the union of the \
+                 modes for every family) not implemented by the speaker yet; ignored"
                     .to_string()
             ]
         );
-        // Send only: nothing to receive, send reported for each family.
-        let c = with("ipv4-unicast = \"send\", ipv6-unicast = \"send\"");
-        assert!(!peer_config(&c, &c.neighbors[1]).unwrap().add_path_receive);
-        let w = about_neighbors(&c);
-        assert!(
-            w.iter()
-                .any(|w| w.contains("add_path send (ipv4-unicast, ipv6-unicast) not implemented")),
-            "{w:?}"
-        );
+        let c = with("ipv4-unicast = \"receive\"");
+        assert_eq!(about_neighbors(&c).len(), 1, "{:?}", ignored(&c));
         // Changing it resets the session (the capability is in our OPEN).
         let new = with("ipv4-unicast = \"receive\"");
         assert_eq!(

@@ -126,6 +126,11 @@ pub struct PeerConfig {
     /// unicast; a peer configured to send them then does, and each path takes part in
     /// best path and ECMP on its own. On in [`PeerConfig::new`].
     pub add_path_receive: bool,
+    /// Offer to send several paths per prefix (ADD-PATH): a peer that takes them gets
+    /// every path we would advertise, each under a path identifier of ours, instead of
+    /// only the best (useful for a route server or transit speaker with
+    /// [`SpeakerConfig::export_learned`]). Off in [`PeerConfig::new`].
+    pub add_path_send: bool,
 }
 
 impl PeerConfig {
@@ -146,6 +151,7 @@ impl PeerConfig {
             policy: bgp::policy::NeighborPolicy::default(),
             ebgp_requires_policy: false,
             add_path_receive: true,
+            add_path_send: false,
         }
     }
 

@@ -69,12 +69,15 @@ fn base_capabilities(p: &PeerConfig, sp: &SpeakerConfig, families: &[Family]) ->
             next_hop_afi: bgp::types::Afi::Ipv6,
         }]));
     }
-    if p.add_path_receive {
+    let add_path = match (p.add_path_receive, p.add_path_send) {
+        (true, true) => Some(wire::AddPathMode::Both),
+        (true, false) => Some(wire::AddPathMode::Receive),
+        (false, true) => Some(wire::AddPathMode::Send),
+        (false, false) => None,
+    };
+    if let Some(mode) = add_path {
         caps.push(Capability::AddPath(
-            families
-                .iter()
-                .map(|f| (*f, wire::AddPathMode::Receive))
-                .collect(),
+            families.iter().map(|f| (*f, mode)).collect(),
         ));
     }
     caps

@@ -100,6 +100,8 @@ struct Session {
     /// Prefix ids announced to the peer and not withdrawn since, and how many.
     sent: Bits,
     advertised: u64,
+    /// With ADD-PATH send: the path identifiers each prefix was announced under.
+    sent_paths: HashMap<u32, Vec<u32>>,
     /// Bytes handed to the writer and not acknowledged yet.
     in_flight: usize,
     /// The initial table (or a refresh) went out, End-of-RIB included.
@@ -134,6 +136,8 @@ pub(super) struct Table {
     stale: HashMap<IpAddr, Stale>,
     /// Prefixes left without paths, kept until no session has them pending or sent.
     emptied: Vec<u32>,
+    /// ADD-PATH send: the path identifier we give each (source peer, its path id).
+    out_path_ids: HashMap<(PeerId, Option<u32>), u32>,
     /// The learned routes (with [`SpeakerConfig::publish_routes`]).
     routes: Routes,
     routes_pending: bool,
@@ -210,6 +214,7 @@ impl Table {
             sessions: HashMap::new(),
             stale: HashMap::new(),
             emptied: Vec::new(),
+            out_path_ids: HashMap::new(),
             routes: Routes::new(),
             routes_pending: false,
             last_publish: Instant::now(),
@@ -256,6 +261,7 @@ impl Table {
                 cursor: 0,
                 sent: Bits::default(),
                 advertised: 0,
+                sent_paths: HashMap::new(),
                 in_flight: 0,
                 synced: false,
             }),
@@ -719,10 +725,10 @@ impl Table {
                     // Released: nothing was sent for it (release waits for that).
                     continue;
                 };
-                let exported = group.first().and_then(|best| {
+                let mut export = |path: &bgp::rib::Path| {
                     let key = (
-                        Arc::as_ptr(&best.attrs) as usize,
-                        best.peer,
+                        Arc::as_ptr(&path.attrs) as usize,
+                        path.peer,
                         prefix.addr().is_ipv4(),
                     );
                     if !by_prefix && let Some(v) = cache.get(&key) {
@@ -735,34 +741,65 @@ impl Table {
                         &mut self.interner,
                         &s,
                         prefix,
-                        best,
+                        path,
                     );
                     if !by_prefix {
                         cache.insert(key, v.clone());
                     }
                     v
-                });
-                let nlri = Nlri::new(prefix);
-                match exported {
-                    Some(a) => {
-                        if s.sent.set(id) {
-                            s.advertised += 1;
-                        }
-                        let g = match group_of.entry(Arc::as_ptr(&a) as usize) {
-                            Entry::Occupied(e) => *e.get(),
-                            Entry::Vacant(e) => {
-                                groups.push((a, Vec::new()));
-                                *e.insert(groups.len() - 1)
-                            }
-                        };
-                        groups[g].1.push(nlri);
-                    }
-                    None => {
-                        if s.sent.clear(id) {
-                            s.advertised -= 1;
-                            withdraw.push(nlri);
+                };
+                // What goes out now: the best path, or with ADD-PATH every path, each
+                // under the path identifier we give it.
+                let mut out: Vec<(Nlri, Arc<PathAttrs>)> = Vec::new();
+                if s.ctx.add_path_tx(Family::of(&prefix)) {
+                    for path in self.rib.paths(&prefix) {
+                        if let Some(a) = export(path) {
+                            let key = (path.peer, path.path_id);
+                            let next = self.out_path_ids.len() as u32 + 1;
+                            let pid = *self.out_path_ids.entry(key).or_insert(next);
+                            out.push((
+                                Nlri {
+                                    prefix,
+                                    path_id: Some(pid),
+                                },
+                                a,
+                            ));
                         }
                     }
+                    let before = s.sent_paths.remove(&id).unwrap_or_default();
+                    for pid in before {
+                        if !out.iter().any(|(n, _)| n.path_id == Some(pid)) {
+                            withdraw.push(Nlri {
+                                prefix,
+                                path_id: Some(pid),
+                            });
+                        }
+                    }
+                    if !out.is_empty() {
+                        s.sent_paths
+                            .insert(id, out.iter().filter_map(|(n, _)| n.path_id).collect());
+                    }
+                } else if let Some(a) = group.first().and_then(&mut export) {
+                    out.push((Nlri::new(prefix), a));
+                } else if s.sent.get(id) {
+                    withdraw.push(Nlri::new(prefix));
+                }
+                if out.is_empty() {
+                    if s.sent.clear(id) {
+                        s.advertised -= 1;
+                    }
+                } else if s.sent.set(id) {
+                    s.advertised += 1;
+                }
+                for (nlri, a) in out {
+                    let g = match group_of.entry(Arc::as_ptr(&a) as usize) {
+                        Entry::Occupied(e) => *e.get(),
+                        Entry::Vacant(e) => {
+                            groups.push((a, Vec::new()));
+                            *e.insert(groups.len() - 1)
+                        }
+                    };
+                    groups[g].1.push(nlri);
                 }
             }
             let mut bytes = BytesMut::new();
@@ -1063,6 +1100,12 @@ mod export_tests {
                 policy: Box::default(),
                 ebgp_requires_policy: false,
             });
+            // The peer decodes with the mirror image of what the table encodes with.
+            let ctx = SessionCtx {
+                add_path_rx: ctx.add_path_tx.clone(),
+                add_path_tx: ctx.add_path_rx.clone(),
+                ..ctx
+            };
             Peer {
                 addr,
                 rx,
@@ -1348,5 +1391,79 @@ mod export_tests {
         // No longer originated: the learned route stays.
         t.handle(TableCmd::Withdraw(vec![p]));
         assert_eq!(t.routes.get(&p), Some(&via_a));
+    }
+
+    #[test]
+    fn add_path_send_gives_every_path_its_own_identifier() {
+        let mut t = table(true);
+        let mut a = Peer::up(&mut t, 1, true, SessionCtx::default());
+        let b = Peer::up(&mut t, 2, true, SessionCtx::default());
+        let tx = SessionCtx {
+            add_path_tx: vec![Family::IPV4_UNICAST],
+            ..SessionCtx::default()
+        };
+        let mut c = Peer::up(&mut t, 3, true, tx);
+        t.fill_all();
+        c.take();
+        c.ack(&mut t);
+        let p = net("203.0.113.0/24");
+        let via = |peer: u8, asn: u32| PathAttrs {
+            as_path: AsPath::from_sequence([asn]),
+            next_hop: Some(NextHop::V4(Ipv4Addr::new(10, 0, 0, peer))),
+            ..Default::default()
+        };
+        a.send(
+            &mut t,
+            Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(p)], via(1, 65001)),
+        );
+        b.send(
+            &mut t,
+            Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(p)], via(2, 65002)),
+        );
+        let ids = |us: &[Update]| -> Vec<Option<u32>> {
+            let mut v: Vec<Option<u32>> = us
+                .iter()
+                .flat_map(|u| {
+                    u.announced
+                        .iter()
+                        .flat_map(|(_, n)| n.iter().map(|n| n.path_id))
+                })
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        // Both paths, under two identifiers.
+        let us = c.take();
+        c.ack(&mut t);
+        let got = ids(&us);
+        assert_eq!(got.len(), 2, "{us:?}");
+        assert!(got.iter().all(|i| i.is_some()));
+        // Without ADD-PATH, a gets the best path only: its own, so nothing.
+        assert!(!announced(&a.take()).contains(&p));
+        // a withdraws: c loses exactly a's path identifier.
+        a.send(
+            &mut t,
+            Update::withdraw(Family::IPV4_UNICAST, vec![Nlri::new(p)]),
+        );
+        let us = c.take();
+        let gone: Vec<Option<u32>> = us
+            .iter()
+            .flat_map(|u| {
+                u.withdrawn
+                    .iter()
+                    .flat_map(|(_, n)| n.iter().map(|n| n.path_id))
+            })
+            .collect();
+        assert_eq!(gone.len(), 1, "{us:?}");
+        assert!(got.contains(&gone[0]));
+        assert_eq!(
+            t.sessions[&c.addr]
+                .sent_paths
+                .values()
+                .map(Vec::len)
+                .sum::<usize>(),
+            1
+        );
     }
 }
