@@ -317,3 +317,145 @@ async fn outsiders_wrong_ases_and_connections_beyond_the_limit_are_refused() {
     );
     a.shutdown().await;
 }
+
+/// The range's MD5 password is the listener's key for the whole prefix: a peer signing
+/// with it comes up; an unsigned handshake from the range never completes. Removing the
+/// range removes the key.
+#[tokio::test]
+async fn a_range_password_covers_the_prefix() {
+    use bgp_speaker::transport::{Md5Password, TransportOpts, connect};
+    let (a_ip, b_ip) = (ip("127.0.44.1"), ip("127.0.44.2"));
+    let a = Speaker::start(cfg(65001, 1, Some(SocketAddr::new(a_ip, 0))))
+        .await
+        .unwrap();
+    let to = a.listen_addr().unwrap();
+    let key = Md5Password::new("range-key").unwrap();
+    a.add_range(
+        net("127.0.44.0/24"),
+        template(&[65002]).with_md5_password(key.clone()),
+        10,
+    )
+    .unwrap();
+    let b = Speaker::start(cfg(65002, 2, None)).await.unwrap();
+    let pb = net("20.44.2.0/24");
+    b.originate(vec![pb]).unwrap();
+    b.add_neighbor(peer(a_ip, to.port(), 65001, b_ip).with_md5_password(key))
+        .unwrap();
+    wait_routes(&a, "B's route over the signed session", |r| {
+        r.contains_key(&pb)
+    })
+    .await;
+
+    // Unsigned from the range: the kernel drops the handshake.
+    let unsigned = TransportOpts {
+        local_addr: Some(ip("127.0.44.3")),
+        connect_timeout: Duration::from_secs(2),
+        ..TransportOpts::default()
+    };
+    assert!(
+        connect(to, &unsigned).await.is_err(),
+        "an unsigned handshake completed"
+    );
+
+    // Without the range the key is gone: an unsigned handshake completes (and the
+    // connection, from no range, is closed).
+    assert!(a.remove_range(net("127.0.44.0/24")));
+    wait_routes(&a, "B's route gone with the range", |r| r.is_empty()).await;
+    let unsigned = TransportOpts {
+        connect_timeout: MUST,
+        ..unsigned
+    };
+    let mut w = Wire {
+        stream: connect(to, &unsigned)
+            .await
+            .expect("unsigned after removal"),
+        buf: BytesMut::new(),
+        ctx: SessionCtx::default(),
+    };
+    assert!(w.recv().await.is_none());
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// The daemon, killed (and reaped) on drop.
+struct Bgpd(std::process::Child);
+
+impl Drop for Bgpd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `contiv-bgpd` runs a `range` from its file, and a reload that changes the range's
+/// allowed ASes resets the dynamic session: the peer, no longer allowed, is refused.
+#[tokio::test]
+async fn contiv_bgpd_runs_a_range_and_reloads_it() {
+    let (d_ip, b_ip) = (ip("127.0.45.1"), ip("127.0.45.2"));
+    // A free port for the daemon's listener.
+    let port = std::net::TcpListener::bind(SocketAddr::new(d_ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bgpd.toml");
+    let toml = |asns: &str| {
+        format!(
+            "originate = [\"20.45.1.0/24\"]\n\
+             [global]\nasn = 65001\nrouter_id = \"10.255.45.1\"\n\
+             listen = {{ addresses = [\"{d_ip}\"], port = {port} }}\n\
+             ebgp_requires_policy = false\n\
+             [[neighbors]]\nrange = \"127.0.45.0/24\"\nallowed_asns = [{asns}]\n\
+             hold_time = 9\ndescription = \"leaves\"\n"
+        )
+    };
+    std::fs::write(&file, toml("65002, 65009")).unwrap();
+    let log = std::fs::File::create(dir.path().join("bgpd.log")).unwrap();
+    let d = Bgpd(
+        std::process::Command::new(env!("CARGO_BIN_EXE_contiv-bgpd"))
+            .arg("-c")
+            .arg(&file)
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let b = Speaker::start(cfg(65002, 2, None)).await.unwrap();
+    b.add_neighbor(peer(d_ip, port, 65001, b_ip)).unwrap();
+    let p = net("20.45.1.0/24");
+    wait_routes(&b, "the daemon's route over the dynamic session", |r| {
+        r.get(&p) == Some(&vec![d_ip])
+    })
+    .await;
+
+    // 65002 no longer allowed: the reload resets the session, the route goes, and the
+    // next OPEN is refused with Bad Peer AS.
+    std::fs::write(&file, toml("65009")).unwrap();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &d.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_routes(&b, "the route withdrawn after the reload", |r| {
+        !r.contains_key(&p)
+    })
+    .await;
+    wait_neighbors(&b, "Bad Peer AS from the daemon", |n| {
+        n.iter().any(|s| {
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("code: 2, subcode: 2"))
+        })
+    })
+    .await;
+    let text = std::fs::read_to_string(dir.path().join("bgpd.log")).unwrap();
+    assert!(
+        text.contains("127.0.45.2:") && text.contains("dynamic neighbor of range 127.0.45.0/24"),
+        "{text}"
+    );
+    assert!(
+        text.contains("range 127.0.45.0/24: peer_asn changed; resetting its dynamic neighbors"),
+        "{text}"
+    );
+    b.shutdown().await;
+}

@@ -8,10 +8,20 @@
 //!
 //! - Every neighbor with an `address` gets a session; the `originate` prefixes are
 //!   advertised to all of them.
+//! - A `range` accepts dynamic neighbors ([`Speaker::add_range`]): a connection from an
+//!   address in it that has no neighbor of its own (the narrowest range wins) gets a
+//!   passive session with the range's settings (`peer_asn`, or `allowed_asns`: another
+//!   AS is refused with OPEN error Bad Peer AS; the MD5 password becomes the
+//!   listener's key for the prefix). At most 100 dynamic neighbors per range at a time
+//!   (`DYNAMIC_LIMIT`; further connections are refused and logged). A dynamic neighbor
+//!   goes, its routes withdrawn, when its session leaves Established (or has not
+//!   reached it within its hold time); the peer's next connection creates it again.
 //! - Session changes (state, last error) are logged as they are seen.
 //! - `SIGHUP` reloads the file and applies only the difference: neighbors added get a
 //!   session, removed ones are closed with a Cease, changed ones are reset only when a
-//!   setting the speaker uses changed (AS, timers, passive, source address, MD5, TTL);
+//!   setting the speaker uses changed (AS, timers, passive, source address, MD5, TTL,
+//!   ADD-PATH, policies, max-prefix); ranges likewise, a change resetting every dynamic
+//!   session of the range;
 //!   prefixes are announced or withdrawn one by one. Other sessions are not touched. A
 //!   change of our AS, router id or listen socket restarts every session. A file that
 //!   does not load is logged and the running configuration stays.
@@ -25,8 +35,7 @@
 //! Graceful restart runs for every session when a neighbor enables it. ADD-PATH
 //! (`add_path`) is run in receive mode: a neighbor with `receive` or `both` for some
 //! family is offered to send several paths per prefix.
-//! Not run yet, reported by `--check` and at start as ignored: dynamic neighbor ranges,
-//! ADD-PATH send (we advertise only our best path), graceful restart settings that differ
+//! Not run yet, reported by `--check` and at start as ignored: ADD-PATH send (we advertise only our best path), graceful restart settings that differ
 //! per neighbor, BFD, and listen addresses beyond the first one (the speaker has one
 //! listener).
 //! Learned routes are only logged; installing them in a FIB is the agent's job.

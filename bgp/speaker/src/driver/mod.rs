@@ -24,6 +24,14 @@
 //! [`SpeakerConfig::export_learned`] (a transit router or route server), never back to
 //! the peer it came from and never from one iBGP peer to another.
 //!
+//! Dynamic neighbors ([`Speaker::add_range`], like FRR's `bgp listen range`): the
+//! listener hands a connection to the neighbor with the peer's address; failing that,
+//! the narrowest range holding the address gets a passive neighbor made from its
+//! template (up to the range's limit), which is removed again, its routes withdrawn,
+//! when its session leaves Established or does not reach it within the hold time (its
+//! session's messages to the table pass through a watcher that sees this). Other
+//! connections are refused.
+//!
 //! Connection collisions (RFC 4271 §6.8) are resolved with [`bgp::fsm::collision`]: a
 //! connection the other way while ours is past Active gets a second FSM, and the one
 //! opened by the speaker with the higher BGP Identifier survives (see `session.rs`).
