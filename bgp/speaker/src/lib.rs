@@ -14,11 +14,11 @@
 //!   (with RFC 4271 collision handling), one table task holds the `bgp` crate's RIB
 //!   (Adj-RIBs-In, Loc-RIB with best path and ECMP, ADD-PATH paths), runs import and
 //!   export policy, graceful restart in both roles, and fills each session from the
-//!   Loc-RIB under flow control; learned routes are published for the FIB.
+//!   Loc-RIB under flow control; learned routes are published for the FIB. Ranges of
+//!   dynamic neighbors accept sessions from any address inside them.
 //! - `contiv-bgpd` (src/bin): the standalone speaker with a TOML configuration.
 //!
-//! Not here: sending several paths per prefix (ADD-PATH send), a management API over
-//! the network (contiv-bgpd reports on SIGUSR1; netplugin exposes its speaker through
+//! Not here: BFD, a management API over the network (contiv-bgpd reports on SIGUSR1; netplugin exposes its speaker through
 //! netmaster and metrics).
 
 pub mod config;

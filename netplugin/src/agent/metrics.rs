@@ -312,6 +312,7 @@ mod tests {
             eor_received: true,
             stale_routes: 0,
             capabilities: Vec::new(),
+            dynamic: false,
         }
     }
 

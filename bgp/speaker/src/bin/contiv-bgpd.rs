@@ -8,10 +8,20 @@
 //!
 //! - Every neighbor with an `address` gets a session; the `originate` prefixes are
 //!   advertised to all of them.
+//! - A `range` accepts dynamic neighbors ([`Speaker::add_range`]): a connection from an
+//!   address in it that has no neighbor of its own (the narrowest range wins) gets a
+//!   passive session with the range's settings (`peer_asn`, or `allowed_asns`: another
+//!   AS is refused with OPEN error Bad Peer AS; the MD5 password becomes the
+//!   listener's key for the prefix). At most 100 dynamic neighbors per range at a time
+//!   (`DYNAMIC_LIMIT`; further connections are refused and logged). A dynamic neighbor
+//!   goes, its routes withdrawn, when its session leaves Established (or has not
+//!   reached it within its hold time); the peer's next connection creates it again.
 //! - Session changes (state, last error) are logged as they are seen.
 //! - `SIGHUP` reloads the file and applies only the difference: neighbors added get a
 //!   session, removed ones are closed with a Cease, changed ones are reset only when a
-//!   setting the speaker uses changed (AS, timers, passive, source address, MD5, TTL);
+//!   setting the speaker uses changed (AS, timers, passive, source address, MD5, TTL,
+//!   ADD-PATH, policies, max-prefix); ranges likewise, a change resetting every dynamic
+//!   session of the range;
 //!   prefixes are announced or withdrawn one by one. Other sessions are not touched. A
 //!   change of our AS, router id or listen socket restarts every session. A file that
 //!   does not load is logged and the running configuration stays.
@@ -27,10 +37,9 @@
 //! prefix, `send` sends it every path we would advertise (with `export_learned`, the
 //! paths learned from the other peers), `both` does both; the union of the modes is
 //! offered for every family.
-//! Not run yet, reported by `--check` and at start as ignored: dynamic neighbor ranges,
-//! ADD-PATH modes that differ per family, graceful restart settings that differ per
-//! neighbor, BFD, and listen addresses beyond the first one (the speaker has one
-//! listener).
+//! Not run yet, reported by `--check` and at start as ignored: ADD-PATH modes that
+//! differ per family, graceful restart settings that differ per neighbor, BFD, and
+//! listen addresses beyond the first one (the speaker has one listener).
 //! Learned routes are only logged; installing them in a FIB is the agent's job.
 
 use std::collections::BTreeMap;
@@ -57,6 +66,10 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Exit code of a configuration that does not load.
 const EXIT_CONFIG: u8 = 2;
+
+/// Most dynamic neighbors of one range at a time (FRR's default `bgp listen limit`);
+/// further connections from the range are refused and logged.
+const DYNAMIC_LIMIT: usize = 100;
 
 /// The contiv-rs BGP speaker, run from a TOML configuration file.
 #[derive(Debug, Parser)]
@@ -129,8 +142,9 @@ fn check(path: &Path) -> ExitCode {
                 .iter()
                 .filter(|n| matches!(n.key, NeighborKey::Address(_)))
                 .count();
+            let ranges = c.neighbors.len() - neighbors;
             println!(
-                "{}: valid: AS {}, router id {}, {neighbors} neighbor(s), {} prefix(es) to originate",
+                "{}: valid: AS {}, router id {}, {neighbors} neighbor(s), {ranges} range(s) of dynamic neighbors, {} prefix(es) to originate",
                 path.display(),
                 c.global.asn,
                 c.global.router_id,
@@ -297,19 +311,20 @@ fn neighbor_policy(c: &Config, n: &Neighbor) -> Result<bgp::policy::NeighborPoli
     })
 }
 
-/// The driver's view of a neighbor; `None` for a range (dynamic neighbors are not run).
-fn peer_config(c: &Config, n: &Neighbor) -> Option<PeerConfig> {
+/// The driver's view of a neighbor; for a range, the template of its dynamic neighbors
+/// (its address is the range's first; each dynamic neighbor gets its own).
+fn peer_config(c: &Config, n: &Neighbor) -> PeerConfig {
     let local_asn = c.global.asn;
-    let NeighborKey::Address(addr) = n.key else {
-        return None;
+    let addr = n.key.prefix().addr();
+    let (remote_as, allowed_as) = match &n.peer_as {
+        config::PeerAs::Exact(a) => (Some(*a), Vec::new()),
+        config::PeerAs::AnyOf(set) => (None, set.iter().copied().collect()),
     };
-    Some(PeerConfig {
+    PeerConfig {
         addr,
         port: BGP_PORT,
-        remote_as: match &n.peer_as {
-            config::PeerAs::Exact(a) => Some(*a),
-            config::PeerAs::AnyOf(_) => None,
-        },
+        remote_as,
+        allowed_as,
         passive: n.passive,
         hold_time: n.hold_time,
         keepalive: n.keepalive,
@@ -322,7 +337,29 @@ fn peer_config(c: &Config, n: &Neighbor) -> Option<PeerConfig> {
         ebgp_requires_policy: c.global.ebgp_requires_policy,
         add_path_receive: n.add_path.values().any(|m| m.receives()),
         add_path_send: n.add_path.values().any(|m| m.sends()),
-    })
+    }
+}
+
+/// Starts a neighbor's session, or accepts a range's dynamic neighbors (replacing what
+/// ran under that key: its sessions are reset).
+fn run_neighbor(s: &Speaker, c: &Config, n: &Neighbor) -> Result<(), SpeakerError> {
+    let p = peer_config(c, n);
+    match n.key {
+        NeighborKey::Address(_) => s.add_neighbor(p),
+        NeighborKey::Range(r) => s.add_range(r, p, DYNAMIC_LIMIT),
+    }
+}
+
+/// Stops a neighbor's session, or a range with its dynamic neighbors.
+fn stop_neighbor(s: &Speaker, key: NeighborKey) {
+    match key {
+        NeighborKey::Address(a) => {
+            s.remove_neighbor(a);
+        }
+        NeighborKey::Range(r) => {
+            s.remove_range(r);
+        }
+    }
 }
 
 /// Whether a changed setting is one the driver uses, so that the session must be reset
@@ -365,12 +402,6 @@ fn ignored(c: &Config) -> Vec<String> {
     }
     for n in &c.neighbors {
         let at = format!("neighbor {}", n.key);
-        if matches!(n.key, NeighborKey::Range(_)) {
-            out.push(format!(
-                "{at}: dynamic neighbor ranges are not run yet; ignored"
-            ));
-            continue;
-        }
         if n.passive
             && listen
                 .first()
@@ -417,10 +448,12 @@ fn ignored(c: &Config) -> Vec<String> {
 enum Step {
     /// Our AS, router id or listen socket changed: a new speaker with every session.
     RestartAll(&'static str),
-    Remove(IpAddr),
-    Add(IpAddr),
-    /// A changed neighbor whose session is reset (fields named as in the file).
-    Reset(IpAddr, Vec<&'static str>),
+    /// A neighbor removed (a range: with its dynamic neighbors).
+    Remove(NeighborKey),
+    Add(NeighborKey),
+    /// A changed neighbor whose session is reset (fields named as in the file); for a
+    /// range, every dynamic neighbor's.
+    Reset(NeighborKey, Vec<&'static str>),
     /// A changed neighbor whose session is left alone (nothing the driver uses changed).
     Keep(NeighborKey, Vec<&'static str>),
     Originate(Vec<IpNet>),
@@ -444,22 +477,17 @@ fn plan(old: &Config, new: &Config) -> Vec<Step> {
             "export_learned, ebgp_requires_policy or [policies] changed",
         )];
     }
-    let address = |k: &NeighborKey| match k {
-        NeighborKey::Address(a) => Some(*a),
-        NeighborKey::Range(_) => None,
-    };
     let mut steps: Vec<Step> = Vec::new();
-    steps.extend(d.removed.iter().filter_map(address).map(Step::Remove));
+    steps.extend(d.removed.iter().copied().map(Step::Remove));
     for c in &d.changed {
         let names: Vec<&'static str> = c.fields.iter().map(|f| f.name()).collect();
-        match address(&c.key) {
-            Some(a) if c.fields.iter().any(|f| driver_uses(*f)) => {
-                steps.push(Step::Reset(a, names))
-            }
-            _ => steps.push(Step::Keep(c.key, names)),
+        if c.fields.iter().any(|f| driver_uses(*f)) {
+            steps.push(Step::Reset(c.key, names))
+        } else {
+            steps.push(Step::Keep(c.key, names))
         }
     }
-    steps.extend(d.added.iter().filter_map(address).map(Step::Add));
+    steps.extend(d.added.iter().copied().map(Step::Add));
     if !d.originate_removed.is_empty() {
         steps.push(Step::Withdraw(d.originate_removed));
     }
@@ -536,27 +564,37 @@ impl Daemon {
                         }
                     }
                 }
-                Step::Remove(a) => {
-                    tracing::info!("reload: neighbor {a} removed");
-                    self.speaker().remove_neighbor(a);
-                    self.seen.remove(&a);
+                Step::Remove(k) => {
+                    match k {
+                        NeighborKey::Address(_) => tracing::info!("reload: neighbor {k} removed"),
+                        NeighborKey::Range(_) => {
+                            tracing::info!("reload: range {k} removed with its dynamic neighbors")
+                        }
+                    }
+                    stop_neighbor(self.speaker(), k);
+                    self.forget(k);
                 }
-                Step::Add(a) | Step::Reset(a, _) => {
+                Step::Add(k) | Step::Reset(k, _) => {
                     if let Step::Reset(_, fields) = &step {
-                        tracing::info!(
-                            "reload: neighbor {a}: {} changed; resetting its session",
-                            fields.join(", ")
-                        );
+                        match k {
+                            NeighborKey::Address(_) => tracing::info!(
+                                "reload: neighbor {k}: {} changed; resetting its session",
+                                fields.join(", ")
+                            ),
+                            NeighborKey::Range(_) => tracing::info!(
+                                "reload: range {k}: {} changed; resetting its dynamic neighbors",
+                                fields.join(", ")
+                            ),
+                        }
                     } else {
-                        tracing::info!("reload: neighbor {a} added");
+                        tracing::info!("reload: neighbor {k} added");
                     }
-                    let n = new.neighbor(&NeighborKey::Address(a));
-                    if let Some(p) = n.and_then(|n| peer_config(&new, n))
-                        && let Err(e) = self.speaker().add_neighbor(p)
+                    if let Some(n) = new.neighbor(&k)
+                        && let Err(e) = run_neighbor(self.speaker(), &new, n)
                     {
-                        tracing::error!("reload: neighbor {a}: {e}");
+                        tracing::error!("reload: neighbor {k}: {e}");
                     }
-                    self.seen.remove(&a);
+                    self.forget(k);
                 }
                 Step::Keep(k, fields) => tracing::info!(
                     "reload: neighbor {k}: {} changed; not used by this speaker, session untouched",
@@ -576,10 +614,27 @@ impl Daemon {
         Ok(())
     }
 
-    /// Logs every neighbor whose state or last error changed since the last look.
+    /// Forgets the logged state of the neighbor, or of a range's dynamic neighbors.
+    fn forget(&mut self, key: NeighborKey) {
+        self.seen.retain(|a, _| !key.contains(*a));
+    }
+
+    /// Logs every neighbor whose state or last error changed since the last look, and
+    /// dynamic neighbors that went.
     fn log_changes(&mut self) {
         let Some(s) = &self.speaker else { return };
-        for n in s.neighbors() {
+        let neighbors = s.neighbors();
+        let gone: Vec<IpAddr> = self
+            .seen
+            .keys()
+            .filter(|a| neighbors.iter().all(|n| n.address != **a))
+            .copied()
+            .collect();
+        for a in gone {
+            self.seen.remove(&a);
+            tracing::info!("neighbor {}: gone", describe(&self.config, a));
+        }
+        for n in neighbors {
             let now = (n.state.clone(), n.last_error.clone());
             let before = self.seen.insert(n.address, now.clone());
             let (from, err_before) = match before {
@@ -689,22 +744,29 @@ async fn start_speaker(c: &Config) -> Result<Speaker, SpeakerError> {
         ),
     }
     for n in &c.neighbors {
-        if let Some(p) = peer_config(c, n) {
-            tracing::info!(
-                "neighbor {}: AS {}{}{}",
-                describe(c, p.addr),
-                p.remote_as
+        let p = peer_config(c, n);
+        let who = match n.key {
+            NeighborKey::Address(a) => describe(c, a),
+            NeighborKey::Range(r) => format!("range {r} (dynamic, at most {DYNAMIC_LIMIT})"),
+        };
+        tracing::info!(
+            "neighbor {who}: AS {}{}{}",
+            match &n.peer_as {
+                config::PeerAs::Exact(a) => a.to_string(),
+                config::PeerAs::AnyOf(set) => set
+                    .iter()
                     .map(|a| a.to_string())
-                    .unwrap_or_else(|| "any".into()),
-                if p.passive { ", passive" } else { "" },
-                if p.transport.md5_password.is_some() {
-                    ", TCP MD5"
-                } else {
-                    ""
-                }
-            );
-            speaker.add_neighbor(p)?;
-        }
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            },
+            if p.passive { ", passive" } else { "" },
+            if p.transport.md5_password.is_some() {
+                ", TCP MD5"
+            } else {
+                ""
+            }
+        );
+        run_neighbor(&speaker, c, n)?;
     }
     if !c.originate.is_empty() {
         tracing::info!("originating {}", list(&c.originate));
@@ -713,14 +775,18 @@ async fn start_speaker(c: &Config) -> Result<Speaker, SpeakerError> {
     Ok(speaker)
 }
 
-/// `10.0.0.2 (tor-1)`, or the address alone.
+/// `10.0.0.2 (tor-1)`, or the address alone; a dynamic neighbor names its range:
+/// `10.1.1.7 (dynamic, range 10.1.1.0/24, leaves)`.
 fn describe(c: &Config, addr: IpAddr) -> String {
-    match c
-        .neighbor(&NeighborKey::Address(addr))
-        .and_then(|n| n.description.as_deref())
-    {
-        Some(d) if !d.is_empty() => format!("{addr} ({d})"),
-        _ => addr.to_string(),
+    let Some(n) = c.neighbor_for(addr) else {
+        return addr.to_string();
+    };
+    let desc = n.description.as_deref().filter(|d| !d.is_empty());
+    match (n.key, desc) {
+        (NeighborKey::Address(_), Some(d)) => format!("{addr} ({d})"),
+        (NeighborKey::Address(_), None) => addr.to_string(),
+        (NeighborKey::Range(r), Some(d)) => format!("{addr} (dynamic, range {r}, {d})"),
+        (NeighborKey::Range(r), None) => format!("{addr} (dynamic, range {r})"),
     }
 }
 
@@ -768,13 +834,17 @@ md5_password = "s3cret"
         s.parse().unwrap()
     }
 
+    fn addr(s: &str) -> NeighborKey {
+        NeighborKey::Address(ip(s))
+    }
+
     #[test]
     fn neighbors_map_to_the_driver() {
         let c = cfg(BASE);
         let sp = speaker_config(&c);
         assert_eq!(sp.asn, 65201);
         assert_eq!(sp.listen, Some("0.0.0.0:179".parse().unwrap()));
-        let p = peer_config(&c, &c.neighbors[0]).unwrap();
+        let p = peer_config(&c, &c.neighbors[0]);
         assert_eq!(p.addr, ip("10.1.1.0"));
         assert_eq!(p.remote_as, Some(65001));
         assert_eq!((p.hold_time, p.keepalive), (9, 3));
@@ -783,7 +853,7 @@ md5_password = "s3cret"
         assert!(p.transport.md5_password.is_none());
         // eBGP without GTSM or multihop: TTL 1.
         assert_eq!(p.transport.ttl, bgp_speaker::transport::TtlMode::Fixed(1));
-        let p2 = peer_config(&c, &c.neighbors[1]).unwrap();
+        let p2 = peer_config(&c, &c.neighbors[1]);
         assert_eq!(
             p2.transport
                 .md5_password
@@ -815,7 +885,7 @@ md5_password = "s3cret"
         let new = cfg(&BASE.replace("\"s3cret\"", "\"other\""));
         assert_eq!(
             plan(&cfg(BASE), &new),
-            vec![Step::Reset(ip("10.1.2.0"), vec!["md5_password"])]
+            vec![Step::Reset(addr("10.1.2.0"), vec!["md5_password"])]
         );
     }
 
@@ -839,8 +909,8 @@ md5_password = "s3cret"
         assert_eq!(
             plan(&cfg(BASE), &new),
             vec![
-                Step::Remove(ip("10.1.2.0")),
-                Step::Add(ip("10.1.3.0")),
+                Step::Remove(addr("10.1.2.0")),
+                Step::Add(addr("10.1.3.0")),
                 Step::Withdraw(vec!["20.1.2.0/24".parse().unwrap()]),
                 Step::Originate(vec!["20.1.3.0/24".parse().unwrap()]),
             ]
@@ -882,7 +952,7 @@ md5_password = "s3cret"
         let p = neighbor_policy(&c, &c.neighbors[1]).unwrap();
         assert!(p.import.is_some() && p.export.is_none());
         assert_eq!(p.max_prefix.map(|m| m.limit), Some(10));
-        let pc = peer_config(&c, &c.neighbors[1]).unwrap();
+        let pc = peer_config(&c, &c.neighbors[1]);
         assert!(pc.ebgp_requires_policy, "RFC 8212 is the default");
         let c = with("", "import_policy = \"nosuch\"");
         assert!(
@@ -893,21 +963,13 @@ md5_password = "s3cret"
     }
 
     #[test]
-    fn ranges_and_unimplemented_settings_are_reported() {
-        let c = cfg(&format!(
-            "{BASE}\n[[neighbors]]\nrange = \"10.9.0.0/24\"\nallowed_asns = [65009]\n"
-        ));
+    fn unimplemented_settings_are_reported() {
+        let c = cfg(BASE);
         let w = ignored(&c);
         assert!(
             w.iter().any(|w| w.contains("only 0.0.0.0 is listened on")),
             "{w:?}"
         );
-        assert!(
-            w.iter()
-                .any(|w| w.contains("neighbor 10.9.0.0/24: dynamic")),
-            "{w:?}"
-        );
-        assert!(peer_config(&c, &c.neighbors[2]).is_none());
         let c = cfg(&BASE.replace(
             "hold_time = 9\nmd5",
             "hold_time = 9\nbfd = true\nmax_prefix = 10\nmd5",
@@ -917,6 +979,91 @@ md5_password = "s3cret"
             w.iter()
                 .any(|w| w == "neighbor 10.1.2.0: bfd not implemented by the speaker yet; ignored"),
             "{w:?}"
+        );
+    }
+
+    const RANGE: &str = r#"
+[[neighbors]]
+range = "10.9.0.0/24"
+allowed_asns = [65009, 65010]
+hold_time = 30
+md5_password = "r4nge"
+description = "leaves"
+"#;
+
+    #[test]
+    fn ranges_are_run_with_their_settings() {
+        let c = cfg(&format!("{BASE}{RANGE}"));
+        // Nothing reported about the range: it is run.
+        let w = ignored(&c);
+        assert!(w.iter().all(|w| !w.contains("10.9.0.0/24")), "{w:?}");
+        let p = peer_config(&c, &c.neighbors[2]);
+        assert_eq!(p.remote_as, None);
+        assert_eq!(p.allowed_as, vec![65009, 65010]);
+        assert!(p.passive, "dynamic neighbors only accept");
+        assert_eq!((p.hold_time, p.keepalive), (30, 10));
+        assert_eq!(
+            p.transport.md5_password.as_ref().map(|p| p.expose_secret()),
+            Some("r4nge")
+        );
+        assert!(p.accepts_as(65010) && !p.accepts_as(65011));
+        // One AS: the FSM checks it exactly.
+        let c = cfg(&format!(
+            "{BASE}{}",
+            RANGE.replace("allowed_asns = [65009, 65010]", "peer_asn = 65009")
+        ));
+        let p = peer_config(&c, &c.neighbors[2]);
+        assert_eq!((p.remote_as, p.allowed_as.is_empty()), (Some(65009), true));
+        // A dynamic neighbor is logged with its range.
+        let c = cfg(&format!("{BASE}{RANGE}"));
+        assert_eq!(
+            describe(&c, ip("10.9.0.7")),
+            "10.9.0.7 (dynamic, range 10.9.0.0/24, leaves)"
+        );
+        assert_eq!(describe(&c, ip("10.1.1.0")), "10.1.1.0 (tor1)");
+        assert_eq!(describe(&c, ip("10.8.0.1")), "10.8.0.1");
+    }
+
+    #[test]
+    fn reloads_add_remove_and_reset_ranges() {
+        let range = NeighborKey::Range("10.9.0.0/24".parse().unwrap());
+        let with = cfg(&format!("{BASE}{RANGE}"));
+        assert_eq!(plan(&cfg(BASE), &with), vec![Step::Add(range)]);
+        assert_eq!(plan(&with, &cfg(BASE)), vec![Step::Remove(range)]);
+        // A setting the driver uses resets the range's dynamic neighbors.
+        let new = cfg(&format!(
+            "{BASE}{}",
+            RANGE.replace("[65009, 65010]", "[65009]")
+        ));
+        assert_eq!(
+            plan(&with, &new),
+            vec![Step::Reset(range, vec!["peer_asn"])]
+        );
+        let new = cfg(&format!(
+            "{BASE}{}",
+            RANGE.replace("\"r4nge\"", "\"other\"")
+        ));
+        assert_eq!(
+            plan(&with, &new),
+            vec![Step::Reset(range, vec!["md5_password"])]
+        );
+        // The description only: left alone.
+        let new = cfg(&format!("{BASE}{}", RANGE.replace("leaves", "spines")));
+        assert_eq!(
+            plan(&with, &new),
+            vec![Step::Keep(range, vec!["description"])]
+        );
+        // A changed prefix is a removal and an addition.
+        let new = cfg(&format!(
+            "{BASE}{}",
+            RANGE.replace("10.9.0.0/24", "10.9.1.0/24")
+        ));
+        assert_eq!(
+            plan(&with, &new),
+            vec![
+                Step::Remove(range),
+                Step::Add(NeighborKey::Range("10.9.1.0/24".parse().unwrap()))
+            ]
         );
     }
 
@@ -938,20 +1085,20 @@ md5_password = "s3cret"
         // Receive for every family: run (offered in our OPEN), nothing reported.
         let c = with("ipv4-unicast = \"receive\", ipv6-unicast = \"receive\"");
         assert!(about_neighbors(&c).is_empty(), "{:?}", ignored(&c));
-        let p = peer_config(&c, &c.neighbors[1]).unwrap();
+        let p = peer_config(&c, &c.neighbors[1]);
         assert!(p.add_path_receive && !p.add_path_send);
         // No add_path: not offered.
         let c = cfg(BASE);
-        let p = peer_config(&c, &c.neighbors[1]).unwrap();
+        let p = peer_config(&c, &c.neighbors[1]);
         assert!(!p.add_path_receive && !p.add_path_send);
         // Send for every family: run.
         let c = with("ipv4-unicast = \"send\", ipv6-unicast = \"send\"");
         assert!(about_neighbors(&c).is_empty(), "{:?}", ignored(&c));
-        let p = peer_config(&c, &c.neighbors[1]).unwrap();
+        let p = peer_config(&c, &c.neighbors[1]);
         assert!(!p.add_path_receive && p.add_path_send);
         // Modes differing per family (or a family left out): widened, and said so.
         let c = with("ipv4-unicast = \"both\", ipv6-unicast = \"receive\"");
-        let p = peer_config(&c, &c.neighbors[1]).unwrap();
+        let p = peer_config(&c, &c.neighbors[1]);
         assert!(p.add_path_receive && p.add_path_send);
         assert_eq!(
             about_neighbors(&c),
@@ -967,7 +1114,7 @@ md5_password = "s3cret"
         let new = with("ipv4-unicast = \"receive\"");
         assert_eq!(
             plan(&cfg(BASE), &new),
-            vec![Step::Reset(ip("10.1.2.0"), vec!["add_path"])]
+            vec![Step::Reset(addr("10.1.2.0"), vec!["add_path"])]
         );
     }
 
@@ -979,7 +1126,7 @@ md5_password = "s3cret"
         );
         assert_eq!(
             plan(&cfg(BASE), &cfg(&new)),
-            vec![Step::Reset(ip("10.1.2.0"), vec!["max_prefix"])]
+            vec![Step::Reset(addr("10.1.2.0"), vec!["max_prefix"])]
         );
     }
 }

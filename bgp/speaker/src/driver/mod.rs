@@ -24,11 +24,21 @@
 //! [`SpeakerConfig::export_learned`] (a transit router or route server), never back to
 //! the peer it came from and never from one iBGP peer to another.
 //!
+//! Dynamic neighbors ([`Speaker::add_range`], like FRR's `bgp listen range`): the
+//! listener hands a connection to the neighbor with the peer's address; failing that,
+//! the narrowest range holding the address gets a passive neighbor made from its
+//! template (up to the range's limit), which is removed again, its routes withdrawn,
+//! when its session leaves Established or does not reach it within the hold time (its
+//! session's messages to the table pass through a watcher that sees this). Other
+//! connections are refused.
+//!
 //! Connection collisions (RFC 4271 §6.8) are resolved with [`bgp::fsm::collision`]: a
 //! connection the other way while ours is past Active gets a second FSM, and the one
 //! opened by the speaker with the higher BGP Identifier survives (see `session.rs`).
 //!
-//! ADD-PATH (RFC 7911) is offered in receive mode; we advertise one path per prefix.
+//! ADD-PATH (RFC 7911): received paths are kept apart by identifier; with
+//! [`PeerConfig::add_path_send`] a peer that takes several paths gets every path we
+//! would advertise.
 //! IPv6 routes go over IPv4 sessions only with a configured IPv6 next hop, IPv4 routes
 //! over IPv6 sessions with RFC 8950 extended next hop.
 
@@ -101,8 +111,13 @@ pub struct PeerConfig {
     pub addr: IpAddr,
     /// The peer's BGP port (179).
     pub port: u16,
-    /// The peer's AS (`None`: any, for dynamic peers).
+    /// The peer's AS (`None`: any, for dynamic peers; see also
+    /// [`PeerConfig::allowed_as`]).
     pub remote_as: Option<u32>,
+    /// With `remote_as` `None`: the ASes the peer may announce in its OPEN (empty: any);
+    /// another AS is refused with OPEN Message Error / Bad Peer AS. For ranges of
+    /// dynamic neighbors that allow several ASes.
+    pub allowed_as: Vec<u32>,
     pub passive: bool,
     pub hold_time: u16,
     pub keepalive: u16,
@@ -141,6 +156,7 @@ impl PeerConfig {
             addr,
             port: 179,
             remote_as: Some(remote_as),
+            allowed_as: Vec::new(),
             passive: false,
             hold_time: 9,
             keepalive: 3,
@@ -160,6 +176,12 @@ impl PeerConfig {
     pub fn with_md5_password(mut self, password: Md5Password) -> PeerConfig {
         self.transport.md5_password = Some(password);
         self
+    }
+
+    /// Whether the peer may announce `asn` (see [`PeerConfig::allowed_as`]; an exact
+    /// `remote_as` is the FSM's check).
+    pub fn accepts_as(&self, asn: u32) -> bool {
+        self.remote_as.is_some() || self.allowed_as.is_empty() || self.allowed_as.contains(&asn)
     }
 }
 
@@ -189,6 +211,9 @@ pub struct PeerStatus {
     /// What the current session negotiated (families, 4-octet-as, route-refresh,
     /// add-path, graceful-restart, ...); empty while it is down.
     pub capabilities: Vec<String>,
+    /// A dynamic neighbor, created for a connection from inside a range
+    /// ([`Speaker::add_range`]); it goes when its session does.
+    pub dynamic: bool,
 }
 
 /// Learned prefixes and the next hops of their ECMP groups.
@@ -325,24 +350,44 @@ enum PeerCtl {
 struct PeerHandle {
     ctl: mpsc::UnboundedSender<PeerCtl>,
     task: tokio::task::JoinHandle<()>,
+    /// Tells this neighbor from a later one at the same address.
+    id: u64,
+    /// The range a dynamic neighbor was created for.
+    range: Option<IpNet>,
+}
+
+/// A range of dynamic neighbors ([`Speaker::add_range`]).
+struct DynRange {
+    template: PeerConfig,
+    limit: usize,
+    /// Its dynamic neighbors now.
+    members: BTreeSet<IpAddr>,
+}
+
+/// What the speaker's handle, its listener task and the dynamic neighbors' watchers
+/// share. Lock order: `peers`, then `ranges`, then `status`.
+struct Shared {
+    cfg: SpeakerConfig,
+    table: TableTx,
+    status: Arc<Mutex<BTreeMap<IpAddr, PeerStatus>>>,
+    peers: Mutex<HashMap<IpAddr, PeerHandle>>,
+    ranges: Mutex<BTreeMap<IpNet, DynRange>>,
+    listener: Option<Arc<Listener>>,
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 /// A running speaker.
 pub struct Speaker {
-    cfg: SpeakerConfig,
-    table: TableTx,
+    shared: Arc<Shared>,
     routes: watch::Receiver<Arc<Routes>>,
-    status: Arc<Mutex<BTreeMap<IpAddr, PeerStatus>>>,
-    peers: Arc<Mutex<HashMap<IpAddr, PeerHandle>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    listener: Option<Arc<Listener>>,
 }
 
 impl std::fmt::Debug for Speaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Speaker")
-            .field("asn", &self.cfg.asn)
-            .field("router_id", &self.cfg.router_id)
+            .field("asn", &self.shared.cfg.asn)
+            .field("router_id", &self.shared.cfg.router_id)
             .finish()
     }
 }
@@ -352,7 +397,7 @@ impl Drop for Speaker {
         for t in &self.tasks {
             t.abort();
         }
-        if let Ok(peers) = self.peers.lock() {
+        if let Ok(peers) = self.shared.peers.lock() {
             for p in peers.values() {
                 p.task.abort();
             }
@@ -367,70 +412,19 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-impl Speaker {
-    /// Starts the table task and, when configured, the listener.
-    pub async fn start(cfg: SpeakerConfig) -> Result<Speaker, SpeakerError> {
-        let (table_tx, table_rx) = mpsc::unbounded_channel();
-        let (routes_tx, routes) = watch::channel(Arc::new(Routes::new()));
-        let status = Arc::new(Mutex::new(BTreeMap::new()));
-        let peers: Arc<Mutex<HashMap<IpAddr, PeerHandle>>> = Arc::new(Mutex::new(HashMap::new()));
-        let mut tasks = vec![tokio::spawn(table_task(
-            cfg.clone(),
-            table_rx,
-            routes_tx,
-            status.clone(),
-        ))];
-        let mut listener = None;
-        if let Some(addr) = cfg.listen {
-            let l = Arc::new(Listener::bind_addr(addr)?);
-            listener = Some(l.clone());
-            let peers = peers.clone();
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    match l.accept().await {
-                        Ok((stream, from)) => {
-                            let p = peers
-                                .lock()
-                                .ok()
-                                .and_then(|p| p.get(&from.ip()).map(|h| h.ctl.clone()));
-                            match p {
-                                Some(ctl) => {
-                                    let _ = ctl.send(PeerCtl::Incoming(stream));
-                                }
-                                None => tracing::info!(
-                                    "BGP connection from unknown peer {from} refused"
-                                ),
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!("BGP listener: {e}");
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                        }
-                    }
-                }
-            }));
-        }
-        Ok(Speaker {
-            cfg,
-            table: TableTx {
-                tx: table_tx,
-                permits: Arc::new(tokio::sync::Semaphore::new(UPDATE_QUEUE)),
-            },
-            routes,
-            status,
-            peers,
-            tasks,
-            listener,
-        })
-    }
+/// How long a dynamic neighbor whose hold time is 0 may take to reach Established.
+const DYNAMIC_UP_DEFAULT: Duration = Duration::from_secs(90);
 
-    /// The address the listener is bound to.
-    pub fn listen_addr(&self) -> Option<SocketAddr> {
-        self.listener.as_ref().map(|l| l.local_addr())
-    }
-
-    /// Adds a neighbor (or replaces one: its session is reset).
-    pub fn add_neighbor(&self, p: PeerConfig) -> Result<(), SpeakerError> {
+impl Shared {
+    /// Starts a neighbor's session task and registers it (the caller holds `peers`). A
+    /// dynamic neighbor's session talks to the table through [`watch_dynamic`], which
+    /// removes the neighbor when its session ends.
+    fn spawn_neighbor(
+        self: &Arc<Self>,
+        peers: &mut HashMap<IpAddr, PeerHandle>,
+        p: PeerConfig,
+        range: Option<IpNet>,
+    ) -> Result<(), SpeakerError> {
         let mut fc = FsmConfig::new(
             self.cfg.asn,
             self.cfg.router_id,
@@ -442,17 +436,9 @@ impl Speaker {
         fc.passive = p.passive;
         fc.idle_hold = Duration::from_millis(500);
         let fsm = Fsm::new(fc).map_err(|e| SpeakerError::Neighbor(p.addr, e.to_string()))?;
-        // Removed first: removal clears the peer's MD5 key on the listener.
-        self.remove_neighbor(p.addr);
-        // The listener's key for the peer makes the kernel accept its signed handshake;
-        // a listener of the other family never sees this peer.
-        if let Some(l) = &self.listener
-            && let Some(pw) = &p.transport.md5_password
-            && l.local_addr().is_ipv4() == p.addr.is_ipv4()
-        {
-            l.set_md5(p.addr, Some(pw))?;
-        }
-        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.status
             .lock()
             .map_err(|_| SpeakerError::Stopped)?
@@ -473,49 +459,381 @@ impl Speaker {
                     eor_received: false,
                     stale_routes: 0,
                     capabilities: Vec::new(),
+                    dynamic: range.is_some(),
                 },
             );
+        let table = match range {
+            None => self.table.clone(),
+            Some(_) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let up_within = match p.hold_time {
+                    0 => DYNAMIC_UP_DEFAULT,
+                    h => Duration::from_secs(h.into()),
+                };
+                tokio::spawn(watch_dynamic(
+                    Arc::downgrade(self),
+                    p.addr,
+                    id,
+                    rx,
+                    self.table.tx.clone(),
+                    up_within,
+                ));
+                TableTx {
+                    tx,
+                    permits: self.table.permits.clone(),
+                }
+            }
+        };
+        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        let addr = p.addr;
         let task = tokio::spawn(session_task(
-            p.clone(),
+            p,
             self.cfg.clone(),
             fsm,
             ctl_rx,
-            self.table.clone(),
+            table,
             self.status.clone(),
         ));
-        self.peers
-            .lock()
-            .map_err(|_| SpeakerError::Stopped)?
-            .insert(p.addr, PeerHandle { ctl: ctl_tx, task });
+        let old = peers.insert(
+            addr,
+            PeerHandle {
+                ctl: ctl_tx,
+                task,
+                id,
+                range,
+            },
+        );
+        if let Some(old) = old {
+            // Raced with another addition: the older one goes.
+            let _ = old.ctl.send(PeerCtl::Stop);
+            self.forget_member(&old, addr);
+        }
         Ok(())
     }
 
-    /// Removes a neighbor: its session is closed with a Cease and its routes withdrawn.
-    pub fn remove_neighbor(&self, addr: IpAddr) -> bool {
-        let h = self.peers.lock().ok().and_then(|mut p| p.remove(&addr));
-        if let Some(h) = h {
-            let _ = h.ctl.send(PeerCtl::Stop);
-            if let Ok(mut s) = self.status.lock() {
-                s.remove(&addr);
-            }
-            if let Some(l) = &self.listener {
-                let _ = l.set_md5(addr, None);
-            }
-            return true;
+    /// A removed handle's address leaves its range.
+    fn forget_member(&self, h: &PeerHandle, addr: IpAddr) {
+        if let Some(r) = h.range
+            && let Ok(mut ranges) = self.ranges.lock()
+            && let Some(dr) = ranges.get_mut(&r)
+        {
+            dr.members.remove(&addr);
         }
-        false
+    }
+
+    /// Removes the neighbor at `addr` (only the one with this `id`, if given): Cease,
+    /// routes withdrawn, status and listener key gone.
+    fn remove(&self, addr: IpAddr, id: Option<u64>) -> bool {
+        let h = self.peers.lock().ok().and_then(|mut p| {
+            if id.is_some_and(|id| p.get(&addr).is_none_or(|h| h.id != id)) {
+                return None;
+            }
+            p.remove(&addr)
+        });
+        let Some(h) = h else { return false };
+        let _ = h.ctl.send(PeerCtl::Stop);
+        self.forget_member(&h, addr);
+        if let Ok(mut s) = self.status.lock() {
+            s.remove(&addr);
+        }
+        if h.range.is_none()
+            && let Some(l) = &self.listener
+            && l.local_addr().is_ipv4() == addr.is_ipv4()
+        {
+            let _ = l.set_md5(addr, None);
+        }
+        true
+    }
+
+    /// A connection the listener accepted from `from`: to its neighbor, or to a new
+    /// dynamic neighbor of the narrowest range that holds it, or refused.
+    fn incoming(self: &Arc<Self>, stream: TcpStream, from: SocketAddr) {
+        let ip = from.ip();
+        let Ok(mut peers) = self.peers.lock() else {
+            return;
+        };
+        if let Some(h) = peers.get(&ip) {
+            let _ = h.ctl.send(PeerCtl::Incoming(stream));
+            return;
+        }
+        let template = {
+            let Ok(mut ranges) = self.ranges.lock() else {
+                return;
+            };
+            let Some((range, dr)) = ranges
+                .iter_mut()
+                .filter(|(r, _)| r.contains(&ip))
+                .max_by_key(|(r, _)| r.prefix_len())
+            else {
+                tracing::info!("BGP connection from unknown peer {from} refused");
+                return;
+            };
+            if dr.members.len() >= dr.limit {
+                tracing::warn!(
+                    "BGP connection from {from} refused: range {range} has its limit of {} dynamic neighbors",
+                    dr.limit
+                );
+                return;
+            }
+            dr.members.insert(ip);
+            let mut p = dr.template.clone();
+            p.addr = ip;
+            p.passive = true;
+            (*range, p)
+        };
+        let (range, p) = template;
+        tracing::info!("BGP connection from {from}: dynamic neighbor of range {range}");
+        match self.spawn_neighbor(&mut peers, p, Some(range)) {
+            Ok(()) => {
+                if let Some(h) = peers.get(&ip) {
+                    let _ = h.ctl.send(PeerCtl::Incoming(stream));
+                }
+            }
+            Err(e) => {
+                tracing::warn!("dynamic neighbor {ip}: {e}");
+                if let Ok(mut ranges) = self.ranges.lock()
+                    && let Some(dr) = ranges.get_mut(&range)
+                {
+                    dr.members.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// Passes a dynamic neighbor's messages to the table and removes the neighbor when its
+/// session leaves Established, or when it has not reached Established within
+/// `up_within` of its creation. The peer's next connection creates it again.
+async fn watch_dynamic(
+    shared: std::sync::Weak<Shared>,
+    addr: IpAddr,
+    id: u64,
+    mut rx: mpsc::UnboundedReceiver<TableCmd>,
+    table: mpsc::UnboundedSender<TableCmd>,
+    up_within: Duration,
+) {
+    let deadline = tokio::time::sleep(up_within);
+    tokio::pin!(deadline);
+    let (mut up, mut gone) = (false, false);
+    loop {
+        let why = tokio::select! {
+            cmd = rx.recv() => {
+                let Some(cmd) = cmd else { return };
+                let down = matches!(cmd, TableCmd::PeerDown { .. });
+                up |= matches!(cmd, TableCmd::PeerUp { .. });
+                let _ = table.send(cmd);
+                if !down || gone {
+                    continue;
+                }
+                "its session went down"
+            }
+            _ = &mut deadline, if !up && !gone => "no session came up in time",
+        };
+        gone = true;
+        if let Some(s) = shared.upgrade()
+            && s.remove(addr, Some(id))
+        {
+            tracing::info!("dynamic neighbor {addr} removed: {why}");
+        }
+    }
+}
+
+impl Speaker {
+    /// Starts the table task and, when configured, the listener.
+    pub async fn start(cfg: SpeakerConfig) -> Result<Speaker, SpeakerError> {
+        let (table_tx, table_rx) = mpsc::unbounded_channel();
+        let (routes_tx, routes) = watch::channel(Arc::new(Routes::new()));
+        let status = Arc::new(Mutex::new(BTreeMap::new()));
+        let mut tasks = vec![tokio::spawn(table_task(
+            cfg.clone(),
+            table_rx,
+            routes_tx,
+            status.clone(),
+        ))];
+        let listener = match cfg.listen {
+            Some(addr) => Some(Arc::new(Listener::bind_addr(addr)?)),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            cfg,
+            table: TableTx {
+                tx: table_tx,
+                permits: Arc::new(tokio::sync::Semaphore::new(UPDATE_QUEUE)),
+            },
+            status,
+            peers: Mutex::new(HashMap::new()),
+            ranges: Mutex::new(BTreeMap::new()),
+            listener: listener.clone(),
+            next_id: std::sync::atomic::AtomicU64::new(0),
+        });
+        if let Some(l) = listener {
+            let shared = shared.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok((stream, from)) => shared.incoming(stream, from),
+                        Err(e) => {
+                            tracing::warn!("BGP listener: {e}");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                }
+            }));
+        }
+        Ok(Speaker {
+            shared,
+            routes,
+            tasks,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.shared.listener.as_ref().map(|l| l.local_addr())
+    }
+
+    /// Adds a neighbor (or replaces one: its session is reset). A dynamic neighbor at
+    /// that address gives way: a configured neighbor always wins over a range.
+    pub fn add_neighbor(&self, p: PeerConfig) -> Result<(), SpeakerError> {
+        // Checked before anything is removed.
+        let mut fc = FsmConfig::new(
+            self.shared.cfg.asn,
+            self.shared.cfg.router_id,
+            p.remote_as.map(PeerAs::Exact).unwrap_or(PeerAs::Any),
+        );
+        fc.hold_time = p.hold_time;
+        fc.keepalive = p.keepalive;
+        fc.connect_retry = p.connect_retry;
+        fc.validate()
+            .map_err(|e| SpeakerError::Neighbor(p.addr, e.to_string()))?;
+        // Removed first: removal clears the peer's MD5 key on the listener.
+        self.remove_neighbor(p.addr);
+        // The listener's key for the peer makes the kernel accept its signed handshake;
+        // a listener of the other family never sees this peer.
+        if let Some(l) = &self.shared.listener
+            && let Some(pw) = &p.transport.md5_password
+            && l.local_addr().is_ipv4() == p.addr.is_ipv4()
+        {
+            l.set_md5(p.addr, Some(pw))?;
+        }
+        let mut peers = self
+            .shared
+            .peers
+            .lock()
+            .map_err(|_| SpeakerError::Stopped)?;
+        self.shared.spawn_neighbor(&mut peers, p, None)
+    }
+
+    /// Removes a neighbor (a configured or a dynamic one): its session is closed with a
+    /// Cease and its routes withdrawn.
+    pub fn remove_neighbor(&self, addr: IpAddr) -> bool {
+        self.shared.remove(addr, None)
+    }
+
+    /// Accepts sessions from any address in `range` that has no configured neighbor
+    /// (like FRR's `bgp listen range`, BIRD's `neighbor range`): a connection from such
+    /// an address creates a passive neighbor from `template` (its address and
+    /// `passive` are set; [`PeerConfig::remote_as`] `None` with
+    /// [`PeerConfig::allowed_as`] for several ASes) and hands it the connection. When
+    /// ranges overlap the narrowest wins. At most `limit` dynamic neighbors per range
+    /// at a time; further connections are refused. A dynamic neighbor is removed, its
+    /// routes withdrawn, when its session leaves Established or has not reached it
+    /// within its hold time (90 s with hold time 0).
+    ///
+    /// The template's MD5 password becomes the listener's key for the whole prefix
+    /// (a configured neighbor's own key, a longer prefix, wins for its address).
+    /// Adding a range that exists replaces it: its dynamic neighbors are reset.
+    pub fn add_range(
+        &self,
+        range: IpNet,
+        template: PeerConfig,
+        limit: usize,
+    ) -> Result<(), SpeakerError> {
+        let range = range.trunc();
+        let mut fc = FsmConfig::new(
+            self.shared.cfg.asn,
+            self.shared.cfg.router_id,
+            template.remote_as.map(PeerAs::Exact).unwrap_or(PeerAs::Any),
+        );
+        fc.hold_time = template.hold_time;
+        fc.keepalive = template.keepalive;
+        fc.connect_retry = template.connect_retry;
+        fc.validate()
+            .map_err(|e| SpeakerError::Neighbor(range.addr(), e.to_string()))?;
+        self.remove_range(range);
+        if let Some(l) = &self.shared.listener
+            && let Some(pw) = &template.transport.md5_password
+            && l.local_addr().is_ipv4() == range.addr().is_ipv4()
+        {
+            l.set_md5(range, Some(pw))?;
+        }
+        self.shared
+            .ranges
+            .lock()
+            .map_err(|_| SpeakerError::Stopped)?
+            .insert(
+                range,
+                DynRange {
+                    template,
+                    limit,
+                    members: BTreeSet::new(),
+                },
+            );
+        Ok(())
+    }
+
+    /// Removes a range: its dynamic neighbors are closed (Cease) and their routes
+    /// withdrawn, and no new ones are accepted.
+    pub fn remove_range(&self, range: IpNet) -> bool {
+        let range = range.trunc();
+        let Some(dr) = self
+            .shared
+            .ranges
+            .lock()
+            .ok()
+            .and_then(|mut r| r.remove(&range))
+        else {
+            return false;
+        };
+        for addr in dr.members {
+            let id = self.shared.peers.lock().ok().and_then(|p| {
+                p.get(&addr)
+                    .filter(|h| h.range == Some(range))
+                    .map(|h| h.id)
+            });
+            if let Some(id) = id {
+                self.shared.remove(addr, Some(id));
+            }
+        }
+        if let Some(l) = &self.shared.listener
+            && l.local_addr().is_ipv4() == range.addr().is_ipv4()
+        {
+            let _ = l.set_md5(range, None);
+        }
+        true
+    }
+
+    /// The ranges of dynamic neighbors with their limits.
+    pub fn ranges(&self) -> Vec<(IpNet, usize)> {
+        self.shared
+            .ranges
+            .lock()
+            .map(|r| r.iter().map(|(k, d)| (*k, d.limit)).collect())
+            .unwrap_or_default()
     }
 
     /// Starts advertising these prefixes to every neighbor.
     pub fn originate(&self, prefixes: Vec<IpNet>) -> Result<(), SpeakerError> {
-        self.table
+        self.shared
+            .table
             .send(TableCmd::Originate(prefixes))
             .map_err(|_| SpeakerError::Stopped)
     }
 
     /// Stops advertising these prefixes.
     pub fn withdraw(&self, prefixes: Vec<IpNet>) -> Result<(), SpeakerError> {
-        self.table
+        self.shared
+            .table
             .send(TableCmd::Withdraw(prefixes))
             .map_err(|_| SpeakerError::Stopped)
     }
@@ -524,7 +842,8 @@ impl Speaker {
     /// [`SpeakerConfig::publish_routes`] is off).
     pub async fn loc_rib(&self) -> Result<Vec<(IpNet, Vec<IpAddr>)>, SpeakerError> {
         let (tx, rx) = oneshot::channel();
-        self.table
+        self.shared
+            .table
             .send(TableCmd::LocRib { reply: tx })
             .map_err(|_| SpeakerError::Stopped)?;
         rx.await.map_err(|_| SpeakerError::Stopped)
@@ -533,7 +852,8 @@ impl Speaker {
     /// The prefixes we originate now.
     pub async fn originated(&self) -> Result<Vec<IpNet>, SpeakerError> {
         let (tx, rx) = oneshot::channel();
-        self.table
+        self.shared
+            .table
             .send(TableCmd::Originated { reply: tx })
             .map_err(|_| SpeakerError::Stopped)?;
         rx.await.map_err(|_| SpeakerError::Stopped)
@@ -546,7 +866,8 @@ impl Speaker {
 
     /// Every neighbor's status.
     pub fn neighbors(&self) -> Vec<PeerStatus> {
-        self.status
+        self.shared
+            .status
             .lock()
             .map(|s| s.values().cloned().collect())
             .unwrap_or_default()
@@ -558,7 +879,8 @@ impl Speaker {
         addr: IpAddr,
     ) -> Result<Vec<(IpNet, Option<IpAddr>)>, SpeakerError> {
         let (tx, rx) = oneshot::channel();
-        self.table
+        self.shared
+            .table
             .send(TableCmd::AdjIn { addr, reply: tx })
             .map_err(|_| SpeakerError::Stopped)?;
         rx.await.map_err(|_| SpeakerError::Stopped)
@@ -572,7 +894,8 @@ impl Speaker {
         addr: IpAddr,
     ) -> Result<Vec<(IpNet, Option<IpAddr>)>, SpeakerError> {
         let (tx, rx) = oneshot::channel();
-        self.table
+        self.shared
+            .table
             .send(TableCmd::AdjOut { addr, reply: tx })
             .map_err(|_| SpeakerError::Stopped)?;
         rx.await.map_err(|_| SpeakerError::Stopped)
@@ -584,6 +907,7 @@ impl Speaker {
     /// connection loss.
     pub async fn shutdown_for_restart(self) {
         let handles: Vec<PeerHandle> = self
+            .shared
             .peers
             .lock()
             .map(|mut p| p.drain().map(|(_, h)| h).collect())
@@ -599,6 +923,7 @@ impl Speaker {
     /// Closes every session (Cease) and stops.
     pub async fn shutdown(self) {
         let handles: Vec<PeerHandle> = self
+            .shared
             .peers
             .lock()
             .map(|mut p| p.drain().map(|(_, h)| h).collect())

@@ -682,7 +682,14 @@ impl Session {
                                         bgp_id: open.bgp_id,
                                     };
                                     l.remote_open = Some(open);
-                                    l.push(Input::BgpOpen(info));
+                                    l.push(if self.p.accepts_as(info.asn) {
+                                        Input::BgpOpen(info)
+                                    } else {
+                                        // An AS outside `allowed_as` (a range's).
+                                        Input::BgpOpenMsgErr(NotificationData::open_error(
+                                            fsm::codes::open::BAD_PEER_AS,
+                                        ))
+                                    });
                                 }
                                 Decoded::Update(u) => l.inputs.push_back(Step::Update(u)),
                                 Decoded::Refresh => l.inputs.push_back(Step::Refresh),
