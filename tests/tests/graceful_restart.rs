@@ -107,6 +107,13 @@ fn a_restarting_agent_keeps_the_data_path() {
         String::from_utf8_lossy(&node_exec(&lab, "host1", "ip route").stdout).contains(&db_route)
     );
     assert!(web.pings(&db_ip));
+    // What the session negotiated is visible cluster-wide: graceful restart among it.
+    let v: serde_json::Value = serde_json::from_str(&nm.ok("netctl bgp inspect host1")).unwrap();
+    let caps = v["Oper"]["neighbors"][0]["capabilities"].to_string();
+    assert!(
+        caps.contains("graceful-restart") && caps.contains("4-octet-as"),
+        "{caps}"
+    );
 
     // An orderly stop (SIGTERM, an upgrade) is a restart too: no Cease, routes held.
     p1.stop();

@@ -480,6 +480,7 @@ pub(super) async fn report_loop(agent: Arc<Agent>) {
                     "updatesOut": n.updates_out,
                     "flaps": n.flaps,
                     "lastError": n.last_error,
+                    "capabilities": n.capabilities,
                 })
             })
             .collect();
