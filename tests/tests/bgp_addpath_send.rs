@@ -84,12 +84,14 @@ const FRR: Receiver = Receiver {
             && ap["txReceived"] == true
             && ap["rxAdvertisedAndReceived"] == true
     },
+    // The connection counters (the "up since" epoch FRR shows is worked out from the
+    // uptime at each call and can move by a second without a flap).
     up_since: |o| {
         let v: serde_json::Value = serde_json::from_str(o).ok()?;
         let n = &v["10.0.1.0"];
         Some(format!(
-            "{} connection(s), up since {}",
-            n["connectionsEstablished"], n["bgpTimerUpEstablishedEpoch"]
+            "{} connection(s) established, {} dropped",
+            n["connectionsEstablished"], n["connectionsDropped"]
         ))
     },
     path_ids: Some(|o| {
