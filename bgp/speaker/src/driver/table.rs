@@ -101,7 +101,9 @@ struct Session {
     sent: Bits,
     advertised: u64,
     /// With ADD-PATH send: the path identifiers each prefix was announced under.
-    sent_paths: HashMap<u32, Vec<u32>>,
+    /// and the attributes each went out with (`None`: to be sent again, after a route
+    /// refresh).
+    sent_paths: HashMap<u32, Vec<(u32, Option<Arc<PathAttrs>>)>>,
     /// Bytes handed to the writer and not acknowledged yet.
     in_flight: usize,
     /// The initial table (or a refresh) went out, End-of-RIB included.
@@ -138,6 +140,7 @@ pub(super) struct Table {
     emptied: Vec<u32>,
     /// ADD-PATH send: the path identifier we give each (source peer, its path id).
     out_path_ids: HashMap<(PeerId, Option<u32>), u32>,
+    next_out_path_id: u32,
     /// The learned routes (with [`SpeakerConfig::publish_routes`]).
     routes: Routes,
     routes_pending: bool,
@@ -215,6 +218,7 @@ impl Table {
             stale: HashMap::new(),
             emptied: Vec::new(),
             out_path_ids: HashMap::new(),
+            next_out_path_id: 1,
             routes: Routes::new(),
             routes_pending: false,
             last_publish: Instant::now(),
@@ -273,6 +277,11 @@ impl Table {
                 if let Some(s) = self.sessions.get_mut(&addr) {
                     for id in ids {
                         s.mark(id);
+                    }
+                    for paths in s.sent_paths.values_mut() {
+                        for (_, attrs) in paths {
+                            *attrs = None;
+                        }
                     }
                     s.synced = false;
                 }
@@ -379,6 +388,7 @@ impl Table {
                 self.stale.remove(&addr);
                 if let Some(id) = self.peer_ids.remove(&addr) {
                     let changes = self.rib.remove_peer(id);
+                    self.out_path_ids.retain(|(p, _), _| *p != id);
                     self.apply(changes);
                 }
                 self.set_status(addr, |st| st.stale_routes = 0);
@@ -435,6 +445,7 @@ impl Table {
                 self.stale.remove(&addr);
                 self.peer_ids.remove(&addr);
                 let changes = self.rib.remove_peer(id);
+                self.out_path_ids.retain(|(p, _), _| *p != id);
                 self.apply(changes);
             }
         }
@@ -472,6 +483,7 @@ impl Table {
                 tracing::info!("{addr}: graceful restart over, purging its routes");
                 self.peer_ids.remove(&addr);
                 let changes = self.rib.remove_peer(id);
+                self.out_path_ids.retain(|(p, _), _| *p != id);
                 self.apply(changes);
                 self.set_status(addr, |s| s.stale_routes = 0);
             }
@@ -755,8 +767,11 @@ impl Table {
                     for path in self.rib.paths(&prefix) {
                         if let Some(a) = export(path) {
                             let key = (path.peer, path.path_id);
-                            let next = self.out_path_ids.len() as u32 + 1;
-                            let pid = *self.out_path_ids.entry(key).or_insert(next);
+                            let pid = *self.out_path_ids.entry(key).or_insert_with(|| {
+                                self.next_out_path_id =
+                                    self.next_out_path_id.wrapping_add(1).max(1);
+                                self.next_out_path_id
+                            });
                             out.push((
                                 Nlri {
                                     prefix,
@@ -767,29 +782,49 @@ impl Table {
                         }
                     }
                     let before = s.sent_paths.remove(&id).unwrap_or_default();
-                    for pid in before {
-                        if !out.iter().any(|(n, _)| n.path_id == Some(pid)) {
+                    for (pid, _) in &before {
+                        if !out.iter().any(|(n, _)| n.path_id == Some(*pid)) {
                             withdraw.push(Nlri {
                                 prefix,
-                                path_id: Some(pid),
+                                path_id: Some(*pid),
                             });
                         }
                     }
                     if !out.is_empty() {
-                        s.sent_paths
-                            .insert(id, out.iter().filter_map(|(n, _)| n.path_id).collect());
+                        s.sent_paths.insert(
+                            id,
+                            out.iter()
+                                .filter_map(|(n, a)| Some((n.path_id?, Some(a.clone()))))
+                                .collect(),
+                        );
                     }
-                } else if let Some(a) = group.first().and_then(&mut export) {
-                    out.push((Nlri::new(prefix), a));
-                } else if s.sent.get(id) {
-                    withdraw.push(Nlri::new(prefix));
-                }
-                if out.is_empty() {
-                    if s.sent.clear(id) {
+                    // A path that went out with these very attributes is not sent again.
+                    out.retain(|(n, a)| {
+                        !before.iter().any(|(pid, was)| {
+                            Some(*pid) == n.path_id
+                                && was.as_ref().is_some_and(|w| Arc::ptr_eq(w, a))
+                        })
+                    });
+                    if s.sent_paths.contains_key(&id) {
+                        if s.sent.set(id) {
+                            s.advertised += 1;
+                        }
+                    } else if s.sent.clear(id) {
                         s.advertised -= 1;
                     }
-                } else if s.sent.set(id) {
-                    s.advertised += 1;
+                } else {
+                    match group.first().and_then(&mut export) {
+                        Some(a) => out.push((Nlri::new(prefix), a)),
+                        None if s.sent.get(id) => withdraw.push(Nlri::new(prefix)),
+                        None => {}
+                    }
+                    if out.is_empty() {
+                        if s.sent.clear(id) {
+                            s.advertised -= 1;
+                        }
+                    } else if s.sent.set(id) {
+                        s.advertised += 1;
+                    }
                 }
                 for (nlri, a) in out {
                     let g = match group_of.entry(Arc::as_ptr(&a) as usize) {
@@ -1457,6 +1492,16 @@ mod export_tests {
             .collect();
         assert_eq!(gone.len(), 1, "{us:?}");
         assert!(got.contains(&gone[0]));
+        // b's path did not change: it is not sent again.
+        assert!(announced(&us).is_empty(), "{us:?}");
+        // A route refresh sends it again, under the same identifier.
+        c.ack(&mut t);
+        t.handle(TableCmd::Refresh { addr: c.addr });
+        t.fill_all();
+        let us = c.take();
+        let again = ids(&us);
+        assert_eq!(again.len(), 1, "{us:?}");
+        assert!(got.contains(&again[0]) && again[0] != gone[0]);
         assert_eq!(
             t.sessions[&c.addr]
                 .sent_paths
