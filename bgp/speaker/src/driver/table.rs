@@ -76,6 +76,10 @@ impl Bits {
     }
 }
 
+/// With ADD-PATH send: a path identifier a prefix went out under, with the attributes
+/// (`None`: send again).
+type SentPath = (u32, Option<Arc<PathAttrs>>);
+
 /// An established session as the table sees it.
 struct Session {
     peer: IpAddr,
@@ -103,7 +107,7 @@ struct Session {
     /// With ADD-PATH send: the path identifiers each prefix was announced under.
     /// and the attributes each went out with (`None`: to be sent again, after a route
     /// refresh).
-    sent_paths: HashMap<u32, Vec<(u32, Option<Arc<PathAttrs>>)>>,
+    sent_paths: HashMap<u32, Vec<SentPath>>,
     /// Bytes handed to the writer and not acknowledged yet.
     in_flight: usize,
     /// The initial table (or a refresh) went out, End-of-RIB included.
