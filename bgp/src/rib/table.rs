@@ -42,6 +42,9 @@ pub struct Change {
     pub prefix: IpNet,
     /// The prefix's id in the [`Rib`] (see [`Rib::by_id`]).
     pub id: u32,
+    /// The group changed (always, unless [`Rib::report_path_changes`] is on: then a
+    /// change of a path outside the group is reported too, with this false).
+    pub group_changed: bool,
     /// The new group, best path first, then the other ECMP members in preference
     /// order. Empty when the prefix is no longer reachable.
     pub paths: Vec<Path>,
@@ -220,6 +223,7 @@ pub struct Rib {
     /// Prefixes with at least one path.
     live: usize,
     keep_empty: bool,
+    report_path_changes: bool,
     max_paths: usize,
     routes: usize,
 }
@@ -253,6 +257,7 @@ impl Rib {
             slot_count: 0,
             live: 0,
             keep_empty: false,
+            report_path_changes: false,
             max_paths: max_paths.max(1),
             routes: 0,
         }
@@ -261,6 +266,12 @@ impl Rib {
     /// Keep prefixes left without paths (with their ids) until [`Rib::release`].
     pub fn keep_empty(&mut self, on: bool) {
         self.keep_empty = on;
+    }
+
+    /// Also report prefixes whose paths changed outside the group (a driver that sends
+    /// every path, ADD-PATH, needs them); [`Change::group_changed`] tells them apart.
+    pub fn report_path_changes(&mut self, on: bool) {
+        self.report_path_changes = on;
     }
 
     pub fn max_paths(&self) -> usize {
@@ -405,20 +416,25 @@ impl Rib {
     /// exchange told it), re-sorting the prefixes it has paths to.
     pub fn set_peer_info(&mut self, peer: PeerId, info: PeerInfo) -> Vec<Change> {
         let max_paths = self.max_paths;
-        let slot = self.slot_mut(peer);
-        slot.info = info;
-        if slot.routes == 0 {
+        if self.slot(peer).routes == 0 {
+            self.slot_mut(peer).info = info;
             return Vec::new();
         }
+        // The groups before are recorded with what selection knew before.
         let mut batch = Batch::default();
         let peers = &self.peers;
         for (id, dest) in self.slots.iter_mut().flatten().enumerate() {
             if dest.used && dest.paths.as_slice().iter().any(|p| p.peer == peer) {
                 touch(dest, id as u32, &mut batch, peers, max_paths);
-                dest.paths
-                    .as_mut_slice()
-                    .sort_by(|a, b| compare(key(peers, b), key(peers, a)));
             }
+        }
+        self.slot_mut(peer).info = info;
+        let peers = &self.peers;
+        for &(id, _, _) in &batch.touched {
+            self.slots[id as usize / CHUNK][id as usize % CHUNK]
+                .paths
+                .as_mut_slice()
+                .sort_by(|a, b| compare(key(peers, b), key(peers, a)));
         }
         self.finish(batch)
     }
@@ -580,6 +596,7 @@ impl Rib {
         for &(id, start, len) in &batch.touched {
             let before = &batch.saved[start..start + len];
             let (max_paths, keep_empty) = (self.max_paths, self.keep_empty);
+            let report_path_changes = self.report_path_changes;
             let peers = &self.peers;
             let dest = &mut self.slots[id as usize / CHUNK][id as usize % CHUNK];
             dest.dirty = false;
@@ -588,11 +605,12 @@ impl Rib {
             let after = &paths[..n];
             let same = before.len() == after.len()
                 && before.iter().zip(after).all(|(a, b)| a.same_route(b));
-            if !same {
+            if !same || report_path_changes {
                 changes.push(Change {
                     prefix: dest.prefix,
                     id,
                     paths: after.to_vec(),
+                    group_changed: !same,
                 });
             }
             match (before.is_empty(), after.is_empty()) {

@@ -673,3 +673,40 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_peer_turning_external_is_compared_with_the_group_it_had_before() {
+    let mut rib = Rib::new(4);
+    let mut ia = ebgp("10.0.0.1", 9);
+    ia.ebgp = false;
+    let a = rib.add_peer(ia);
+    let b = rib.add_peer(ebgp("10.0.0.2", 2));
+    let p = nlri("203.0.113.0/24");
+    rib.update(a, &[(p, Arc::new(attrs(&[], "10.0.0.1")))], &[]);
+    rib.update(b, &[(p, Arc::new(attrs(&[], "10.0.0.2")))], &[]);
+    assert_eq!(rib.get(&p.prefix).unwrap().len(), 1, "eBGP beats iBGP");
+    let changes = rib.set_peer_info(a, PeerInfo { ebgp: true, ..ia });
+    assert_eq!(rib.get(&p.prefix).unwrap().len(), 2);
+    assert_eq!(changes.len(), 1, "the group grew to both");
+}
+
+#[test]
+fn path_changes_outside_the_group_are_reported_when_asked() {
+    let mut rib = Rib::new(4);
+    rib.report_path_changes(true);
+    let a = rib.add_peer(ebgp("10.0.0.1", 1));
+    let b = rib.add_peer(ebgp("10.0.0.2", 2));
+    let p = nlri("203.0.113.0/24");
+    let c = rib.update(a, &[(p, Arc::new(attrs(&[1], "10.0.0.1")))], &[]);
+    assert!(c.len() == 1 && c[0].group_changed);
+    // A longer path: not in the group, reported as a path change only.
+    let c = rib.update(b, &[(p, Arc::new(attrs(&[2, 3], "10.0.0.2")))], &[]);
+    assert_eq!(c.len(), 1);
+    assert!(!c[0].group_changed);
+    let c = rib.update(b, &[], &[p]);
+    assert!(c.len() == 1 && !c[0].group_changed);
+    // Without asking, nothing.
+    rib.report_path_changes(false);
+    let c = rib.update(b, &[(p, Arc::new(attrs(&[2, 3], "10.0.0.2")))], &[]);
+    assert!(c.is_empty());
+}

@@ -248,6 +248,10 @@ enum TableCmd {
     },
     PeerDown {
         addr: IpAddr,
+        /// The connection whose session went down; `None` from a neighbor stopping
+        /// without a session up (its stale routes, if any, go). A session of another
+        /// connection is left alone: the news is older than it.
+        conn: Option<u64>,
         /// The session went down in a way graceful restart covers (connection loss, hold
         /// timer, or with the N bit a NOTIFICATION other than Hard Reset): keep the
         /// peer's routes as stale.
@@ -298,6 +302,13 @@ enum SessionOut {
     },
     /// Close the session with a Cease of this subcode and stay down for `hold`.
     Reset { cease_subcode: u8, hold: Duration },
+}
+
+/// Connection numbers, unique in the process: what a session's table entry, its
+/// UPDATEs and its writer's acknowledgements belong to.
+fn next_conn_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The way into the table task. An UPDATE takes a permit first (see

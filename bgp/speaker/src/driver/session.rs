@@ -202,9 +202,11 @@ struct Session {
     caps: Vec<Capability>,
     /// The next session is the first after our restart: its OPEN has the R bit.
     restarting: bool,
-    /// Connections are numbered so that what was meant for an earlier one (UPDATEs made
-    /// for it, its writer's failure) never touches a later one.
-    conn_gen: u64,
+    /// The connection whose session the table has (PeerUp sent, PeerDown not yet).
+    /// Connections are numbered process-wide (`next_conn_id`) so that what was meant for
+    /// an earlier one (UPDATEs made for it, its writer's failure, its PeerDown) never
+    /// touches a later one, also across a neighbor's replacement.
+    up_conn: Option<u64>,
     werr_tx: mpsc::UnboundedSender<u64>,
     /// Writers of connections being closed (their NOTIFICATION still going out).
     closing: Vec<tokio::task::JoinHandle<()>>,
@@ -235,10 +237,9 @@ impl Session {
     }
 
     fn new_conn(&mut self, stream: TcpStream, dir: Direction) -> std::io::Result<Conn> {
-        self.conn_gen += 1;
         Conn::new(
             stream,
-            self.conn_gen,
+            next_conn_id(),
             dir,
             self.p.addr,
             &self.werr_tx,
@@ -509,6 +510,7 @@ impl Session {
                 // Only the link that reaches Established talks to the table, with its
                 // own connection's number.
                 if let Some(c) = l.conn.as_ref() {
+                    self.up_conn = Some(c.generation);
                     let _ = self.table.send(TableCmd::PeerUp {
                         addr,
                         conn: c.generation,
@@ -539,7 +541,11 @@ impl Session {
                     .gr_negotiated
                     .take()
                     .is_some_and(|g| gr_covers(&reason, g.notification));
-                let _ = self.table.send(TableCmd::PeerDown { addr, graceful });
+                let _ = self.table.send(TableCmd::PeerDown {
+                    addr,
+                    conn: self.up_conn.take(),
+                    graceful,
+                });
                 self.set_status(|s| {
                     s.eor_received = false;
                     s.flaps += 1;
@@ -733,7 +739,7 @@ pub(super) async fn session_task(
         p,
         sp,
         families,
-        conn_gen: 0,
+        up_conn: None,
         werr_tx,
         closing: Vec::new(),
         table,
@@ -777,6 +783,7 @@ pub(super) async fn session_task(
             }
             let _ = s.table.send(TableCmd::PeerDown {
                 addr: s.p.addr,
+                conn: s.up_conn.take(),
                 graceful: false,
             });
             return;

@@ -115,6 +115,22 @@ struct Session {
 }
 
 impl Session {
+    /// The peer no longer holds this route (or, with ADD-PATH, this path of it).
+    fn forget(&mut self, id: u32, path_id: Option<u32>) {
+        if let Some(pid) = path_id
+            && let Some(paths) = self.sent_paths.get_mut(&id)
+        {
+            paths.retain(|(p, _)| *p != pid);
+            if !paths.is_empty() {
+                return;
+            }
+            self.sent_paths.remove(&id);
+        }
+        if self.sent.clear(id) {
+            self.advertised -= 1;
+        }
+    }
+
     fn mark(&mut self, id: u32) {
         if self.pending.set(id) {
             self.pending_count += 1;
@@ -203,6 +219,9 @@ impl Table {
     fn new(sp: SpeakerConfig, status: Arc<Mutex<BTreeMap<IpAddr, PeerStatus>>>) -> Table {
         let mut rib = Rib::new(sp.max_paths);
         rib.keep_empty(true);
+        // Changes of paths outside the group matter too: to ADD-PATH send sessions, and
+        // to the published route of a prefix we originate (see `apply`).
+        rib.report_path_changes(true);
         let local = rib.add_peer(PeerInfo::local(sp.router_id));
         let mut interner = AttrInterner::new();
         let local_attrs = interner.intern(PathAttrs {
@@ -273,7 +292,20 @@ impl Table {
                 in_flight: 0,
                 synced: false,
             }),
-            TableCmd::PeerDown { addr, graceful } => self.peer_down(addr, graceful),
+            TableCmd::PeerDown {
+                addr,
+                conn,
+                graceful,
+            } => {
+                // News about another connection than the session's is older than it.
+                if self
+                    .sessions
+                    .get(&addr)
+                    .is_none_or(|s| conn == Some(s.conn))
+                {
+                    self.peer_down(addr, graceful);
+                }
+            }
             TableCmd::Update { addr, update, .. } => self.update(addr, update),
             TableCmd::Refresh { addr } => {
                 // Send everything again (RFC 2918).
@@ -387,7 +419,26 @@ impl Table {
             .as_ref()
             .map_or(Duration::ZERO, |g| g.stale_time);
         match self.stale.get_mut(&addr) {
-            Some(st) if keep_stale => st.deadline = Instant::now() + stale_time,
+            Some(st) if keep_stale => {
+                st.deadline = Instant::now() + stale_time;
+                // RFC 4724 §4.2: families the peer did not keep forwarding for (F bit
+                // clear, or no longer listed) lose their stale routes now.
+                let kept: Vec<Family> = s
+                    .peer_gr
+                    .iter()
+                    .flat_map(|g| g.families.iter())
+                    .filter(|(_, f)| *f)
+                    .map(|(fam, _)| *fam)
+                    .collect();
+                if let Some(id) = self.peer_ids.get(&addr).copied() {
+                    for f in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+                        if !kept.contains(&f) {
+                            let changes = self.rib.purge_stale(id, f);
+                            self.apply(changes);
+                        }
+                    }
+                }
+            }
             _ => {
                 self.stale.remove(&addr);
                 if let Some(id) = self.peer_ids.remove(&addr) {
@@ -585,20 +636,6 @@ impl Table {
         }
         changes.extend(self.rib.update(id, &announced, &withdrawn));
         self.apply(changes);
-        // Under a prefix we originate the Loc-RIB does not change when learned paths
-        // do; the published route follows them anyway.
-        if self.sp.publish_routes && self.rib.peer_route_count(self.local) > 0 {
-            let ours: Vec<IpNet> = announced
-                .iter()
-                .map(|(n, _)| n.prefix)
-                .chain(withdrawn.iter().map(|n| n.prefix))
-                .filter(|p| self.rib.paths(p).iter().any(|x| x.peer == self.local))
-                .collect();
-            for p in ours {
-                let hops = self.learned_hops(&p);
-                self.set_route(p, hops);
-            }
-        }
         let count = self.rib.peer_route_count(id) as u64;
         self.set_status(addr, |st| st.prefixes_received = count);
         let s = self.sessions.get_mut(&addr).expect("session");
@@ -635,20 +672,24 @@ impl Table {
     fn apply(&mut self, changes: Vec<Change>) {
         for c in changes {
             for s in self.sessions.values_mut() {
-                s.mark(c.id);
+                // A change outside the group only matters to a session sent every path.
+                if c.group_changed || !s.ctx.add_path_tx.is_empty() {
+                    s.mark(c.id);
+                }
             }
             if c.paths.is_empty() {
                 self.emptied.push(c.id);
             }
             if self.sp.publish_routes {
                 // A prefix we originate still gets the route learned for it (what the
-                // others advertise, e.g. the same subnet from every host).
-                let hops = if c.paths.first().is_some_and(|p| p.peer == self.local) {
-                    self.learned_hops(&c.prefix)
-                } else {
-                    bgp::rib::next_hops(&c.paths)
-                };
-                self.set_route(c.prefix, hops);
+                // others advertise, e.g. the same subnet from every host): its learned
+                // paths change under our own path, which stays the group.
+                if c.paths.first().is_some_and(|p| p.peer == self.local) {
+                    let hops = self.learned_hops(&c.prefix);
+                    self.set_route(c.prefix, hops);
+                } else if c.group_changed {
+                    self.set_route(c.prefix, bgp::rib::next_hops(&c.paths));
+                }
             }
         }
     }
@@ -718,7 +759,9 @@ impl Table {
         let by_prefix = s.export.uses_prefix();
         while s.in_flight < IN_FLIGHT && s.pending_count > 0 {
             let mut withdraw: Vec<Nlri> = Vec::new();
-            let mut groups: Vec<(Arc<PathAttrs>, Vec<Nlri>)> = Vec::new();
+            // Per attribute set: the NLRI, and for each its prefix id and whether the
+            // peer holds an earlier version of it (to withdraw should this one not encode).
+            let mut groups: Vec<(Arc<PathAttrs>, Vec<Nlri>, Vec<(u32, bool)>)> = Vec::new();
             let mut group_of: HashMap<usize, usize> = HashMap::new();
             let mut looked = 0;
             while looked < FILL_STEP && s.pending_count > 0 {
@@ -767,6 +810,8 @@ impl Table {
                 // What goes out now: the best path, or with ADD-PATH every path, each
                 // under the path identifier we give it.
                 let mut out: Vec<(Nlri, Arc<PathAttrs>)> = Vec::new();
+                // For each of `out`: the peer holds an earlier version of it.
+                let mut held: Vec<bool> = Vec::new();
                 if s.ctx.add_path_tx(Family::of(&prefix)) {
                     for path in self.rib.paths(&prefix) {
                         if let Some(a) = export(path) {
@@ -809,6 +854,9 @@ impl Table {
                                 && was.as_ref().is_some_and(|w| Arc::ptr_eq(w, a))
                         })
                     });
+                    for (n, _) in &out {
+                        held.push(before.iter().any(|(pid, _)| Some(*pid) == n.path_id));
+                    }
                     if s.sent_paths.contains_key(&id) {
                         if s.sent.set(id) {
                             s.advertised += 1;
@@ -818,7 +866,10 @@ impl Table {
                     }
                 } else {
                     match group.first().and_then(&mut export) {
-                        Some(a) => out.push((Nlri::new(prefix), a)),
+                        Some(a) => {
+                            out.push((Nlri::new(prefix), a));
+                            held.push(s.sent.get(id));
+                        }
                         None if s.sent.get(id) => withdraw.push(Nlri::new(prefix)),
                         None => {}
                     }
@@ -830,15 +881,16 @@ impl Table {
                         s.advertised += 1;
                     }
                 }
-                for (nlri, a) in out {
+                for ((nlri, a), was) in out.into_iter().zip(held) {
                     let g = match group_of.entry(Arc::as_ptr(&a) as usize) {
                         Entry::Occupied(e) => *e.get(),
                         Entry::Vacant(e) => {
-                            groups.push((a, Vec::new()));
+                            groups.push((a, Vec::new(), Vec::new()));
                             *e.insert(groups.len() - 1)
                         }
                     };
                     groups[g].1.push(nlri);
+                    groups[g].2.push((id, was));
                 }
             }
             let mut bytes = BytesMut::new();
@@ -849,10 +901,31 @@ impl Table {
                     Err(e) => tracing::warn!("{addr}: withdrawals not encoded: {e}"),
                 }
             }
-            for (attrs, nlris) in &groups {
+            let mut unsent: Vec<Nlri> = Vec::new();
+            for (attrs, nlris, ids) in &groups {
                 match wire::pack_updates(&s.ctx, &[], Some(attrs), nlris, &mut bytes) {
                     Ok(n) => msgs += n,
-                    Err(e) => tracing::warn!("{addr}: UPDATE not encoded: {e}"),
+                    Err(e) => {
+                        // Attributes this peer cannot take (too large for its message
+                        // size): the routes are not sent, and what it holds of them
+                        // goes.
+                        tracing::warn!(
+                            "{addr}: {} route(s) not sent, their UPDATE does not encode: {e}",
+                            nlris.len()
+                        );
+                        for (n, (id, was)) in nlris.iter().zip(ids) {
+                            if *was {
+                                unsent.push(*n);
+                            }
+                            s.forget(*id, n.path_id);
+                        }
+                    }
+                }
+            }
+            if !unsent.is_empty() {
+                match wire::pack_updates(&s.ctx, &unsent, None, &[], &mut bytes) {
+                    Ok(n) => msgs += n,
+                    Err(e) => tracing::warn!("{addr}: withdrawals not encoded: {e}"),
                 }
             }
             if !bytes.is_empty() {
@@ -872,6 +945,7 @@ impl Table {
                 }
             }
             s.synced = true;
+            s.in_flight += bytes.len();
             let _ = s.out.send(SessionOut::Updates {
                 conn: s.conn,
                 updates: s.ctx.families.len() as u64,
@@ -913,11 +987,33 @@ fn export_attrs(
         if src.addr == Some(s.peer) || (!src.ebgp && !s.ebgp) {
             return None;
         }
+        // RFC 1997: NO_ADVERTISE goes to nobody, NO_EXPORT (and NO_EXPORT_SUBCONFED,
+        // there being no confederation) stays inside our AS.
+        let c = &best.attrs.communities;
+        if c.contains(&Community::NO_ADVERTISE)
+            || (s.ebgp
+                && (c.contains(&Community::NO_EXPORT)
+                    || c.contains(&Community::NO_EXPORT_SUBCONFED)))
+        {
+            return None;
+        }
         let mut a = (*best.attrs).clone();
+        // RFC 4271 §5: an unrecognized optional non-transitive attribute is not passed
+        // on; an optional transitive one is, with the Partial bit set.
+        a.unknown
+            .retain(|u| u.flags & ATTR_OPTIONAL == 0 || u.flags & ATTR_TRANSITIVE != 0);
+        for u in &mut a.unknown {
+            if u.flags & ATTR_OPTIONAL != 0 {
+                u.flags |= ATTR_PARTIAL;
+            }
+        }
         if s.ebgp {
             a.as_path.prepend(sp.asn, 1);
             a.local_pref = None;
             a.med = None;
+            // RFC 4456: route reflection attributes never leave the AS.
+            a.originator_id = None;
+            a.cluster_list.clear();
         } else {
             a.local_pref = Some(a.local_pref.unwrap_or(100));
         }
@@ -942,11 +1038,23 @@ fn export_attrs(
     }
 }
 
+const ATTR_OPTIONAL: u8 = 0x80;
+const ATTR_TRANSITIVE: u8 = 0x40;
+const ATTR_PARTIAL: u8 = 0x20;
+
 /// Our next hop for a family on this session, if we can send that family at all: the
 /// session's own address; IPv4 over an IPv6 session with RFC 8950; IPv6 over an IPv4
 /// session only with a configured IPv6 next hop.
 fn next_hop(s: &Session, v4: bool) -> Option<NextHop> {
     match (v4, s.local) {
+        _ if !s.ctx.families.contains(&if v4 {
+            Family::IPV4_UNICAST
+        } else {
+            Family::IPV6_UNICAST
+        }) =>
+        {
+            None
+        }
         (true, IpAddr::V4(a)) => Some(NextHop::V4(a)),
         (true, IpAddr::V6(a)) => s
             .ctx
@@ -1514,5 +1622,287 @@ mod export_tests {
                 .sum::<usize>(),
             1
         );
+    }
+
+    fn down(t: &mut Table, addr: IpAddr, graceful: bool) {
+        let conn = t.sessions.get(&addr).map(|s| s.conn);
+        t.handle(TableCmd::PeerDown {
+            addr,
+            conn,
+            graceful,
+        });
+        t.fill_all();
+        t.release_emptied();
+    }
+
+    fn via(peer: u8, path: &[u32]) -> PathAttrs {
+        PathAttrs {
+            as_path: AsPath::from_sequence(path.iter().copied()),
+            next_hop: Some(NextHop::V4(Ipv4Addr::new(10, 0, 0, peer))),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_route_published_under_our_own_prefix_goes_with_its_peer() {
+        let mut t = table(false);
+        let a = Peer::up(&mut t, 1, true, SessionCtx::default());
+        let p = net("10.1.1.0/24");
+        t.handle(TableCmd::Originate(vec![p]));
+        a.send(
+            &mut t,
+            Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(p)], via(1, &[65001])),
+        );
+        assert!(t.routes.contains_key(&p));
+        down(&mut t, a.addr, false);
+        assert_eq!(t.rib.paths(&p).len(), 1, "only our own path is left");
+        assert_eq!(t.routes.get(&p), None);
+    }
+
+    #[test]
+    fn add_path_send_follows_paths_outside_the_group() {
+        let mut t = table(true);
+        let a = Peer::up(&mut t, 1, true, SessionCtx::default());
+        let b = Peer::up(&mut t, 2, true, SessionCtx::default());
+        let tx = SessionCtx {
+            add_path_tx: vec![Family::IPV4_UNICAST],
+            ..SessionCtx::default()
+        };
+        let mut c = Peer::up(&mut t, 3, true, tx);
+        t.fill_all();
+        c.take();
+        c.ack(&mut t);
+        let p = net("203.0.113.0/24");
+        b.send(
+            &mut t,
+            Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(p)], via(2, &[65002])),
+        );
+        assert_eq!(announced(&c.take()), vec![p]);
+        c.ack(&mut t);
+        // A longer path: a backup, outside the group — still a path C is sent.
+        a.send(
+            &mut t,
+            Update::announce(
+                Family::IPV4_UNICAST,
+                vec![Nlri::new(p)],
+                via(1, &[65001, 65009]),
+            ),
+        );
+        let us = c.take();
+        assert_eq!(announced(&us), vec![p], "{us:?}");
+        c.ack(&mut t);
+        // And its withdrawal.
+        a.send(
+            &mut t,
+            Update::withdraw(Family::IPV4_UNICAST, vec![Nlri::new(p)]),
+        );
+        let us = c.take();
+        assert_eq!(withdrawn(&us), vec![p], "{us:?}");
+        assert!(announced(&us).is_empty(), "{us:?}");
+    }
+
+    #[test]
+    fn a_route_too_large_for_a_peer_is_withdrawn_from_it() {
+        let mut t = table(true);
+        let big = SessionCtx {
+            extended_messages: true,
+            max_len: 65535,
+            ..SessionCtx::default()
+        };
+        let a = Peer::up(&mut t, 1, true, big);
+        let mut c = Peer::up(&mut t, 3, true, SessionCtx::default());
+        t.fill_all();
+        c.take();
+        c.ack(&mut t);
+        let p = net("203.0.113.0/24");
+        let mut attrs = via(1, &[65001]);
+        a.send(
+            &mut t,
+            Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(p)], attrs.clone()),
+        );
+        assert_eq!(announced(&c.take()), vec![p]);
+        c.ack(&mut t);
+        attrs.communities = (0..3000u32).map(Community).collect();
+        a.send(
+            &mut t,
+            Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(p)], attrs),
+        );
+        let us = c.take();
+        assert_eq!(withdrawn(&us), vec![p], "{us:?}");
+        assert_eq!(t.sessions[&c.addr].advertised, 0);
+    }
+
+    #[test]
+    fn a_family_the_peer_did_not_negotiate_is_not_sent() {
+        let mut t = table(false);
+        let v6_only = SessionCtx {
+            families: vec![Family::IPV6_UNICAST],
+            ..SessionCtx::default()
+        };
+        let mut c = Peer::up(&mut t, 3, true, v6_only);
+        t.fill_all();
+        c.take();
+        c.ack(&mut t);
+        t.handle(TableCmd::Originate(vec![net("10.9.0.0/24")]));
+        t.fill_all();
+        assert!(announced(&c.take()).is_empty());
+    }
+
+    #[test]
+    fn well_known_communities_and_route_reflection_attributes_are_honoured() {
+        let mut t = table(true);
+        let a = Peer::up(&mut t, 1, true, SessionCtx::default());
+        let mut ebgp = Peer::up(&mut t, 3, true, SessionCtx::default());
+        let mut ibgp = Peer::up(&mut t, 4, false, SessionCtx::default());
+        t.fill_all();
+        for x in [&mut ebgp, &mut ibgp] {
+            x.take();
+            x.ack(&mut t);
+        }
+        let with = |c: Community, n: &str| {
+            let mut a = via(1, &[65001]);
+            a.communities = vec![c];
+            (net(n), a)
+        };
+        for (p, attrs) in [
+            with(Community::NO_EXPORT, "203.0.113.0/24"),
+            with(Community::NO_ADVERTISE, "203.0.113.1/32"),
+        ] {
+            a.send(
+                &mut t,
+                Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(p)], attrs),
+            );
+        }
+        let mut rr = via(1, &[65001]);
+        rr.originator_id = Some(Ipv4Addr::new(9, 9, 9, 9));
+        rr.cluster_list = vec![Ipv4Addr::new(8, 8, 8, 8)];
+        rr.unknown = vec![
+            bgp::types::RawAttr {
+                flags: 0x80,
+                type_code: 250,
+                value: vec![1],
+            },
+            bgp::types::RawAttr {
+                flags: 0xC0,
+                type_code: 251,
+                value: vec![2],
+            },
+        ];
+        let q = net("198.51.100.0/24");
+        a.send(
+            &mut t,
+            Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(q)], rr),
+        );
+        let to_ebgp = ebgp.take();
+        assert_eq!(announced(&to_ebgp), vec![q], "no-export, no-advertise stay");
+        let got = to_ebgp[0].attrs.as_ref().unwrap();
+        assert_eq!((got.originator_id, got.cluster_list.len()), (None, 0));
+        assert_eq!(got.unknown.len(), 1, "only the transitive one goes on");
+        assert_eq!(got.unknown[0].type_code, 251);
+        assert_ne!(got.unknown[0].flags & 0x20, 0, "with the Partial bit");
+        let mut to_ibgp = announced(&ibgp.take());
+        to_ibgp.sort();
+        assert_eq!(
+            to_ibgp,
+            vec![q, net("203.0.113.0/24")],
+            "no-export goes inside the AS"
+        );
+    }
+
+    #[test]
+    fn news_of_an_older_connection_leaves_the_session_alone() {
+        let mut t = table(false);
+        let a = Peer::up(&mut t, 1, true, SessionCtx::default());
+        let p = net("20.0.0.0/24");
+        a.send(
+            &mut t,
+            Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(p)], via(1, &[65001])),
+        );
+        // A PeerDown from another connection (a replaced neighbor's late stop).
+        t.handle(TableCmd::PeerDown {
+            addr: a.addr,
+            conn: Some(1234),
+            graceful: false,
+        });
+        t.handle(TableCmd::PeerDown {
+            addr: a.addr,
+            conn: None,
+            graceful: false,
+        });
+        assert!(t.sessions.contains_key(&a.addr));
+        assert!(t.routes.contains_key(&p));
+        down(&mut t, a.addr, false);
+        assert!(!t.routes.contains_key(&p));
+    }
+
+    #[test]
+    fn a_restarted_peer_keeps_stale_routes_only_where_it_kept_forwarding() {
+        let mut spc = sp(false);
+        spc.graceful_restart = Some(GracefulRestartConfig {
+            restart_time: 120,
+            restarting: false,
+            stale_time: Duration::from_secs(300),
+        });
+        let mut t = Table::new(spc, Arc::new(Mutex::new(BTreeMap::new())));
+        let addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let gr = |f4: bool| GracefulRestart {
+            restart_state: false,
+            notification: true,
+            restart_time: 120,
+            families: vec![(Family::IPV4_UNICAST, f4), (Family::IPV6_UNICAST, true)],
+        };
+        let up = |t: &mut Table, rid: u8, g: GracefulRestart| {
+            let (out, rx) = mpsc::unbounded_channel();
+            t.handle(TableCmd::PeerUp {
+                addr,
+                conn: u64::from(rid),
+                out,
+                ctx: SessionCtx::default(),
+                local: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)),
+                ebgp: true,
+                router_id: Ipv4Addr::new(1, 1, 1, rid),
+                peer_gr: Some(g),
+                next_hop_v6: None,
+                policy: Box::default(),
+                ebgp_requires_policy: false,
+            });
+            rx
+        };
+        let _rx = up(&mut t, 1, gr(true));
+        let a = Peer {
+            addr,
+            rx: mpsc::unbounded_channel().1,
+            ctx: SessionCtx::default(),
+            unacked: 0,
+        };
+        let (p1, p2) = (net("10.1.0.0/24"), net("10.2.0.0/24"));
+        a.send(
+            &mut t,
+            Update::announce(
+                Family::IPV4_UNICAST,
+                vec![Nlri::new(p1), Nlri::new(p2)],
+                via(1, &[65001]),
+            ),
+        );
+        down(&mut t, addr, true);
+        assert!(t.routes.contains_key(&p1) && t.routes.contains_key(&p2));
+        // Back with a new router id, IPv4 forwarding kept: stale until End-of-RIB.
+        let _rx2 = up(&mut t, 9, gr(true));
+        a.send(
+            &mut t,
+            Update::announce(Family::IPV4_UNICAST, vec![Nlri::new(p1)], via(1, &[65001])),
+        );
+        a.send(&mut t, Update::end_of_rib(Family::IPV4_UNICAST));
+        assert!(t.routes.contains_key(&p1) && !t.routes.contains_key(&p2));
+        assert!(t.stale.is_empty());
+        assert_eq!(
+            t.rib.peer_info(t.peer_ids[&addr]).router_id,
+            Ipv4Addr::new(1, 1, 1, 9)
+        );
+        // Down again, and back without IPv4 forwarding kept: its IPv4 routes go at once.
+        down(&mut t, addr, true);
+        assert!(t.routes.contains_key(&p1));
+        let _rx3 = up(&mut t, 10, gr(false));
+        assert!(!t.routes.contains_key(&p1));
     }
 }
