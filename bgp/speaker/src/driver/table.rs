@@ -76,6 +76,10 @@ impl Bits {
     }
 }
 
+/// Routes going out with one attribute set: their NLRI, and for each its prefix id and
+/// whether the peer holds an earlier version of it.
+type OutGroup = (Arc<PathAttrs>, Vec<Nlri>, Vec<(u32, bool)>);
+
 /// With ADD-PATH send: a path identifier a prefix went out under, with the attributes
 /// (`None`: send again).
 type SentPath = (u32, Option<Arc<PathAttrs>>);
@@ -761,7 +765,7 @@ impl Table {
             let mut withdraw: Vec<Nlri> = Vec::new();
             // Per attribute set: the NLRI, and for each its prefix id and whether the
             // peer holds an earlier version of it (to withdraw should this one not encode).
-            let mut groups: Vec<(Arc<PathAttrs>, Vec<Nlri>, Vec<(u32, bool)>)> = Vec::new();
+            let mut groups: Vec<OutGroup> = Vec::new();
             let mut group_of: HashMap<usize, usize> = HashMap::new();
             let mut looked = 0;
             while looked < FILL_STEP && s.pending_count > 0 {
