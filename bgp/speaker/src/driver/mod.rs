@@ -266,6 +266,7 @@ enum TableCmd {
     },
     Refresh {
         addr: IpAddr,
+        family: Family,
     },
     /// A session wrote this many bytes of UPDATEs the table gave it.
     Written {

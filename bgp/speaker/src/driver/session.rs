@@ -351,9 +351,12 @@ impl Session {
                     l.inputs.push_front(Step::Input(Input::UpdateMsg));
                     continue;
                 }
-                Step::Refresh => {
+                Step::Refresh(family) => {
                     if l.fsm.state() == State::Established {
-                        let _ = self.table.send(TableCmd::Refresh { addr: self.p.addr });
+                        let _ = self.table.send(TableCmd::Refresh {
+                            addr: self.p.addr,
+                            family,
+                        });
                     }
                     continue;
                 }
@@ -698,7 +701,8 @@ impl Session {
                                     });
                                 }
                                 Decoded::Update(u) => l.inputs.push_back(Step::Update(u)),
-                                Decoded::Refresh => l.inputs.push_back(Step::Refresh),
+                                Decoded::Refresh(f) => l.inputs.push_back(Step::Refresh(f)),
+                                Decoded::Ignore => {}
                             }
                         }
                         Ok(None) => break,
@@ -767,11 +771,6 @@ pub(super) async fn session_task(
             &mut restart_at,
             stopping,
         );
-        if s.blocked && !stopping {
-            s.table.room().await;
-            s.blocked = false;
-            continue;
-        }
         if stopping {
             for l in std::iter::once(&mut primary).chain(secondary.as_mut()) {
                 if let Some(c) = l.conn.take() {
@@ -817,16 +816,21 @@ pub(super) async fn session_task(
                 }
                 Some(PeerCtl::Stop) | None => {
                     stopping = true;
+                    // Ahead of an UPDATE waiting for the table: the Cease goes now.
+                    s.blocked = false;
                     for l in std::iter::once(&mut primary).chain(secondary.as_mut()) {
-                        l.push(Input::ManualStop);
+                        l.inputs.push_front(Step::Input(Input::ManualStop));
                     }
                 }
             },
-            e = link_event(&mut primary) => match e {
+            // An UPDATE waits for room in the table: nothing more is read meanwhile
+            // (TCP pushes back on the peer), everything else goes on.
+            _ = s.table.room(), if s.blocked => s.blocked = false,
+            e = link_event(&mut primary), if !s.blocked => match e {
                 LinkEvent::Connected(r) => s.on_connected(&mut primary, Some(&mut secondary), r),
                 LinkEvent::Read(n) => s.on_read(&mut primary, n),
             },
-            e = async { match secondary.as_mut() { Some(l) => link_event(l).await, None => std::future::pending().await } } => {
+            e = async { match secondary.as_mut() { Some(l) => link_event(l).await, None => std::future::pending().await } }, if !s.blocked => {
                 if let Some(l) = secondary.as_mut() {
                     match e {
                         LinkEvent::Connected(r) => s.on_connected(l, None, r),
@@ -901,7 +905,8 @@ pub(super) async fn session_task(
 enum Step {
     Input(Input),
     Update(Update),
-    Refresh,
+    /// A route refresh request for this family.
+    Refresh(Family),
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -909,7 +914,9 @@ enum Decoded {
     Input(Input),
     Open(Open),
     Update(Update),
-    Refresh,
+    Refresh(Family),
+    /// Nothing to act on.
+    Ignore,
 }
 
 fn decode(frame: &[u8], ctx: &SessionCtx) -> Decoded {
@@ -918,7 +925,12 @@ fn decode(frame: &[u8], ctx: &SessionCtx) -> Decoded {
         Ok(Message::Update(u)) => Decoded::Update(u),
         Ok(Message::Keepalive) => Decoded::Input(Input::KeepAliveMsg),
         Ok(Message::Notification(n)) => Decoded::Input(Input::NotifMsg(notif_data(&n))),
-        Ok(Message::RouteRefresh(_)) => Decoded::Refresh,
+        // A request (RFC 2918); the enhanced route refresh markers (RFC 7313) that
+        // frame the peer's own re-advertisement ask nothing of us.
+        Ok(Message::RouteRefresh(r)) => match r.subtype {
+            wire::RefreshSubtype::Request => Decoded::Refresh(r.family),
+            _ => Decoded::Ignore,
+        },
         Err(e) => {
             let n = notif_data(&e.notification());
             Decoded::Input(match n.code {

@@ -311,9 +311,17 @@ impl Table {
                 }
             }
             TableCmd::Update { addr, update, .. } => self.update(addr, update),
-            TableCmd::Refresh { addr } => {
-                // Send everything again (RFC 2918).
-                let ids: Vec<u32> = self.rib.ids().collect();
+            TableCmd::Refresh { addr, family } => {
+                // Send everything of that family again (RFC 2918).
+                let ids: Vec<u32> = self
+                    .rib
+                    .ids()
+                    .filter(|id| {
+                        self.rib
+                            .by_id(*id)
+                            .is_some_and(|(p, _)| Family::of(&p) == family)
+                    })
+                    .collect();
                 if let Some(s) = self.sessions.get_mut(&addr) {
                     for id in ids {
                         s.mark(id);
@@ -1612,7 +1620,10 @@ mod export_tests {
         assert!(announced(&us).is_empty(), "{us:?}");
         // A route refresh sends it again, under the same identifier.
         c.ack(&mut t);
-        t.handle(TableCmd::Refresh { addr: c.addr });
+        t.handle(TableCmd::Refresh {
+            addr: c.addr,
+            family: Family::IPV4_UNICAST,
+        });
         t.fill_all();
         let us = c.take();
         let again = ids(&us);
