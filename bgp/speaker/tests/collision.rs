@@ -8,6 +8,8 @@
 //!   with Cease / Connection Collision Resolution (6/7) and no KEEPALIVE before it,
 //!   refuses a third connection, sends its UPDATEs on the survivor, and restarts the
 //!   session on its own when the survivor goes.
+//! - A scripted peer doing graceful restart comes back on a new connection (either way)
+//!   while its old session still looks up: the old one ends as a restart, routes kept.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -345,4 +347,129 @@ async fn max_prefix_reset_after_a_collision_restarts() {
     wait_status(&b, "reset twice", |n| n.flaps >= 2).await;
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// A peer doing graceful restart comes back on a new connection while our session with
+/// it still looks up (its old connection never closed): RFC 4724 §4.2 — the old session
+/// ends as a restart, the peer's routes are kept as stale, the new session goes on, and
+/// its End-of-RIB purges what it did not announce again.
+#[tokio::test]
+async fn a_peer_that_restarted_unnoticed_takes_over_with_its_routes_kept() {
+    // The old session on our connection, then on the peer's (the new one is the
+    // peer's either way).
+    restarted_unnoticed(false).await;
+    restarted_unnoticed(true).await;
+}
+
+async fn restarted_unnoticed(old_inbound: bool) {
+    use bgp::types::{AsPath, NextHop, Nlri, PathAttrs};
+    use bgp::wire::{Capability, GracefulRestart, Update};
+    use bgp_speaker::driver::GracefulRestartConfig;
+
+    let (s_ip, f_ip) = if old_inbound {
+        (ip("127.0.0.52"), ip("127.0.0.53"))
+    } else {
+        (ip("127.0.0.50"), ip("127.0.0.51"))
+    };
+    let fake_id = Ipv4Addr::new(10, 255, 0, 9);
+    let fake = TcpListener::bind(SocketAddr::new(f_ip, 0)).await.unwrap();
+    let mut c = cfg(
+        65001,
+        Ipv4Addr::new(10, 255, 0, 5),
+        SocketAddr::new(s_ip, 0),
+    );
+    c.graceful_restart = Some(GracefulRestartConfig {
+        restart_time: 120,
+        restarting: false,
+        stale_time: Duration::from_secs(300),
+    });
+    let s = Speaker::start(c).await.unwrap();
+    let mut n = peer(f_ip, fake.local_addr().unwrap().port(), FAKE_AS, s_ip);
+    n.passive = old_inbound;
+    s.add_neighbor(n).unwrap();
+    let connect = || async {
+        let sock = TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::new(f_ip, 0)).unwrap();
+        sock.connect(s.listen_addr().unwrap()).await.unwrap()
+    };
+    let gr_open = |restarting: bool| {
+        let mut o = fake_open(fake_id);
+        o.capabilities
+            .push(Capability::GracefulRestart(GracefulRestart {
+                restart_state: restarting,
+                notification: true,
+                restart_time: 120,
+                families: vec![(Family::IPV4_UNICAST, true)],
+            }));
+        o
+    };
+    let (kept, dropped): (IpNet, IpNet) = (
+        "20.40.0.0/24".parse().unwrap(),
+        "20.41.0.0/24".parse().unwrap(),
+    );
+    let announce = |p: IpNet| {
+        Message::Update(Update::announce(
+            Family::IPV4_UNICAST,
+            vec![Nlri::new(p)],
+            PathAttrs {
+                as_path: AsPath::from_sequence([FAKE_AS]),
+                next_hop: Some(NextHop::from(f_ip)),
+                ..Default::default()
+            },
+        ))
+    };
+
+    // The first session, with both routes.
+    let mut first = if old_inbound {
+        let mut w = Wire::new(connect().await);
+        w.send(Message::Open(gr_open(false))).await;
+        w
+    } else {
+        let (c, _) = tokio::time::timeout(MUST, fake.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        Wire::new(c)
+    };
+    let s_open = first.recv_open().await;
+    if !old_inbound {
+        first.send(Message::Open(gr_open(false))).await;
+    }
+    assert!(matches!(first.recv().await, Some(Message::Keepalive)));
+    first.ctx = SessionCtx::negotiate(&gr_open(false), &s_open);
+    first.send(Message::Keepalive).await;
+    first.send(announce(kept)).await;
+    first.send(announce(dropped)).await;
+    wait_routes(&s, |r| r.contains_key(&kept) && r.contains_key(&dropped)).await;
+
+    // The peer restarts; its old connection stays open (as after a reboot whose reset
+    // never reached us). It connects again, R bit set.
+    let mut second = Wire::new(connect().await);
+    let s_open = second.recv_open().await;
+    second.send(Message::Open(gr_open(true))).await;
+    assert!(matches!(second.recv().await, Some(Message::Keepalive)));
+    second.ctx = SessionCtx::negotiate(&gr_open(true), &s_open);
+    second.send(Message::Keepalive).await;
+    // The old connection is closed, without a Cease.
+    loop {
+        match first.recv().await {
+            None => break,
+            Some(Message::Notification(n)) => panic!("the old session got {n:?}"),
+            Some(_) => {}
+        }
+    }
+    let st = wait_status(&s, "Established again", |n| {
+        n.state == "Established" && n.flaps == 1
+    })
+    .await;
+    assert!(st.stale_routes > 0, "{st:?}");
+    // Routes kept through it; End-of-RIB after one of them purges the other.
+    let r = s.routes().borrow().clone();
+    assert!(r.contains_key(&kept) && r.contains_key(&dropped), "{r:?}");
+    second.send(announce(kept)).await;
+    second
+        .send(Message::Update(Update::end_of_rib(Family::IPV4_UNICAST)))
+        .await;
+    wait_routes(&s, |r| r.contains_key(&kept) && !r.contains_key(&dropped)).await;
+    s.shutdown().await;
 }

@@ -34,7 +34,9 @@
 //!
 //! Connection collisions (RFC 4271 §6.8) are resolved with [`bgp::fsm::collision`]: a
 //! connection the other way while ours is past Active gets a second FSM, and the one
-//! opened by the speaker with the higher BGP Identifier survives (see `session.rs`).
+//! opened by the speaker with the higher BGP Identifier survives (see `session.rs`). A
+//! peer doing graceful restart that comes back on a new connection while its old
+//! session still looks up ends that session as a restart (RFC 4724 §4.2).
 //!
 //! ADD-PATH (RFC 7911): received paths are kept apart by identifier; with
 //! [`PeerConfig::add_path_send`] a peer that takes several paths gets every path we

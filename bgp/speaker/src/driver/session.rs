@@ -363,9 +363,32 @@ impl Session {
             };
             let had_open = l.fsm.negotiated().is_some();
             let mut outs = l.fsm.process(input);
-            // The FSM just accepted the peer's OPEN: a collision with the other link?
-            if !had_open
-                && l.fsm.negotiated().is_some()
+            let accepted_open = !had_open && l.fsm.negotiated().is_some();
+            // The peer's OPEN on a new connection while our session with it is up and
+            // it does graceful restart: it restarted without our noticing (RFC 4724
+            // §4.2). The old session ends as if its connection was lost — the peer's
+            // routes are kept as stale — and the new one goes on.
+            if accepted_open
+                && let Some(o) = other.as_deref_mut()
+                && o.fsm.state() == State::Established
+                && o.gr_negotiated.is_some()
+                && o.conn
+                    .as_ref()
+                    .zip(l.conn.as_ref())
+                    .is_some_and(|(old, new)| old.generation < new.generation)
+            {
+                tracing::info!(
+                    "{}: new session from the peer while ours is up: it restarted; the old one ends as a restart",
+                    self.p.addr
+                );
+                if let Some(c) = o.conn.take() {
+                    c.abandon();
+                }
+                for out in o.fsm.process(Input::TcpConnectionFails) {
+                    self.apply(o, out);
+                }
+                self.after_input(o);
+            } else if accepted_open
                 && let Some(o) = other.as_deref_mut()
                 && let Some(loser) = self.collision(l, o)
             {
@@ -619,8 +642,9 @@ impl Session {
 
     /// A connection in direction `dir` while the primary has one: it gets a second FSM
     /// when the primary's goes the other way and is past Active (a possible collision,
-    /// decided when an OPEN is accepted); otherwise (the primary Idle or still opening,
-    /// a third connection, two the same way) it is refused.
+    /// decided when an OPEN is accepted), or when the primary is Established with
+    /// graceful restart (the peer may have restarted); otherwise (the primary Idle or
+    /// still opening, a third connection, two the same way) it is refused.
     fn second_link(
         &mut self,
         primary: &Link,
@@ -634,7 +658,13 @@ impl Session {
                 primary.fsm.state(),
                 State::OpenSent | State::OpenConfirm | State::Established
             );
-        if !collides {
+        // A peer doing graceful restart may come back on a new connection (either way)
+        // before we noticed the old one die: heard out, its OPEN ends the old session
+        // as a restart (see `run`).
+        let restarted = secondary.is_none()
+            && primary.fsm.state() == State::Established
+            && primary.gr_negotiated.is_some();
+        if !collides && !restarted {
             tracing::debug!("{}: {dir:?} connection refused", self.p.addr);
             return;
         }
