@@ -24,6 +24,8 @@ use super::*;
 const IN_FLIGHT: usize = 256 * 1024;
 /// Prefixes looked at per filling step (one round of packing).
 const FILL_STEP: usize = 8192;
+/// Route changes published as soon as the table is idle; more wait for PUBLISH_EVERY.
+const PUBLISH_AT_ONCE: usize = 1024;
 /// How often the learned routes are published while UPDATEs keep coming.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
@@ -168,6 +170,8 @@ pub(super) struct Table {
     /// The learned routes (with [`SpeakerConfig::publish_routes`]).
     routes: Routes,
     routes_pending: bool,
+    /// Routes changed since the last publication.
+    routes_changed: usize,
     last_publish: Instant,
     status: Arc<Mutex<BTreeMap<IpAddr, PeerStatus>>>,
     updates_since_gc: usize,
@@ -211,9 +215,15 @@ pub(super) async fn table_task(
         }
         t.fill_all();
         t.release_emptied();
-        if t.routes_pending && (rx.is_empty() || t.last_publish.elapsed() >= PUBLISH_EVERY) {
+        // Publishing copies the whole route map: a few changes go out at once, a flood
+        // at most every PUBLISH_EVERY (its tail when that time is up).
+        if t.routes_pending
+            && ((rx.is_empty() && t.routes_changed < PUBLISH_AT_ONCE)
+                || t.last_publish.elapsed() >= PUBLISH_EVERY)
+        {
             routes_tx.send_replace(Arc::new(t.routes.clone()));
             t.routes_pending = false;
+            t.routes_changed = 0;
             t.last_publish = Instant::now();
         }
     }
@@ -248,6 +258,7 @@ impl Table {
             next_out_path_id: 1,
             routes: Routes::new(),
             routes_pending: false,
+            routes_changed: 0,
             last_publish: Instant::now(),
             status,
             updates_since_gc: 0,
@@ -708,10 +719,14 @@ impl Table {
 
     fn set_route(&mut self, prefix: IpNet, hops: Vec<IpAddr>) {
         if hops.is_empty() {
-            self.routes_pending |= self.routes.remove(&prefix).is_some();
+            if self.routes.remove(&prefix).is_some() {
+                self.routes_pending = true;
+                self.routes_changed += 1;
+            }
         } else if self.routes.get(&prefix) != Some(&hops) {
             self.routes.insert(prefix, hops);
             self.routes_pending = true;
+            self.routes_changed += 1;
         }
     }
 
