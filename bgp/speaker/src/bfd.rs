@@ -25,14 +25,14 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bgp::bfd::{self, BfdState, ControlPacket, Diag, Input, Output, Session};
+use bgp::bfd::{self, ControlPacket, Input, Output, Session};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-pub use bgp::bfd::BfdConfig;
+pub use bgp::bfd::{BfdConfig, BfdState, Diag};
 
 /// A session is keyed by (peer address, local address).
 pub type SessionKey = (IpAddr, IpAddr);
@@ -193,6 +193,15 @@ impl Bfd {
             .map_err(|_| io::Error::other("BFD task has stopped"))
     }
 
+    /// Like [`Bfd::add`], returning a guard that removes the session when dropped.
+    pub fn session(&self, peer: IpAddr, local: IpAddr, cfg: BfdConfig) -> io::Result<BfdSession> {
+        self.add(peer, local, cfg)?;
+        Ok(BfdSession {
+            bfd: self.clone(),
+            key: (peer, local),
+        })
+    }
+
     /// Ends a session, telling the peer AdminDown once.
     pub fn remove(&self, peer: IpAddr, local: IpAddr) {
         let _ = self.inner.cmd.send(Cmd::Remove((peer, local)));
@@ -213,6 +222,12 @@ impl Bfd {
         self.inner.events.subscribe()
     }
 
+    /// Stops the task at once, telling no one (as a crash would: peers detect it).
+    /// Every clone of this handle is left without a task.
+    pub fn abort(&self) {
+        self.inner.task.abort();
+    }
+
     /// Tells every peer AdminDown and stops the task.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
@@ -220,6 +235,40 @@ impl Bfd {
             let _ = rx.await;
         }
     }
+}
+
+/// A session that ends (AdminDown to the peer) when this guard drops ([`Bfd::session`]).
+#[derive(Debug)]
+pub struct BfdSession {
+    bfd: Bfd,
+    key: SessionKey,
+}
+
+impl BfdSession {
+    pub fn key(&self) -> SessionKey {
+        self.key
+    }
+}
+
+impl Drop for BfdSession {
+    fn drop(&mut self) {
+        self.bfd.remove(self.key.0, self.key.1);
+    }
+}
+
+/// The next event of `rx`, skipping over a lag; never resolves without a receiver or
+/// once the task is gone.
+pub async fn next_event(rx: &mut Option<broadcast::Receiver<BfdEvent>>) -> BfdEvent {
+    if let Some(r) = rx.as_mut() {
+        loop {
+            match r.recv().await {
+                Ok(e) => return e,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    }
+    std::future::pending().await
 }
 
 fn rx_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
