@@ -16,10 +16,10 @@
 //! driver feeds [`Input::TxTimer`] / [`Input::DetectTimer`]; the session checks the
 //! deadline itself, so an early or stale expiry is harmless.
 //!
-//! Not supported: Demand mode (we never set D and ignore the peer's D bit, which RFC 5880
-//! allows: a system need not honour Demand mode of its peer only if it does not run it
-//! itself — we keep transmitting and keep detecting), the Echo function (we advertise a
-//! Required Min Echo RX Interval of 0), authentication, multipoint.
+//! Not supported: running Demand mode ourselves (we never set D; a peer that runs it —
+//! D set, both sides Up — gets no periodic packets from us, as §6.8.7 asks, while we keep
+//! detecting on the packets it still sends), the Echo function (we advertise a Required
+//! Min Echo RX Interval of 0), authentication, multipoint.
 
 pub mod packet;
 mod session;

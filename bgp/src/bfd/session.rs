@@ -173,6 +173,8 @@ pub struct Session {
     remote_desired_tx: Duration,
     /// Detect Mult of the last packet received.
     remote_detect_mult: u8,
+    /// bfd.RemoteDemandMode: the D bit of the last packet received.
+    remote_demand: bool,
     /// A Poll Sequence is in progress: our packets carry P until a packet with F arrives.
     polling: bool,
     started: bool,
@@ -200,6 +202,7 @@ impl Session {
             remote_min_rx: Duration::from_micros(1),
             remote_desired_tx: Duration::ZERO,
             remote_detect_mult: 0,
+            remote_demand: false,
             polling: false,
             started: false,
             tx_at: None,
@@ -229,9 +232,12 @@ impl Session {
     pub fn polling(&self) -> bool {
         self.polling
     }
-    /// The transmit interval before jitter (None: no periodic transmission).
+    /// The transmit interval before jitter (None: no periodic transmission: the peer's
+    /// Required Min RX Interval is 0, or it runs Demand mode with both sides Up, §6.8.7).
     pub fn tx_interval(&self) -> Option<Duration> {
-        if self.remote_min_rx.is_zero() {
+        let remote_demand_active =
+            self.remote_demand && self.state == BfdState::Up && self.remote_state == BfdState::Up;
+        if self.remote_min_rx.is_zero() || remote_demand_active {
             None
         } else {
             Some(self.tx_in_use.max(self.remote_min_rx))
@@ -318,6 +324,7 @@ impl Session {
         self.remote_min_rx = us(p.required_min_rx_us);
         self.remote_desired_tx = us(p.desired_min_tx_us);
         self.remote_detect_mult = p.detect_mult;
+        self.remote_demand = p.demand;
         if self.polling && p.final_ {
             // The Poll Sequence ends: the new intervals apply in full.
             self.polling = false;
@@ -376,6 +383,7 @@ impl Session {
         self.remote_state = BfdState::Down;
         self.remote_min_rx = Duration::from_micros(1);
         self.remote_detect_mult = 0;
+        self.remote_demand = false;
         self.polling = false;
         if matches!(self.state, BfdState::Init | BfdState::Up) {
             self.change_state(BfdState::Down, Diag::ControlDetectionTimeExpired, out);

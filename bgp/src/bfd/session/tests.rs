@@ -290,6 +290,34 @@ fn tx_interval_negotiation() {
 }
 
 #[test]
+fn peer_in_demand_mode_gets_no_periodic_packets() {
+    let mut s = in_state(BfdState::Up);
+    let demand = ControlPacket {
+        demand: true,
+        ..from_peer(BfdState::Up, LOCAL)
+    };
+    let out = rx(&mut s, demand.clone(), ms(20));
+    assert_eq!(s.tx_interval(), None);
+    assert!(out.contains(&Output::StopTx), "{out:?}");
+    assert_eq!(s.tx_deadline(), None);
+    assert!(s.process(Input::TxTimer, ms(1000), 0).is_empty());
+    // A Poll is still answered, and detection still runs on the peer's packets.
+    let out = rx(
+        &mut s,
+        ControlPacket {
+            poll: true,
+            ..demand
+        },
+        ms(40),
+    );
+    assert!(sent(&out)[0].final_);
+    assert!(s.detect_deadline().is_some());
+    // The peer leaves Demand mode: periodic transmission resumes.
+    let out = rx(&mut s, from_peer(BfdState::Up, LOCAL), ms(60));
+    assert!(out.iter().any(|o| matches!(o, Output::ArmTx(_))), "{out:?}");
+}
+
+#[test]
 fn detection_time_and_expiry() {
     let mut s = in_state(BfdState::Up);
     // Remote mult 3 × max(our 300 ms RX, remote 500 ms TX).
