@@ -3,6 +3,8 @@
 //! The core is sans-IO: it never touches sockets, tokio or the clock; a thin driver
 //! owns those. Modules:
 //! - [`types`]: value types shared by everything (families, prefixes, path attributes).
+//! - [`bfd`]: Bidirectional Forwarding Detection (RFC 5880/5881): Control packet codec and the
+//!   session state machine, clock-free like the FSM.
 //! - [`fsm`]: the session finite-state machine of RFC 4271 §8, pure and clock-free.
 //! - [`policy`]: import/export policy (matchers, actions, RFC 8212 default, max-prefix).
 //! - [`wire`]: the wire codec (framing, OPEN/UPDATE/NOTIFICATION/KEEPALIVE/ROUTE-REFRESH,
@@ -12,6 +14,7 @@
 //!
 //! The tokio driver lives in `bgp/speaker/`.
 
+pub mod bfd;
 pub mod fsm;
 pub mod policy;
 pub mod rib;

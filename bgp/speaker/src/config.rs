@@ -230,7 +230,7 @@ pub struct Neighbor {
     pub export_policy: Vec<String>,
     /// Most prefixes accepted from the neighbor.
     pub max_prefix: Option<u32>,
-    /// Whether to run BFD with the neighbor (not implemented by the speaker yet).
+    /// Whether to run BFD with the neighbor (300 ms × 3, started with the BGP session).
     pub bfd: bool,
 }
 

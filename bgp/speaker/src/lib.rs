@@ -16,11 +16,15 @@
 //!   export policy, graceful restart in both roles, and fills each session from the
 //!   Loc-RIB under flow control; learned routes are published for the FIB. Ranges of
 //!   dynamic neighbors accept sessions from any address inside them.
+//! - [`bfd`]: the BFD driver (RFC 5880/5881 single hop): one task, UDP sockets with
+//!   TTL 255 checks, sessions keyed by (peer, local) address, state published on a watch
+//!   channel and a broadcast of changes.
 //! - `contiv-bgpd` (src/bin): the standalone speaker with a TOML configuration.
 //!
-//! Not here: BFD, a management API over the network (contiv-bgpd reports on SIGUSR1; netplugin exposes its speaker through
+//! Not here: a management API over the network (contiv-bgpd reports on SIGUSR1; netplugin exposes its speaker through
 //! netmaster and metrics).
 
+pub mod bfd;
 pub mod config;
 pub mod driver;
 pub mod transport;

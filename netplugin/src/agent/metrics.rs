@@ -313,6 +313,7 @@ mod tests {
             stale_routes: 0,
             capabilities: Vec::new(),
             dynamic: false,
+            bfd: None,
         }
     }
 

@@ -148,6 +148,11 @@ pub struct PeerConfig {
     /// only the best (useful for a route server or transit speaker with
     /// [`SpeakerConfig::export_learned`]). Off in [`PeerConfig::new`].
     pub add_path_send: bool,
+    /// Run BFD with this neighbor (RFC 5880/5881 single hop; RFC 5882 coupling): a BFD
+    /// session starts when the BGP session reaches Established and ends with it, and a
+    /// BFD session that was Up going Down (not by the peer's AdminDown) ends the BGP
+    /// session at once as a lost connection. `None` in [`PeerConfig::new`].
+    pub bfd: Option<crate::bfd::BfdConfig>,
 }
 
 impl PeerConfig {
@@ -170,6 +175,7 @@ impl PeerConfig {
             ebgp_requires_policy: false,
             add_path_receive: true,
             add_path_send: false,
+            bfd: None,
         }
     }
 
@@ -216,6 +222,10 @@ pub struct PeerStatus {
     /// A dynamic neighbor, created for a connection from inside a range
     /// ([`Speaker::add_range`]); it goes when its session does.
     pub dynamic: bool,
+    /// BFD with this neighbor: `None` when not configured, `idle` while the BGP session
+    /// is not Established (no BFD session then), else the BFD state (`down`, `init`,
+    /// `up`, `admin-down`), or `error: …` when the BFD sockets could not be opened.
+    pub bfd: Option<String>,
 }
 
 /// Learned prefixes and the next hops of their ECMP groups.
@@ -388,6 +398,9 @@ struct Shared {
     ranges: Mutex<BTreeMap<IpNet, DynRange>>,
     listener: Option<Arc<Listener>>,
     next_id: std::sync::atomic::AtomicU64,
+    /// The BFD task, started with the first neighbor that wants BFD (or given with
+    /// [`Speaker::use_bfd`]).
+    bfd: Mutex<Option<crate::bfd::Bfd>>,
 }
 
 /// A running speaker.
@@ -453,6 +466,16 @@ impl Shared {
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (bfd, bfd_status) = match p.bfd {
+            None => (None, None),
+            Some(_) => match self.bfd() {
+                Ok(b) => (Some(b), Some("idle".to_string())),
+                Err(e) => {
+                    tracing::warn!("{}: BFD not available: {e}", p.addr);
+                    (None, Some(format!("error: {e}")))
+                }
+            },
+        };
         self.status
             .lock()
             .map_err(|_| SpeakerError::Stopped)?
@@ -474,6 +497,7 @@ impl Shared {
                     stale_routes: 0,
                     capabilities: Vec::new(),
                     dynamic: range.is_some(),
+                    bfd: bfd_status,
                 },
             );
         let table = match range {
@@ -507,6 +531,7 @@ impl Shared {
             ctl_rx,
             table,
             self.status.clone(),
+            bfd,
         ));
         let old = peers.insert(
             addr,
@@ -523,6 +548,20 @@ impl Shared {
             self.forget_member(&old, addr);
         }
         Ok(())
+    }
+
+    /// The BFD task, started on first use on the standard port.
+    fn bfd(&self) -> std::io::Result<crate::bfd::Bfd> {
+        let mut b = self
+            .bfd
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?;
+        if let Some(b) = b.as_ref() {
+            return Ok(b.clone());
+        }
+        let started = crate::bfd::Bfd::start(crate::bfd::BfdOptions::default())?;
+        *b = Some(started.clone());
+        Ok(started)
     }
 
     /// A removed handle's address leaves its range.
@@ -679,6 +718,7 @@ impl Speaker {
             ranges: Mutex::new(BTreeMap::new()),
             listener: listener.clone(),
             next_id: std::sync::atomic::AtomicU64::new(0),
+            bfd: Mutex::new(None),
         });
         if let Some(l) = listener {
             let shared = shared.clone();
@@ -876,6 +916,19 @@ impl Speaker {
     /// Learned best routes with their ECMP next hops; every change is published.
     pub fn routes(&self) -> watch::Receiver<Arc<Routes>> {
         self.routes.clone()
+    }
+
+    /// Runs BFD for neighbors added from now on with this instance (for instance one on
+    /// another port, for tests) instead of starting one on the standard port.
+    pub fn use_bfd(&self, bfd: crate::bfd::Bfd) {
+        if let Ok(mut b) = self.shared.bfd.lock() {
+            *b = Some(bfd);
+        }
+    }
+
+    /// The BFD task, once a neighbor with BFD has started it.
+    pub fn bfd(&self) -> Option<crate::bfd::Bfd> {
+        self.shared.bfd.lock().ok().and_then(|b| b.clone())
     }
 
     /// Every neighbor's status.

@@ -217,6 +217,12 @@ struct Session {
     paused_until: Option<Instant>,
     /// An UPDATE waits for room in the table's queue: inputs stop until there is.
     blocked: bool,
+    /// BFD coupling (RFC 5882), see `PeerConfig::bfd`: the BFD task, the BFD session of
+    /// the Established BGP session (dropping it ends the BFD session), and the cause to
+    /// report when BFD ended the BGP session.
+    bfd: Option<crate::bfd::Bfd>,
+    bfd_session: Option<crate::bfd::BfdSession>,
+    bfd_cause: Option<String>,
 }
 
 impl Session {
@@ -452,12 +458,13 @@ impl Session {
     }
 
     /// Bookkeeping after an input: an Idle link forgets its session.
-    fn after_input(&self, l: &mut Link) {
+    fn after_input(&mut self, l: &mut Link) {
         if l.fsm.state() == State::Idle {
             l.ctx = SessionCtx::default();
             l.remote_open = None;
             if let Some(e) = l.fsm.last_error() {
-                let e = format!("{e:?}");
+                // BFD ended the session: say so rather than "ConnectionFailed".
+                let e = self.bfd_cause.take().unwrap_or_else(|| format!("{e:?}"));
                 self.set_status(|s| s.last_error = Some(e));
             }
         }
@@ -552,6 +559,18 @@ impl Session {
                     });
                 }
                 l.gr_negotiated = peer_gr;
+                // BFD (RFC 5882 §4.3): started once BGP is Established, from the
+                // session's local address; a BFD session that never comes Up does not
+                // hold BGP back.
+                if let (Some(b), Some(cfg), Some(c)) = (&self.bfd, self.p.bfd, l.conn.as_ref()) {
+                    let started = b.session(addr, c.local, cfg);
+                    let st = match &started {
+                        Ok(_) => "down".to_string(),
+                        Err(e) => format!("error: {e}"),
+                    };
+                    self.bfd_session = started.ok();
+                    self.set_status(|s| s.bfd = Some(st));
+                }
                 // Later sessions are not restarts any more: clear the R bit.
                 if self.restarting {
                     self.restarting = false;
@@ -572,6 +591,14 @@ impl Session {
                     conn: self.up_conn.take(),
                     graceful,
                 });
+                // The BFD session ends with the BGP session.
+                if self.bfd_session.take().is_some() {
+                    self.set_status(|s| s.bfd = Some("idle".into()));
+                }
+                let reason = self
+                    .bfd_cause
+                    .clone()
+                    .unwrap_or_else(|| format!("{reason:?}"));
                 self.set_status(|s| {
                     s.eor_received = false;
                     s.flaps += 1;
@@ -579,7 +606,7 @@ impl Session {
                     s.prefixes_received = 0;
                     s.prefixes_advertised = 0;
                     s.capabilities.clear();
-                    s.last_error = Some(format!("{reason:?}"));
+                    s.last_error = Some(reason);
                 });
             }
             Output::ProcessUpdate | Output::ReleaseResources => {}
@@ -755,7 +782,9 @@ pub(super) async fn session_task(
     mut ctl: mpsc::UnboundedReceiver<PeerCtl>,
     table: TableTx,
     status: Arc<Mutex<BTreeMap<IpAddr, PeerStatus>>>,
+    bfd: Option<crate::bfd::Bfd>,
 ) {
+    let mut bfd_rx = bfd.as_ref().map(|b| b.subscribe());
     let families = match p.addr {
         IpAddr::V4(_) => vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
         IpAddr::V6(_) => vec![Family::IPV6_UNICAST, Family::IPV4_UNICAST],
@@ -781,6 +810,9 @@ pub(super) async fn session_task(
         out_tx,
         paused_until: None,
         blocked: false,
+        bfd,
+        bfd_session: None,
+        bfd_cause: None,
     };
     if let Some(c) = s.gr_cap(s.restarting) {
         s.caps.push(c);
@@ -865,6 +897,23 @@ pub(super) async fn session_task(
                     match e {
                         LinkEvent::Connected(r) => s.on_connected(l, None, r),
                         LinkEvent::Read(n) => s.on_read(l, n),
+                    }
+                }
+            }
+            // BFD (RFC 5882 §4.3): our BFD session going from Up to Down, unless the
+            // peer turned it off (AdminDown), is the connection lost: the Established
+            // link gets TcpConnectionFails at once.
+            ev = crate::bfd::next_event(&mut bfd_rx) => {
+                if s.bfd_session.as_ref().is_some_and(|b| b.key() == (ev.peer, ev.local)) {
+                    s.set_status(|st| st.bfd = Some(ev.to.to_string()));
+                    if ev.is_failure() {
+                        for l in std::iter::once(&mut primary).chain(secondary.as_mut()) {
+                            if l.fsm.state() == State::Established {
+                                tracing::warn!("{}: BFD down ({}); closing the session", s.p.addr, ev.diag);
+                                s.bfd_cause = Some(format!("BFD down: {}", ev.diag));
+                                l.inputs.push_front(Step::Input(Input::TcpConnectionFails));
+                            }
+                        }
                     }
                 }
             }
