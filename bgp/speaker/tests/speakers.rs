@@ -253,3 +253,38 @@ async fn a_transit_speaker_passes_routes_on() {
         s.shutdown().await;
     }
 }
+
+/// Replacing a neighbor starts its status afresh: the old session's end is not counted
+/// against the new one.
+#[tokio::test]
+async fn a_replaced_neighbor_starts_with_a_clean_status() {
+    let (a_ip, b_ip): (IpAddr, IpAddr) =
+        ("127.0.0.61".parse().unwrap(), "127.0.0.62".parse().unwrap());
+    let a = Speaker::start(cfg(65001, 1, Some(SocketAddr::new(a_ip, 0))))
+        .await
+        .unwrap();
+    let b = Speaker::start(cfg(65002, 2, Some(SocketAddr::new(b_ip, 0))))
+        .await
+        .unwrap();
+    let mut pa = PeerConfig::new(b_ip, 65002);
+    pa.passive = true;
+    a.add_neighbor(pa.clone()).unwrap();
+    let mut pb = PeerConfig::new(a_ip, 65001);
+    pb.port = a.listen_addr().unwrap().port();
+    pb.transport.local_addr = Some(b_ip);
+    b.add_neighbor(pb).unwrap();
+    wait_state(&a, b_ip, "Established").await;
+    // Replaced (say, a new description): the old session ends, a new one comes up.
+    pa.description = "replaced".into();
+    a.add_neighbor(pa).unwrap();
+    wait_state(&a, b_ip, "Established").await;
+    // Give the old task time to finish its stop, then look.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let n = a
+        .neighbors()
+        .into_iter()
+        .find(|n| n.address == b_ip)
+        .unwrap();
+    assert_eq!(n.flaps, 0, "{n:?}");
+    assert_eq!(n.state, "Established", "{n:?}");
+}

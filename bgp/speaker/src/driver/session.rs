@@ -217,6 +217,8 @@ struct Session {
     paused_until: Option<Instant>,
     /// An UPDATE waits for room in the table's queue: inputs stop until there is.
     blocked: bool,
+    /// Stopped (removed or replaced): the neighbor's status is no longer ours to write.
+    retired: bool,
     /// BFD coupling (RFC 5882), see `PeerConfig::bfd`: the BFD task, the BFD session of
     /// the Established BGP session (dropping it ends the BFD session), and the cause to
     /// report when BFD ended the BGP session.
@@ -239,7 +241,10 @@ impl Session {
     }
 
     fn set_status(&self, f: impl FnOnce(&mut PeerStatus)) {
-        set_status(&self.status, self.p.addr, f);
+        // A stopped neighbor's entry is gone, or belongs to the neighbor that replaced it.
+        if !self.retired {
+            set_status(&self.status, self.p.addr, f);
+        }
     }
 
     fn new_conn(&mut self, stream: TcpStream, dir: Direction) -> std::io::Result<Conn> {
@@ -810,6 +815,7 @@ pub(super) async fn session_task(
         out_tx,
         paused_until: None,
         blocked: false,
+        retired: false,
         bfd,
         bfd_session: None,
         bfd_cause: None,
@@ -878,6 +884,7 @@ pub(super) async fn session_task(
                 }
                 Some(PeerCtl::Stop) | None => {
                     stopping = true;
+                    s.retired = true;
                     // Ahead of an UPDATE waiting for the table: the Cease goes now.
                     s.blocked = false;
                     for l in std::iter::once(&mut primary).chain(secondary.as_mut()) {
