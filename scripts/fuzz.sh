@@ -23,7 +23,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 ITERATIONS="${ITERATIONS:-20000000}"
 SEED="${SEED:-1}"
 SECONDS_PER_TARGET="${SECONDS_PER_TARGET:-300}"
-TARGETS=(framing open update notification)
+TARGETS=(framing open update notification bfd)
 
 harness() {
     cargo build --release --quiet

@@ -228,6 +228,39 @@ pub fn for_target(target: &str) -> Vec<Vec<u8>> {
                 v
             })
             .collect(),
+        "bfd" => {
+            use bgp::bfd::{BfdState, ControlPacket, Diag};
+            let pkt = |state: BfdState, your: u32, poll: bool, fin: bool| ControlPacket {
+                diag: Diag::None,
+                state,
+                poll,
+                final_: fin,
+                cpi: false,
+                demand: false,
+                multipoint: false,
+                detect_mult: 3,
+                my_discr: 42,
+                your_discr: your,
+                desired_min_tx_us: 300_000,
+                required_min_rx_us: 300_000,
+                required_min_echo_rx_us: 0,
+                auth: None,
+            };
+            // A three-way handshake, a poll, and a Down: each record prefixed by its length.
+            let mut stream = Vec::new();
+            for p in [
+                pkt(BfdState::Down, 0, false, false),
+                pkt(BfdState::Init, 7, false, false),
+                pkt(BfdState::Up, 7, true, false),
+                pkt(BfdState::Up, 7, false, true),
+                pkt(BfdState::Down, 7, false, false),
+            ] {
+                let b = p.encode();
+                stream.push(b.len() as u8);
+                stream.extend(b);
+            }
+            vec![stream]
+        }
         "notification" => notifications()
             .into_iter()
             .map(|n| body(&Message::Notification(n), &d))
