@@ -473,6 +473,8 @@ fn bgp(cmd: BgpCmd, c: &Client) -> Result<Out, Error> {
                 neighbor: a.neighbor,
                 neighbors,
                 bfd: a.bfd,
+                bfd_interval: a.bfd_interval,
+                bfd_multiplier: a.bfd_multiplier,
                 graceful_restart: a.graceful_restart,
                 communities: a.communities,
                 advertise: match a.advertise.as_str() {
