@@ -349,7 +349,7 @@ pub struct RuleAdd {
 pub enum BgpCmd {
     #[command(alias = "list")]
     Ls(Output),
-    Create(BgpCreate),
+    Create(Box<BgpCreate>),
     #[command(alias = "delete")]
     Rm {
         hostname: String,

@@ -451,6 +451,7 @@ fn bgp(cmd: BgpCmd, c: &Client) -> Result<Out, Error> {
             })
         }
         BgpCmd::Create(a) => {
+            let a = *a;
             let mut neighbors = Vec::new();
             for p in &a.peers {
                 let (addr, asn) = p.rsplit_once(':').ok_or_else(|| {
