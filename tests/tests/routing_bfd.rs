@@ -3,6 +3,8 @@
 //! tor1's host peer group told to run BFD at test time through vtysh (the shared topology
 //! files stay as they are).
 //!
+//! - The session comes up without BFD; then `--bfd` is added to the object and the
+//!   running netplugin re-adds the neighbor with BFD.
 //! - The session comes up with BFD up on both sides: host1's report (`netctl bgp
 //!   inspect host1`, neighbor field `bfd`) and FRR's `show bfd peers json`.
 //! - Then the link fails silently: nftables in tor1's namespace drops BFD (UDP 3784) and
@@ -70,11 +72,22 @@ fn netplugin_bfd_with_the_tor_ends_bgp_on_silent_link_failure() {
     );
 
     nm.ok("netctl global set --fwd-mode routing");
+    // First without BFD: the session comes up, no BFD in the report.
+    nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
+    let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
+    wait_for(
+        "host1's session with tor1 established without BFD",
+        LONG,
+        || tor1_neighbor(&nm).filter(|n| n["state"] == "established" && n["bfd"].is_null()),
+        || format!("{}\n{}", nm.ok("netctl bgp inspect host1"), p1.log_tail()),
+    );
+
+    // Then BFD is turned on in the object: the running netplugin re-adds the neighbor
+    // with BFD.
     nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0 --bfd");
     let config: serde_json::Value =
         serde_json::from_str(&nm.ok("netctl bgp inspect host1")).unwrap();
     assert_eq!(config["Config"]["bfd"], true, "{config}");
-    let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
 
     // Up on both sides.
     let up = wait_for(
