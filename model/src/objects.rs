@@ -287,8 +287,24 @@ pub struct Bgp {
     /// Several neighbors (each ToR of a dual-homed host).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub neighbors: Vec<BgpNeighbor>,
+    /// BFD (RFC 5880/5881) with every neighbor: a silent ToR or link ends the BGP
+    /// session within interval × multiplier instead of the hold time.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bfd: bool,
+    /// BFD transmit and receive interval in milliseconds (50..=60000; 300 when not given).
+    #[serde(
+        rename = "bfd-interval",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bfd_interval: Option<u32>,
+    /// BFD detection multiplier (1..=255; 3 when not given).
+    #[serde(
+        rename = "bfd-multiplier",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bfd_multiplier: Option<u32>,
     /// Graceful restart: seconds the ToRs keep our routes while the agent restarts
     /// (0 disables).
     #[serde(rename = "graceful-restart", default, skip_serializing_if = "is_zero")]
@@ -316,6 +332,21 @@ fn is_default_mode(m: &AdvertiseMode) -> bool {
 object!(Bgp, "Bgps", "Bgp", |s| s.hostname.clone());
 
 impl Bgp {
+    /// BFD interval (ms) when `bfd-interval` is not given.
+    pub const DEFAULT_BFD_INTERVAL_MS: u32 = 300;
+    /// BFD detection multiplier when `bfd-multiplier` is not given.
+    pub const DEFAULT_BFD_MULTIPLIER: u32 = 3;
+
+    /// The BFD interval in milliseconds (the default when not given).
+    pub fn bfd_interval_ms(&self) -> u32 {
+        self.bfd_interval.unwrap_or(Self::DEFAULT_BFD_INTERVAL_MS)
+    }
+
+    /// The BFD detection multiplier (the default when not given).
+    pub fn bfd_multiplier(&self) -> u32 {
+        self.bfd_multiplier.unwrap_or(Self::DEFAULT_BFD_MULTIPLIER)
+    }
+
     /// The neighbors to peer with, from either form: Contiv's single `neighbor` /
     /// `neighbor-as` pair first, then `neighbors`.
     pub fn effective_neighbors(&self) -> Vec<BgpNeighbor> {

@@ -518,6 +518,27 @@ impl Validate for Bgp {
                 format!("{} is above 4095 seconds (RFC 4724)", self.graceful_restart),
             );
         }
+        if let Some(i) = self.bfd_interval
+            && !(50..=60000).contains(&i)
+        {
+            return err("bfd-interval", format!("{i} ms is outside 50..=60000 ms"));
+        }
+        if let Some(m) = self.bfd_multiplier
+            && !(1..=255).contains(&m)
+        {
+            return err("bfd-multiplier", format!("{m} is outside 1..=255"));
+        }
+        let per_neighbor_bfd = self.neighbors.iter().any(|n| n.bfd);
+        if !self.bfd && !per_neighbor_bfd {
+            for (field, given) in [
+                ("bfd-interval", self.bfd_interval.is_some()),
+                ("bfd-multiplier", self.bfd_multiplier.is_some()),
+            ] {
+                if given {
+                    return err(field, "only with bfd (on the object or a neighbor)");
+                }
+            }
+        }
         for c in &self.communities {
             let parts: Vec<&str> = c.split(':').collect();
             let ok = match parts.as_slice() {
@@ -783,6 +804,90 @@ mod tests {
         assert_eq!(c.validate(), Ok(()));
         c.communities.push("70000:1".into());
         assert_eq!(c.validate().unwrap_err().field, "communities");
+    }
+
+    #[test]
+    fn bgp_bfd_settings() {
+        let b = Bgp {
+            hostname: "node1".into(),
+            routerip: "50.1.1.2/24".into(),
+            asn: "65002".into(),
+            neighbor_as: "500".into(),
+            neighbor: "50.1.1.200".into(),
+            bfd: true,
+            ..Default::default()
+        };
+        assert_eq!(b.validate(), Ok(()));
+        assert_eq!((b.bfd_interval_ms(), b.bfd_multiplier()), (300, 3));
+        for (i, ok) in [
+            (49, false),
+            (50, true),
+            (60000, true),
+            (60001, false),
+            (0, false),
+        ] {
+            let mut x = b.clone();
+            x.bfd_interval = Some(i);
+            match x.validate() {
+                Ok(()) => assert!(ok, "{i}"),
+                Err(e) => {
+                    assert!(!ok, "{i}");
+                    assert_eq!(e.field, "bfd-interval");
+                    assert!(e.message.contains("50..=60000"), "{}", e.message);
+                }
+            }
+        }
+        for (m, ok) in [(0, false), (1, true), (255, true), (256, false)] {
+            let mut x = b.clone();
+            x.bfd_multiplier = Some(m);
+            match x.validate() {
+                Ok(()) => assert!(ok, "{m}"),
+                Err(e) => {
+                    assert!(!ok, "{m}");
+                    assert_eq!(e.field, "bfd-multiplier");
+                    assert!(e.message.contains("1..=255"), "{}", e.message);
+                }
+            }
+        }
+        // Timers without BFD anywhere are a mistake, not silently ignored.
+        let mut off = b.clone();
+        off.bfd = false;
+        off.bfd_interval = Some(100);
+        let e = off.validate().unwrap_err();
+        assert_eq!(e.field, "bfd-interval");
+        assert!(e.message.contains("only with bfd"), "{}", e.message);
+        off.neighbors = vec![BgpNeighbor {
+            address: "50.1.1.201".into(),
+            asn: "500".into(),
+            bfd: true,
+            ..Default::default()
+        }];
+        assert_eq!(off.validate(), Ok(()));
+    }
+
+    #[test]
+    fn bgp_without_bfd_fields_still_loads_and_writes_them_only_when_set() {
+        // An object stored before BFD existed.
+        let old: Bgp = serde_json::from_value(serde_json::json!({
+            "hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
+            "neighbor-as": "65001", "neighbor": "10.1.1.254", "graceful-restart": 120
+        }))
+        .unwrap();
+        assert!(!old.bfd);
+        assert_eq!((old.bfd_interval, old.bfd_multiplier), (None, None));
+        assert_eq!(old.validate(), Ok(()));
+        let v = serde_json::to_value(&old).unwrap();
+        assert!(v.get("bfd").is_none() && v.get("bfd-interval").is_none());
+        let new: Bgp = serde_json::from_value(serde_json::json!({
+            "hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
+            "neighbor-as": "65001", "neighbor": "10.1.1.254",
+            "bfd": true, "bfd-interval": 100, "bfd-multiplier": 5
+        }))
+        .unwrap();
+        assert_eq!((new.bfd_interval_ms(), new.bfd_multiplier()), (100, 5));
+        let v = serde_json::to_value(&new).unwrap();
+        assert_eq!(v["bfd-interval"], 100);
+        assert_eq!(v["bfd-multiplier"], 5);
     }
 
     #[test]

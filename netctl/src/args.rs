@@ -349,7 +349,7 @@ pub struct RuleAdd {
 pub enum BgpCmd {
     #[command(alias = "list")]
     Ls(Output),
-    Create(BgpCreate),
+    Create(Box<BgpCreate>),
     #[command(alias = "delete")]
     Rm {
         hostname: String,
@@ -381,6 +381,12 @@ pub struct BgpCreate {
     /// Enable BFD on the sessions.
     #[arg(long)]
     pub bfd: bool,
+    /// BFD transmit/receive interval in milliseconds (50..=60000; default 300). Needs --bfd.
+    #[arg(long, requires = "bfd")]
+    pub bfd_interval: Option<u32>,
+    /// BFD detection multiplier (1..=255; default 3). Needs --bfd.
+    #[arg(long, requires = "bfd")]
+    pub bfd_multiplier: Option<u32>,
     /// Graceful restart time in seconds (0 disables).
     #[arg(long, default_value_t = 0)]
     pub graceful_restart: u32,

@@ -451,6 +451,7 @@ fn bgp(cmd: BgpCmd, c: &Client) -> Result<Out, Error> {
             })
         }
         BgpCmd::Create(a) => {
+            let a = *a;
             let mut neighbors = Vec::new();
             for p in &a.peers {
                 let (addr, asn) = p.rsplit_once(':').ok_or_else(|| {
@@ -473,6 +474,8 @@ fn bgp(cmd: BgpCmd, c: &Client) -> Result<Out, Error> {
                 neighbor: a.neighbor,
                 neighbors,
                 bfd: a.bfd,
+                bfd_interval: a.bfd_interval,
+                bfd_multiplier: a.bfd_multiplier,
                 graceful_restart: a.graceful_restart,
                 communities: a.communities,
                 advertise: match a.advertise.as_str() {

@@ -167,6 +167,36 @@ fn errors_are_clear_and_change_nothing() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach netmaster"));
 }
 
+#[test]
+fn bgp_bfd_flags() {
+    let m = Master::start();
+    m.ok("netctl global set --fwd-mode routing");
+    m.ok("netctl bgp create node1 --router-ip=50.1.1.2/24 --as=65002 --neighbor-as=500 --neighbor=50.1.1.200 --bfd --bfd-interval 100 --bfd-multiplier 5");
+    let inspect = m.ok("netctl bgp inspect node1");
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    let cfg = &v["Config"];
+    assert_eq!(cfg["bfd"], true, "{inspect}");
+    assert_eq!(cfg["bfd-interval"], 100, "{inspect}");
+    assert_eq!(cfg["bfd-multiplier"], 5, "{inspect}");
+    // Defaults: only the switch is stored.
+    m.ok("netctl bgp create node2 --router-ip=50.1.1.3/24 --as=65003 --neighbor-as=500 --neighbor=50.1.1.200 --bfd");
+    let v: serde_json::Value = serde_json::from_str(&m.ok("netctl bgp inspect node2")).unwrap();
+    assert_eq!(v["Config"]["bfd"], true);
+    assert!(v["Config"].get("bfd-interval").is_none(), "{v}");
+    // Out of range, or timers without --bfd: usage errors naming the field.
+    let e = m.fails("netctl bgp create node3 --router-ip=50.1.1.4/24 --as=65004 --neighbor-as=500 --neighbor=50.1.1.200 --bfd --bfd-interval 10", 1);
+    assert!(
+        e.contains("bfd-interval") && e.contains("50..=60000"),
+        "{e}"
+    );
+    let e = m.fails("netctl bgp create node3 --router-ip=50.1.1.4/24 --as=65004 --neighbor-as=500 --neighbor=50.1.1.200 --bfd --bfd-multiplier 256", 1);
+    assert!(e.contains("bfd-multiplier") && e.contains("1..=255"), "{e}");
+    let e = m.fails("netctl bgp create node3 --router-ip=50.1.1.4/24 --as=65004 --neighbor-as=500 --neighbor=50.1.1.200 --bfd-interval 100", 1);
+    assert!(e.contains("--bfd"), "{e}");
+    let ls = m.ok("netctl bgp ls -q");
+    assert!(!ls.contains("node3"), "{ls}");
+}
+
 /// People read these tables: their shape is held to golden files
 /// (`UPDATE_GOLDEN=1` rewrites them).
 #[test]

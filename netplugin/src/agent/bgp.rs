@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bgp::types::{Community, LargeCommunity};
+use bgp_speaker::bfd::{Bfd, BfdConfig, BfdOptions};
 use bgp_speaker::driver::{
     GracefulRestartConfig, PeerConfig, PeerStatus, Routes, Speaker, SpeakerConfig,
 };
@@ -28,8 +29,8 @@ pub struct BgpPlan {
     pub router_net: IpNet,
     /// The host's address on the ToR subnet, with that subnet's length.
     pub router_net_full: IpNet,
-    /// Neighbor address → its AS.
-    pub neighbors: BTreeMap<IpAddr, u32>,
+    /// Neighbor address → its AS and BFD.
+    pub neighbors: BTreeMap<IpAddr, PlanNeighbor>,
     pub communities: Vec<Community>,
     pub large_communities: Vec<LargeCommunity>,
     /// Graceful restart time in seconds (0: off).
@@ -37,7 +38,21 @@ pub struct BgpPlan {
     pub advertise: AdvertiseMode,
 }
 
+/// One neighbor of a [`BgpPlan`]: any change re-adds it (a session reset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanNeighbor {
+    pub asn: u32,
+    /// BFD with this neighbor (the object's `bfd`, or the neighbor's own), with the
+    /// object's timers.
+    pub bfd: Option<BfdConfig>,
+}
+
 impl BgpPlan {
+    /// Whether any neighbor runs BFD.
+    pub fn uses_bfd(&self) -> bool {
+        self.neighbors.values().any(|n| n.bfd.is_some())
+    }
+
     /// Whether going from `self` to `next` needs a new speaker (the neighbors alone can
     /// change on a running one).
     pub fn needs_restart(&self, next: &BgpPlan) -> bool {
@@ -57,6 +72,24 @@ fn parse_asn(what: &str, s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{what} {s:?} is not an AS number (1..4294967295)"))
 }
 
+/// The BFD timers of a `Bgp` object (used by the neighbors that run BFD).
+fn bfd_config(b: &contiv_model::Bgp) -> Result<BfdConfig, String> {
+    let ms = b.bfd_interval_ms();
+    if !(50..=60000).contains(&ms) {
+        return Err(format!("bfd-interval {ms} ms is outside 50..=60000 ms"));
+    }
+    let mult = u8::try_from(b.bfd_multiplier())
+        .ok()
+        .filter(|m| *m >= 1)
+        .ok_or_else(|| format!("bfd-multiplier {} is outside 1..=255", b.bfd_multiplier()))?;
+    let interval = Duration::from_millis(u64::from(ms));
+    Ok(BfdConfig {
+        desired_min_tx: interval,
+        required_min_rx: interval,
+        detect_mult: mult,
+    })
+}
+
 /// Reads a `Bgp` object. Contiv's single-neighbor form (`neighbor`, `neighbor-as`) and the
 /// several-neighbors form (`neighbors`) may be combined; duplicates must agree.
 pub fn bgp_plan(b: &contiv_model::Bgp) -> Result<BgpPlan, String> {
@@ -72,23 +105,34 @@ pub fn bgp_plan(b: &contiv_model::Bgp) -> Result<BgpPlan, String> {
             b.routerip
         ));
     };
-    let mut neighbors = BTreeMap::new();
-    let mut add = |addr: &str, asn: &str| -> Result<(), String> {
+    let bfd = bfd_config(b)?;
+    let mut neighbors: BTreeMap<IpAddr, PlanNeighbor> = BTreeMap::new();
+    let mut add = |addr: &str, asn: &str, own_bfd: bool| -> Result<(), String> {
         let a: IpAddr = addr
             .trim()
             .parse()
             .map_err(|_| format!("neighbor {addr:?} is not an IP address"))?;
         let n = parse_asn(&format!("neighbor {a}: as"), asn)?;
-        match neighbors.insert(a, n) {
-            Some(old) if old != n => Err(format!("neighbor {a} is given twice, as {old} and {n}")),
-            _ => Ok(()),
+        let wants_bfd = b.bfd || own_bfd;
+        let entry = neighbors
+            .entry(a)
+            .or_insert(PlanNeighbor { asn: n, bfd: None });
+        if entry.asn != n {
+            return Err(format!(
+                "neighbor {a} is given twice, as {} and {n}",
+                entry.asn
+            ));
         }
+        if wants_bfd {
+            entry.bfd = Some(bfd);
+        }
+        Ok(())
     };
     if !b.neighbor.is_empty() {
-        add(&b.neighbor, &b.neighbor_as)?;
+        add(&b.neighbor, &b.neighbor_as, false)?;
     }
     for n in &b.neighbors {
-        add(&n.address, &n.asn)?;
+        add(&n.address, &n.asn, n.bfd)?;
     }
     let mut communities = Vec::new();
     let mut large_communities = Vec::new();
@@ -248,6 +292,7 @@ impl SpeakerHost {
             },
             originated: BTreeSet::new(),
         };
+        host.ensure_bfd(&plan).await?;
         host.set_neighbors(&plan.neighbors)?;
         host.plan = plan;
         Ok(host)
@@ -266,24 +311,45 @@ impl SpeakerHost {
     /// Moves to `next` without touching unaffected sessions: removed and changed
     /// neighbors go, new and changed ones come. The caller restarts the speaker when
     /// [`BgpPlan::needs_restart`].
-    pub fn update(&mut self, next: &BgpPlan) -> Result<(), String> {
+    pub async fn update(&mut self, next: &BgpPlan) -> Result<(), String> {
+        self.ensure_bfd(next).await?;
         self.set_neighbors(&next.neighbors)?;
         self.plan = next.clone();
         Ok(())
     }
 
-    fn set_neighbors(&mut self, want: &BTreeMap<IpAddr, u32>) -> Result<(), String> {
+    /// Starts the speaker's BFD task when `plan` needs one and it has none yet. It is
+    /// started here, on the BGP thread, so that its receive sockets are bound inside the
+    /// host's network namespace (the speaker would otherwise bind them on first use, on
+    /// whatever thread adds the neighbor).
+    async fn ensure_bfd(&mut self, plan: &BgpPlan) -> Result<(), String> {
+        if !plan.uses_bfd() || self.speaker().bfd().is_some() {
+            return Ok(());
+        }
+        let bfd = self
+            .rt
+            .handle()
+            .spawn(async { Bfd::start(BfdOptions::default()) })
+            .await
+            .map_err(|e| format!("the BGP thread: {e}"))?
+            .map_err(|e| format!("starting BFD (UDP 3784): {e}"))?;
+        self.speaker().use_bfd(bfd);
+        Ok(())
+    }
+
+    fn set_neighbors(&mut self, want: &BTreeMap<IpAddr, PlanNeighbor>) -> Result<(), String> {
         let _guard = self.rt.handle().enter();
         let have = self.plan.neighbors.clone();
-        for (addr, asn) in &have {
-            if want.get(addr) != Some(asn) {
+        for (addr, n) in &have {
+            if want.get(addr) != Some(n) {
                 self.speaker().remove_neighbor(*addr);
             }
         }
-        for (addr, asn) in want {
-            if have.get(addr) != Some(asn) {
-                let mut p = PeerConfig::new(*addr, *asn);
+        for (addr, n) in want {
+            if have.get(addr) != Some(n) {
+                let mut p = PeerConfig::new(*addr, n.asn);
                 p.description = format!("ToR {addr}");
+                p.bfd = n.bfd;
                 self.speaker()
                     .add_neighbor(p)
                     .map_err(|e| format!("adding BGP neighbor {addr}: {e}"))?;
@@ -368,8 +434,15 @@ mod tests {
         assert_eq!(p.router_net, "10.1.1.0/31".parse::<IpNet>().unwrap());
         assert_eq!(
             p.neighbors,
-            BTreeMap::from([("10.1.1.0".parse().unwrap(), 65001)])
+            BTreeMap::from([(
+                "10.1.1.0".parse().unwrap(),
+                PlanNeighbor {
+                    asn: 65001,
+                    bfd: None
+                }
+            )])
         );
+        assert!(!p.uses_bfd());
         assert_eq!(p.advertise, AdvertiseMode::PerEndpoint);
     }
 
@@ -423,9 +496,92 @@ mod tests {
         })))
         .unwrap();
         let mut q = p.clone();
-        q.neighbors.insert("10.1.1.253".parse().unwrap(), 65001);
+        q.neighbors.insert(
+            "10.1.1.253".parse().unwrap(),
+            PlanNeighbor {
+                asn: 65001,
+                bfd: None,
+            },
+        );
         assert!(!p.needs_restart(&q));
         q.asn = 65102;
         assert!(p.needs_restart(&q));
+    }
+
+    #[test]
+    fn bfd_from_the_object_reaches_every_neighbor() {
+        let base = serde_json::json!({"hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
+            "neighbor": "10.1.1.254", "neighbor-as": "65001",
+            "neighbors": [{"address": "10.1.2.254", "as": "65002"}]});
+        let off = bgp_plan(&bgp(base.clone())).unwrap();
+        assert!(!off.uses_bfd());
+        let mut o = base.clone();
+        o["bfd"] = true.into();
+        let on = bgp_plan(&bgp(o.clone())).unwrap();
+        let default = BfdConfig {
+            desired_min_tx: Duration::from_millis(300),
+            required_min_rx: Duration::from_millis(300),
+            detect_mult: 3,
+        };
+        assert_eq!(on.neighbors.len(), 2);
+        assert!(on.neighbors.values().all(|n| n.bfd == Some(default)));
+        o["bfd-interval"] = 100.into();
+        o["bfd-multiplier"] = 5.into();
+        let fast = bgp_plan(&bgp(o)).unwrap();
+        let want = BfdConfig {
+            desired_min_tx: Duration::from_millis(100),
+            required_min_rx: Duration::from_millis(100),
+            detect_mult: 5,
+        };
+        assert!(fast.neighbors.values().all(|n| n.bfd == Some(want)));
+        // A neighbor's own switch: only that one, with the object's timers.
+        let mut o = base;
+        o["neighbors"][0]["bfd"] = true.into();
+        let one = bgp_plan(&bgp(o)).unwrap();
+        let a: IpAddr = "10.1.2.254".parse().unwrap();
+        let b: IpAddr = "10.1.1.254".parse().unwrap();
+        assert_eq!(one.neighbors[&a].bfd, Some(default));
+        assert_eq!(one.neighbors[&b].bfd, None);
+        assert!(one.uses_bfd());
+    }
+
+    #[test]
+    fn a_bfd_change_readds_neighbors_without_restarting_the_speaker() {
+        let o = serde_json::json!({"hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
+            "neighbor": "10.1.1.254", "neighbor-as": "65001"});
+        let off = bgp_plan(&bgp(o.clone())).unwrap();
+        let mut on_o = o;
+        on_o["bfd"] = true.into();
+        let on = bgp_plan(&bgp(on_o.clone())).unwrap();
+        on_o["bfd-interval"] = 1000.into();
+        let slow = bgp_plan(&bgp(on_o)).unwrap();
+        for (a, b) in [(&off, &on), (&on, &off), (&on, &slow)] {
+            // Not a new speaker: the neighbor is re-added (SpeakerHost::update compares
+            // whole PlanNeighbors), so the plans must differ there.
+            assert!(!a.needs_restart(b));
+            assert_ne!(a.neighbors, b.neighbors);
+            assert_ne!(a, b);
+        }
+    }
+
+    #[test]
+    fn bad_bfd_timers_are_named() {
+        let mut o = serde_json::json!({"hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
+            "neighbor": "10.1.1.254", "neighbor-as": "65001", "bfd": true});
+        o["bfd-interval"] = 10.into();
+        assert!(
+            bgp_plan(&bgp(o.clone()))
+                .unwrap_err()
+                .contains("bfd-interval")
+        );
+        o["bfd-interval"] = 100.into();
+        o["bfd-multiplier"] = 0.into();
+        assert!(
+            bgp_plan(&bgp(o.clone()))
+                .unwrap_err()
+                .contains("bfd-multiplier")
+        );
+        o["bfd-multiplier"] = 300.into();
+        assert!(bgp_plan(&bgp(o)).unwrap_err().contains("bfd-multiplier"));
     }
 }

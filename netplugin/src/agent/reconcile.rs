@@ -326,7 +326,7 @@ impl Reconciler {
             (Some(p), Some(s)) if !s.plan().needs_restart(p) => {
                 if s.plan() != p {
                     tracing::info!("BGP: updating neighbors to {:?}", p.neighbors);
-                    s.update(p)?;
+                    s.update(p).await?;
                 }
                 Ok(())
             }
@@ -481,6 +481,7 @@ pub(super) async fn report_loop(agent: Arc<Agent>) {
                     "flaps": n.flaps,
                     "lastError": n.last_error,
                     "capabilities": n.capabilities,
+                    "bfd": n.bfd,
                 })
             })
             .collect();
