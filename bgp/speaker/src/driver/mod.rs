@@ -920,6 +920,11 @@ impl Speaker {
 
     /// Runs BFD for neighbors added from now on with this instance (for instance one on
     /// another port, for tests) instead of starting one on the standard port.
+    ///
+    /// Without it, BFD's sockets are opened by the first `add_neighbor` that asks for
+    /// BFD, on the calling thread — in that thread's network namespace. A caller that
+    /// adds neighbors from a thread outside the speaker's namespace starts BFD where the
+    /// speaker runs and hands it over here (netplugin does).
     pub fn use_bfd(&self, bfd: crate::bfd::Bfd) {
         if let Ok(mut b) = self.shared.bfd.lock() {
             *b = Some(bfd);
