@@ -65,10 +65,16 @@ fn netplugin_bfd_with_the_tor_ends_bgp_on_silent_link_failure() {
     let tmp = tempfile::tempdir().unwrap();
     let nm = Netmaster::start();
 
-    // tor1 runs BFD with its hosts (the peer group of the listen range).
+    // tor1 runs BFD with host1: a configured neighbor in the hosts' peer group (it wins
+    // over the listen range). BFD on the range's peer group alone was unreliable in FRR
+    // 8.4: under load bgpd now and then registered no BFD session for the dynamic
+    // neighbor (`show bfd peers` stayed empty).
     tor1_ok(
         &lab,
-        "vtysh -c 'conf t' -c 'router bgp 65001' -c 'neighbor HOSTS bfd'",
+        &format!(
+            "vtysh -c 'conf t' -c 'router bgp 65001' -c 'neighbor {HOST1} peer-group HOSTS' \
+             -c 'neighbor {HOST1} bfd'"
+        ),
     );
 
     nm.ok("netctl global set --fwd-mode routing");
@@ -94,7 +100,22 @@ fn netplugin_bfd_with_the_tor_ends_bgp_on_silent_link_failure() {
         "host1's session with tor1 established with BFD up (netctl bgp inspect)",
         LONG,
         || tor1_neighbor(&nm).filter(|n| n["state"] == "established" && n["bfd"] == "up"),
-        || format!("{}\n{}", nm.ok("netctl bgp inspect host1"), p1.log_tail()),
+        || {
+            format!(
+                "{}\n{}\ntor1: {}\n{}",
+                nm.ok("netctl bgp inspect host1"),
+                p1.log_tail(),
+                String::from_utf8_lossy(
+                    &node_exec(
+                        &lab,
+                        "tor1",
+                        "vtysh -c 'show bfd peers json' -c 'show bgp neighbors 10.1.1.1 json'"
+                    )
+                    .stdout
+                ),
+                String::from_utf8_lossy(&node_exec(&lab, "host1", "ss -uapn").stdout)
+            )
+        },
     );
     wait_for(
         "tor1's BFD session with host1 up (show bfd peers json)",
