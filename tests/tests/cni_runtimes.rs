@@ -1337,6 +1337,14 @@ fn containerd_ctr_cni_attaches_containers_to_the_fabric() {
     assert!(left.is_empty(), "containerd left: {left:?}");
     drop(ctd);
     assert!(!pid_alive(ctd_pid), "containerd {ctd_pid} survived");
+    // Processes of that namespace may still be on their way out (a shim exiting after
+    // containerd): each must go, none may stay.
+    for pid in processes_of_mnt_ns(mnt) {
+        assert!(
+            wait_gone(pid, LONG),
+            "process {pid} of containerd's mount namespace survived"
+        );
+    }
     assert!(processes_of_mnt_ns(mnt).is_empty());
     assert_eq!(ns_inode(std::process::id() as i32, "mnt"), machine_mnt);
     assert!(!dir.exists(), "{} survived", dir.display());
