@@ -895,22 +895,12 @@ impl Speaker {
     /// The Loc-RIB's learned routes with their ECMP next hops, sorted (also when
     /// [`SpeakerConfig::publish_routes`] is off).
     pub async fn loc_rib(&self) -> Result<Vec<(IpNet, Vec<IpAddr>)>, SpeakerError> {
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .table
-            .send(TableCmd::LocRib { reply: tx })
-            .map_err(|_| SpeakerError::Stopped)?;
-        rx.await.map_err(|_| SpeakerError::Stopped)
+        self.ask(|reply| TableCmd::LocRib { reply }).await
     }
 
     /// The prefixes we originate now.
     pub async fn originated(&self) -> Result<Vec<IpNet>, SpeakerError> {
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .table
-            .send(TableCmd::Originated { reply: tx })
-            .map_err(|_| SpeakerError::Stopped)?;
-        rx.await.map_err(|_| SpeakerError::Stopped)
+        self.ask(|reply| TableCmd::Originated { reply }).await
     }
 
     /// Learned best routes with their ECMP next hops; every change is published.
@@ -950,12 +940,7 @@ impl Speaker {
         &self,
         addr: IpAddr,
     ) -> Result<Vec<(IpNet, Option<IpAddr>)>, SpeakerError> {
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .table
-            .send(TableCmd::AdjIn { addr, reply: tx })
-            .map_err(|_| SpeakerError::Stopped)?;
-        rx.await.map_err(|_| SpeakerError::Stopped)
+        self.ask(|reply| TableCmd::AdjIn { addr, reply }).await
     }
 
     /// What a neighbor has been sent (its Adj-RIB-Out): each prefix announced to it and
@@ -965,12 +950,7 @@ impl Speaker {
         &self,
         addr: IpAddr,
     ) -> Result<Vec<(IpNet, Option<IpAddr>)>, SpeakerError> {
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .table
-            .send(TableCmd::AdjOut { addr, reply: tx })
-            .map_err(|_| SpeakerError::Stopped)?;
-        rx.await.map_err(|_| SpeakerError::Stopped)
+        self.ask(|reply| TableCmd::AdjOut { addr, reply }).await
     }
 
     /// Stops for a restart: every connection is closed without a NOTIFICATION, so peers
@@ -978,6 +958,16 @@ impl Speaker {
     /// back or their restart timer runs out. Without graceful restart this is a plain
     /// connection loss.
     pub async fn shutdown_for_restart(self) {
+        self.stop_all(|| PeerCtl::Abandon).await;
+    }
+
+    /// Closes every session (Cease) and stops.
+    pub async fn shutdown(self) {
+        self.stop_all(|| PeerCtl::Stop).await;
+    }
+
+    /// Tells every session `how` to stop and waits (at most 2 s each) for them.
+    async fn stop_all(&self, how: impl Fn() -> PeerCtl) {
         let handles: Vec<PeerHandle> = self
             .shared
             .peers
@@ -985,27 +975,21 @@ impl Speaker {
             .map(|mut p| p.drain().map(|(_, h)| h).collect())
             .unwrap_or_default();
         for h in &handles {
-            let _ = h.ctl.send(PeerCtl::Abandon);
+            let _ = h.ctl.send(how());
         }
         for h in handles {
             let _ = tokio::time::timeout(Duration::from_secs(2), h.task).await;
         }
     }
 
-    /// Closes every session (Cease) and stops.
-    pub async fn shutdown(self) {
-        let handles: Vec<PeerHandle> = self
-            .shared
-            .peers
-            .lock()
-            .map(|mut p| p.drain().map(|(_, h)| h).collect())
-            .unwrap_or_default();
-        for h in &handles {
-            let _ = h.ctl.send(PeerCtl::Stop);
-        }
-        for h in handles {
-            let _ = tokio::time::timeout(Duration::from_secs(2), h.task).await;
-        }
+    /// Asks the table something and waits for its answer.
+    async fn ask<T>(
+        &self,
+        cmd: impl FnOnce(oneshot::Sender<T>) -> TableCmd,
+    ) -> Result<T, SpeakerError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared.table.send(cmd(tx))?;
+        rx.await.map_err(|_| SpeakerError::Stopped)
     }
 }
 
