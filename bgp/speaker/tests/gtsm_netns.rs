@@ -2,6 +2,7 @@
 //! and so decrements the TTL. Needs root (skips with a message otherwise). The namespaces
 //! are created with unique names and deleted by a guard, also when the test fails; nothing
 //! is added to the machine's own namespace (the veths are created inside the namespaces).
+//! Also BFD over IPv6 (hop limit 255) inside a namespace of its own.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
@@ -196,4 +197,69 @@ fn gtsm_through_one_router() {
         session_comes_up(&ns, 254, TtlMode::Fixed(2)),
         "TTL 2 did not cross one router"
     );
+}
+
+/// BFD over IPv6 (RFC 5881 §5: hop limit 255 both ways) between two instances on two
+/// addresses of one namespace's loopback: the sessions come up, and a peer that goes
+/// silent is detected. The IPv6 receive path (IPV6_RECVHOPLIMIT, packet info) is only
+/// exercised here.
+#[test]
+fn bfd_over_ipv6_comes_up_and_detects_a_silent_peer() {
+    use std::net::Ipv6Addr;
+
+    use bgp::bfd::{BfdConfig, BfdState, Diag};
+    use bgp_speaker::bfd::{Bfd, BfdOptions};
+
+    if !containerlab::testing::require_root("bfd_over_ipv6_comes_up_and_detects_a_silent_peer") {
+        return;
+    }
+    let name = format!("cbgp-bfd6-{}", std::process::id());
+    ip(&["netns", "add", &name]);
+    let ns = Netns {
+        names: vec![name.clone()],
+    };
+    ip(&["-n", &name, "link", "set", "lo", "up"]);
+    for a in ["fd00:99::1/128", "fd00:99::2/128"] {
+        ip(&["-n", &name, "addr", "add", a, "dev", "lo", "nodad"]);
+    }
+    let (a, b): (Ipv6Addr, Ipv6Addr) =
+        ("fd00:99::1".parse().unwrap(), "fd00:99::2".parse().unwrap());
+    let (ia, ib) = (IpAddr::V6(a), IpAddr::V6(b));
+    let done = in_netns(ns.name(0), async move || {
+        let on = |addr: Ipv6Addr| {
+            Bfd::start(BfdOptions {
+                port: bgp::bfd::CONTROL_PORT,
+                bind_v4: None,
+                bind_v6: Some(addr),
+            })
+            .unwrap()
+        };
+        let cfg = BfdConfig {
+            desired_min_tx: Duration::from_millis(50),
+            required_min_rx: Duration::from_millis(50),
+            detect_mult: 3,
+        };
+        let (x, y) = (on(a), on(b));
+        x.add(ib, ia, cfg).unwrap();
+        y.add(ia, ib, cfg).unwrap();
+        let wait = async |bfd: &Bfd, peer: IpAddr, local: IpAddr, want: BfdState| {
+            tokio::time::timeout(MUST, async {
+                loop {
+                    if let Some(s) = bfd.status(peer, local).filter(|s| s.state == want) {
+                        return s;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{peer} never {want}: {:?}", bfd.status(peer, local)))
+        };
+        wait(&x, ib, ia, BfdState::Up).await;
+        wait(&y, ia, ib, BfdState::Up).await;
+        // y goes silent (no AdminDown): x detects it.
+        y.abort();
+        let s = wait(&x, ib, ia, BfdState::Down).await;
+        assert_eq!(s.diag, Diag::ControlDetectionTimeExpired);
+    });
+    done.join().expect("the IPv6 BFD run");
 }
