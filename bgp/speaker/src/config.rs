@@ -230,8 +230,12 @@ pub struct Neighbor {
     pub export_policy: Vec<String>,
     /// Most prefixes accepted from the neighbor.
     pub max_prefix: Option<u32>,
-    /// Whether to run BFD with the neighbor (300 ms × 3, started with the BGP session).
+    /// Whether to run BFD with the neighbor (started with the BGP session).
     pub bfd: bool,
+    /// BFD transmit/receive interval (`bfd_interval`, ms, default 300) and detection
+    /// multiplier (`bfd_multiplier`, default 3).
+    pub bfd_interval_ms: u32,
+    pub bfd_multiplier: u8,
 }
 
 impl Neighbor {
@@ -456,6 +460,8 @@ struct RawNeighbor {
     max_prefix: Option<u32>,
     #[serde(default)]
     bfd: bool,
+    bfd_interval: Option<u32>,
+    bfd_multiplier: Option<u8>,
 }
 
 #[derive(Deserialize, Default)]
@@ -948,6 +954,23 @@ impl Validator<'_> {
                 "0 would refuse every route; leave it out for no limit",
             );
         }
+        // BFD timers.
+        for (field, set) in [
+            ("bfd_interval", raw.bfd_interval.is_some()),
+            ("bfd_multiplier", raw.bfd_multiplier.is_some()),
+        ] {
+            if set && !raw.bfd {
+                self.problem(at, field, "only with bfd = true");
+            }
+        }
+        let bfd_interval_ms = raw.bfd_interval.unwrap_or(300);
+        if !(50..=60_000).contains(&bfd_interval_ms) {
+            self.problem(at, "bfd_interval", "must be 50..=60000 milliseconds");
+        }
+        let bfd_multiplier = raw.bfd_multiplier.unwrap_or(3);
+        if bfd_multiplier == 0 {
+            self.problem(at, "bfd_multiplier", "must be 1..=255");
+        }
 
         Some(Neighbor {
             key,
@@ -968,6 +991,8 @@ impl Validator<'_> {
             export_policy,
             max_prefix: raw.max_prefix,
             bfd: raw.bfd,
+            bfd_interval_ms,
+            bfd_multiplier,
         })
     }
 }
@@ -1160,6 +1185,8 @@ fn neighbor_fields(o: &Neighbor, n: &Neighbor) -> Vec<NeighborField> {
         export_policy: _,
         max_prefix: _,
         bfd: _,
+        bfd_interval_ms: _,
+        bfd_multiplier: _,
     } = o;
     let checks = [
         (PeerAs, o.peer_as != n.peer_as),
@@ -1178,7 +1205,11 @@ fn neighbor_fields(o: &Neighbor, n: &Neighbor) -> Vec<NeighborField> {
         (ImportPolicy, o.import_policy != n.import_policy),
         (ExportPolicy, o.export_policy != n.export_policy),
         (MaxPrefix, o.max_prefix != n.max_prefix),
-        (Bfd, o.bfd != n.bfd),
+        (
+            Bfd,
+            (o.bfd, o.bfd_interval_ms, o.bfd_multiplier)
+                != (n.bfd, n.bfd_interval_ms, n.bfd_multiplier),
+        ),
     ];
     checks
         .into_iter()

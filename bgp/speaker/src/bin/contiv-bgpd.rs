@@ -338,7 +338,14 @@ fn peer_config(c: &Config, n: &Neighbor) -> PeerConfig {
         add_path_receive: n.add_path.values().any(|m| m.receives()),
         add_path_send: n.add_path.values().any(|m| m.sends()),
         // BFD with FRR's default timers: 300 ms × 3.
-        bfd: n.bfd.then(bgp_speaker::bfd::BfdConfig::default),
+        bfd: n.bfd.then(|| {
+            let every = Duration::from_millis(u64::from(n.bfd_interval_ms));
+            bgp_speaker::bfd::BfdConfig {
+                desired_min_tx: every,
+                required_min_rx: every,
+                detect_mult: n.bfd_multiplier,
+            }
+        }),
     }
 }
 

@@ -547,6 +547,34 @@ fn neighbor_gr_policy_and_limit_errors() {
         &n("max_prefix = 0"),
         &["neighbor 10.0.0.2: max_prefix: 0 would refuse"],
     );
+    one_problem(
+        &n("bfd_interval = 100"),
+        &["neighbor 10.0.0.2: bfd_interval: only with bfd = true"],
+    );
+    one_problem(
+        &n("bfd = true\nbfd_interval = 10"),
+        &["bfd_interval: must be 50..=60000 milliseconds"],
+    );
+    one_problem(
+        &n("bfd = true\nbfd_multiplier = 0"),
+        &["bfd_multiplier: must be 1..=255"],
+    );
+}
+
+#[test]
+fn bfd_timers_default_to_300_ms_times_3() {
+    let c = Config::from_toml_str(
+        "[global]\nasn = 1\nrouter_id = \"10.0.0.1\"\n\
+         [[neighbors]]\naddress = \"10.0.0.2\"\npeer_asn = 2\nbfd = true\n\
+         [[neighbors]]\naddress = \"10.0.0.3\"\npeer_asn = 2\nbfd = true\nbfd_interval = 100\nbfd_multiplier = 5\n",
+    )
+    .unwrap();
+    let t: Vec<(bool, u32, u8)> = c
+        .neighbors
+        .iter()
+        .map(|n| (n.bfd, n.bfd_interval_ms, n.bfd_multiplier))
+        .collect();
+    assert_eq!(t, vec![(true, 300, 3), (true, 100, 5)]);
 }
 
 #[test]
