@@ -452,17 +452,8 @@ impl Shared {
         p: PeerConfig,
         range: Option<IpNet>,
     ) -> Result<(), SpeakerError> {
-        let mut fc = FsmConfig::new(
-            self.cfg.asn,
-            self.cfg.router_id,
-            p.remote_as.map(PeerAs::Exact).unwrap_or(PeerAs::Any),
-        );
-        fc.hold_time = p.hold_time;
-        fc.keepalive = p.keepalive;
-        fc.connect_retry = p.connect_retry;
-        fc.passive = p.passive;
-        fc.idle_hold = Duration::from_millis(500);
-        let fsm = Fsm::new(fc).map_err(|e| SpeakerError::Neighbor(p.addr, e.to_string()))?;
+        let fsm = Fsm::new(fsm_config(&self.cfg, &p))
+            .map_err(|e| SpeakerError::Neighbor(p.addr, e.to_string()))?;
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -750,15 +741,8 @@ impl Speaker {
     /// that address gives way: a configured neighbor always wins over a range.
     pub fn add_neighbor(&self, p: PeerConfig) -> Result<(), SpeakerError> {
         // Checked before anything is removed.
-        let mut fc = FsmConfig::new(
-            self.shared.cfg.asn,
-            self.shared.cfg.router_id,
-            p.remote_as.map(PeerAs::Exact).unwrap_or(PeerAs::Any),
-        );
-        fc.hold_time = p.hold_time;
-        fc.keepalive = p.keepalive;
-        fc.connect_retry = p.connect_retry;
-        fc.validate()
+        fsm_config(&self.shared.cfg, &p)
+            .validate()
             .map_err(|e| SpeakerError::Neighbor(p.addr, e.to_string()))?;
         // Removed first: removal clears the peer's MD5 key on the listener.
         self.remove_neighbor(p.addr);
@@ -804,15 +788,8 @@ impl Speaker {
         limit: usize,
     ) -> Result<(), SpeakerError> {
         let range = range.trunc();
-        let mut fc = FsmConfig::new(
-            self.shared.cfg.asn,
-            self.shared.cfg.router_id,
-            template.remote_as.map(PeerAs::Exact).unwrap_or(PeerAs::Any),
-        );
-        fc.hold_time = template.hold_time;
-        fc.keepalive = template.keepalive;
-        fc.connect_retry = template.connect_retry;
-        fc.validate()
+        fsm_config(&self.shared.cfg, &template)
+            .validate()
             .map_err(|e| SpeakerError::Neighbor(range.addr(), e.to_string()))?;
         self.remove_range(range);
         if let Some(l) = &self.shared.listener
@@ -991,6 +968,21 @@ impl Speaker {
         self.shared.table.send(cmd(tx))?;
         rx.await.map_err(|_| SpeakerError::Stopped)
     }
+}
+
+/// The session FSM's configuration for a neighbor.
+fn fsm_config(sp: &SpeakerConfig, p: &PeerConfig) -> FsmConfig {
+    let mut fc = FsmConfig::new(
+        sp.asn,
+        sp.router_id,
+        p.remote_as.map(PeerAs::Exact).unwrap_or(PeerAs::Any),
+    );
+    fc.hold_time = p.hold_time;
+    fc.keepalive = p.keepalive;
+    fc.connect_retry = p.connect_retry;
+    fc.passive = p.passive;
+    fc.idle_hold = Duration::from_millis(500);
+    fc
 }
 
 fn set_status(
