@@ -11,20 +11,17 @@
 //! - A scripted peer doing graceful restart comes back on a new connection (either way)
 //!   while its old session still looks up: the old one ends as a restart, routes kept.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bgp::types::Family;
 use bgp::wire::{self, Message, Open, SessionCtx};
-use bgp_speaker::driver::{PeerConfig, PeerStatus, Routes, Speaker, SpeakerConfig};
-use bytes::BytesMut;
+use bgp_speaker::driver::{PeerStatus, Speaker, SpeakerConfig};
+use common::{MUST, Wire, peer, wait_routes};
 use ipnet::IpNet;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-
-/// Bound for things that must happen (generous, for a loaded 2-core machine).
-const MUST: Duration = Duration::from_secs(30);
+use tokio::net::{TcpListener, TcpSocket};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -42,29 +39,6 @@ fn cfg(asn: u32, id: Ipv4Addr, listen: SocketAddr) -> SpeakerConfig {
         large_communities: vec![],
         graceful_restart: None,
     }
-}
-
-/// An active neighbor at `addr:port`, connecting from `local`.
-fn peer(addr: IpAddr, port: u16, asn: u32, local: IpAddr) -> PeerConfig {
-    let mut p = PeerConfig::new(addr, asn);
-    p.port = port;
-    p.transport.local_addr = Some(local);
-    p
-}
-
-async fn wait_routes(s: &Speaker, f: impl Fn(&Routes) -> bool) -> Arc<Routes> {
-    let mut rx = s.routes();
-    tokio::time::timeout(MUST, async {
-        loop {
-            let r = rx.borrow_and_update().clone();
-            if f(&r) {
-                return r;
-            }
-            rx.changed().await.unwrap();
-        }
-    })
-    .await
-    .expect("routes in time")
 }
 
 async fn wait_status(s: &Speaker, what: &str, f: impl Fn(&PeerStatus) -> bool) -> PeerStatus {
@@ -115,8 +89,8 @@ async fn two_active_speakers_started_together_keep_one_session() {
             b.add_neighbor(nb).unwrap();
             a.add_neighbor(na).unwrap();
         }
-        let ra = wait_routes(&a, |r| r.contains_key(&pb)).await;
-        let rb = wait_routes(&b, |r| r.contains_key(&pa)).await;
+        let ra = wait_routes(&a, "the routes", |r| r.contains_key(&pb)).await;
+        let rb = wait_routes(&b, "the routes", |r| r.contains_key(&pa)).await;
         assert_eq!(ra[&pb], vec![b_ip], "round {round}");
         assert_eq!(rb[&pa], vec![a_ip], "round {round}");
         for (name, s) in [("a", &a), ("b", &b)] {
@@ -131,53 +105,7 @@ async fn two_active_speakers_started_together_keep_one_session() {
     }
 }
 
-/// One end of a BGP connection, scripted by the test.
-struct Wire {
-    stream: TcpStream,
-    buf: BytesMut,
-    ctx: SessionCtx,
-}
-
 impl Wire {
-    fn new(stream: TcpStream) -> Wire {
-        Wire {
-            stream,
-            buf: BytesMut::new(),
-            ctx: SessionCtx::default(),
-        }
-    }
-
-    async fn send(&mut self, m: Message) {
-        let mut out = BytesMut::new();
-        m.encode(&self.ctx, &mut out).unwrap();
-        self.stream.write_all(&out).await.unwrap();
-    }
-
-    /// The next message, or `None` when the connection is closed.
-    async fn recv(&mut self) -> Option<Message> {
-        tokio::time::timeout(MUST, async {
-            loop {
-                if let Some(len) = wire::frame_len(&self.buf, self.ctx.max_len).unwrap() {
-                    let frame = self.buf.split_to(len);
-                    return Some(Message::decode(&frame, &self.ctx).unwrap());
-                }
-                match self.stream.read_buf(&mut self.buf).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await
-        .expect("a message or the end of the connection in time")
-    }
-
-    async fn recv_open(&mut self) -> Open {
-        match self.recv().await {
-            Some(Message::Open(o)) => o,
-            m => panic!("expected an OPEN, got {m:?}"),
-        }
-    }
-
     /// Expects Cease / Connection Collision Resolution, then the end of the connection.
     async fn expect_collision_cease(&mut self) {
         match self.recv().await {
@@ -440,7 +368,10 @@ async fn restarted_unnoticed(old_inbound: bool) {
     first.send(Message::Keepalive).await;
     first.send(announce(kept)).await;
     first.send(announce(dropped)).await;
-    wait_routes(&s, |r| r.contains_key(&kept) && r.contains_key(&dropped)).await;
+    wait_routes(&s, "the routes", |r| {
+        r.contains_key(&kept) && r.contains_key(&dropped)
+    })
+    .await;
 
     // The peer restarts; its old connection stays open (as after a reboot whose reset
     // never reached us). It connects again, R bit set.
@@ -470,6 +401,9 @@ async fn restarted_unnoticed(old_inbound: bool) {
     second
         .send(Message::Update(Update::end_of_rib(Family::IPV4_UNICAST)))
         .await;
-    wait_routes(&s, |r| r.contains_key(&kept) && !r.contains_key(&dropped)).await;
+    wait_routes(&s, "the routes", |r| {
+        r.contains_key(&kept) && !r.contains_key(&dropped)
+    })
+    .await;
     s.shutdown().await;
 }

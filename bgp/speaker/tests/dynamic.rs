@@ -10,20 +10,17 @@
 //!   range does not allow gets OPEN Message Error / Bad Peer AS; the range's limit is
 //!   enforced; removing the range removes its dynamic neighbors.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bgp::types::Family;
-use bgp::wire::{self, Message, Open, SessionCtx};
-use bgp_speaker::driver::{PeerConfig, PeerStatus, Routes, Speaker, SpeakerConfig};
-use bytes::BytesMut;
+use bgp::wire::{self, Message, Open};
+use bgp_speaker::driver::{PeerConfig, PeerStatus, Speaker, SpeakerConfig};
+use common::{MUST, Wire, peer, wait_routes};
 use ipnet::IpNet;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-
-/// Bound for things that must happen (generous, for a loaded 2-core machine).
-const MUST: Duration = Duration::from_secs(30);
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -53,29 +50,6 @@ fn template(asns: &[u32]) -> PeerConfig {
     p.remote_as = None;
     p.allowed_as = asns.to_vec();
     p
-}
-
-/// An active neighbor at `addr:port`, connecting from `local`.
-fn peer(addr: IpAddr, port: u16, asn: u32, local: IpAddr) -> PeerConfig {
-    let mut p = PeerConfig::new(addr, asn);
-    p.port = port;
-    p.transport.local_addr = Some(local);
-    p
-}
-
-async fn wait_routes(s: &Speaker, what: &str, f: impl Fn(&Routes) -> bool) -> Arc<Routes> {
-    let mut rx = s.routes();
-    tokio::time::timeout(MUST, async {
-        loop {
-            let r = rx.borrow_and_update().clone();
-            if f(&r) {
-                return r;
-            }
-            rx.changed().await.unwrap();
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("never {what}: {:?}", s.routes().borrow()))
 }
 
 async fn wait_neighbors(
@@ -111,45 +85,8 @@ async fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
         .unwrap()
 }
 
-/// One end of a BGP connection, scripted by the test.
-struct Wire {
-    stream: TcpStream,
-    buf: BytesMut,
-    ctx: SessionCtx,
-}
-
-impl Wire {
-    async fn send(&mut self, m: Message) {
-        let mut out = BytesMut::new();
-        m.encode(&self.ctx, &mut out).unwrap();
-        self.stream.write_all(&out).await.unwrap();
-    }
-
-    /// The next message, or `None` when the connection is closed.
-    async fn recv(&mut self) -> Option<Message> {
-        tokio::time::timeout(MUST, async {
-            loop {
-                if let Some(len) = wire::frame_len(&self.buf, self.ctx.max_len).unwrap() {
-                    let frame = self.buf.split_to(len);
-                    return Some(Message::decode(&frame, &self.ctx).unwrap());
-                }
-                match self.stream.read_buf(&mut self.buf).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await
-        .expect("a message or the end of the connection in time")
-    }
-}
-
 async fn wire_from(from: IpAddr, to: SocketAddr) -> Wire {
-    Wire {
-        stream: connect_from(from, to).await,
-        buf: BytesMut::new(),
-        ctx: SessionCtx::default(),
-    }
+    Wire::new(connect_from(from, to).await)
 }
 
 fn open(asn: u32, id: Ipv4Addr) -> Open {
@@ -365,13 +302,11 @@ async fn a_range_password_covers_the_prefix() {
         connect_timeout: MUST,
         ..unsigned
     };
-    let mut w = Wire {
-        stream: connect(to, &unsigned)
+    let mut w = Wire::new(
+        connect(to, &unsigned)
             .await
             .expect("unsigned after removal"),
-        buf: BytesMut::new(),
-        ctx: SessionCtx::default(),
-    };
+    );
     assert!(w.recv().await.is_none());
     a.shutdown().await;
     b.shutdown().await;

@@ -2,11 +2,13 @@
 //! with the right next hop and AS path, withdrawals and neighbor removal take routes
 //! away, and learned routes are never passed on (the host guardrail).
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
-use bgp_speaker::driver::{PeerConfig, Routes, Speaker, SpeakerConfig};
+use bgp_speaker::driver::{PeerConfig, Speaker, SpeakerConfig};
+use common::wait_routes;
 use ipnet::IpNet;
 
 fn cfg(asn: u32, id: u8, listen: Option<SocketAddr>) -> SpeakerConfig {
@@ -21,21 +23,6 @@ fn cfg(asn: u32, id: u8, listen: Option<SocketAddr>) -> SpeakerConfig {
         large_communities: vec![],
         graceful_restart: None,
     }
-}
-
-async fn wait_routes(s: &Speaker, f: impl Fn(&Routes) -> bool) -> Arc<Routes> {
-    let mut rx = s.routes();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let r = rx.borrow_and_update().clone();
-            if f(&r) {
-                return r;
-            }
-            rx.changed().await.unwrap();
-        }
-    })
-    .await
-    .expect("routes within 30 s")
 }
 
 async fn wait_state(s: &Speaker, addr: IpAddr, state: &str) {
@@ -74,11 +61,17 @@ async fn two_speakers_exchange_and_withdraw() {
     let p1: IpNet = "20.1.1.2/32".parse().unwrap();
     let p2: IpNet = "20.1.1.3/32".parse().unwrap();
     b.originate(vec![p1, p2]).unwrap();
-    let r = wait_routes(&a, |r| r.contains_key(&p1) && r.contains_key(&p2)).await;
+    let r = wait_routes(&a, "the routes", |r| {
+        r.contains_key(&p1) && r.contains_key(&p2)
+    })
+    .await;
     assert_eq!(r[&p1], vec![lo]);
     // A learned them but never passes them back (nor anywhere).
     a.originate(vec!["30.0.0.1/32".parse().unwrap()]).unwrap();
-    let rb = wait_routes(&b, |r| r.contains_key(&"30.0.0.1/32".parse().unwrap())).await;
+    let rb = wait_routes(&b, "the routes", |r| {
+        r.contains_key(&"30.0.0.1/32".parse().unwrap())
+    })
+    .await;
     assert!(
         !rb.contains_key(&p1),
         "a learned route was exported: {rb:?}"
@@ -88,11 +81,11 @@ async fn two_speakers_exchange_and_withdraw() {
     assert!(st[0].updates_in >= 1);
 
     b.withdraw(vec![p1]).unwrap();
-    let r = wait_routes(&a, |r| !r.contains_key(&p1)).await;
+    let r = wait_routes(&a, "the routes", |r| !r.contains_key(&p1)).await;
     assert!(r.contains_key(&p2));
     // Removing the neighbor takes its routes away.
     a.remove_neighbor(lo);
-    wait_routes(&a, |r| r.is_empty()).await;
+    wait_routes(&a, "the routes", |r| r.is_empty()).await;
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -161,7 +154,10 @@ async fn graceful_restart_keeps_routes_through_a_restart() {
     let gone: IpNet = "20.1.1.3/32".parse().unwrap();
     let b = start_b(false).await;
     b.originate(vec![keep, gone]).unwrap();
-    wait_routes(&a, |r| r.contains_key(&keep) && r.contains_key(&gone)).await;
+    wait_routes(&a, "the routes", |r| {
+        r.contains_key(&keep) && r.contains_key(&gone)
+    })
+    .await;
 
     // B goes away without a NOTIFICATION, as a crash or a restart would.
     b.shutdown_for_restart().await;
@@ -176,7 +172,7 @@ async fn graceful_restart_keeps_routes_through_a_restart() {
     let b2 = start_b(true).await;
     b2.originate(vec![keep]).unwrap();
     wait_state(&a, lo, "Established").await;
-    let r = wait_routes(&a, |r| !r.contains_key(&gone)).await;
+    let r = wait_routes(&a, "the routes", |r| !r.contains_key(&gone)).await;
     assert!(r.contains_key(&keep), "{r:?}");
     tokio::time::timeout(Duration::from_secs(30), async {
         while !a.neighbors()[0].eor_received || a.neighbors()[0].stale_routes != 0 {
@@ -206,9 +202,9 @@ async fn without_graceful_restart_routes_go_with_the_session() {
     b.add_neighbor(pb).unwrap();
     let p: IpNet = "20.1.1.2/32".parse().unwrap();
     b.originate(vec![p]).unwrap();
-    wait_routes(&a, |r| r.contains_key(&p)).await;
+    wait_routes(&a, "the routes", |r| r.contains_key(&p)).await;
     b.shutdown_for_restart().await;
-    wait_routes(&a, |r| !r.contains_key(&p)).await;
+    wait_routes(&a, "the routes", |r| !r.contains_key(&p)).await;
     assert_eq!(a.neighbors()[0].stale_routes, 0);
     a.shutdown().await;
 }
@@ -243,12 +239,12 @@ async fn a_transit_speaker_passes_routes_on() {
 
     let p: IpNet = "20.2.0.0/24".parse().unwrap();
     b.originate(vec![p]).unwrap();
-    let r = wait_routes(&c, |r| r.contains_key(&p)).await;
+    let r = wait_routes(&c, "the routes", |r| r.contains_key(&p)).await;
     assert_eq!(r[&p], vec![lo], "C reaches it through A");
     // Never back to B (split horizon): B's only route for p would be its own.
     assert!(!b.routes().borrow().contains_key(&p));
     b.withdraw(vec![p]).unwrap();
-    wait_routes(&c, |r| !r.contains_key(&p)).await;
+    wait_routes(&c, "the routes", |r| !r.contains_key(&p)).await;
     for s in [a, b, c] {
         s.shutdown().await;
     }
