@@ -169,7 +169,6 @@ pub(super) struct Table {
     next_out_path_id: u32,
     /// The learned routes (with [`SpeakerConfig::publish_routes`]).
     routes: Routes,
-    routes_pending: bool,
     /// Routes changed since the last publication.
     routes_changed: usize,
     last_publish: Instant,
@@ -189,7 +188,7 @@ pub(super) async fn table_task(
             .stale
             .values()
             .map(|s| s.deadline)
-            .chain(t.routes_pending.then(|| t.last_publish + PUBLISH_EVERY))
+            .chain((t.routes_changed > 0).then(|| t.last_publish + PUBLISH_EVERY))
             .min();
         let first = tokio::select! {
             c = rx.recv() => match c {
@@ -217,12 +216,11 @@ pub(super) async fn table_task(
         t.release_emptied();
         // Publishing copies the whole route map: a few changes go out at once, a flood
         // at most every PUBLISH_EVERY (its tail when that time is up).
-        if t.routes_pending
+        if t.routes_changed > 0
             && ((rx.is_empty() && t.routes_changed < PUBLISH_AT_ONCE)
                 || t.last_publish.elapsed() >= PUBLISH_EVERY)
         {
             routes_tx.send_replace(Arc::new(t.routes.clone()));
-            t.routes_pending = false;
             t.routes_changed = 0;
             t.last_publish = Instant::now();
         }
@@ -257,7 +255,6 @@ impl Table {
             out_path_ids: HashMap::new(),
             next_out_path_id: 1,
             routes: Routes::new(),
-            routes_pending: false,
             routes_changed: 0,
             last_publish: Instant::now(),
             status,
@@ -720,12 +717,10 @@ impl Table {
     fn set_route(&mut self, prefix: IpNet, hops: Vec<IpAddr>) {
         if hops.is_empty() {
             if self.routes.remove(&prefix).is_some() {
-                self.routes_pending = true;
                 self.routes_changed += 1;
             }
         } else if self.routes.get(&prefix) != Some(&hops) {
             self.routes.insert(prefix, hops);
-            self.routes_pending = true;
             self.routes_changed += 1;
         }
     }
