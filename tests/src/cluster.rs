@@ -406,6 +406,22 @@ pub fn wait_for<T>(
     }
 }
 
+/// FRR's BFD state of a peer (`status` in `show bfd peers json` output), empty when
+/// FRR does not know the peer.
+pub fn frr_bfd_status(show_bfd_peers_json: &str, peer: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(show_bfd_peers_json)
+        .ok()
+        .and_then(|v| {
+            v.as_array()?
+                .iter()
+                .find(|p| p.get("peer").and_then(|a| a.as_str()) == Some(peer))?
+                .get("status")?
+                .as_str()
+                .map(String::from)
+        })
+        .unwrap_or_default()
+}
+
 /// The routes of a lab router (FRR) as `prefix → next hops`, from `vtysh`.
 pub fn frr_routes(lab: &containerlab::Lab, node: &str) -> BTreeMap<String, Vec<String>> {
     let o = node_exec(lab, node, "vtysh -c 'show ip route json'");

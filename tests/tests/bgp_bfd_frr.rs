@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use bgp_speaker::bfd::BfdConfig;
 use bgp_speaker::driver::{PeerConfig, PeerStatus, Speaker, SpeakerConfig};
 use containerlab::lab::DeployOptions;
+use contiv_tests::cluster::frr_bfd_status;
 use contiv_tests::speaker::{in_node, runtime, wait_router};
 use contiv_tests::{fabric_lab, require_root};
 
@@ -59,21 +60,6 @@ async fn wait_status(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// FRR's BFD state of a peer (`status` in `show bfd peers json`), empty when unknown.
-fn frr_bfd_status(out: &str, peer: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(out)
-        .ok()
-        .and_then(|v| {
-            v.as_array()?
-                .iter()
-                .find(|p| p.get("peer").and_then(|a| a.as_str()) == Some(peer))?
-                .get("status")?
-                .as_str()
-                .map(String::from)
-        })
-        .unwrap_or_default()
 }
 
 #[test]

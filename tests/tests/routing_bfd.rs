@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use contiv_tests::cluster::{Netmaster, Netplugin, deploy, node_exec, wait_for};
+use contiv_tests::cluster::{self, Netmaster, Netplugin, deploy, node_exec, wait_for};
 use contiv_tests::require_root;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -30,20 +30,10 @@ fn tor1_neighbor(nm: &Netmaster) -> Option<serde_json::Value> {
         .cloned()
 }
 
-/// FRR's BFD state of a peer (`status` in `show bfd peers json`), empty when unknown.
+/// tor1's BFD state of a peer, empty when unknown.
 fn frr_bfd_status(lab: &containerlab::Lab, peer: &str) -> String {
     let o = node_exec(lab, "tor1", "vtysh -c 'show bfd peers json'");
-    serde_json::from_slice::<serde_json::Value>(&o.stdout)
-        .ok()
-        .and_then(|v| {
-            v.as_array()?
-                .iter()
-                .find(|p| p.get("peer").and_then(|a| a.as_str()) == Some(peer))?
-                .get("status")?
-                .as_str()
-                .map(String::from)
-        })
-        .unwrap_or_default()
+    cluster::frr_bfd_status(&String::from_utf8_lossy(&o.stdout), peer)
 }
 
 fn tor1_ok(lab: &containerlab::Lab, cmd: &str) {
