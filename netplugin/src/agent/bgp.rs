@@ -377,6 +377,36 @@ impl SpeakerHost {
         Ok(())
     }
 
+    /// Originates (`true`) or withdraws (`false`) the given prefixes.
+    pub fn advertise_changes(&mut self, changes: &BTreeMap<IpNet, bool>) -> Result<(), String> {
+        let (new, gone): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, on)| **on);
+        let gone: Vec<IpNet> = gone
+            .into_iter()
+            .map(|(p, _)| *p)
+            .filter(|p| self.originated.contains(p))
+            .collect();
+        let new: Vec<IpNet> = new
+            .into_iter()
+            .map(|(p, _)| *p)
+            .filter(|p| !self.originated.contains(p))
+            .collect();
+        if !gone.is_empty() {
+            self.speaker()
+                .withdraw(gone.clone())
+                .map_err(|e| format!("withdrawing: {e}"))?;
+        }
+        if !new.is_empty() {
+            self.speaker()
+                .originate(new.clone())
+                .map_err(|e| format!("originating: {e}"))?;
+        }
+        for p in gone {
+            self.originated.remove(&p);
+        }
+        self.originated.extend(new);
+        Ok(())
+    }
+
     pub fn originated(&self) -> &BTreeSet<IpNet> {
         &self.originated
     }

@@ -26,13 +26,13 @@ pub mod metrics;
 mod reconcile;
 mod service;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use contiv_model::{Global, Object};
+use contiv_model::Object;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, watch};
@@ -43,8 +43,7 @@ use crate::intent::{Link, Mirror};
 
 pub use reconcile::Status;
 
-/// The forwarding mode this agent implements.
-pub const ROUTING: &str = "routing";
+pub use crate::calc::{ROUTING, stored_fwd_mode};
 
 /// How the agent is set up.
 #[derive(Debug, Clone)]
@@ -208,14 +207,6 @@ pub fn endpoint_id(a: &Attachment) -> String {
     }
 }
 
-/// The stored forwarding mode (Contiv's default is bridge when nothing is set).
-pub fn stored_fwd_mode(m: &Mirror) -> String {
-    m.get::<Global>(Global::PLURAL, "global")
-        .map(|g| g.fwd_mode)
-        .filter(|f| !f.is_empty())
-        .unwrap_or_else(|| "bridge".to_string())
-}
-
 /// The agent: shared by the front ends, the reconciler and the reporter.
 pub struct Agent {
     cfg: AgentConfig,
@@ -224,6 +215,8 @@ pub struct Agent {
     state: Mutex<Saved>,
     mirror: watch::Receiver<Arc<Mirror>>,
     link: watch::Receiver<Link>,
+    /// Endpoints (attachment keys) the front ends changed since the last pass.
+    touched: std::sync::Mutex<BTreeSet<String>>,
     /// Bumped by every front-end change; the reconciler answers with `done`.
     wanted: watch::Sender<u64>,
     done: watch::Receiver<u64>,
@@ -313,6 +306,7 @@ impl Agent {
             state: Mutex::new(saved),
             mirror: mirror_rx,
             link: link_rx,
+            touched: std::sync::Mutex::new(BTreeSet::new()),
             wanted,
             done,
             status,
@@ -397,6 +391,25 @@ impl Agent {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Notes that the endpoint saved under `key` changed (added, removed): the next pass
+    /// looks at it, and only at it.
+    fn touch(&self, key: &str) {
+        self.touched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.to_string());
+    }
+
+    /// The endpoints touched since the last call.
+    fn take_touched(&self) -> BTreeSet<String> {
+        std::mem::take(
+            &mut *self
+                .touched
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Asks for a reconcile pass and waits until one that started after this call has

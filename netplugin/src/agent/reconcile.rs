@@ -1,33 +1,40 @@
-//! The agent's reconciler and reporter.
+//! The agent's reconciler (calc → managers → drivers) and reporter.
+//!
+//! The reconciler task owns the pure [`Calc`], the managers with their netlink drivers,
+//! and the BGP speaker. Each wake-up is one pass: the inputs that changed (intent,
+//! endpoints the front ends touched, learned routes, time) go into the calc, the calc's
+//! outputs go to the managers and the speaker, and the managers program what is dirty.
+//! Front-end calls wait for the pass that includes them ([`super::Agent::settle`]).
+//! Every `resync` the kernel is read back whole (links and our routes) to repair drift.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bgp_speaker::driver::{PeerStatus, Routes};
 use contiv_model::feed::HostReport;
-use contiv_model::{Bgp, Network, Object};
 use ipnet::IpNet;
-use serde::Serialize;
 use tokio::sync::{oneshot, watch};
 
-use super::bgp::{BgpPlan, NsRuntime, SpeakerHost, bgp_plan};
-use super::{Agent, ROUTING, stored_fwd_mode};
-use crate::endpoint;
+use super::bgp::{BgpPlan, NsRuntime, SpeakerHost};
+use super::{Agent, LocalRecord};
+use crate::calc::{self, Calc, Convergence, IntentView};
+use crate::endpoint::HostNs;
 use crate::fib::netlink::NetlinkFib;
-use crate::fib::{FibDriver, RouteSet};
-use crate::routing::{self, FibInputs, Learned, LocalEndpoint};
+use crate::intent::Mirror;
+use crate::links::NetlinkLinks;
+use crate::managers::{FibManager, LinkManager};
+use crate::nl::NlError;
 
 /// What the reconciler last saw and did; published for the reporter and metrics.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Status {
     pub fwd_mode: String,
     /// Why the host's `Bgp` object is not in effect, if it is not.
     pub bgp_error: Option<String>,
     pub neighbors: Vec<PeerStatus>,
     /// Routes the speaker selected (prefix → next hops).
-    pub learned: BTreeMap<IpNet, Vec<IpAddr>>,
+    pub learned: Arc<Routes>,
     pub advertised: BTreeSet<IpNet>,
     pub fib_routes: usize,
     /// Endpoints plumbed on this host.
@@ -39,30 +46,204 @@ pub struct Status {
     pub holding_learned: bool,
 }
 
+impl Status {
+    /// Equal apart from the pass counter: a pass that changed nothing is not news.
+    fn same_as(&self, other: &Status) -> bool {
+        let mut o = other.clone();
+        o.passes = self.passes;
+        *self == o
+    }
+}
+
+/// Why a pass did not fully succeed. Each names what failed; the pass still did
+/// everything else (what failed stays dirty and is tried again).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("BGP: {0}")]
+    Bgp(String),
+    #[error("opening the kernel FIB: {0}")]
+    OpenFib(#[source] NlError),
+    #[error("reading the kernel FIB: {0}")]
+    Fib(#[source] NlError),
+    #[error("{}", .0.join("; "))]
+    Dataplane(Vec<String>),
+    #[error("the data-plane task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The managers with their kernel drivers, moved onto a blocking thread for each pass
+/// (netlink calls block), with the calc (pure, cheap) that feeds them.
+struct Core {
+    calc: Calc,
+    fib: FibManager<NetlinkFib>,
+    links: LinkManager<NetlinkLinks>,
+    /// Endpoint key → its host interface, for the endpoints the calc has.
+    ifnames: BTreeMap<String, String>,
+}
+
+/// What one pass hands the data-plane thread.
+struct PassInput {
+    intent: Option<IntentView>,
+    /// Endpoints the front ends touched: key → the record now (`None`: gone).
+    touched: BTreeMap<String, Option<LocalRecord>>,
+    /// Every endpoint (on a resync only).
+    resync: Option<BTreeMap<String, LocalRecord>>,
+    learned: Arc<Routes>,
+    hold: bool,
+}
+
+/// What it hands back.
+struct PassOutput {
+    advertise: BTreeMap<IpNet, bool>,
+    errors: Vec<String>,
+    /// Endpoints to look at again next pass (their interface was missing).
+    retry: Vec<String>,
+}
+
+impl Core {
+    fn open(host: &HostNs) -> Result<Core, NlError> {
+        let fib = match &host.0 {
+            Some(p) => NetlinkFib::open_in_netns(p)?,
+            None => NetlinkFib::open()?,
+        };
+        Ok(Core {
+            calc: Calc::new(),
+            fib: FibManager::new(fib),
+            links: LinkManager::new(NetlinkLinks::new(host.clone())),
+            ifnames: BTreeMap::new(),
+        })
+    }
+
+    fn endpoint(&mut self, key: &str, r: Option<&LocalRecord>, out: &mut PassOutput) {
+        let Some(r) = r else {
+            if let Some(name) = self.ifnames.remove(key) {
+                self.links.forget(&name);
+            }
+            self.calc.endpoint_down(key);
+            return;
+        };
+        match self.links.index_of(&r.host_ifname) {
+            Ok(Some(ix)) => {
+                self.ifnames.insert(key.to_string(), r.host_ifname.clone());
+                self.calc.endpoint_up(
+                    key,
+                    calc::Endpoint {
+                        address: r.address.addr(),
+                        host_ifindex: ix,
+                        network: format!("{}:{}", r.target.tenant, r.target.network),
+                    },
+                );
+            }
+            res => {
+                self.calc.endpoint_down(key);
+                out.errors.push(match res {
+                    Err(e) => format!(
+                        "endpoint {}: looking up {}: {e}",
+                        r.endpoint_id, r.host_ifname
+                    ),
+                    _ => format!(
+                        "endpoint {}: interface {} is missing",
+                        r.endpoint_id, r.host_ifname
+                    ),
+                });
+                out.retry.push(key.to_string());
+            }
+        }
+    }
+
+    /// One pass on the data-plane thread.
+    fn pass(&mut self, inp: PassInput) -> Result<PassOutput, ReconcileError> {
+        let mut out = PassOutput {
+            advertise: BTreeMap::new(),
+            errors: Vec::new(),
+            retry: Vec::new(),
+        };
+        if let Some(view) = inp.intent {
+            self.calc.set_intent(view);
+        }
+        if let Some(all) = &inp.resync {
+            let owned: BTreeSet<String> = all.values().map(|r| r.host_ifname.clone()).collect();
+            let (changed, links) = self.links.resync(&owned);
+            out.errors.extend(links.errors);
+            let gone: Vec<String> = self
+                .calc
+                .endpoints()
+                .keys()
+                .filter(|k| !all.contains_key(*k))
+                .cloned()
+                .collect();
+            for k in gone {
+                self.endpoint(&k, None, &mut out);
+            }
+            for (k, r) in all {
+                let known = self.ifnames.get(k).is_some_and(|n| !changed.contains(n));
+                if !known || !self.calc.endpoints().contains_key(k) {
+                    self.endpoint(k, Some(r), &mut out);
+                }
+            }
+            self.fib.request_resync();
+        }
+        for (k, r) in &inp.touched {
+            self.endpoint(k, r.as_ref(), &mut out);
+        }
+        self.calc.set_learned(inp.learned);
+        let updates = self.calc.take_updates();
+        for (p, r) in updates.routes {
+            self.fib.on_update(p, r);
+        }
+        out.advertise = updates.advertise;
+        self.fib.set_hold(inp.hold);
+        let pass = self.fib.apply().map_err(ReconcileError::Fib)?;
+        out.errors
+            .extend(pass.failed.iter().map(|(op, e)| format!("{op:?}: {e}")));
+        Ok(out)
+    }
+}
+
 struct Reconciler {
     agent: Arc<Agent>,
     /// The fabric mode a disagreeing `--fwd-mode` flag was last reported against.
     warned_mode: Option<String>,
-    /// The sessions converged once since the start (the start-up hold is over).
-    converged_once: bool,
+    convergence: Convergence,
     /// The agent restarted with endpoints in place: the first speaker says so (GR R bit)
     /// and learned routes are held until the speaker converged.
     restarting: bool,
-    started: Instant,
     rt: Arc<NsRuntime>,
     speaker: Option<SpeakerHost>,
-    fib: Option<NetlinkFib>,
-    swept: bool,
+    core: Option<Core>,
+    /// The intent the calc was last given.
+    seen: Option<Arc<Mirror>>,
+    view: IntentView,
+    /// A whole read-back is due (start, resync period, after an error).
+    resync_due: bool,
+    /// Endpoints whose interface was missing: looked at again next pass.
+    retry: BTreeSet<String>,
     status: Status,
 }
 
+/// Seconds since the UNIX epoch (the speaker's `established_at` is in those).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 impl Reconciler {
-    async fn pass(&mut self) -> Result<(), String> {
+    async fn pass(&mut self) -> Result<(), ReconcileError> {
         let mirror = self.agent.mirror();
-        let have_intent = mirror.revision > 0 || !mirror.objects.is_empty();
-        let mode = stored_fwd_mode(&mirror);
+        let new_intent = !self.seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &mirror));
+        if new_intent {
+            self.view = IntentView::from_mirror(
+                &mirror,
+                &self.agent.cfg.host,
+                self.agent.cfg.direct_routes,
+            );
+            self.seen = Some(mirror);
+        }
+        let mode = self.view.fwd_mode.clone();
         if let Some(flag) = &self.agent.cfg.fwd_mode
-            && have_intent
+            && self.view.have_intent
             && flag != &mode
             && self.warned_mode.as_deref() != Some(mode.as_str())
         {
@@ -72,263 +253,140 @@ impl Reconciler {
                  is {mode}; following the fabric ({mode})"
             );
         }
-        self.status.fwd_mode = mode.clone();
-        if !have_intent {
+        self.status.fwd_mode = mode;
+        if !self.view.have_intent {
             // Wait for intent before touching anything: a restarted agent with no saved
             // state must not sweep a working data path.
             return Ok(());
         }
 
         // BGP: the host's Bgp object, only in routing mode.
-        let bgp = (mode == ROUTING)
-            .then(|| mirror.get::<Bgp>(Bgp::PLURAL, &self.agent.cfg.host))
-            .flatten();
-        let plan: Option<BgpPlan> = match bgp.as_ref().map(bgp_plan) {
-            None => None,
-            Some(Ok(p)) => Some(p),
+        let plan = match &self.view.bgp {
             Some(Err(e)) => {
+                if self.status.bgp_error.as_ref() != Some(e) {
+                    tracing::error!("Bgp object of {}: {e}", self.agent.cfg.host);
+                }
                 self.status.bgp_error = Some(e.clone());
-                tracing::error!("Bgp object of {}: {e}", self.agent.cfg.host);
                 None
             }
+            other => {
+                self.status.bgp_error = None;
+                other.as_ref().and_then(|b| b.as_ref().ok()).cloned()
+            }
         };
-        if plan.is_some() || bgp.is_none() {
-            self.status.bgp_error = None;
-        }
-        self.apply_plan(plan.as_ref()).await?;
+        let started = self.apply_plan(plan.as_ref()).await?;
 
-        // Local endpoints with their interface indexes.
-        let records = self.agent.endpoints().await;
-        self.status.endpoints = records.len();
-        let host = self.agent.host_ns.clone();
-        let names: Vec<(String, String, IpAddr)> = records
-            .iter()
-            .map(|r| {
-                (
-                    r.endpoint_id.clone(),
-                    r.host_ifname.clone(),
-                    r.address.addr(),
-                )
-            })
-            .collect();
-        let swept = self.swept;
-        let ours: BTreeSet<String> = records.iter().map(|r| r.host_ifname.clone()).collect();
-        let (locals, sweep_errors) = tokio::task::spawn_blocking(move || {
-            let mut errors = Vec::new();
-            if let Err(e) = endpoint::enable_forwarding(&host) {
-                errors.push(format!("enabling IPv4 forwarding: {e}"));
-            }
-            // One link dump a pass: the indexes of our interfaces, and the ones to sweep.
-            let links = match endpoint::our_link_indexes(&host) {
-                Ok(l) => l,
-                Err(e) => {
-                    errors.push(format!("listing interfaces: {e}"));
-                    return (Vec::new(), errors);
-                }
-            };
-            if !swept {
-                for l in links.keys().filter(|l| !ours.contains(*l)) {
-                    tracing::info!("sweeping interface {l}: no endpoint owns it");
-                    if let Err(e) = endpoint::remove_link(&host, l) {
-                        errors.push(format!("removing {l}: {e}"));
-                    }
-                }
-            }
-            let mut locals = Vec::new();
-            for (id, name, address) in names {
-                match links.get(&name) {
-                    Some(ix) => locals.push(LocalEndpoint {
-                        id,
-                        address,
-                        host_ifindex: *ix,
-                    }),
-                    None => errors.push(format!("endpoint {id}: interface {name} is missing")),
-                }
-            }
-            (locals, errors)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        self.swept = true;
-
-        // What to originate.
-        let subnets: BTreeMap<String, IpNet> = mirror
-            .list::<Network>(Network::PLURAL)
-            .into_iter()
-            .filter_map(|n| {
-                let s = contiv_model::validate::parse_subnet("subnet", &n.subnet).ok()?;
-                Some((
-                    format!("{}:{}", n.tenant_name, n.network_name),
-                    IpNet::from(s.net),
-                ))
-            })
-            .collect();
-        let subnet_of: BTreeMap<String, IpNet> = records
-            .iter()
-            .filter_map(|r| {
-                subnets
-                    .get(&format!("{}:{}", r.target.tenant, r.target.network))
-                    .map(|s| (r.endpoint_id.clone(), *s))
-            })
-            .collect();
+        // The inputs that changed.
+        let touched_keys = self.agent.take_touched();
+        let resync = std::mem::take(&mut self.resync_due);
+        let (touched, all) = {
+            let st = self.agent.state.lock().await;
+            self.status.endpoints = st.endpoints.len();
+            let touched: BTreeMap<String, Option<LocalRecord>> = touched_keys
+                .into_iter()
+                .chain(std::mem::take(&mut self.retry))
+                .map(|k| {
+                    let r = st.endpoints.get(&k).cloned();
+                    (k, r)
+                })
+                .collect();
+            (touched, resync.then(|| st.endpoints.clone()))
+        };
         let learned: Arc<Routes> = match &self.speaker {
             Some(s) => s.routes().borrow().clone(),
             None => Arc::new(Routes::new()),
         };
+        let neighbors = self.speaker.as_ref().map(SpeakerHost::neighbors);
+        let hold = self.convergence.hold(
+            Instant::now(),
+            unix_now(),
+            plan.as_ref(),
+            neighbors.as_deref(),
+        );
+        self.status.holding_learned = hold;
+
+        let mut core = match self.core.take() {
+            Some(c) => c,
+            None => {
+                let host = self.agent.host_ns.clone();
+                tokio::task::spawn_blocking(move || Core::open(&host))
+                    .await?
+                    .map_err(ReconcileError::OpenFib)?
+            }
+        };
+        let input = PassInput {
+            intent: new_intent.then(|| self.view.clone()),
+            touched,
+            resync: all,
+            learned: learned.clone(),
+            hold,
+        };
+        let t = Instant::now();
+        let (core, out) = tokio::task::spawn_blocking(move || {
+            let out = core.pass(input);
+            (core, out)
+        })
+        .await?;
+        self.agent
+            .metrics
+            .fib_sync_seconds
+            .observe(t.elapsed().as_secs_f64());
+        self.status.fib_routes = core.fib.desired().len();
+        let advertised = core.calc.advertised();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                // The view of the kernel is not to be trusted: read it back next pass.
+                let mut core = core;
+                core.fib.request_resync();
+                self.core = Some(core);
+                self.resync_due = true;
+                return Err(e);
+            }
+        };
+        self.core = Some(core);
+        self.retry.extend(out.retry);
+
+        // What to originate: a new speaker gets the whole set, a running one the change.
         if let Some(s) = &mut self.speaker {
-            let want = routing::advertisements(&s.plan().advertise.clone(), &locals, |e| {
-                subnet_of.get(&e.id).copied()
-            });
-            s.advertise(&want)?;
-            self.status.advertised = want;
-            self.status.neighbors = s.neighbors();
+            if started {
+                s.advertise(&advertised).map_err(ReconcileError::Bgp)?;
+            } else if !out.advertise.is_empty() {
+                s.advertise_changes(&out.advertise)
+                    .map_err(ReconcileError::Bgp)?;
+            }
+            self.status.advertised = advertised;
+            self.status.neighbors = neighbors.unwrap_or_default();
         } else {
             self.status.advertised.clear();
             self.status.neighbors.clear();
         }
-
-        // The FIB.
-        let learned_list: Vec<Learned> = learned
-            .iter()
-            .map(|(p, nh)| Learned {
-                prefix: *p,
-                nexthops: nh.clone(),
-            })
-            .collect();
-        let protected: Vec<IpNet> = plan.iter().map(|p| p.router_net).collect();
-        let direct = match (&plan, self.agent.cfg.direct_routes) {
-            (Some(p), true) => {
-                let hosts: BTreeMap<String, IpAddr> = mirror
-                    .list::<Bgp>(Bgp::PLURAL)
-                    .into_iter()
-                    .filter_map(|b| {
-                        let net: IpNet = b.routerip.parse().ok()?;
-                        Some((b.hostname, net.addr()))
-                    })
-                    .collect();
-                let eps: Vec<(String, Vec<IpAddr>)> = mirror
-                    .list::<contiv_model::Endpoint>(contiv_model::Endpoint::PLURAL)
-                    .into_iter()
-                    .map(|e| {
-                        let addrs = e.ip_address.iter().filter_map(|a| a.parse().ok()).collect();
-                        (e.homing_host, addrs)
-                    })
-                    .collect();
-                routing::direct_endpoints(&self.agent.cfg.host, p.router_net_full, &hosts, &eps)
-            }
-            _ => Vec::new(),
-        };
-        let desired: RouteSet = routing::desired_fib(&FibInputs {
-            endpoints: &locals,
-            learned: &learned_list,
-            direct: &direct,
-            protected: &protected,
-        });
-        let mut fib = match self.fib.take() {
-            Some(f) => f,
-            None => {
-                let ns = self.agent.cfg.netns.clone();
-                tokio::task::spawn_blocking(move || match ns {
-                    Some(p) => NetlinkFib::open_in_netns(&p),
-                    None => NetlinkFib::open(),
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("opening the kernel FIB: {e}"))?
-            }
-        };
-        // Hold what was learned before a restart until every neighbor sent its End-of-RIB
-        // (or the hold time is over): a restart must not flap the data path.
-        let hold_for = Duration::from_secs(
-            plan.as_ref()
-                .map_or(0, |p| u64::from(p.graceful_restart).max(60)),
-        );
-        // Converged: every session is up and has sent its whole table — its End-of-RIB
-        // with graceful restart (peers send End-of-RIB only then), else a few seconds of
-        // being up.
-        let now_secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let gr = plan.as_ref().is_some_and(|p| p.graceful_restart > 0);
-        let converged = match &self.speaker {
-            None => true,
-            Some(s) => {
-                let n = s.neighbors();
-                !n.is_empty()
-                    && n.iter().all(|p| {
-                        p.state == "Established"
-                            && (p.eor_received
-                                || (!gr
-                                    && p.established_at
-                                        .is_some_and(|t| now_secs.saturating_sub(t) >= 3)))
-                    })
-            }
-        };
-        // Only the start holds: once converged (or the hold time is over), a neighbor
-        // going away later takes its routes with it at once.
-        if converged || self.started.elapsed() >= hold_for {
-            self.converged_once = true;
-        }
-        let hold = plan.is_some() && !self.converged_once;
-        self.status.holding_learned = hold;
-        let started = Instant::now();
-        let want = desired.clone();
-        let (fib, report) = tokio::task::spawn_blocking(move || {
-            let r = if hold {
-                fib.installed().and_then(|installed| {
-                    let held = crate::fib::hold_learned(&want, &installed);
-                    let ops = crate::fib::diff(&held, &installed);
-                    let failed = fib.apply(&ops)?;
-                    Ok(crate::fib::SyncReport {
-                        applied: ops.len() - failed.len(),
-                        failed,
-                    })
-                })
-            } else {
-                fib.sync(&want)
-            };
-            (fib, r)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        self.agent
-            .metrics
-            .fib_sync_seconds
-            .observe(started.elapsed().as_secs_f64());
-        self.fib = Some(fib);
-        let report = report.map_err(|e| format!("syncing the kernel FIB: {e}"))?;
-        self.status.fib_routes = desired.len();
-        self.status.fib_failures = report
-            .failed
-            .iter()
-            .map(|(op, e)| format!("{op:?}: {e}"))
-            .chain(sweep_errors)
-            .collect();
-        self.status.learned = (*learned).clone();
+        self.status.learned = learned;
+        self.status.fib_failures = out.errors;
         if self.status.fib_failures.is_empty() {
             Ok(())
         } else {
-            Err(self.status.fib_failures.join("; "))
+            Err(ReconcileError::Dataplane(self.status.fib_failures.clone()))
         }
     }
 
-    async fn apply_plan(&mut self, plan: Option<&BgpPlan>) -> Result<(), String> {
+    /// Starts, updates or stops the speaker; `true` when a new one started.
+    async fn apply_plan(&mut self, plan: Option<&BgpPlan>) -> Result<bool, ReconcileError> {
         match (plan, self.speaker.as_mut()) {
-            (None, None) => Ok(()),
+            (None, None) => Ok(false),
             (None, Some(_)) => {
                 if let Some(s) = self.speaker.take() {
                     tracing::info!("BGP: the host's Bgp object is gone; stopping the speaker");
                     s.shutdown().await;
                 }
-                Ok(())
+                Ok(false)
             }
             (Some(p), Some(s)) if !s.plan().needs_restart(p) => {
                 if s.plan() != p {
                     tracing::info!("BGP: updating neighbors to {:?}", p.neighbors);
-                    s.update(p).await?;
+                    s.update(p).await.map_err(ReconcileError::Bgp)?;
                 }
-                Ok(())
+                Ok(false)
             }
             (Some(p), _) => {
                 if let Some(s) = self.speaker.take() {
@@ -342,11 +400,28 @@ impl Reconciler {
                     p.neighbors
                 );
                 let restarting = std::mem::take(&mut self.restarting);
-                self.speaker =
-                    Some(SpeakerHost::start(self.rt.clone(), p.clone(), restarting).await?);
-                Ok(())
+                self.speaker = Some(
+                    SpeakerHost::start(self.rt.clone(), p.clone(), restarting)
+                        .await
+                        .map_err(ReconcileError::Bgp)?,
+                );
+                Ok(true)
             }
         }
+    }
+}
+
+/// Waits for the next change of the speaker's routes; forever when there is no speaker
+/// or its publisher is gone (a closed watch must not wake the loop again and again).
+async fn routes_changed(rx: &mut Option<watch::Receiver<Arc<Routes>>>) {
+    match rx {
+        Some(r) => {
+            if r.changed().await.is_err() {
+                *rx = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 
@@ -363,43 +438,49 @@ pub(super) async fn run(
     let mut r = Reconciler {
         agent: agent.clone(),
         warned_mode: None,
-        converged_once: false,
+        convergence: Convergence::new(Instant::now()),
         restarting,
-        started: Instant::now(),
         rt,
         speaker: None,
-        fib: None,
-        swept: false,
+        core: None,
+        seen: None,
+        view: IntentView::default(),
+        resync_due: true,
+        retry: BTreeSet::new(),
         status: Status::default(),
     };
     let mut mirror = agent.mirror.clone();
     let mut tick = tokio::time::interval(agent.cfg.resync);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    // Session states change without route changes; the status follows them each second
+    // (without a pass), and so does the graceful-restart hold.
+    let mut peers_tick = tokio::time::interval(Duration::from_secs(1));
+    peers_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut routes = None;
     loop {
-        let mut routes = r.speaker.as_ref().map(|s| s.routes());
-        let mut peers_tick = tokio::time::interval(Duration::from_secs(1));
-        peers_tick.tick().await;
+        if r.speaker.is_none() {
+            routes = None;
+        } else if routes.is_none() {
+            routes = r.speaker.as_ref().map(SpeakerHost::routes);
+        }
         tokio::select! {
             _ = &mut stop => break,
-            _ = tick.tick() => {}
+            _ = tick.tick() => r.resync_due = true,
             res = wanted.changed() => if res.is_err() { break },
             res = mirror.changed() => if res.is_err() { break },
-            _ = async {
-                match routes.as_mut() {
-                    Some(rx) => { let _ = rx.changed().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {}
-            // Session states change without route changes; refresh them often.
+            () = routes_changed(&mut routes) => {}
             _ = peers_tick.tick() => {
-                if let Some(s) = &r.speaker {
-                    let now = s.neighbors();
-                    if now != r.status.neighbors {
-                        r.status.neighbors = now;
-                        status.send_replace(Arc::new(r.status.clone()));
+                if !r.status.holding_learned {
+                    if let Some(s) = &r.speaker {
+                        let now = s.neighbors();
+                        if now != r.status.neighbors {
+                            r.status.neighbors = now;
+                            status.send_replace(Arc::new(r.status.clone()));
+                        }
                     }
+                    continue;
                 }
-                continue;
             }
         }
         // Let a burst of changes collapse into one pass (without adding latency).
@@ -408,7 +489,11 @@ pub(super) async fn run(
         }
         let generation = *wanted.borrow_and_update();
         mirror.borrow_and_update();
+        if let Some(rx) = routes.as_mut() {
+            rx.borrow_and_update();
+        }
         let started = Instant::now();
+        let before = r.status.clone();
         let res = r.pass().await;
         r.status.passes += 1;
         agent
@@ -421,7 +506,9 @@ pub(super) async fn run(
             tracing::warn!("reconcile: {e}");
         }
         agent.metrics.observe(&r.status);
-        status.send_replace(Arc::new(r.status.clone()));
+        if !r.status.same_as(&before) {
+            status.send_replace(Arc::new(r.status.clone()));
+        }
         done.send_replace(generation);
     }
     if let Some(s) = r.speaker.take() {

@@ -246,6 +246,7 @@ impl EndpointService for Agent {
             return Err(e);
         }
         drop(st);
+        self.touch(&key);
         if record.netns.is_none() && record.container_name.is_empty() {
             let _ = self
                 .naming
@@ -267,6 +268,7 @@ impl EndpointService for Agent {
         };
         self.remove_record(&r).await?;
         st.endpoints.remove(&key);
+        self.touch(&key);
         self.save(&st).await?;
         drop(st);
         self.metrics
@@ -343,6 +345,7 @@ impl EndpointService for Agent {
         for (k, r) in &stale {
             self.remove_record(r).await?;
             st.endpoints.remove(k);
+            self.touch(k);
         }
         self.save(&st).await?;
         drop(st);
