@@ -210,6 +210,8 @@ struct Reconciler {
     restarting: bool,
     rt: Arc<NsRuntime>,
     speaker: Option<SpeakerHost>,
+    /// Bumped whenever a new speaker starts (its routes are a new watch).
+    speaker_starts: u64,
     core: Option<Core>,
     /// The intent the calc was last given.
     seen: Option<Arc<Mirror>>,
@@ -400,6 +402,7 @@ impl Reconciler {
                     p.neighbors
                 );
                 let restarting = std::mem::take(&mut self.restarting);
+                self.speaker_starts += 1;
                 self.speaker = Some(
                     SpeakerHost::start(self.rt.clone(), p.clone(), restarting)
                         .await
@@ -442,6 +445,7 @@ pub(super) async fn run(
         restarting,
         rt,
         speaker: None,
+        speaker_starts: 0,
         core: None,
         seen: None,
         view: IntentView::default(),
@@ -457,12 +461,14 @@ pub(super) async fn run(
     // (without a pass), and so does the graceful-restart hold.
     let mut peers_tick = tokio::time::interval(Duration::from_secs(1));
     peers_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One receiver of the speaker's routes per speaker, marked seen after each pass: a
+    // receiver taken afresh each turn would report the last publication again and again.
     let mut routes = None;
+    let mut routes_of = 0;
     loop {
-        if r.speaker.is_none() {
-            routes = None;
-        } else if routes.is_none() {
+        if routes_of != r.speaker_starts || r.speaker.is_none() {
             routes = r.speaker.as_ref().map(SpeakerHost::routes);
+            routes_of = r.speaker_starts;
         }
         tokio::select! {
             _ = &mut stop => break,
