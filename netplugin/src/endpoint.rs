@@ -104,7 +104,7 @@ pub enum EndpointError {
 pub struct HostNs(pub Option<PathBuf>);
 
 impl HostNs {
-    fn conn(&self) -> Result<Conn, NlError> {
+    pub(crate) fn conn(&self) -> Result<Conn, NlError> {
         match &self.0 {
             Some(p) => Conn::open_in_netns(p),
             None => Conn::open(),
@@ -380,8 +380,12 @@ pub fn plumb_detached(
 
 /// The index of a host interface, `None` when it does not exist.
 pub fn host_ifindex(host: &HostNs, name: &str) -> Result<Option<u32>, NlError> {
-    let mut hc = host.conn()?;
-    match link_index(&mut hc, name) {
+    ifindex_on(&mut host.conn()?, name)
+}
+
+/// [`host_ifindex`] on an open connection.
+pub(crate) fn ifindex_on(conn: &mut Conn, name: &str) -> Result<Option<u32>, NlError> {
+    match link_index(conn, name) {
         Ok(i) => Ok(Some(i)),
         Err(NlError::Protocol(_)) => Ok(None),
         Err(NlError::Socket(e)) if e.raw_os_error() == Some(19) => Ok(None),
@@ -396,8 +400,14 @@ pub fn our_links(host: &HostNs) -> Result<Vec<String>, NlError> {
 
 /// Our host interfaces with their indexes, from one link dump.
 pub fn our_link_indexes(host: &HostNs) -> Result<std::collections::BTreeMap<String, u32>, NlError> {
-    let mut hc = host.conn()?;
-    Ok(hc
+    our_links_on(&mut host.conn()?)
+}
+
+/// [`our_link_indexes`] on an open connection.
+pub(crate) fn our_links_on(
+    conn: &mut Conn,
+) -> Result<std::collections::BTreeMap<String, u32>, NlError> {
+    Ok(conn
         .query(RouteNetlinkMessage::GetLink(LinkMessage::default()), true)?
         .into_iter()
         .filter_map(|r| match r {
@@ -415,8 +425,12 @@ pub fn our_link_indexes(host: &HostNs) -> Result<std::collections::BTreeMap<Stri
 
 /// Removes a host interface of ours by name (gone already is not an error).
 pub fn remove_link(host: &HostNs, name: &str) -> Result<(), NlError> {
-    let mut hc = host.conn()?;
-    match delete_link(&mut hc, name) {
+    remove_link_on(&mut host.conn()?, name)
+}
+
+/// [`remove_link`] on an open connection.
+pub(crate) fn remove_link_on(conn: &mut Conn, name: &str) -> Result<(), NlError> {
+    match delete_link(conn, name) {
         Ok(()) => Ok(()),
         Err(NlError::Socket(e)) if e.raw_os_error() == Some(19) => Ok(()),
         Err(e) => Err(e),

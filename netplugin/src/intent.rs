@@ -5,7 +5,7 @@
 //! revision to resume from. [`follow`] is the driver: it streams the feed, reconnects
 //! with back-off from the last revision when netmaster goes away (the agent keeps working
 //! from the mirror meanwhile), treats a silent connection as dead after
-//! [`SILENCE`], and saves the mirror after every change so a restarted agent starts from
+//! [`SILENCE`], and saves the mirror after changes (coalesced, off the feed's path) so a restarted agent starts from
 //! its last state even when netmaster is down.
 
 use std::collections::BTreeMap;
@@ -32,8 +32,9 @@ pub struct Mirror {
     /// The index of the last change applied at `revision` (`u32::MAX`: all of them).
     #[serde(default = "all")]
     pub index: u32,
-    /// `plural` → `key` → object.
-    pub objects: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// `plural` → `key` → object. Objects are shared between copies, so a copy of the
+    /// mirror costs a pointer per object, not the objects.
+    pub objects: BTreeMap<String, BTreeMap<String, Arc<serde_json::Value>>>,
 }
 
 impl Mirror {
@@ -50,7 +51,7 @@ impl Mirror {
                     next.objects
                         .entry(o.plural)
                         .or_default()
-                        .insert(o.key, o.value);
+                        .insert(o.key, Arc::new(o.value));
                 }
                 let changed = next != *self;
                 *self = next;
@@ -65,7 +66,7 @@ impl Mirror {
                 let kind = self.objects.entry(c.plural.clone()).or_default();
                 match c.value {
                     Some(v) => {
-                        kind.insert(c.key, v);
+                        kind.insert(c.key, Arc::new(v));
                     }
                     None => {
                         kind.remove(&c.key);
@@ -87,7 +88,7 @@ impl Mirror {
             .get(plural)
             .into_iter()
             .flat_map(|m| m.iter())
-            .filter_map(|(k, v)| match serde_json::from_value(v.clone()) {
+            .filter_map(|(k, v)| match T::deserialize(&**v) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     tracing::warn!("intent: {plural}/{k} does not decode: {e}");
@@ -100,7 +101,7 @@ impl Mirror {
     /// One object, typed.
     pub fn get<T: serde::de::DeserializeOwned>(&self, plural: &str, key: &str) -> Option<T> {
         let v = self.objects.get(plural)?.get(key)?;
-        serde_json::from_value(v.clone()).ok()
+        T::deserialize(&**v).ok()
     }
 
     /// Loads a saved mirror; a missing file is an empty mirror.
@@ -155,6 +156,7 @@ pub async fn follow(cfg: FeedConfig, out: watch::Sender<Arc<Mirror>>, link: watc
         tracing::error!("feed: cannot build an HTTP client");
         return;
     };
+    tokio::spawn(save_loop(out.subscribe(), cfg.path.clone()));
     let mut backoff = Duration::from_millis(200);
     loop {
         let from = (out.borrow().revision, out.borrow().index);
@@ -165,6 +167,22 @@ pub async fn follow(cfg: FeedConfig, out: watch::Sender<Arc<Mirror>>, link: watc
         link.send_replace(Link::Disconnected);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Saves the mirror after it changed, off the path of the change: a burst of changes is
+/// one write. A restart resumes the feed from the saved revision, so a save that lags
+/// (or is lost with the process) only means the feed replays a little more.
+async fn save_loop(mut rx: watch::Receiver<Arc<Mirror>>, path: PathBuf) {
+    rx.borrow_and_update();
+    while rx.changed().await.is_ok() {
+        let m = rx.borrow_and_update().clone();
+        let p = path.clone();
+        match tokio::task::spawn_blocking(move || m.save(&p)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("feed: saving {}: {e}", path.display()),
+            Err(e) => tracing::warn!("feed: saving {}: {e}", path.display()),
+        }
     }
 }
 
@@ -209,9 +227,6 @@ async fn stream_once(
             changed |= mirror.apply(parsed);
         }
         if changed {
-            if let Err(e) = mirror.save(&cfg.path) {
-                tracing::warn!("feed: saving {}: {e}", cfg.path.display());
-            }
             out.send_replace(Arc::new(mirror));
         }
     }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::endpoint::{self, HostNs};
-use crate::nl::NlError;
+use crate::nl::{Conn, NlError};
 
 /// The interfaces the reconciler reads and sweeps.
 pub trait LinkDriver {
@@ -26,15 +26,30 @@ pub trait LinkDriver {
     fn enable_forwarding(&mut self) -> Result<(), Self::Error>;
 }
 
-/// The kernel's interfaces in the host namespace.
-#[derive(Debug, Clone, Default)]
+/// The kernel's interfaces in the host namespace, over one netlink connection kept
+/// open (opening one in another namespace costs a thread).
+#[derive(Debug, Default)]
 pub struct NetlinkLinks {
     pub host: HostNs,
+    conn: Option<Conn>,
 }
 
 impl NetlinkLinks {
     pub fn new(host: HostNs) -> NetlinkLinks {
-        NetlinkLinks { host }
+        NetlinkLinks { host, conn: None }
+    }
+
+    /// Runs `f` on the connection; a failed socket is dropped and opened again next time.
+    fn with<T>(&mut self, f: impl FnOnce(&mut Conn) -> Result<T, NlError>) -> Result<T, NlError> {
+        let conn = match &mut self.conn {
+            Some(c) => c,
+            None => self.conn.insert(self.host.conn()?),
+        };
+        let res = f(conn);
+        if matches!(res, Err(NlError::Socket(_))) {
+            self.conn = None;
+        }
+        res
     }
 }
 
@@ -42,15 +57,15 @@ impl LinkDriver for NetlinkLinks {
     type Error = NlError;
 
     fn ours(&mut self) -> Result<BTreeMap<String, u32>, NlError> {
-        endpoint::our_link_indexes(&self.host)
+        self.with(endpoint::our_links_on)
     }
 
     fn index_of(&mut self, name: &str) -> Result<Option<u32>, NlError> {
-        endpoint::host_ifindex(&self.host, name)
+        self.with(|c| endpoint::ifindex_on(c, name))
     }
 
     fn remove(&mut self, name: &str) -> Result<(), NlError> {
-        endpoint::remove_link(&self.host, name)
+        self.with(|c| endpoint::remove_link_on(c, name))
     }
 
     fn enable_forwarding(&mut self) -> Result<(), NlError> {

@@ -175,7 +175,7 @@ impl Saved {
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
         let path = Self::path(dir);
         let tmp = path.with_extension("tmp");
-        let data = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        let data = serde_json::to_vec(self).map_err(std::io::Error::other)?;
         // Atomic against a crash of the agent (rename); not fsynced: what it records is
         // kernel state (veths, routes) that a power loss takes away as well.
         std::fs::write(&tmp, data)?;
@@ -605,7 +605,7 @@ mod tests {
         assert_eq!(stored_fwd_mode(&m), "bridge");
         m.objects.entry("globals".into()).or_default().insert(
             "global".into(),
-            serde_json::json!({"name": "global", "fwdMode": "routing"}),
+            Arc::new(serde_json::json!({"name": "global", "fwdMode": "routing"})),
         );
         assert_eq!(stored_fwd_mode(&m), "routing");
     }
