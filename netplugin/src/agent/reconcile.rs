@@ -20,6 +20,7 @@ use super::bgp::{BgpPlan, NsRuntime, SpeakerHost};
 use super::{Agent, LocalRecord};
 use crate::calc::{self, Calc, Convergence, IntentView};
 use crate::endpoint::HostNs;
+use crate::fib::FibDriver;
 use crate::fib::netlink::NetlinkFib;
 use crate::intent::Mirror;
 use crate::links::NetlinkLinks;
@@ -79,6 +80,8 @@ struct Core {
     links: LinkManager<NetlinkLinks>,
     /// Endpoint key → its host interface, for the endpoints the calc has.
     ifnames: BTreeMap<String, String>,
+    /// The host's own default route, as last read.
+    host_default: bool,
 }
 
 /// What one pass hands the data-plane thread.
@@ -111,6 +114,7 @@ impl Core {
             fib: FibManager::new(fib),
             links: LinkManager::new(NetlinkLinks::new(host.clone())),
             ifnames: BTreeMap::new(),
+            host_default: false,
         })
     }
 
@@ -182,6 +186,23 @@ impl Core {
                 }
             }
             self.fib.request_resync();
+            match self.fib.driver_mut().host_default() {
+                Ok(has) => {
+                    if has != self.host_default {
+                        if has {
+                            tracing::warn!(
+                                "the host has a default route of its own: a default route \
+                                 learned over BGP is not installed"
+                            );
+                        }
+                        self.host_default = has;
+                    }
+                    self.calc.set_host_default(has);
+                }
+                Err(e) => out
+                    .errors
+                    .push(format!("reading the host's default route: {e}")),
+            }
         }
         for (k, r) in &inp.touched {
             self.endpoint(k, r.as_ref(), &mut out);

@@ -123,6 +123,12 @@ impl IntentView {
     }
 }
 
+/// The IPv4 default route's prefix.
+pub const DEFAULT_V4: IpNet = IpNet::V4(ipnet::Ipv4Net::new_assert(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
+
 /// A container endpoint plumbed on this host, as the calc sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -160,6 +166,8 @@ pub struct Calc {
     direct: BTreeMap<IpNet, IpAddr>,
     /// Prefixes never installed from BGP (the host's own router subnet).
     protected: Option<IpNet>,
+    /// The host has an IPv4 default route of its own: a learned default is not installed.
+    host_default: bool,
     /// The route last asked for, per prefix.
     routes: BTreeMap<IpNet, Route>,
     /// Advertised prefix → how many local endpoints stand behind it.
@@ -242,6 +250,17 @@ impl Calc {
                 && matches!(self.advert_mode(), Some(AdvertiseMode::NetworkSubnets)))
         {
             self.recompute_adverts(old_mode.as_ref(), &old_subnets);
+        }
+    }
+
+    /// Whether the host has an IPv4 default route of its own (read by the FIB driver).
+    /// The host's default is the host's business — its management network, its
+    /// upstream: a default learned from the ToRs never competes with it (whichever
+    /// metric either has), and is installed only on a host without one.
+    pub fn set_host_default(&mut self, has: bool) {
+        if has != self.host_default {
+            self.host_default = has;
+            self.refresh(DEFAULT_V4);
         }
     }
 
@@ -338,7 +357,7 @@ impl Calc {
         if let Some(via) = self.direct.get(&p) {
             return Some(Route::new(p, [*via]));
         }
-        if self.protected == Some(p) {
+        if self.protected == Some(p) || (self.host_default && p == DEFAULT_V4) {
             return None;
         }
         let nh = self.learned.get(&p).filter(|nh| !nh.is_empty())?;

@@ -397,3 +397,28 @@ fn the_restart_hold_ends_at_end_of_rib_or_after_the_hold_time() {
     let mut c = Convergence::new(t0);
     assert!(!c.hold(t0, 0, Some(&no_gr), None), "no speaker: converged");
 }
+
+#[test]
+fn a_learned_default_never_competes_with_the_hosts_own() {
+    let mut c = Calc::new();
+    c.set_learned(learned(&[
+        ("0.0.0.0/0", &["50.1.1.254"]),
+        ("10.1.0.0/16", &["50.1.1.254"]),
+    ]));
+    assert!(c.routes().contains_key(&DEFAULT_V4));
+    c.take_updates();
+    c.set_host_default(true);
+    let u = c.take_updates();
+    assert_eq!(
+        u.routes,
+        [(DEFAULT_V4, None)].into(),
+        "only the default is touched"
+    );
+    c.set_learned(learned(&[("0.0.0.0/0", &["50.1.1.253"])]));
+    assert!(!c.routes().contains_key(&DEFAULT_V4));
+    c.set_host_default(false);
+    assert_eq!(
+        c.routes()[&DEFAULT_V4],
+        Route::new(DEFAULT_V4, [ip("50.1.1.253")])
+    );
+}

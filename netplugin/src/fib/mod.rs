@@ -157,6 +157,10 @@ pub trait FibDriver {
     /// took effect.
     fn apply(&mut self, ops: &[FibOp]) -> Result<Vec<(FibOp, String)>, Self::Error>;
 
+    /// Whether the host has an IPv4 default route of its own (not ours) in the main table:
+    /// then a default learned over BGP is not installed (see `calc`).
+    fn host_default(&mut self) -> Result<bool, Self::Error>;
+
     /// Reads back, diffs against `desired` and applies the difference. Returns how many
     /// operations were applied and which failed.
     fn sync(&mut self, desired: &RouteSet) -> Result<SyncReport, Self::Error> {
@@ -208,6 +212,13 @@ pub struct MemoryFibError;
 
 impl FibDriver for MemoryFib {
     type Error = MemoryFibError;
+
+    fn host_default(&mut self) -> Result<bool, MemoryFibError> {
+        Ok(self
+            .foreign
+            .keys()
+            .any(|(p, _)| p.prefix_len() == 0 && p.addr().is_ipv4()))
+    }
 
     fn installed(&mut self) -> Result<RouteSet, MemoryFibError> {
         Ok(self.ours.clone())

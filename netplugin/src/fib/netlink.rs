@@ -180,6 +180,23 @@ fn decode_route(m: &RouteMessage) -> Option<Route> {
 impl FibDriver for NetlinkFib {
     type Error = NlError;
 
+    fn host_default(&mut self) -> Result<bool, NlError> {
+        Ok(self.dump(AddressFamily::Inet)?.iter().any(|m| {
+            let table = m
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    RouteAttribute::Table(t) => Some(*t),
+                    _ => None,
+                })
+                .unwrap_or(u32::from(m.header.table));
+            m.header.destination_prefix_length == 0
+                && m.header.protocol != RouteProtocol::Other(RTPROT_CONTIV)
+                && table == TABLE_MAIN
+                && m.header.kind == RouteType::Unicast
+        }))
+    }
+
     fn installed(&mut self) -> Result<RouteSet, NlError> {
         let mut out = RouteSet::new();
         for fam in [AddressFamily::Inet, AddressFamily::Inet6] {

@@ -44,6 +44,10 @@ impl<D: FibDriver> FibManager<D> {
         &self.driver
     }
 
+    pub fn driver_mut(&mut self) -> &mut D {
+        &mut self.driver
+    }
+
     /// The desired routes.
     pub fn desired(&self) -> &RouteSet {
         &self.desired
@@ -180,6 +184,9 @@ mod tests {
         fn apply(&mut self, ops: &[FibOp]) -> Result<Vec<(FibOp, String)>, Self::Error> {
             self.ops += ops.len();
             self.fib.apply(ops)
+        }
+        fn host_default(&mut self) -> Result<bool, Self::Error> {
+            self.fib.host_default()
         }
     }
 
