@@ -543,7 +543,11 @@ fn covers(prefix: &str, addr: std::net::Ipv4Addr) -> bool {
     let (Ok(net), Ok(len)) = (net.parse::<std::net::Ipv4Addr>(), len.parse::<u32>()) else {
         return false;
     };
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len.min(32)) };
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len.min(32))
+    };
     u32::from(net) & mask == u32::from(addr) & mask
 }
 

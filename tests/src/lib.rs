@@ -1,7 +1,7 @@
 //! End-to-end tests of contiv-rs on the fabrics in `topologies/`.
 //!
-//! The tests live in `tests/tests/`; this library holds what they share: where the
-//! topologies are and how a test decides whether it may create namespaces.
+//! The tests live in `tests/tests/e2e/` (one test binary); this library holds what they
+//! share: where the topologies are and how a test decides whether it may create namespaces.
 
 use std::path::PathBuf;
 

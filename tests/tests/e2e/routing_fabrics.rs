@@ -10,8 +10,7 @@
 use std::time::Duration;
 
 use contiv_tests::cluster::{
-    ContainerNs, Netmaster, Netplugin, deploy, ip_route, node_exec, wait_for,
-    wait_netplugin_path,
+    ContainerNs, Netmaster, Netplugin, deploy, ip_route, node_exec, wait_for, wait_netplugin_path,
 };
 use contiv_tests::require_root;
 
