@@ -104,7 +104,7 @@ impl Topology {
     /// Parses and validates topology text; `file` names it in errors and anchors
     /// relative bind paths.
     pub fn parse(text: &str, file: &Path) -> Result<Topology> {
-        let raw: RawFile = serde_yaml::from_str(text).map_err(|e| Error::Parse {
+        let raw: RawFile = serde_norway::from_str(text).map_err(|e| Error::Parse {
             file: file.to_path_buf(),
             message: format!("not a containerlab topology: {e}"),
         })?;
@@ -147,11 +147,11 @@ struct RawFile {
     topology: RawTopology,
     // Container-engine settings, accepted and ignored.
     #[serde(default)]
-    mgmt: Option<serde_yaml::Value>,
+    mgmt: Option<serde_norway::Value>,
     #[serde(default)]
-    settings: Option<serde_yaml::Value>,
+    settings: Option<serde_norway::Value>,
     #[serde(default)]
-    debug: Option<serde_yaml::Value>,
+    debug: Option<serde_norway::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,7 +164,7 @@ struct RawTopology {
     #[serde(default)]
     groups: BTreeMap<String, RawNode>,
     #[serde(default)]
-    nodes: serde_yaml::Mapping,
+    nodes: serde_norway::Mapping,
     #[serde(default)]
     links: Vec<RawLink>,
 }
@@ -206,47 +206,47 @@ struct RawNode {
     sysctls: Option<BTreeMap<String, Scalar>>,
     // containerlab fields that only matter to a container engine: accepted, ignored.
     #[serde(default)]
-    mgmt_ipv4: Option<serde_yaml::Value>,
+    mgmt_ipv4: Option<serde_norway::Value>,
     #[serde(default)]
-    mgmt_ipv6: Option<serde_yaml::Value>,
+    mgmt_ipv6: Option<serde_norway::Value>,
     #[serde(default)]
-    ports: Option<serde_yaml::Value>,
+    ports: Option<serde_norway::Value>,
     #[serde(default)]
-    cmd: Option<serde_yaml::Value>,
+    cmd: Option<serde_norway::Value>,
     #[serde(default)]
-    entrypoint: Option<serde_yaml::Value>,
+    entrypoint: Option<serde_norway::Value>,
     #[serde(default)]
-    user: Option<serde_yaml::Value>,
+    user: Option<serde_norway::Value>,
     #[serde(default)]
-    cpu: Option<serde_yaml::Value>,
+    cpu: Option<serde_norway::Value>,
     #[serde(default)]
-    cpu_set: Option<serde_yaml::Value>,
+    cpu_set: Option<serde_norway::Value>,
     #[serde(default)]
-    memory: Option<serde_yaml::Value>,
+    memory: Option<serde_norway::Value>,
     #[serde(default)]
-    network_mode: Option<serde_yaml::Value>,
+    network_mode: Option<serde_norway::Value>,
     #[serde(default)]
-    dns: Option<serde_yaml::Value>,
+    dns: Option<serde_norway::Value>,
     #[serde(default)]
-    extras: Option<serde_yaml::Value>,
+    extras: Option<serde_norway::Value>,
     #[serde(default)]
-    healthcheck: Option<serde_yaml::Value>,
+    healthcheck: Option<serde_norway::Value>,
     #[serde(default)]
-    image_pull_policy: Option<serde_yaml::Value>,
+    image_pull_policy: Option<serde_norway::Value>,
     #[serde(default)]
-    restart_policy: Option<serde_yaml::Value>,
+    restart_policy: Option<serde_norway::Value>,
     #[serde(default)]
-    stages: Option<serde_yaml::Value>,
+    stages: Option<serde_norway::Value>,
     #[serde(default)]
-    wait_for: Option<serde_yaml::Value>,
+    wait_for: Option<serde_norway::Value>,
     #[serde(default)]
-    runtime: Option<serde_yaml::Value>,
+    runtime: Option<serde_norway::Value>,
     #[serde(default)]
-    auto_remove: Option<serde_yaml::Value>,
+    auto_remove: Option<serde_norway::Value>,
     #[serde(default)]
-    enforce_startup_config: Option<serde_yaml::Value>,
+    enforce_startup_config: Option<serde_norway::Value>,
     #[serde(default)]
-    suppress_startup_config: Option<serde_yaml::Value>,
+    suppress_startup_config: Option<serde_norway::Value>,
 }
 
 impl RawNode {
@@ -294,9 +294,9 @@ struct RawLink {
     #[serde(default)]
     mtu: Option<u32>,
     #[serde(default)]
-    vars: Option<serde_yaml::Value>,
+    vars: Option<serde_norway::Value>,
     #[serde(default)]
-    labels: Option<serde_yaml::Value>,
+    labels: Option<serde_norway::Value>,
 }
 
 /// `"node:iface"` (the brief form) or `{node, interface, mac}` (the extended form).
@@ -343,7 +343,7 @@ fn resolve(raw: RawFile, file: &Path) -> Result<Topology> {
     }
     for (key, value) in topo.nodes {
         let name = match key {
-            serde_yaml::Value::String(s) => s,
+            serde_norway::Value::String(s) => s,
             other => return Err(invalid(format!("node name {other:?} is not a string"))),
         };
         check_name(&format!("node name '{name}'"), &name).map_err(&invalid)?;
@@ -353,7 +353,7 @@ fn resolve(raw: RawFile, file: &Path) -> Result<Topology> {
         let own: RawNode = if value.is_null() {
             RawNode::default()
         } else {
-            serde_yaml::from_value(value).map_err(|e| Error::Parse {
+            serde_norway::from_value(value).map_err(|e| Error::Parse {
                 file: file.to_path_buf(),
                 message: format!("node '{name}': {e}"),
             })?

@@ -468,10 +468,153 @@ pub fn free_port() -> u16 {
 }
 
 /// A fabric from `topologies/` deployed under its own lab name, destroyed on drop.
+///
+/// Its hosts are checked to have no route but the kernel's own (their links): whatever a
+/// cluster test then sees forwarded between hosts went through routes netplugin
+/// installed, never through something the lab set up.
 pub fn deploy(fabric: &str, tag: &str) -> containerlab::lab::LabGuard {
-    crate::fabric_lab(fabric, tag)
+    let lab = crate::fabric_lab(fabric, tag)
         .deploy_guarded(&containerlab::lab::DeployOptions::default())
-        .expect("deploy")
+        .expect("deploy");
+    for host in crate::host_nodes(&lab) {
+        let routes = crate::non_kernel_routes(&lab, &host);
+        assert!(
+            routes.is_empty(),
+            "topologies/{fabric}: host {host} starts with routes the lab installed, which \
+             compete with the routes netplugin learns over BGP; remove them from the host's \
+             `exec` lines:\n{}",
+            routes.join("\n")
+        );
+    }
+    lab
+}
+
+/// How a lab node's kernel forwards to one address: the FIB entry it matches (`ip route
+/// get fibmatch`), that entry's protocol and next hops, the next hop it picks for a flow
+/// from the node itself (`ip route get`), and every route of another protocol that
+/// covers the address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelPath {
+    /// The destination asked about.
+    pub dst: std::net::Ipv4Addr,
+    /// The matched FIB entry's prefix (`default`, `20.1.1.2`, `20.1.1.0/24`).
+    pub prefix: String,
+    /// The matched entry's protocol as `ip` prints it (`200`, `kernel`, `boot` ...).
+    pub protocol: String,
+    /// The matched entry's gateways (one, or each ECMP next hop).
+    pub gateways: std::collections::BTreeSet<String>,
+    /// The gateway the kernel picks for `ip route get <dst>`.
+    pub chosen: Option<String>,
+    /// Routes not of protocol 200 (any table) whose prefix contains `dst`, as JSON text.
+    pub others: Vec<String>,
+}
+
+/// netplugin's route protocol number.
+pub const NETPLUGIN_PROTO: &str = "200";
+
+impl KernelPath {
+    /// True when the kernel forwards by netplugin's route (protocol 200) over exactly
+    /// `gateways`, picks one of them, and no other route covers the address.
+    pub fn is_netplugins_via(&self, gateways: &[&str]) -> bool {
+        let want: std::collections::BTreeSet<String> =
+            gateways.iter().map(|g| g.to_string()).collect();
+        self.protocol == NETPLUGIN_PROTO
+            && self.gateways == want
+            && self.chosen.as_ref().is_some_and(|c| want.contains(c))
+            && self.others.is_empty()
+    }
+}
+
+fn ip_json(lab: &containerlab::Lab, node: &str, args: &str) -> Vec<serde_json::Value> {
+    let o = node_exec(lab, node, &format!("ip -j {args}"));
+    serde_json::from_slice::<serde_json::Value>(&o.stdout)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// Whether `prefix` as `ip -j route` prints it (`default`, `a.b.c.d`, `a.b.c.d/n`)
+/// contains `addr`.
+fn covers(prefix: &str, addr: std::net::Ipv4Addr) -> bool {
+    if prefix == "default" {
+        return true;
+    }
+    let (net, len) = prefix.split_once('/').unwrap_or((prefix, "32"));
+    let (Ok(net), Ok(len)) = (net.parse::<std::net::Ipv4Addr>(), len.parse::<u32>()) else {
+        return false;
+    };
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len.min(32))
+    };
+    u32::from(net) & mask == u32::from(addr) & mask
+}
+
+/// The route a lab node's kernel uses for `dst`; see [`KernelPath`].
+pub fn kernel_path(lab: &containerlab::Lab, node: &str, dst: &str) -> KernelPath {
+    let addr: std::net::Ipv4Addr = dst.parse().expect("an IPv4 address");
+    let fib = ip_json(lab, node, &format!("route get fibmatch {dst}"));
+    let entry = fib.first().cloned().unwrap_or_default();
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let gateways = match entry["nexthops"].as_array() {
+        Some(hops) => hops.iter().map(|h| text(&h["gateway"])).collect(),
+        None => [text(&entry["gateway"])]
+            .into_iter()
+            .filter(|g| !g.is_empty())
+            .collect(),
+    };
+    let chosen = ip_json(lab, node, &format!("route get {dst}"))
+        .first()
+        .map(|r| text(&r["gateway"]))
+        .filter(|g| !g.is_empty());
+    let others = ip_json(lab, node, "-4 route show table all")
+        .into_iter()
+        .filter(|r| text(&r["protocol"]) != NETPLUGIN_PROTO && covers(&text(&r["dst"]), addr))
+        .map(|r| r.to_string())
+        .collect();
+    KernelPath {
+        dst: addr,
+        prefix: text(&entry["dst"]),
+        // `ip` leaves `protocol` out for `boot`, what `ip route add` uses by default.
+        protocol: match text(&entry["protocol"]) {
+            p if p.is_empty() && !entry.is_null() => "boot".to_string(),
+            p => p,
+        },
+        gateways,
+        chosen,
+        others,
+    }
+}
+
+/// Waits until `node` forwards to `dst` by netplugin's route over exactly `gateways`
+/// (see [`KernelPath::is_netplugins_via`]) and returns that path; on timeout panics with
+/// the last path seen and the node's whole routing table.
+pub fn wait_netplugin_path(
+    lab: &containerlab::Lab,
+    node: &str,
+    dst: &str,
+    gateways: &[&str],
+) -> KernelPath {
+    wait_for(
+        &format!("{node} forwards to {dst} by netplugin's route (proto 200) via {gateways:?} only"),
+        Duration::from_secs(60),
+        || {
+            let p = kernel_path(lab, node, dst);
+            p.is_netplugins_via(gateways).then_some(p)
+        },
+        || {
+            format!(
+                "last: {:?}\n{node}'s routes:\n{}",
+                kernel_path(lab, node, dst),
+                ip_route(lab, node, "table all")
+            )
+        },
+    )
 }
 
 /// The address a CNI ADD result gives the container (panics with the result on failure).

@@ -25,7 +25,7 @@
 //!
 //! The daemon runs with `--bridge=none --iptables=false --ip6tables=false --ip-masq=false`
 //! (a second daemon with a bridge would delete the first one's `docker0`; see
-//! `shared/reference/runtime-recipes.md`), lets dockerd manage its own containerd under
+//! `docs/runtimes.md`), lets dockerd manage its own containerd under
 //! the exec root, and `--shutdown-timeout 1`.
 //!
 //! Dropping a [`Dockerd`] removes its containers, stops dockerd with SIGTERM (and

@@ -1,11 +1,16 @@
 //! Routing mode on the bigger fabrics: ECMP into the host kernel and surviving the loss
 //! of one leaf on `dual-homed` (leaf1 FRR, leaf2 BIRD), and cross-rack traffic on
 //! `leaf-spine` (two spines, FRR and BIRD).
+//!
+//! The lab's hosts have no route of their own (`cluster::deploy` checks it), and each
+//! test asserts which route the host kernel actually uses for the other container: netplugin's
+//! (protocol 200) with the next hops BGP gave it, and no other route covering the address.
+//! Traffic flowing then proves netplugin's path, not a leftover of the lab.
 
 use std::time::Duration;
 
 use contiv_tests::cluster::{
-    ContainerNs, Netmaster, Netplugin, deploy, ip_route, node_exec, wait_for,
+    ContainerNs, Netmaster, Netplugin, deploy, ip_route, node_exec, wait_for, wait_netplugin_path,
 };
 use contiv_tests::require_root;
 
@@ -78,15 +83,22 @@ fn dual_homed_ecmp_and_losing_a_leaf() {
         ecmp.contains("dev eth1") && ecmp.contains("dev eth2"),
         "{ecmp}"
     );
+    // Each host reaches the other's container by netplugin's route, ECMP over both leaves
+    // (leaf1's next hop first, leaf2's second), and by nothing else.
+    wait_netplugin_path(&lab, "host1", &ip2, &["10.2.1.0", "10.2.2.0"]);
+    wait_netplugin_path(&lab, "host2", &ip1, &["10.2.1.2", "10.2.2.2"]);
     wait_for(
         "c1 pings c2",
         LONG,
         || c1.pings(&ip2).then_some(()),
         || ip_route(&lab, "host1", ""),
     );
+    assert!(c2.pings(&ip1), "c2 reaches c1 over both leaves");
 
-    // leaf1 goes silent (its links down): after the hold time the hosts drop it, and
-    // traffic goes through leaf2 alone.
+    // leaf1 goes silent (its links down): the hosts' sessions with it end (hold time) and
+    // netplugin takes its next hops out of the kernel; traffic goes through leaf2 alone.
+    // The kernel keeps a next hop over a link that is down (it only marks it `linkdown`),
+    // so only netplugin's update moves the flow off leaf1.
     for l in ["eth1", "eth2", "eth3"] {
         let o = node_exec(&lab, "leaf1", &format!("ip link set {l} down"));
         assert!(o.status.success());
@@ -100,6 +112,8 @@ fn dual_homed_ecmp_and_losing_a_leaf() {
         },
         || ip_route(&lab, "host1", ""),
     );
+    wait_netplugin_path(&lab, "host1", &ip2, &["10.2.2.0"]);
+    wait_netplugin_path(&lab, "host2", &ip1, &["10.2.2.2"]);
     wait_for(
         "c1 reaches c2 through leaf2",
         LONG,
@@ -147,6 +161,9 @@ fn leaf_spine_cross_rack() {
         },
     );
     assert!(c3.pings(&ip1));
+    // By netplugin's routes, learned from each host's only leaf.
+    wait_netplugin_path(&lab, "host1", &ip3, &["10.1.1.0"]);
+    wait_netplugin_path(&lab, "host3", &ip1, &["10.1.2.0"]);
     // leaf1 reaches rack 2's container over both spines (ECMP in the fabric), once
     // both spines' paths have arrived.
     wait_for(

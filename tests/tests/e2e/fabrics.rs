@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use containerlab::lab::DeployOptions;
-use contiv_tests::{assert_gone, fabric_lab, lab_pids, require_root, root_link_count};
+use contiv_tests::{
+    add_static_host_defaults, assert_gone, fabric_lab, lab_pids, require_root, root_link_count,
+};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
@@ -30,6 +32,8 @@ fn deploy_converge_ping(fabric: &str, tag: &str, pings: &[(&str, &str)], session
         .unwrap();
     let s = lab.wait_established(CONVERGE).unwrap();
     assert_eq!(s.len(), sessions, "sessions: {s:#?}");
+    // No agent runs here: hosts get the static default an operator would give them.
+    add_static_host_defaults(&lab);
     for (from, to) in pings {
         ping(&lab, from, to);
     }
@@ -156,6 +160,8 @@ fn two_labs_run_at_once() {
     // Same addresses, same interface names, separate namespaces and daemons.
     a.wait_established(CONVERGE).unwrap();
     b.wait_established(CONVERGE).unwrap();
+    add_static_host_defaults(&a);
+    add_static_host_defaults(&b);
     ping(&a, "host1", "10.1.2.1");
     ping(&b, "host1", "10.1.2.1");
     let (pa, pb) = (lab_pids(&a), lab_pids(&b));

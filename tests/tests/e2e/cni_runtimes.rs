@@ -8,7 +8,7 @@
 //! mounts, the container's namespace, cgroups, libcni cache entries, directories.
 //!
 //! Both runtimes run rootful with everything private to the test (see
-//! `shared/reference/runtime-recipes.md`):
+//! `docs/runtimes.md`):
 //!
 //! - podman: `--root`, `--runroot`, `--tmpdir`, `--cni-config-dir`, `--network-backend cni`,
 //!   runc's state under the test directory (`--runtime-flag root=`), a containers.conf of
