@@ -1,5 +1,5 @@
 //! The Docker CNM remote driver + IPAM driver router, fed the JSON Docker 20.10 actually
-//! sent (runtime-recipes.md §3.2 and §3.3), through `tower::ServiceExt::oneshot` against
+//! sent (docs/runtimes.md), through `tower::ServiceExt::oneshot` against
 //! the in-memory service. Requests go without a Content-Type, as Docker sends them, and
 //! again with one.
 

@@ -2,7 +2,7 @@
 //! Docker 20.10 speaks on `/run/docker/plugins/<name>.sock`), translated onto the
 //! [`EndpointService`].
 //!
-//! Protocol facts this follows (see `runtime-recipes.md` §3): every call is `POST
+//! Protocol facts this follows (see `docs/runtimes.md`): every call is `POST
 //! /<Method>` with no Content-Type (bodies are parsed here, never by an axum extractor),
 //! `Plugin.Activate`, `GetCapabilities` and `GetDefaultAddressSpaces` have empty bodies,
 //! errors are HTTP 200 with `{"Err": "...", "Error": "..."}` (the network API reads `Err`, the IPAM API `Error`).
