@@ -53,6 +53,8 @@ pub struct Metrics {
     pub fsm_transitions: Family<NeighborLabels, Counter>,
     pub endpoints: Gauge,
     pub fib_routes: Gauge,
+    /// 1 while routes learned before a restart are held (graceful restart).
+    pub holding_learned: Gauge,
     pub originated: Gauge,
     pub reconcile_errors: Counter,
     pub reconcile_seconds: Histogram,
@@ -86,6 +88,7 @@ impl Metrics {
             fsm_transitions: Family::default(),
             endpoints: Gauge::default(),
             fib_routes: Gauge::default(),
+            holding_learned: Gauge::default(),
             originated: Gauge::default(),
             reconcile_errors: Counter::default(),
             reconcile_seconds: Histogram::new(exponential_buckets(0.0001, 4.0, 10)),
@@ -128,6 +131,11 @@ impl Metrics {
             "bgp_fsm_transitions",
             "BGP FSM state transitions of the session with the neighbor",
             m.fsm_transitions.clone(),
+        );
+        registry.register(
+            "fib_holding_learned",
+            "1 while routes learned before a restart are held until the sessions converge",
+            m.holding_learned.clone(),
         );
         registry.register(
             "endpoints",
@@ -176,6 +184,7 @@ impl Metrics {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
+        self.holding_learned.set(i64::from(s.holding_learned));
         let present: std::collections::BTreeSet<String> =
             s.neighbors.iter().map(|n| n.address.to_string()).collect();
         let gone: Vec<String> = seen

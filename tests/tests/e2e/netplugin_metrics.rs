@@ -199,3 +199,89 @@ fn prometheus_scrapes_netplugin() {
         || p2.log_tail(),
     );
 }
+
+/// The sum of a metric's samples whose labels contain `labels` (every sample: `""`).
+fn metric_sum(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// An idle agent does no work: once its session is up, its routes learned and its
+/// endpoint programmed, nothing changes, so the reconciler runs no pass but the periodic
+/// resync (10 s) and the reporter sends only its periodic report (3 s). Counted over an
+/// idle window — a machine of any speed can only do fewer, never more. (A reconciler
+/// that woke itself, as one did on a routes watch it never marked seen, ran hundreds of
+/// passes and sent five reports a second.)
+#[test]
+fn an_idle_agent_does_no_work() {
+    if !require_root("an_idle_agent_does_no_work") {
+        return;
+    }
+    let lab = deploy("quickstart", "idle");
+    let tmp = tempfile::tempdir().unwrap();
+    let nm = Netmaster::start();
+    nm.ok("netctl global set --fwd-mode routing");
+    nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
+    nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
+    let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
+    let c = ContainerNs::new(&format!("{}-i", lab.namespace("host1").unwrap()));
+    let o = p1.cni(
+        "ADD",
+        "i",
+        &c.path(),
+        "eth0",
+        &p1.netconf("contiv-net", None),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let addr = wait_for(
+        "the metrics address in the log",
+        LONG,
+        || p1.metrics_addr(),
+        || p1.log_tail(),
+    );
+    let nm_addr: std::net::SocketAddr = nm.url.trim_start_matches("http://").parse().unwrap();
+    // Up, routes learned from tor1, and the start-up hold over.
+    wait_for(
+        "session up with learned routes, hold over",
+        LONG,
+        || {
+            let t = http_get(addr, "/metrics")?;
+            (t.contains("netplugin_bgp_session_established{neighbor=\"10.1.1.0\"} 1")
+                && metric_sum(&t, "netplugin_bgp_prefixes_received", "10.1.1.0") > 0.0
+                && metric_sum(&t, "netplugin_fib_holding_learned", "") == 0.0)
+                .then_some(())
+        },
+        || http_get(addr, "/metrics").unwrap_or_default(),
+    );
+    let passes = |t: &str| metric_sum(t, "netplugin_reconcile_duration_seconds_count", "");
+    let reports = |t: &str| {
+        metric_sum(
+            t,
+            "netmaster_http_requests_total",
+            "route=\"/api/v1/feed/hosts/",
+        )
+    };
+    let before = (
+        passes(&http_get(addr, "/metrics").unwrap()),
+        reports(&http_get(nm_addr, "/metrics").unwrap()),
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    let after = (
+        passes(&http_get(addr, "/metrics").unwrap()),
+        reports(&http_get(nm_addr, "/metrics").unwrap()),
+    );
+    let (p, r) = (after.0 - before.0, after.1 - before.1);
+    assert!(
+        p <= 1.0,
+        "{p} reconcile passes in 6 idle seconds (at most one resync expected); log:\n{}",
+        p1.log_tail()
+    );
+    assert!(
+        r <= 3.0,
+        "{r} host reports in 6 idle seconds (one every 3 s expected); log:\n{}",
+        p1.log_tail()
+    );
+}
