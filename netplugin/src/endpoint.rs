@@ -111,11 +111,18 @@ impl HostNs {
         }
     }
 
-    /// Writes a `/proc/sys/net/...` setting inside the host namespace.
-    fn sysctl(&self, key: &str, value: &str) -> Result<(), NlError> {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        let value = value.to_string();
-        let write = move || std::fs::write(&path, &value).map_err(NlError::Socket);
+    /// Writes `/proc/sys/net/...` settings inside the host namespace (one trip into it).
+    fn sysctls(&self, settings: &[(String, &str)]) -> Result<(), NlError> {
+        let settings: Vec<(String, String)> = settings
+            .iter()
+            .map(|(k, v)| (format!("/proc/sys/{}", k.replace('.', "/")), v.to_string()))
+            .collect();
+        let write = move || {
+            settings
+                .iter()
+                .try_for_each(|(path, value)| std::fs::write(path, value))
+                .map_err(NlError::Socket)
+        };
         match &self.0 {
             Some(p) => in_netns(p, write),
             None => write(),
@@ -204,10 +211,11 @@ pub fn plumb(host: &HostNs, spec: &EndpointSpec) -> Result<Plumbed, EndpointErro
 
     let configured = (|| -> Result<u32, EndpointError> {
         let index = link_index(&mut hc, &host_if).map_err(step("finding the host interface"))?;
-        host.sysctl(&format!("net.ipv4.conf.{host_if}.proxy_arp"), "1")
-            .map_err(step("enabling proxy ARP"))?;
-        host.sysctl(&format!("net.ipv4.neigh.{host_if}.proxy_delay"), "0")
-            .map_err(step("setting the proxy ARP delay"))?;
+        host.sysctls(&[
+            (format!("net.ipv4.conf.{host_if}.proxy_arp"), "1"),
+            (format!("net.ipv4.neigh.{host_if}.proxy_delay"), "0"),
+        ])
+        .map_err(step("enabling proxy ARP without delay"))?;
         set_up(&mut hc, index).map_err(step("bringing the host interface up"))?;
         configure_container(spec, v4).map_err(step("configuring the container side"))?;
         Ok(index)
@@ -355,10 +363,11 @@ pub fn plumb_detached(
         .map_err(step("creating the veth pair"))?;
     let configured = (|| -> Result<u32, EndpointError> {
         let index = link_index(&mut hc, &host_if).map_err(step("finding the host interface"))?;
-        host.sysctl(&format!("net.ipv4.conf.{host_if}.proxy_arp"), "1")
-            .map_err(step("enabling proxy ARP"))?;
-        host.sysctl(&format!("net.ipv4.neigh.{host_if}.proxy_delay"), "0")
-            .map_err(step("setting the proxy ARP delay"))?;
+        host.sysctls(&[
+            (format!("net.ipv4.conf.{host_if}.proxy_arp"), "1"),
+            (format!("net.ipv4.neigh.{host_if}.proxy_delay"), "0"),
+        ])
+        .map_err(step("enabling proxy ARP without delay"))?;
         set_up(&mut hc, index).map_err(step("bringing the host interface up"))?;
         Ok(index)
     })();
@@ -449,7 +458,7 @@ pub fn enable_forwarding(host: &HostNs) -> Result<(), NlError> {
     if on.trim() == "1" {
         return Ok(());
     }
-    host.sysctl("net.ipv4.ip_forward", "1")
+    host.sysctls(&[("net.ipv4.ip_forward".to_string(), "1")])
 }
 
 /// Whether a host interface is one of ours.
