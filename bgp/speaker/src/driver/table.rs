@@ -674,7 +674,7 @@ impl Table {
                     });
                     // RFC 4486: Cease / Maximum Number of Prefixes Reached.
                     let _ = s.out.send(SessionOut::Reset {
-                        cease_subcode: 1,
+                        cease_subcode: wire::CeaseError::MaxPrefixesReached.code(),
                         hold: restart_after.unwrap_or(Duration::from_secs(365 * 24 * 3600)),
                     });
                 }
