@@ -26,5 +26,6 @@
 
 pub mod bfd;
 pub mod config;
+pub mod daemon;
 pub mod driver;
 pub mod transport;
