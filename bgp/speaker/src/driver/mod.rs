@@ -52,7 +52,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bgp::fsm::{
     self, Fsm, FsmConfig, Input, NotificationData, OpenInfo, Output, PeerAs, State, Timer,
 };
-use bgp::types::{AsPath, Community, Family, LargeCommunity, NextHop, Nlri, Origin, PathAttrs};
+use bgp::types::{Community, Family, LargeCommunity, NextHop, Nlri, Origin, PathAttrs};
 use bgp::wire::{
     self, Capability, ErrorCode, GracefulRestart, Message, Notification, Open, SessionCtx, Update,
     UpdateOutcome,
