@@ -12,7 +12,8 @@
 //! - [`wire`]: the wire codec (framing, OPEN/UPDATE/NOTIFICATION/KEEPALIVE/ROUTE-REFRESH,
 //!   capabilities, RFC 7606 error handling, outbound UPDATE packing).
 //! - [`rib`]: interned attributes, Adj-RIBs-In, Loc-RIB with best path and ECMP,
-//!   graceful-restart stale marking, Adj-RIBs-Out with UPDATE packing.
+//!   graceful-restart stale marking, and export to each peer (per-peer bitmaps over
+//!   prefix ids, export policy, UPDATE packing, flow control).
 //!
 //! The tokio driver lives in `bgp/speaker/`.
 

@@ -44,6 +44,8 @@
 //!
 //! This file keeps the arguments, the signals and the loop; loading, planning a reload
 //! and applying it are [`bgp_speaker::daemon`].
+//!
+//! [`Speaker::add_range`]: bgp_speaker::driver::Speaker::add_range
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

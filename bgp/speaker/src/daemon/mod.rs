@@ -3,7 +3,7 @@
 //! neighbor changes and status dumps. The binary (`src/bin/contiv-bgpd.rs`) keeps the
 //! argument parsing, the signals and the loop.
 //!
-//! [`plan`] is the pure part: what the driver is given and what a reload does.
+//! [`plan`](mod@plan) is the pure part: what the driver is given and what a reload does.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
