@@ -384,3 +384,47 @@ async fn start_speaker(c: &Config) -> Result<Speaker, SpeakerError> {
     }
     Ok(speaker)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    const GLOBAL: &str = "[global]\nasn = 65201\nrouter_id = \"10.1.1.1\"\n";
+
+    #[test]
+    fn load_names_each_problem_on_its_line() {
+        let f = file(&format!(
+            "{GLOBAL}[[neighbors]]\naddress = \"10.1.2.0\"\npeer_asn = 65002\nimport_policy = \"nosuch\"\n"
+        ));
+        let e = load(f.path()).unwrap_err();
+        assert!(matches!(e, LoadError::Policies { .. }), "{e:?}");
+        assert_eq!(
+            e.lines(),
+            vec![
+                format!("{}: 1 problem(s)", f.path().display()),
+                "error: 10.1.2.0: import_policy \"nosuch\" is not in [policies]".to_string(),
+            ]
+        );
+        let f = file(&format!("{GLOBAL}[[neighbors]]\naddress = \"10.1.2.0\"\n"));
+        let e = load(f.path()).unwrap_err();
+        assert!(matches!(e, LoadError::Config(ConfigError::Invalid { .. })));
+        let lines = e.lines();
+        assert!(lines[0].ends_with("1 problem(s)"), "{lines:?}");
+        assert!(
+            lines[1].starts_with("error: ") && lines.len() == 2,
+            "{lines:?}"
+        );
+        let f = file(&format!(
+            "{GLOBAL}[[neighbors]]\naddress = \"10.1.2.0\"\npeer_asn = 65002\n"
+        ));
+        assert_eq!(load(f.path()).unwrap().neighbors.len(), 1);
+    }
+}
