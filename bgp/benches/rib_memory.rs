@@ -1,8 +1,8 @@
 //! Bytes per route: 1M paths (the same 100k IPv4 prefixes from each of 10 peers, about
 //! 100 distinct attribute sets), measured as live heap bytes with a counting global
 //! allocator, beside the naive layout the speaker's driver used before it ran on this
-//! RIB (a map per peer from prefix to a full `PathAttrs` clone), an Adj-RIB-Out of 100k
-//! routes, and the bgperf shape (1M distinct prefixes, one path each). RSS
+//! RIB (a map per peer from prefix to a full `PathAttrs` clone), the export state of one
+//! peer sent 100k routes, and the bgperf shape (1M distinct prefixes, one path each). RSS
 //! growth is printed as a cross-check. Run with `cargo bench -p bgp --bench rib_memory`.
 
 mod common;
@@ -12,8 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
-use bgp::rib::{AdjRibOut, AttrInterner, PeerInfo, Rib};
+use bgp::policy::Policy;
+use bgp::rib::{AttrInterner, Export, PeerInfo, PeerOut, PeerParams, Rib};
 use bgp::types::{NextHop, Nlri, PathAttrs};
+use bgp::wire::SessionCtx;
 use common::{Lcg, attr_set, spread, v4_prefixes};
 use ipnet::IpNet;
 
@@ -141,21 +143,35 @@ fn main() {
         );
     }
 
-    // An Adj-RIB-Out towards one peer: the 100k best paths.
+    // Export towards one peer sent the 100k best paths: its bitmaps and the exported
+    // attribute sets (no per-peer copy of the table).
+    let local = rib.add_peer(PeerInfo::local(Ipv4Addr::new(10, 255, 0, 1)));
     let before_out = live();
-    let mut out = AdjRibOut::new();
-    for (prefix, group) in rib.iter() {
-        out.announce(Nlri::new(*prefix), group[0].attrs.clone());
+    let mut export = Export::new(65000, true, local);
+    let mut out = PeerOut::new(PeerParams {
+        addr: IpAddr::V4(Ipv4Addr::new(10, 255, 0, 2)),
+        local: IpAddr::V4(Ipv4Addr::new(10, 255, 0, 1)),
+        ebgp: true,
+        ctx: SessionCtx::four_octet(),
+        next_hop_v6: None,
+        policy: Policy::accept_all(),
+    });
+    out.mark_all(&rib);
+    while out.pending() > 0 {
+        let filled = export.fill(&rib, &mut interner, &mut out);
+        for b in filled.batches {
+            out.written(b.bytes.len());
+        }
     }
-    drop(out.flush());
     let after_out = live();
+    assert_eq!(out.advertised() as usize, PREFIXES);
     report(
-        "AdjRibOut (one peer, after flush)",
+        "Export state (one peer, 100k sent)",
         PREFIXES,
         before_out,
         after_out,
     );
-    drop(out);
+    drop((export, out));
     drop(rib);
     interner.gc();
 

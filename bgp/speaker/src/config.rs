@@ -1024,16 +1024,27 @@ pub enum NeighborField {
 }
 
 impl NeighborField {
-    /// Whether a change to this setting takes effect only on a new session: it goes into
-    /// the OPEN message (hold time, families, ADD-PATH, graceful restart), identifies the
-    /// peer (AS), or shapes the TCP connection (source address, MD5, TTL).
+    /// Whether a change to this setting needs the neighbor's sessions reset to take
+    /// effect. This is the one answer: [`diff`] and contiv-bgpd's reload plan both ask
+    /// it.
+    ///
+    /// The speaker applies a neighbor's settings when its session starts (replacing a
+    /// neighbor resets it) and keeps no pre-policy copy of what the peer sent, so every
+    /// setting it runs per neighbor needs a reset: what goes into the OPEN (AS, hold
+    /// time, ADD-PATH), the TCP connection (source address, MD5, TTL), the FSM's timers
+    /// and passive mode, the policies and max-prefix (routes are imported and exported
+    /// under new ones only on a new session) and BFD (started with the session). The
+    /// others do not: the description, and the families and graceful restart, which the
+    /// speaker does not take per neighbor (it offers IPv4 and IPv6 unicast on every
+    /// session and runs graceful restart speaker-wide), so that a reset would not apply
+    /// them either.
     pub fn needs_reset(self) -> bool {
         use NeighborField::*;
         match self {
-            PeerAs | LocalAddress | HoldTime | Md5Password | TtlSecurity | EbgpMultihop
-            | Families | AddPath | GracefulRestart => true,
-            Description | Passive | Keepalive | ConnectRetry | ImportPolicy | ExportPolicy
-            | MaxPrefix | Bfd => false,
+            PeerAs | LocalAddress | Passive | HoldTime | Keepalive | ConnectRetry | Md5Password
+            | TtlSecurity | EbgpMultihop | AddPath | ImportPolicy | ExportPolicy | MaxPrefix
+            | Bfd => true,
+            Description | Families | GracefulRestart => false,
         }
     }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::codes;
+use crate::error_codes::{CeaseError, ErrorCode, FsmError, OpenError};
 
 /// The six session states of RFC 4271 §8.2.2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -151,7 +151,7 @@ pub struct NotificationData {
 }
 
 impl NotificationData {
-    /// A NOTIFICATION without data.
+    /// A NOTIFICATION without data, from its code and subcode octets.
     pub fn new(code: u8, subcode: u8) -> Self {
         NotificationData {
             code,
@@ -160,38 +160,51 @@ impl NotificationData {
         }
     }
 
+    /// A NOTIFICATION without data with this error code and subcode.
+    pub fn of(code: ErrorCode) -> Self {
+        let (code, subcode) = code.codes();
+        NotificationData::new(code, subcode)
+    }
+
     /// A Cease NOTIFICATION with the given subcode (RFC 4486).
-    pub fn cease(subcode: u8) -> Self {
-        NotificationData::new(codes::CEASE, subcode)
+    pub fn cease(subcode: CeaseError) -> Self {
+        NotificationData::of(ErrorCode::Cease(subcode))
     }
 
     /// An OPEN Message Error NOTIFICATION with the given subcode.
-    pub fn open_error(subcode: u8) -> Self {
-        NotificationData::new(codes::OPEN_MESSAGE_ERROR, subcode)
+    pub fn open_error(subcode: OpenError) -> Self {
+        NotificationData::of(ErrorCode::Open(subcode))
     }
 
     /// A Finite State Machine Error NOTIFICATION with the given subcode (RFC 6608).
-    pub fn fsm_error(subcode: u8) -> Self {
-        NotificationData::new(codes::FSM_ERROR, subcode)
+    pub fn fsm_error(subcode: FsmError) -> Self {
+        NotificationData::of(ErrorCode::Fsm(subcode))
+    }
+
+    /// The error code and subcode, typed.
+    pub fn error_code(&self) -> ErrorCode {
+        ErrorCode::from_codes(self.code, self.subcode)
     }
 
     /// Whether this is an OPEN Message Error / Unsupported Version Number, which the FSM
     /// handles as NotifMsgVerErr (event 24) rather than NotifMsg (event 25).
     pub fn is_version_error(&self) -> bool {
-        self.code == codes::OPEN_MESSAGE_ERROR && self.subcode == codes::open::UNSUPPORTED_VERSION
+        self.error_code() == ErrorCode::Open(OpenError::UnsupportedVersion)
     }
 }
 
 impl fmt::Display for NotificationData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let code = match self.code {
-            codes::MESSAGE_HEADER_ERROR => "message header error",
-            codes::OPEN_MESSAGE_ERROR => "open message error",
-            codes::UPDATE_MESSAGE_ERROR => "update message error",
-            codes::HOLD_TIMER_EXPIRED => "hold timer expired",
-            codes::FSM_ERROR => "finite state machine error",
-            codes::CEASE => "cease",
-            _ => "unknown error code",
+        let code = match self.error_code() {
+            ErrorCode::MessageHeader(_) => "message header error",
+            ErrorCode::Open(_) => "open message error",
+            ErrorCode::Update(_) => "update message error",
+            ErrorCode::HoldTimerExpired(_) => "hold timer expired",
+            ErrorCode::Fsm(_) => "finite state machine error",
+            ErrorCode::Cease(_) => "cease",
+            ErrorCode::RouteRefresh(_) => "route-refresh message error",
+            ErrorCode::SendHoldTimerExpired(_) => "send hold timer expired",
+            ErrorCode::Unknown { .. } => "unknown error code",
         };
         write!(f, "{code} ({}/{})", self.code, self.subcode)?;
         if !self.data.is_empty() {

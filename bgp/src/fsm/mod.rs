@@ -58,7 +58,6 @@
 //!   time on every damped failure and forgets it after a stable Established period
 //!   ([`Damping`]).
 
-pub mod codes;
 pub mod collision;
 mod config;
 mod event;
@@ -72,6 +71,13 @@ pub use event::{
     DownReason, Input, InputKind, Negotiated, NotificationData, OpenInfo, Output, State, Timer,
 };
 pub use open::{negotiate_timers, validate_open};
+
+/// The error codes and subcodes of the NOTIFICATIONs the FSM sends and recognises: the
+/// crate's one set, shared with the codec.
+pub use crate::error_codes::{CeaseError, ErrorCode, FsmError, OpenError};
+
+/// The only BGP version this speaker supports.
+pub const BGP_VERSION: u8 = 4;
 
 /// The HoldTimer value used between sending our OPEN and receiving the peer's
 /// (RFC 4271 §8.2.2 suggests 4 minutes).
@@ -239,7 +245,7 @@ impl Fsm {
 
     fn local_open(&self) -> OpenInfo {
         OpenInfo {
-            version: codes::BGP_VERSION,
+            version: BGP_VERSION,
             asn: self.cfg.local_as,
             hold_time: self.cfg.hold_time,
             bgp_id: self.cfg.local_id,

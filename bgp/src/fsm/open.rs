@@ -1,8 +1,8 @@
 //! OPEN message checks (RFC 4271 §6.2, RFC 6286) and timer negotiation (§4.2, §4.4).
 
-use super::codes;
 use super::config::FsmConfig;
 use super::event::{Negotiated, NotificationData, OpenInfo};
+use crate::error_codes::OpenError;
 
 /// Checks a received OPEN against our configuration and, when it is acceptable, returns
 /// the negotiated session parameters. On error returns the NOTIFICATION to send.
@@ -16,24 +16,22 @@ use super::event::{Negotiated, NotificationData, OpenInfo};
 ///
 /// Capabilities and optional parameters are the codec's and the driver's business.
 pub fn validate_open(cfg: &FsmConfig, open: &OpenInfo) -> Result<Negotiated, NotificationData> {
-    if open.version != codes::BGP_VERSION {
-        let mut n = NotificationData::open_error(codes::open::UNSUPPORTED_VERSION);
-        n.data = u16::from(codes::BGP_VERSION).to_be_bytes().to_vec();
+    if open.version != super::BGP_VERSION {
+        let mut n = NotificationData::open_error(OpenError::UnsupportedVersion);
+        n.data = u16::from(super::BGP_VERSION).to_be_bytes().to_vec();
         return Err(n);
     }
     if open.asn == 0 || !cfg.peer_as.accepts(open.asn) {
-        return Err(NotificationData::open_error(codes::open::BAD_PEER_AS));
+        return Err(NotificationData::open_error(OpenError::BadPeerAs));
     }
     if open.hold_time == 1 || open.hold_time == 2 {
         return Err(NotificationData::open_error(
-            codes::open::UNACCEPTABLE_HOLD_TIME,
+            OpenError::UnacceptableHoldTime,
         ));
     }
     let internal = open.asn == cfg.local_as;
     if open.bgp_id.is_unspecified() || (internal && open.bgp_id == cfg.local_id) {
-        return Err(NotificationData::open_error(
-            codes::open::BAD_BGP_IDENTIFIER,
-        ));
+        return Err(NotificationData::open_error(OpenError::BadBgpIdentifier));
     }
     let (hold_time, keepalive) = negotiate_timers(cfg.hold_time, cfg.keepalive, open.hold_time);
     Ok(Negotiated {

@@ -2,10 +2,10 @@
 //! over the input (no catch-all arm, so a new input cannot go unhandled); the comments
 //! name the RFC events.
 
-use super::codes;
 use super::event::{DownReason, Input, NotificationData, State, Timer};
 use super::open::validate_open;
 use super::{Counter, Fsm, Output};
+use crate::error_codes::{CeaseError, ErrorCode, FsmError};
 
 impl Fsm {
     // ---- Idle ----
@@ -63,7 +63,7 @@ impl Fsm {
             // Event 2.
             Input::ManualStop => {
                 if delay_open_running && self.cfg.send_notification_without_open {
-                    let n = NotificationData::cease(codes::cease::ADMINISTRATIVE_SHUTDOWN);
+                    let n = NotificationData::cease(CeaseError::AdministrativeShutdown);
                     out.push(Output::SendNotification(n));
                 }
                 self.go_idle(DownReason::ManualStop, Counter::Reset, false, out);
@@ -317,7 +317,7 @@ impl Fsm {
 
     /// ManualStop after our OPEN: Cease / Administrative Shutdown.
     fn manual_stop_with_cease(&mut self, out: &mut Vec<Output>) {
-        let n = NotificationData::cease(codes::cease::ADMINISTRATIVE_SHUTDOWN);
+        let n = NotificationData::cease(CeaseError::AdministrativeShutdown);
         out.push(Output::SendNotification(n));
         self.go_idle(DownReason::ManualStop, Counter::Reset, false, out);
     }
@@ -325,20 +325,20 @@ impl Fsm {
     /// AutomaticStop after our OPEN: Cease with the given subcode.
     fn automatic_stop(&mut self, cease_subcode: u8, out: &mut Vec<Output>) {
         out.push(Output::SendNotification(NotificationData::cease(
-            cease_subcode,
+            CeaseError::from_code(cease_subcode),
         )));
         let reason = DownReason::AutomaticStop { cease_subcode };
         self.go_idle(reason, Counter::Increment, true, out);
     }
 
     fn hold_timer_expired(&mut self, out: &mut Vec<Output>) {
-        let n = NotificationData::new(codes::HOLD_TIMER_EXPIRED, 0);
+        let n = NotificationData::of(ErrorCode::HoldTimerExpired(0));
         out.push(Output::SendNotification(n));
         self.go_idle(DownReason::HoldTimerExpired, Counter::Increment, true, out);
     }
 
     fn collision_dump(&mut self, out: &mut Vec<Output>) {
-        let n = NotificationData::cease(codes::cease::CONNECTION_COLLISION_RESOLUTION);
+        let n = NotificationData::cease(CeaseError::ConnectionCollisionResolution);
         out.push(Output::SendNotification(n));
         self.go_idle(DownReason::CollisionDump, Counter::Increment, true, out);
     }
@@ -359,10 +359,10 @@ impl Fsm {
     /// (RFC 6608).
     fn unexpected(&mut self, out: &mut Vec<Output>) {
         let subcode = match self.state {
-            State::OpenSent => codes::fsm::UNEXPECTED_IN_OPEN_SENT,
-            State::OpenConfirm => codes::fsm::UNEXPECTED_IN_OPEN_CONFIRM,
-            State::Established => codes::fsm::UNEXPECTED_IN_ESTABLISHED,
-            State::Idle | State::Connect | State::Active => codes::fsm::UNSPECIFIED,
+            State::OpenSent => FsmError::UnexpectedInOpenSent,
+            State::OpenConfirm => FsmError::UnexpectedInOpenConfirm,
+            State::Established => FsmError::UnexpectedInEstablished,
+            State::Idle | State::Connect | State::Active => FsmError::Unspecified,
         };
         self.fail_with(NotificationData::fsm_error(subcode), out);
     }
@@ -371,6 +371,6 @@ impl Fsm {
     /// [`Fsm::process_into`], so this is reached only if a timer was left running by
     /// mistake; RFC 4271 answers with an FSM Error.
     fn unexpected_timer(&mut self, out: &mut Vec<Output>) {
-        self.fail_with(NotificationData::fsm_error(codes::fsm::UNSPECIFIED), out);
+        self.fail_with(NotificationData::fsm_error(FsmError::Unspecified), out);
     }
 }

@@ -198,44 +198,6 @@ fn graceful_restart_marks_and_purges_per_family() {
 }
 
 #[test]
-fn adj_rib_out_coalesces() {
-    let mut i = AttrInterner::new();
-    let a = i.intern(attrs(&[65001], "10.0.0.1"));
-    let b = i.intern(attrs(&[65002], "10.0.0.1"));
-    let mut out = AdjRibOut::new();
-    let (p1, p2) = (nlri("10.1.0.0/16"), nlri("10.2.0.0/16"));
-    out.announce(p1, a.clone());
-    out.announce(p2, a.clone());
-    out.withdraw(p2);
-    assert_eq!(out.flush(), [OutChange::Announce(p1, a.clone())]);
-    assert_eq!(out.len(), 1);
-    // Changed and changed back: nothing to send.
-    out.announce(p1, b.clone());
-    out.announce(p1, a.clone());
-    assert!(out.flush().is_empty());
-    out.withdraw(p2);
-    assert!(out.flush().is_empty());
-    out.announce(p1, b.clone());
-    let ctx = SessionCtx::four_octet();
-    let ups = out.flush_packed(&ctx).unwrap();
-    assert_eq!(ups.len(), 1);
-    assert_eq!(ups[0].attrs.as_ref(), Some(&*b));
-    assert_eq!(out.resend_all(), [OutChange::Announce(p1, b)]);
-    // An unsendable set (IPv6 next hop for IPv4 without RFC 8950) is not committed.
-    let v6nh = i.intern(attrs(&[65001], "2001:db8::1"));
-    out.announce(p1, v6nh);
-    assert!(out.flush_packed(&ctx).is_err());
-    assert_eq!(out.pending_len(), 1);
-    out.withdraw(p1);
-    let ups = out.flush_packed(&ctx).unwrap();
-    assert_eq!(ups, [Update::withdraw(Family::IPV4_UNICAST, vec![p1])]);
-    assert!(out.is_empty());
-    out.announce(p2, a);
-    out.reset();
-    assert!(out.flush().is_empty());
-}
-
-#[test]
 fn end_of_rib_per_family() {
     let mut ctx = SessionCtx::four_octet();
     ctx.families = vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST];

@@ -620,7 +620,7 @@ fn diff_added_removed_and_address_change() {
 #[test]
 fn diff_classifies_neighbor_changes() {
     let old = parse_ok(REALISTIC);
-    // Policy and description only: no reset.
+    // Policy and description: a reset, for the policy (no soft reconfiguration).
     let new = parse_ok(
         &REALISTIC
             .replace(
@@ -640,8 +640,8 @@ fn diff_classifies_neighbor_changes() {
         c.fields,
         vec![NeighborField::Description, NeighborField::ImportPolicy]
     );
-    assert!(!c.needs_reset() && c.policy_changed());
-    assert!(d.resets().is_empty());
+    assert!(c.needs_reset() && c.policy_changed());
+    assert_eq!(d.resets(), vec![key("10.0.0.2")]);
 
     // AS change: reset.
     let new = parse_ok(&REALISTIC.replace("peer_asn = 65100", "peer_asn = 65101"));
@@ -650,7 +650,8 @@ fn diff_classifies_neighbor_changes() {
     assert_eq!(d.changed[0].fields, vec![NeighborField::PeerAs]);
     assert_eq!(d.resets(), vec![key("192.0.2.10")]);
 
-    // Password, hold time, GR: reset; max-prefix, bfd, keepalive alone: no reset.
+    // Password, hold time, max-prefix, bfd, keepalive: reset; GR (speaker-wide): no
+    // reset.
     let new = parse_ok(&REALISTIC.replace(
         "md5_password = \"tor-secret\"",
         "md5_password = \"rotated\"",
@@ -661,7 +662,7 @@ fn diff_classifies_neighbor_changes() {
     );
     assert!(diff(&old, &new).changed[0].needs_reset());
     let new = parse_ok(&REALISTIC.replace("stale_time = 300", "stale_time = 200"));
-    assert!(diff(&old, &new).changed[0].needs_reset());
+    assert!(!diff(&old, &new).changed[0].needs_reset());
     let new = parse_ok(
         &REALISTIC
             .replace("max_prefix = 10000", "max_prefix = 20000")
@@ -672,9 +673,9 @@ fn diff_classifies_neighbor_changes() {
         d.changed[0].fields,
         vec![NeighborField::MaxPrefix, NeighborField::Bfd]
     );
-    assert!(!d.changed[0].needs_reset());
+    assert!(d.changed[0].needs_reset());
     let new = parse_ok(&REALISTIC.replace("keepalive = 3", "keepalive = 2"));
-    assert!(!diff(&old, &new).changed[0].needs_reset());
+    assert!(diff(&old, &new).changed[0].needs_reset());
     let new = parse_ok(&REALISTIC.replace("hold_time = 9", "hold_time = 12"));
     let d = diff(&old, &new);
     assert_eq!(d.changed[0].fields, vec![NeighborField::HoldTime]);
@@ -684,6 +685,61 @@ fn diff_classifies_neighbor_changes() {
     let new =
         parse_ok(&REALISTIC.replace("allowed_asns = [65010, 65011]", "allowed_asns = [65010]"));
     assert_eq!(diff(&old, &new).resets(), vec![key("10.1.1.0/24")]);
+}
+
+/// The one reset predicate, field by field: a reset for every setting the speaker runs
+/// per neighbor (it applies them when a session starts); none for the description, nor
+/// for the families and graceful restart, which it does not take per neighbor.
+/// `needs_reset` used to leave policies, max-prefix, BFD, timers and passive without a
+/// reset (they never took effect) and reset for families and graceful restart (which a
+/// reset did not apply); contiv-bgpd's reload had its own, different list.
+#[test]
+fn reset_predicate_is_what_the_speaker_applies_per_session() {
+    use NeighborField::*;
+    let all = [
+        PeerAs,
+        Description,
+        LocalAddress,
+        Passive,
+        HoldTime,
+        Keepalive,
+        ConnectRetry,
+        Md5Password,
+        TtlSecurity,
+        EbgpMultihop,
+        Families,
+        AddPath,
+        GracefulRestart,
+        ImportPolicy,
+        ExportPolicy,
+        MaxPrefix,
+        Bfd,
+    ];
+    let kept: Vec<NeighborField> = all.into_iter().filter(|f| !f.needs_reset()).collect();
+    assert_eq!(kept, vec![Description, Families, GracefulRestart]);
+    // And as `diff` reports them.
+    let old = parse_ok(REALISTIC);
+    for (from, to, field) in [
+        ("\"tag-leaf\"]", "\"tag-leaf-v2\"]", ExportPolicy),
+        ("passive = true", "passive = false", Passive),
+        (
+            "families = [\"ipv6-unicast\"]\nadd",
+            "families = [\"ipv4-unicast\", \"ipv6-unicast\"]\nadd",
+            Families,
+        ),
+        ("max_prefix = 10000", "max_prefix = 20000", MaxPrefix),
+        ("connect_retry = 5", "connect_retry = 6", ConnectRetry),
+    ] {
+        assert!(REALISTIC.contains(from), "{from}");
+        let d = diff(&old, &parse_ok(&REALISTIC.replace(from, to)));
+        assert_eq!(d.changed[0].fields, vec![field]);
+        let resets = if field.needs_reset() {
+            vec![d.changed[0].key]
+        } else {
+            vec![]
+        };
+        assert_eq!(d.resets(), resets, "{}", field.name());
+    }
 }
 
 #[test]
@@ -736,5 +792,10 @@ fn diff_global_families_reach_neighbors_that_follow_them() {
     let new = parse_ok(&text("[\"ipv4-unicast\"]"));
     let d = diff(&old, &new);
     assert!(d.families_changed);
-    assert_eq!(d.resets(), vec![key("10.0.0.2")]);
+    assert_eq!(d.changed.len(), 1);
+    assert_eq!(d.changed[0].key, key("10.0.0.2"));
+    assert_eq!(d.changed[0].fields, vec![NeighborField::Families]);
+    // The speaker offers IPv4 and IPv6 unicast on every session: a reset would not
+    // apply the change (see `NeighborField::needs_reset`).
+    assert!(d.resets().is_empty());
 }

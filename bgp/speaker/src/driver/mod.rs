@@ -7,12 +7,13 @@
 //! - Each connection has a **writer task**, so a peer slow to read never keeps the
 //!   session from reading; the table's UPDATEs reach it encoded, tagged with the
 //!   connection they were made for, and are acknowledged once written.
-//! - One **table task** (`table.rs`) holds the [`bgp::rib::Rib`]: every neighbor's
-//!   Adj-RIB-In (after import policy, ADD-PATH paths apart), the prefixes we originate
-//!   (the RIB's local peer) and the Loc-RIB with best path and ECMP groups. It publishes
-//!   the learned routes on a watch channel for the kernel FIB
+//! - One **table task** (`table/`) holds the [`bgp::rib::Rib`]: every neighbor's
+//!   Adj-RIB-In (after import policy, ADD-PATH paths apart; `table/import.rs`), the
+//!   prefixes we originate (the RIB's local peer) and the Loc-RIB with best path and ECMP
+//!   groups. It publishes the learned routes on a watch channel for the kernel FIB
 //!   ([`SpeakerConfig::publish_routes`]) and fills each established session from the
-//!   Loc-RIB through its export policy, with flow control (see `table.rs`).
+//!   Loc-RIB through its export policy, with flow control: [`bgp::rib::Export`] decides
+//!   what goes out, `table/export.rs` hands it to the session's writer.
 //!
 //! Sessions hand UPDATEs to the table through a bounded queue (`TableTx`): when the
 //! table is behind, sessions stop reading and TCP pushes back on the peers, so memory
@@ -52,7 +53,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bgp::fsm::{
     self, Fsm, FsmConfig, Input, NotificationData, OpenInfo, Output, PeerAs, State, Timer,
 };
-use bgp::types::{AsPath, Community, Family, LargeCommunity, NextHop, Nlri, Origin, PathAttrs};
+use bgp::types::{Community, Family, LargeCommunity, NextHop, Nlri, Origin, PathAttrs};
 use bgp::wire::{
     self, Capability, ErrorCode, GracefulRestart, Message, Notification, Open, SessionCtx, Update,
     UpdateOutcome,

@@ -758,7 +758,7 @@ impl Session {
                                     } else {
                                         // An AS outside `allowed_as` (a range's).
                                         Input::BgpOpenMsgErr(NotificationData::open_error(
-                                            fsm::codes::open::BAD_PEER_AS,
+                                            wire::OpenError::BadPeerAs,
                                         ))
                                     });
                                 }
@@ -1018,11 +1018,12 @@ fn decode(frame: &[u8], ctx: &SessionCtx) -> Decoded {
             _ => Decoded::Ignore,
         },
         Err(e) => {
-            let n = notif_data(&e.notification());
+            let n = e.notification();
+            let input = notif_data(&n);
             Decoded::Input(match n.code {
-                fsm::codes::MESSAGE_HEADER_ERROR => Input::BgpHeaderErr(n),
-                fsm::codes::OPEN_MESSAGE_ERROR => Input::BgpOpenMsgErr(n),
-                _ => Input::UpdateMsgErr(n),
+                ErrorCode::MessageHeader(_) => Input::BgpHeaderErr(input),
+                ErrorCode::Open(_) => Input::BgpOpenMsgErr(input),
+                _ => Input::UpdateMsgErr(input),
             })
         }
     }

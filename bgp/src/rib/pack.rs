@@ -1,6 +1,6 @@
-//! Adj-RIB-Out and packing of outbound changes into UPDATE messages.
+//! Packing of outbound changes into UPDATE messages, and the End-of-RIB markers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -16,121 +16,6 @@ use crate::wire::{EncodeError, HEADER_LEN, SessionCtx, Update};
 pub enum OutChange {
     Announce(Nlri, Arc<PathAttrs>),
     Withdraw(Nlri),
-}
-
-/// What one peer has been sent (after export policy), plus changes queued for it.
-///
-/// The driver queues the effect of each Loc-RIB [`super::Change`] with
-/// [`AdjRibOut::announce`] / [`AdjRibOut::withdraw`] (attributes interned), and when
-/// the session may send, calls [`AdjRibOut::flush_packed`]. Queued changes coalesce:
-/// a prefix changed twice, or changed and changed back, before a flush costs one
-/// announcement or none.
-#[derive(Debug, Default)]
-pub struct AdjRibOut {
-    sent: HashMap<Nlri, Arc<PathAttrs>>,
-    pending: BTreeMap<Nlri, Option<Arc<PathAttrs>>>,
-}
-
-impl AdjRibOut {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Queue: the peer should have `nlri` with `attrs`.
-    pub fn announce(&mut self, nlri: Nlri, attrs: Arc<PathAttrs>) {
-        self.pending.insert(nlri, Some(attrs));
-    }
-
-    /// Queue: the peer should not have `nlri`.
-    pub fn withdraw(&mut self, nlri: Nlri) {
-        self.pending.insert(nlri, None);
-    }
-
-    /// Number of queued (not yet coalesced) changes.
-    pub fn pending_len(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// The net changes the queue makes to what the peer has, in prefix order,
-    /// without committing them.
-    pub fn peek(&self) -> Vec<OutChange> {
-        let mut out = Vec::new();
-        for (nlri, want) in &self.pending {
-            match (self.sent.get(nlri), want) {
-                (Some(a), Some(b)) if Arc::ptr_eq(a, b) || a == b => {}
-                (None, None) => {}
-                (_, Some(b)) => out.push(OutChange::Announce(*nlri, Arc::clone(b))),
-                (Some(_), None) => out.push(OutChange::Withdraw(*nlri)),
-            }
-        }
-        out
-    }
-
-    /// Commit the queue: returns the net changes (as [`AdjRibOut::peek`]) and records
-    /// them as sent.
-    pub fn flush(&mut self) -> Vec<OutChange> {
-        let out = self.peek();
-        self.pending.clear();
-        for c in &out {
-            match c {
-                OutChange::Announce(n, a) => {
-                    self.sent.insert(*n, Arc::clone(a));
-                }
-                OutChange::Withdraw(n) => {
-                    self.sent.remove(n);
-                }
-            }
-        }
-        out
-    }
-
-    /// Pack the net changes into UPDATEs for `ctx` and commit them. On error (an
-    /// attribute set that cannot be sent to this peer) nothing is committed and the
-    /// queue is kept.
-    pub fn flush_packed(&mut self, ctx: &SessionCtx) -> Result<Vec<Update>, EncodeError> {
-        let updates = pack(&self.peek(), ctx)?;
-        self.flush();
-        Ok(updates)
-    }
-
-    /// Everything the peer has been sent, as announcements (for a ROUTE-REFRESH), in
-    /// prefix order. Queued changes are not included.
-    pub fn resend_all(&self) -> Vec<OutChange> {
-        let mut v: Vec<OutChange> = self
-            .sent
-            .iter()
-            .map(|(n, a)| OutChange::Announce(*n, Arc::clone(a)))
-            .collect();
-        v.sort_by_key(|c| match c {
-            OutChange::Announce(n, _) | OutChange::Withdraw(n) => *n,
-        });
-        v
-    }
-
-    /// The session went down: forget what was sent and what was queued.
-    pub fn reset(&mut self) {
-        self.sent.clear();
-        self.pending.clear();
-    }
-
-    /// What the peer has for `nlri`, as far as we sent it.
-    pub fn get(&self, nlri: &Nlri) -> Option<&Arc<PathAttrs>> {
-        self.sent.get(nlri)
-    }
-
-    /// Every route sent, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Nlri, &Arc<PathAttrs>)> + '_ {
-        self.sent.iter()
-    }
-
-    /// Number of routes the peer has from us.
-    pub fn len(&self) -> usize {
-        self.sent.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sent.is_empty()
-    }
 }
 
 /// The End-of-RIB markers (RFC 4724 §2) for every family the session negotiated.
@@ -195,7 +80,7 @@ fn fill<T: Copy>(
 ///
 /// Sizes are computed with the wire module's own encoders and lengths, so every
 /// message encodes within `ctx.max_len`. Each NLRI should appear at most once in
-/// `changes` ([`AdjRibOut::flush`] guarantees it). Families other than IPv4 and IPv6
+/// `changes`. Families other than IPv4 and IPv6
 /// unicast are not handled: prefixes are sent as unicast.
 pub fn pack(changes: &[OutChange], ctx: &SessionCtx) -> Result<Vec<Update>, EncodeError> {
     let v4 = Family::IPV4_UNICAST;
