@@ -207,6 +207,14 @@ pub fn endpoint_id(a: &Attachment) -> String {
     }
 }
 
+/// Endpoints the front ends changed, numbered so that a call can wait for the pass that
+/// took its change in.
+#[derive(Debug, Default)]
+struct Touched {
+    generation: u64,
+    keys: BTreeSet<String>,
+}
+
 /// The agent: shared by the front ends, the reconciler and the reporter.
 pub struct Agent {
     cfg: AgentConfig,
@@ -216,7 +224,7 @@ pub struct Agent {
     mirror: watch::Receiver<Arc<Mirror>>,
     link: watch::Receiver<Link>,
     /// Endpoints (attachment keys) the front ends changed since the last pass.
-    touched: std::sync::Mutex<BTreeSet<String>>,
+    touched: std::sync::Mutex<Touched>,
     /// Bumped by every front-end change; the reconciler answers with `done`.
     wanted: watch::Sender<u64>,
     done: watch::Receiver<u64>,
@@ -306,7 +314,7 @@ impl Agent {
             state: Mutex::new(saved),
             mirror: mirror_rx,
             link: link_rx,
-            touched: std::sync::Mutex::new(BTreeSet::new()),
+            touched: std::sync::Mutex::new(Touched::default()),
             wanted,
             done,
             status,
@@ -393,35 +401,49 @@ impl Agent {
             .collect()
     }
 
-    /// Notes that the endpoint saved under `key` changed (added, removed): the next pass
-    /// looks at it, and only at it.
-    fn touch(&self, key: &str) {
+    /// Notes that the endpoint saved under `key` changed (added, removed) — or, with
+    /// `None`, only that a pass is wanted — and wakes the reconciler. Call it while
+    /// holding the state lock, so that a pass waiting for the lock sees the change.
+    /// Returns the touch's number for [`Agent::settle`].
+    fn touch(&self, key: Option<&str>) -> u64 {
+        let generation = {
+            let mut t = self
+                .touched
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            t.generation += 1;
+            if let Some(k) = key {
+                t.keys.insert(k.to_string());
+            }
+            t.generation
+        };
+        self.wanted.send_replace(generation);
+        generation
+    }
+
+    /// The endpoints touched since the last call, and the number of the last touch.
+    fn take_touched(&self) -> (u64, BTreeSet<String>) {
+        let mut t = self
+            .touched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (t.generation, std::mem::take(&mut t.keys))
+    }
+
+    /// The number of the last touch, leaving its endpoints for the next pass.
+    fn touched_generation(&self) -> u64 {
         self.touched
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key.to_string());
+            .generation
     }
 
-    /// The endpoints touched since the last call.
-    fn take_touched(&self) -> BTreeSet<String> {
-        std::mem::take(
-            &mut *self
-                .touched
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-    }
-
-    /// Asks for a reconcile pass and waits until one that started after this call has
-    /// finished (or `within` passes).
-    pub async fn settle(&self, within: Duration) -> Result<(), EndpointError> {
-        let mut want = 0;
-        self.wanted.send_modify(|w| {
-            *w += 1;
-            want = *w;
-        });
+    /// Waits until a reconcile pass has taken in the touch numbered `generation` (or
+    /// `within` passes): the first pass that reads the endpoints after the touch, which
+    /// may be one already waiting for the state lock.
+    pub async fn settle(&self, generation: u64, within: Duration) -> Result<(), EndpointError> {
         let mut done = self.done.clone();
-        tokio::time::timeout(within, done.wait_for(|d| *d >= want))
+        tokio::time::timeout(within, done.wait_for(|d| *d >= generation))
             .await
             .map_err(|_| {
                 EndpointError::unavailable(

@@ -241,6 +241,8 @@ struct Reconciler {
     resync_due: bool,
     /// Endpoints whose interface was missing: looked at again next pass.
     retry: BTreeSet<String>,
+    /// The number of the last touch a pass took in (answered on `done`).
+    taken: u64,
     status: Status,
 }
 
@@ -279,7 +281,8 @@ impl Reconciler {
         self.status.fwd_mode = mode;
         if !self.view.have_intent {
             // Wait for intent before touching anything: a restarted agent with no saved
-            // state must not sweep a working data path.
+            // state must not sweep a working data path. The touched endpoints wait too.
+            self.taken = self.agent.touched_generation();
             return Ok(());
         }
 
@@ -297,13 +300,19 @@ impl Reconciler {
                 other.as_ref().and_then(|b| b.as_ref().ok()).cloned()
             }
         };
-        let started = self.apply_plan(plan.as_ref()).await?;
+        // A speaker that fails to start does not hold the data path back.
+        let (started, bgp_failed) = match self.apply_plan(plan.as_ref()).await {
+            Ok(s) => (s, None),
+            Err(e) => (false, Some(e)),
+        };
 
-        // The inputs that changed.
-        let touched_keys = self.agent.take_touched();
+        // The inputs that changed. Touches are taken under the state lock: a front end
+        // touches while it holds it, so a pass that waited for the lock sees its change.
         let resync = std::mem::take(&mut self.resync_due);
         let (touched, all) = {
             let st = self.agent.state.lock().await;
+            let (taken, touched_keys) = self.agent.take_touched();
+            self.taken = taken;
             self.status.endpoints = st.endpoints.len();
             let touched: BTreeMap<String, Option<LocalRecord>> = touched_keys
                 .into_iter()
@@ -386,6 +395,9 @@ impl Reconciler {
         }
         self.status.learned = learned;
         self.status.fib_failures = out.errors;
+        if let Some(e) = bgp_failed {
+            return Err(e);
+        }
         if self.status.fib_failures.is_empty() {
             Ok(())
         } else {
@@ -472,6 +484,7 @@ pub(super) async fn run(
         view: IntentView::default(),
         resync_due: true,
         retry: BTreeSet::new(),
+        taken: 0,
         status: Status::default(),
     };
     let mut mirror = agent.mirror.clone();
@@ -514,7 +527,7 @@ pub(super) async fn run(
         for _ in 0..4 {
             tokio::task::yield_now().await;
         }
-        let generation = *wanted.borrow_and_update();
+        wanted.borrow_and_update();
         mirror.borrow_and_update();
         if let Some(rx) = routes.as_mut() {
             rx.borrow_and_update();
@@ -536,7 +549,7 @@ pub(super) async fn run(
         if !r.status.same_as(&before) {
             status.send_replace(Arc::new(r.status.clone()));
         }
-        done.send_replace(generation);
+        done.send_replace(r.taken);
     }
     if let Some(s) = r.speaker.take() {
         if s.plan().graceful_restart > 0 {

@@ -245,8 +245,8 @@ impl EndpointService for Agent {
             undo_alloc(self, id).await;
             return Err(e);
         }
+        let touched = self.touch(Some(&key));
         drop(st);
-        self.touch(&key);
         if record.netns.is_none() && record.container_name.is_empty() {
             let _ = self
                 .naming
@@ -256,7 +256,7 @@ impl EndpointService for Agent {
             .endpoint_ops
             .get_or_create(&super::metrics::OpLabels::new("add"))
             .inc();
-        self.settle(SETTLE).await?;
+        self.settle(touched, SETTLE).await?;
         Ok(result_of(&record, self.dns_server_ip()))
     }
 
@@ -268,14 +268,14 @@ impl EndpointService for Agent {
         };
         self.remove_record(&r).await?;
         st.endpoints.remove(&key);
-        self.touch(&key);
+        let touched = self.touch(Some(&key));
         self.save(&st).await?;
         drop(st);
         self.metrics
             .endpoint_ops
             .get_or_create(&super::metrics::OpLabels::new("del"))
             .inc();
-        self.settle(SETTLE).await
+        self.settle(touched, SETTLE).await
     }
 
     async fn check(&self, req: CheckEndpoint) -> Result<(), EndpointError> {
@@ -345,12 +345,13 @@ impl EndpointService for Agent {
         for (k, r) in &stale {
             self.remove_record(r).await?;
             st.endpoints.remove(k);
-            self.touch(k);
+            self.touch(Some(k));
         }
+        let touched = self.touch(None);
         self.save(&st).await?;
         drop(st);
         if !stale.is_empty() {
-            self.settle(SETTLE).await?;
+            self.settle(touched, SETTLE).await?;
         }
         Ok(())
     }
