@@ -16,8 +16,9 @@
 //!
 //! Restart safety: on start the agent loads its saved endpoints and intent, waits until
 //! it has intent (from disk or from netmaster), and only then sweeps: veths named like
-//! ours that no saved endpoint owns are removed, and the FIB sync removes routes with
-//! our protocol number that are no longer wanted. Nothing without our marks is touched.
+//! ours that no saved endpoint owns at two resyncs in a row are removed (a veth is
+//! plumbed before its endpoint is saved), and the FIB sync removes routes with our
+//! protocol number that are no longer wanted. Nothing without our marks is touched.
 
 pub mod bgp;
 pub mod docker_sync;

@@ -490,7 +490,6 @@ pub(super) async fn run(
     let mut mirror = agent.mirror.clone();
     let mut tick = tokio::time::interval(agent.cfg.resync);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
     // Session states change without route changes; the status follows them each second
     // (without a pass), and so does the graceful-restart hold.
     let mut peers_tick = tokio::time::interval(Duration::from_secs(1));

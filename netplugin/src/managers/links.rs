@@ -5,12 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::links::LinkDriver;
 
-/// Our interfaces as last seen, and whether the sweep has run.
+/// Our interfaces as last seen, and the unowned ones seen at the last resync.
 #[derive(Debug)]
 pub struct LinkManager<D> {
     driver: D,
     index: BTreeMap<String, u32>,
-    swept: bool,
+    /// Interfaces of ours that no endpoint owned at the last resync: removed if still
+    /// unowned at the next one. An interface is plumbed before its endpoint is saved, so
+    /// one seen unowned once may be a plumb in progress; one seen unowned a whole resync
+    /// period later is not.
+    unowned: BTreeSet<String>,
 }
 
 /// What a resync found wrong (each error names the interface).
@@ -24,7 +28,7 @@ impl<D: LinkDriver> LinkManager<D> {
         LinkManager {
             driver,
             index: BTreeMap::new(),
-            swept: false,
+            unowned: BTreeSet::new(),
         }
     }
 
@@ -51,8 +55,9 @@ impl<D: LinkDriver> LinkManager<D> {
     }
 
     /// Dumps our interfaces (indexes may have changed behind our back), turns on
-    /// forwarding, and — the first time only — removes interfaces that none of `owned`
-    /// names. Returns the interfaces whose index changed or that vanished.
+    /// forwarding, and removes interfaces that none of `owned` names, at this resync and
+    /// the one before (mark and sweep, safe against a plumb in progress). Returns the
+    /// owned interfaces whose index changed or that vanished.
     pub fn resync(&mut self, owned: &BTreeSet<String>) -> (BTreeSet<String>, LinkPass) {
         let mut pass = LinkPass::default();
         if let Err(e) = self.driver.enable_forwarding() {
@@ -65,15 +70,18 @@ impl<D: LinkDriver> LinkManager<D> {
                 return (BTreeSet::new(), pass);
             }
         };
-        if !self.swept {
-            for name in links.keys().filter(|n| !owned.contains(*n)) {
-                tracing::info!("sweeping interface {name}: no endpoint owns it");
-                if let Err(e) = self.driver.remove(name) {
-                    pass.errors.push(format!("removing {name}: {e}"));
-                }
+        let unowned: BTreeSet<String> = links
+            .keys()
+            .filter(|n| !owned.contains(*n))
+            .cloned()
+            .collect();
+        for name in unowned.intersection(&self.unowned) {
+            tracing::info!("sweeping interface {name}: no endpoint owns it");
+            if let Err(e) = self.driver.remove(name) {
+                pass.errors.push(format!("removing {name}: {e}"));
             }
-            self.swept = true;
         }
+        self.unowned = unowned;
         let mut changed: BTreeSet<String> = owned
             .iter()
             .filter(|n| self.index.get(*n) != links.get(*n))
@@ -99,7 +107,7 @@ mod tests {
     use crate::links::MemoryLinks;
 
     #[test]
-    fn lookups_are_cached_and_the_sweep_runs_once() {
+    fn lookups_are_cached_and_unowned_interfaces_go_at_the_second_resync() {
         let mut d = MemoryLinks::default();
         d.links.insert("cv00000000001".into(), 11);
         d.links.insert("cv00000000002".into(), 12);
@@ -110,6 +118,11 @@ mod tests {
         assert!(pass.errors.is_empty());
         assert_eq!(changed, owned, "a new index is a change");
         assert!(m.driver().forwarding);
+        assert!(
+            m.driver().links.contains_key("cv00000000002"),
+            "unowned once: maybe a plumb in progress"
+        );
+        m.resync(&owned);
         assert!(!m.driver().links.contains_key("cv00000000002"), "swept");
         assert!(m.driver().links.contains_key("eth0"), "not ours: untouched");
 
@@ -120,8 +133,8 @@ mod tests {
         assert_eq!(m.index_of("cv00000000003").unwrap(), Some(13));
         assert_eq!(m.driver().lookups, 1, "one lookup, then cached");
 
-        // A later resync does not sweep: an interface plumbed between the front end's
-        // save and the pass must survive.
+        // An interface plumbed before its endpoint is saved survives the resync it is
+        // first seen at.
         m.driver.links.insert("cv00000000004".into(), 14);
         let (changed, _) = m.resync(&owned);
         assert!(changed.is_empty());

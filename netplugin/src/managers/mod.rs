@@ -9,8 +9,8 @@
 //!   after an error, when the graceful-restart hold ends) reads the kernel's routes of our
 //!   protocol back and diffs everything, so drift is repaired (mark and sweep).
 //! - [`LinkManager`] knows our interfaces' indexes: a new endpoint's veth is looked up
-//!   by name (one request), the resync dumps them all, and the first resync after intent
-//!   is known sweeps interfaces no endpoint owns.
+//!   by name (one request), the resync dumps them all and sweeps interfaces no endpoint
+//!   owned at this resync and the one before (never a plumb in progress).
 
 mod fib;
 mod links;
