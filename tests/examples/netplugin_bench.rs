@@ -1940,8 +1940,10 @@ fn idle_rows(i: &Idle) -> Vec<String> {
     }
     if i.np.is_some() && !cpu_ok {
         warnings.push(format!(
-            "idle: netplugin used {:.2} % of a core while nothing changed (goal ≤ {IDLE_CPU_GOAL_PCT} %): something spins",
-            np.cpu_pct
+            "idle: netplugin used {:.2} % of a core while nothing changed (goal ≤ {IDLE_CPU_GOAL_PCT} %); {} reconcile passes in {} s (one per 10 s resync is expected: far more means something spins)",
+            np.cpu_pct,
+            np.passes.map_or_else(|| "?".to_string(), |p| p.to_string()),
+            i.window.as_secs()
         ));
     }
     if i.np.is_some() && !rss_ok {
