@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::IntentError;
 use super::Kind;
-use crate::api::ApiError;
 use crate::store::Revision;
 
 /// Where intent lives in the store.
@@ -100,14 +100,14 @@ impl World {
     }
 
     /// One typed object.
-    pub fn get<K: Kind>(&self, key: &str) -> Result<Option<K>, ApiError> {
+    pub fn get<K: Kind>(&self, key: &str) -> Result<Option<K>, IntentError> {
         self.raw(K::PLURAL, key)
             .map(|v| decode::<K>(K::PLURAL, key, v))
             .transpose()
     }
 
     /// Every object of a kind, typed, in key order.
-    pub fn list<K: Kind>(&self) -> Result<Vec<K>, ApiError> {
+    pub fn list<K: Kind>(&self) -> Result<Vec<K>, IntentError> {
         self.raw_list(K::PLURAL)
             .map(|(k, v)| decode::<K>(K::PLURAL, k, v))
             .collect()
@@ -141,12 +141,12 @@ impl World {
     }
 
     /// A piece of derived state, typed.
-    pub fn state<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ApiError> {
+    pub fn state<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, IntentError> {
         self.state
             .get(name)
             .map(|v| {
                 serde_json::from_value(v.clone()).map_err(|e| {
-                    ApiError::internal(format!("stored state {name} is unreadable: {e}"))
+                    IntentError::internal(format!("stored state {name} is unreadable: {e}"))
                 })
             })
             .transpose()
@@ -176,9 +176,9 @@ impl World {
     }
 }
 
-fn decode<K: Kind>(plural: &str, key: &str, v: &serde_json::Value) -> Result<K, ApiError> {
+fn decode<K: Kind>(plural: &str, key: &str, v: &serde_json::Value) -> Result<K, IntentError> {
     serde_json::from_value(v.clone())
-        .map_err(|e| ApiError::internal(format!("stored {plural}/{key} is unreadable: {e}")))
+        .map_err(|e| IntentError::internal(format!("stored {plural}/{key} is unreadable: {e}")))
 }
 
 /// One write of a plan.
@@ -209,7 +209,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn put<K: Kind>(&mut self, obj: &K) -> Result<(), ApiError> {
+    pub fn put<K: Kind>(&mut self, obj: &K) -> Result<(), IntentError> {
         let value = to_json(obj)?;
         self.writes.push(Write::PutObject {
             plural: K::PLURAL.into(),
@@ -224,7 +224,7 @@ impl Plan {
             key: key.into(),
         });
     }
-    pub fn put_state<T: Serialize>(&mut self, name: &str, value: &T) -> Result<(), ApiError> {
+    pub fn put_state<T: Serialize>(&mut self, name: &str, value: &T) -> Result<(), IntentError> {
         let value = to_json(value)?;
         self.writes.push(Write::PutState {
             name: name.into(),
@@ -237,8 +237,8 @@ impl Plan {
     }
 }
 
-fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(v).map_err(|e| ApiError::internal(format!("cannot encode: {e}")))
+fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, IntentError> {
+    serde_json::to_value(v).map_err(|e| IntentError::internal(format!("cannot encode: {e}")))
 }
 
 impl World {
