@@ -245,10 +245,7 @@ pub fn stale_hosts(w: &World, now: u64, gc_after: u64) -> Result<Vec<String>, In
     Ok(hosts
         .into_iter()
         .filter(|h| {
-            let seen = w
-                .oper(&format!("hosts/{h}"))
-                .and_then(|r| r.get("lastSeen"))
-                .and_then(|v| v.as_u64());
+            let seen = w.host_report(h).map(|r| r.last_seen);
             match seen {
                 Some(t) => now.saturating_sub(t) > gc_after,
                 None => false,

@@ -118,6 +118,12 @@ impl World {
         self.oper.get(name)
     }
 
+    /// The last report of a host's netplugin, when there is one that reads as a report.
+    pub fn host_report(&self, host: &str) -> Option<contiv_model::feed::HostReport> {
+        self.oper(&format!("hosts/{host}"))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
     /// Every oper entry under a name prefix.
     pub fn oper_list<'a>(
         &'a self,

@@ -22,30 +22,19 @@ impl Rules for Bgp {
         Ok(())
     }
     fn oper(w: &World, b: &Self) -> Result<serde_json::Value, IntentError> {
-        let report = w.oper(&format!("hosts/{}", b.hostname));
+        let report = w.host_report(&b.hostname);
         let neighbors = report
-            .and_then(|r| r.get("neighbors"))
-            .and_then(|n| n.as_array())
-            .cloned()
+            .as_ref()
+            .map(|r| r.neighbors.as_slice())
             .unwrap_or_default();
-        let routes: Vec<serde_json::Value> = report
-            .and_then(|r| r.get("routes"))
-            .and_then(|n| n.as_array())
-            .cloned()
+        let status = neighbors
+            .first()
+            .and_then(|n| n.state.clone())
             .unwrap_or_default();
-        let first = neighbors.first();
-        let status = first
-            .and_then(|n| n.get("state"))
-            .and_then(|s| s.as_str())
-            .unwrap_or("")
-            .to_string();
-        let prefixes: Vec<serde_json::Value> = routes
+        let prefixes: Vec<&str> = report
             .iter()
-            .filter_map(|r| {
-                r.get("prefix")
-                    .cloned()
-                    .or_else(|| r.as_str().map(|s| json!(s)))
-            })
+            .flat_map(|r| &r.routes)
+            .map(|r| r.prefix.as_str())
             .collect();
         Ok(json!({
             "neighborStatus": status,
@@ -53,7 +42,7 @@ impl Rules for Bgp {
             "numRoutes": prefixes.len(),
             "routes": prefixes,
             "neighbors": neighbors,
-            "lastSeen": report.and_then(|r| r.get("lastSeen")).cloned().unwrap_or(json!(0)),
+            "lastSeen": report.as_ref().map(|r| r.last_seen).unwrap_or(0),
         }))
     }
 }
