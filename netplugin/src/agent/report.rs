@@ -13,28 +13,53 @@ use super::Agent;
 use super::LocalRecord as EndpointRecord;
 use super::reconcile::Status;
 
-/// Publishes the host report to netmaster every `report_every` and when the status
-/// changes.
+/// Publishes the host report to netmaster every `report_every`, and at once when what it
+/// says changed (a changed status that leaves the report as it was sends nothing). Every
+/// report restarts the period, so changes never add to the idle rate.
 pub(super) async fn report_loop(agent: Arc<Agent>) {
     let mut tick = tokio::time::interval(agent.cfg.report_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut status_rx = agent.status.clone();
+    let mut last: Option<HostReport> = None;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            res = status_rx.changed() => if res.is_err() { return },
-        }
+        let periodic = tokio::select! {
+            _ = tick.tick() => true,
+            res = status_rx.changed() => {
+                if res.is_err() {
+                    return;
+                }
+                false
+            }
+        };
         let status = status_rx.borrow_and_update().clone();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let report = host_report(&status, &agent.endpoints().await, now);
+        if !periodic && last.as_ref().is_some_and(|l| same_news(l, &report)) {
+            continue;
+        }
         if let Err(e) = agent.master.report(&agent.cfg.host, &report).await {
             tracing::debug!("host report: {e}");
         }
+        last = Some(report);
+        tick.reset();
         // Coalesce bursts of changes (many endpoints at once) into one report.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Whether two reports say the same apart from the time passing (sessions' uptime).
+fn same_news(a: &HostReport, b: &HostReport) -> bool {
+    let timeless = |r: &HostReport| {
+        let mut r = r.clone();
+        for n in &mut r.neighbors {
+            n.uptime = None;
+        }
+        r
+    };
+    timeless(a) == timeless(b)
 }
 
 /// The report of a status and the host's endpoints at `now` (seconds since the epoch).
