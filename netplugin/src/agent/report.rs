@@ -10,7 +10,7 @@ use bgp_speaker::driver::PeerStatus;
 use contiv_model::feed::{EndpointReport, HostReport, NeighborReport, RouteReport};
 
 use super::Agent;
-use super::LocalRecord as EndpointRecord;
+use super::LocalRecord;
 use super::reconcile::Status;
 
 /// Publishes the host report to netmaster every `report_every`, and at once when what it
@@ -63,7 +63,7 @@ fn same_news(a: &HostReport, b: &HostReport) -> bool {
 }
 
 /// The report of a status and the host's endpoints at `now` (seconds since the epoch).
-pub(super) fn host_report(status: &Status, endpoints: &[EndpointRecord], now: u64) -> HostReport {
+pub(super) fn host_report(status: &Status, endpoints: &[LocalRecord], now: u64) -> HostReport {
     HostReport {
         endpoints: endpoints.iter().map(endpoint).collect(),
         neighbors: status.neighbors.iter().map(|n| neighbor(n, now)).collect(),
@@ -81,7 +81,7 @@ pub(super) fn host_report(status: &Status, endpoints: &[EndpointRecord], now: u6
     }
 }
 
-fn endpoint(r: &EndpointRecord) -> EndpointReport {
+fn endpoint(r: &LocalRecord) -> EndpointReport {
     EndpointReport {
         endpoint_id: r.endpoint_id.clone(),
         tenant: r.target.tenant.clone(),
