@@ -57,7 +57,7 @@ impl World {
     pub fn from_kvs<'a>(
         kvs: impl IntoIterator<Item = (&'a str, &'a [u8], Revision)>,
         revision: Revision,
-    ) -> Result<World, String> {
+    ) -> Result<World, IntentError> {
         let mut w = World {
             revision,
             ..World::default()
@@ -67,10 +67,13 @@ impl World {
                 w.epoch = mod_rev;
                 continue;
             }
-            let parse = || serde_json::from_slice(v).map_err(|e| format!("{k}: not JSON: {e}"));
+            let parse = || {
+                serde_json::from_slice(v)
+                    .map_err(|e| IntentError::internal(format!("{k}: not JSON: {e}")))
+            };
             if let Some(rest) = k.strip_prefix(keys::CONFIG) {
                 let Some((plural, key)) = rest.split_once('/') else {
-                    return Err(format!("{k}: not a config key"));
+                    return Err(IntentError::internal(format!("{k}: not a config key")));
                 };
                 w.objects
                     .insert((plural.to_string(), key.to_string()), parse()?);

@@ -46,3 +46,34 @@ impl Rules for Bgp {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intent::{IntentErrorKind, Kind};
+
+    fn bgp(v: serde_json::Value) -> Bgp {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn validation_is_the_models_bgp_parse() {
+        // An asdot AS is accepted here, and netplugin plans from the same parse.
+        let asdot = bgp(
+            json!({"hostname": "h", "routerip": "10.1.1.1/24", "as": "1.10",
+            "neighbor": "10.1.1.254", "neighbor-as": "65001"}),
+        );
+        assert_eq!(Kind::validate(&asdot), Ok(()));
+        assert_eq!(BgpSpec::parse(&asdot).unwrap().asn, 65546);
+        // A neighbor given in both forms with different AS numbers is refused by name
+        // (netplugin could not run it).
+        let twice = bgp(
+            json!({"hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
+            "neighbor": "10.1.1.254", "neighbor-as": "65001",
+            "neighbors": [{"address": "10.1.1.254", "as": "65002"}]}),
+        );
+        let e = Kind::validate(&twice).unwrap_err();
+        assert_eq!(e.kind, IntentErrorKind::Invalid);
+        assert_eq!(e.field.as_deref(), Some("neighbors[0].as"));
+    }
+}
