@@ -38,23 +38,128 @@ pub struct FeedChange {
     pub value: Option<serde_json::Value>,
 }
 
-/// A netplugin's report about its host.
+/// A netplugin's report about its host (`PUT /api/v1/feed/hosts/<host>/`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct HostReport {
     /// Endpoints plumbed on the host.
     #[serde(default)]
-    pub endpoints: Vec<serde_json::Value>,
+    pub endpoints: Vec<EndpointReport>,
     /// BGP neighbors with their state (`established`, ...), uptime and counters.
     #[serde(default)]
-    pub neighbors: Vec<serde_json::Value>,
+    pub neighbors: Vec<NeighborReport>,
     /// Routes the host learned (prefix → next hops).
     #[serde(default)]
-    pub routes: Vec<serde_json::Value>,
+    pub routes: Vec<RouteReport>,
     /// The forwarding mode the agent runs in.
     #[serde(default, rename = "fwdMode")]
     pub fwd_mode: String,
+    /// Why the host's `Bgp` object is not in effect, when it is not (a missing MD5
+    /// secret, ...).
+    #[serde(default, rename = "bgpError", skip_serializing_if = "Option::is_none")]
+    pub bgp_error: Option<String>,
     /// Seconds since the UNIX epoch when netmaster received the report (set by netmaster).
     #[serde(default, rename = "lastSeen")]
     pub last_seen: u64,
+}
+
+/// An endpoint plumbed on the host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct EndpointReport {
+    #[serde(rename = "endpointID", default)]
+    pub endpoint_id: String,
+    #[serde(default)]
+    pub tenant: String,
+    #[serde(default)]
+    pub network: String,
+    /// The endpoint group, or "".
+    #[serde(default)]
+    pub group: String,
+    /// The address with its length (`20.1.1.2/24`).
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub mac: String,
+    /// The host side of the endpoint's veth.
+    #[serde(rename = "hostIntf", default)]
+    pub host_intf: String,
+}
+
+/// A BGP session of the host. Every field but the address may be absent (older or
+/// partial reports); absent fields stay absent when the report is stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NeighborReport {
+    #[serde(default)]
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_as: Option<u32>,
+    /// The session state in lower case (`idle` ... `established`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Seconds the session has been Established (0 when it is not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefixes_received: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefixes_advertised: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updates_in: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updates_out: Option<u64>,
+    /// Times the session left Established.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flaps: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// What the session negotiated; empty while it is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Vec<String>>,
+    /// BFD with this neighbor (`up`, `down`, `idle`, ...), when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<String>,
+}
+
+/// A route the host learned and the next hops of its ECMP group.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct RouteReport {
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub nexthops: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_of_the_json_era_parse_and_keep_their_shape() {
+        // What netplugin sent when the report was built with json!.
+        let old = serde_json::json!({
+            "endpoints": [{"endpointID": "e1", "tenant": "default", "network": "n",
+                           "group": "", "address": "20.1.1.2/24", "mac": "02:02:14:01:01:02",
+                           "hostIntf": "cv1234"}],
+            "neighbors": [{"address": "10.1.1.254", "remoteAs": 65001, "state": "established",
+                           "uptime": 12, "prefixesReceived": 3, "prefixesAdvertised": 1,
+                           "updatesIn": 4, "updatesOut": 2, "flaps": 0,
+                           "lastError": "hold timer expired",
+                           "capabilities": ["ipv4-unicast"], "bfd": "up"}],
+            "routes": [{"prefix": "20.1.2.0/24", "nexthops": ["10.1.1.254", "10.1.2.254"]}],
+            "fwdMode": "routing", "lastSeen": 7
+        });
+        let r: HostReport = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(r.neighbors[0].remote_as, Some(65001));
+        assert_eq!(r.routes[0].nexthops.len(), 2);
+        assert_eq!(r.endpoints[0].host_intf, "cv1234");
+        assert_eq!(serde_json::to_value(&r).unwrap(), old);
+        // A partial report stays partial.
+        let partial = serde_json::json!({"neighbors": [{"address": "10.1.1.1",
+            "state": "established"}], "fwdMode": "routing", "endpoints": [], "routes": [],
+            "lastSeen": 0});
+        let r: HostReport = serde_json::from_value(partial.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&r).unwrap(), partial);
+        assert!(serde_json::from_value::<HostReport>(serde_json::json!({"x": 1})).is_err());
+    }
 }

@@ -8,16 +8,25 @@
 //! - [`validate`]: single-object validation whose errors name the JSON field, and the
 //!   parsers netctl and netmaster share (subnets with ranges, tag ranges, AS numbers,
 //!   bandwidths);
-//! - [`feed`]: the netmaster ↔ netplugin feed and host report shapes.
+//! - [`bgp`]: a `Bgp` object parsed once into a [`BgpSpec`] (netmaster validates with
+//!   it, netplugin plans its speaker from it);
+//! - [`plugin`]: the netplugin → netmaster endpoint API ([`EndpointRequest`],
+//!   [`EndpointAllocation`]);
+//! - [`feed`]: the netmaster ↔ netplugin feed and the typed host report
+//!   ([`feed::HostReport`]).
 //!
 //! The object graph: a tenant holds networks, policies, netprofiles and services; an
 //! endpoint group belongs to one network of its tenant and refers to policies and a
 //! netprofile; a rule belongs to a policy; Bgp objects are per host; endpoints belong to
 //! a network (and optionally a group) and a host.
 
+pub mod bgp;
 pub mod feed;
 pub mod objects;
+pub mod plugin;
 pub mod validate;
 
+pub use bgp::BgpSpec;
 pub use objects::*;
+pub use plugin::{EndpointAllocation, EndpointRequest};
 pub use validate::{Validate, ValidationError};

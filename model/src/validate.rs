@@ -2,7 +2,7 @@
 //! wrong and what is allowed. Rules that need other objects (overlaps, dependents) live
 //! with netmaster's plans; the helpers they share are here.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use ipnet::{IpNet, Ipv4Net};
 
@@ -456,123 +456,18 @@ pub fn parse_router_ip(field: &str, s: &str) -> Result<Ipv4Net, ValidationError>
         Ok(n) if n.prefix_len() >= 1 => Ok(n),
         _ => err(
             field,
-            format!("{s:?} is not the host's address with its length, such as 50.1.1.2/24"),
+            format!(
+                "{s:?} is not the host's IPv4 address with its length, such as 50.1.1.2/24 \
+                 (it is also the BGP router id)"
+            ),
         ),
     }
 }
 
 impl Validate for Bgp {
+    /// A `Bgp` object is valid when it parses into a [`crate::bgp::BgpSpec`].
     fn validate(&self) -> Result<(), ValidationError> {
-        check_name("hostname", &self.hostname, 256)?;
-        let rip = parse_router_ip("routerip", &self.routerip)?;
-        parse_asn("as", &self.asn)?;
-        if self.neighbor.is_empty() != self.neighbor_as.is_empty() {
-            return err(
-                if self.neighbor.is_empty() {
-                    "neighbor"
-                } else {
-                    "neighbor-as"
-                },
-                "neighbor and neighbor-as go together",
-            );
-        }
-        if !self.neighbor.is_empty() {
-            self.neighbor
-                .parse::<Ipv4Addr>()
-                .map_err(|_| ValidationError {
-                    field: "neighbor".into(),
-                    message: format!("{:?} is not an IPv4 address", self.neighbor),
-                })?;
-            parse_asn("neighbor-as", &self.neighbor_as)?;
-        }
-        for (i, n) in self.neighbors.iter().enumerate() {
-            let f = |x: &str| format!("neighbors[{i}].{x}");
-            if n.address.parse::<IpAddr>().is_err() {
-                return err(
-                    &f("address"),
-                    format!("{:?} is not an IP address", n.address),
-                );
-            }
-            parse_asn(&f("as"), &n.asn)?;
-            if !n.password_ref.is_empty() {
-                check_name(&f("password-ref"), &n.password_ref, 64)?;
-            }
-        }
-        if self.effective_neighbors().is_empty() {
-            return err(
-                "neighbor",
-                "give a neighbor (neighbor and neighbor-as) or neighbors",
-            );
-        }
-        for n in self.effective_neighbors() {
-            if n.address.parse::<IpAddr>().ok() == Some(IpAddr::V4(rip.addr())) {
-                return err(
-                    "neighbor",
-                    format!("{} is the host's own router address", n.address),
-                );
-            }
-        }
-        if self.graceful_restart > 4095 {
-            return err(
-                "graceful-restart",
-                format!("{} is above 4095 seconds (RFC 4724)", self.graceful_restart),
-            );
-        }
-        if let Some(i) = self.bfd_interval
-            && !(50..=60000).contains(&i)
-        {
-            return err("bfd-interval", format!("{i} ms is outside 50..=60000 ms"));
-        }
-        if let Some(m) = self.bfd_multiplier
-            && !(1..=255).contains(&m)
-        {
-            return err("bfd-multiplier", format!("{m} is outside 1..=255"));
-        }
-        let per_neighbor_bfd = self.neighbors.iter().any(|n| n.bfd);
-        if !self.bfd && !per_neighbor_bfd {
-            for (field, given) in [
-                ("bfd-interval", self.bfd_interval.is_some()),
-                ("bfd-multiplier", self.bfd_multiplier.is_some()),
-            ] {
-                if given {
-                    return err(field, "only with bfd (on the object or a neighbor)");
-                }
-            }
-        }
-        for c in &self.communities {
-            let parts: Vec<&str> = c.split(':').collect();
-            let ok = match parts.as_slice() {
-                [a, b] => a.parse::<u16>().is_ok() && b.parse::<u16>().is_ok(),
-                [a, b, d] => {
-                    a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok() && d.parse::<u32>().is_ok()
-                }
-                _ => false,
-            };
-            if !ok {
-                return err(
-                    "communities",
-                    format!(
-                        "{c:?} is neither ASN:VALUE (16-bit) nor GLOBAL:LOCAL1:LOCAL2 (32-bit)"
-                    ),
-                );
-            }
-        }
-        let block_ok = self.host_block.parse::<Ipv4Net>().is_ok();
-        match self.advertise {
-            AdvertiseMode::HostBlock if !block_ok => {
-                return err(
-                    "host-block",
-                    "advertise host-block needs host-block a.b.c.d/len",
-                );
-            }
-            AdvertiseMode::PerEndpoint | AdvertiseMode::NetworkSubnet
-                if !self.host_block.is_empty() =>
-            {
-                return err("host-block", "only with advertise host-block");
-            }
-            _ => {}
-        }
-        Ok(())
+        crate::bgp::BgpSpec::parse(self).map(|_| ())
     }
 }
 

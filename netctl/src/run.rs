@@ -1,5 +1,8 @@
 //! Runs one parsed command against netmaster and renders what it prints.
 
+use std::collections::BTreeMap;
+
+use contiv_model::feed::HostReport;
 use contiv_model::*;
 use serde::Serialize;
 use serde_json::json;
@@ -496,41 +499,32 @@ fn bgp(cmd: BgpCmd, c: &Client) -> Result<Out, Error> {
             if o.json {
                 return pretty(&hosts);
             }
+            // Each host's report, typed; one that does not read as a report shows nothing.
+            let reports: BTreeMap<String, HostReport> = hosts
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(host, r)| {
+                    serde_json::from_value(r.clone())
+                        .ok()
+                        .map(|r| (host.clone(), r))
+                })
+                .collect();
             let mut sessions = Vec::new();
             let mut routes = Vec::new();
-            if let Some(map) = hosts.as_object() {
-                for (host, r) in map {
-                    for n in r["neighbors"].as_array().into_iter().flatten() {
-                        sessions.push(vec![
-                            host.clone(),
-                            n["address"].as_str().unwrap_or_default().to_string(),
-                            n["state"].as_str().unwrap_or_default().to_string(),
-                            n["prefixesReceived"]
-                                .as_u64()
-                                .map(|v| v.to_string())
-                                .unwrap_or_default(),
-                            n["prefixesAdvertised"]
-                                .as_u64()
-                                .map(|v| v.to_string())
-                                .unwrap_or_default(),
-                        ]);
-                    }
-                    for rt in r["routes"].as_array().into_iter().flatten() {
-                        let hops = rt["nexthops"]
-                            .as_array()
-                            .map(|h| {
-                                h.iter()
-                                    .filter_map(|x| x.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(",")
-                            })
-                            .unwrap_or_default();
-                        routes.push(vec![
-                            host.clone(),
-                            rt["prefix"].as_str().unwrap_or_default().to_string(),
-                            hops,
-                        ]);
-                    }
+            for (host, r) in &reports {
+                for n in &r.neighbors {
+                    let count = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+                    sessions.push(vec![
+                        host.clone(),
+                        n.address.clone(),
+                        n.state.clone().unwrap_or_default(),
+                        count(n.prefixes_received),
+                        count(n.prefixes_advertised),
+                    ]);
+                }
+                for rt in &r.routes {
+                    routes.push(vec![host.clone(), rt.prefix.clone(), rt.nexthops.join(",")]);
                 }
             }
             if o.quiet {

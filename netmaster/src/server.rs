@@ -238,7 +238,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
-                let hosts = match crate::api::plugin::stale_hosts(&e.world(), now, gc_after.as_secs()) {
+                let hosts = match crate::intent::endpoints::stale_hosts(&e.world(), now, gc_after.as_secs()) {
                     Ok(h) => h,
                     Err(err) => {
                         tracing::warn!("endpoint GC: {err}");
@@ -246,7 +246,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                     }
                 };
                 for h in hosts {
-                    match crate::api::plugin::collect_host(&e, &h).await {
+                    match crate::intent::endpoints::collect_host(&e, &h).await {
                         Ok(n) => tracing::info!("endpoint GC: host {h} silent for over {gc_after:?}: collected {n} endpoints"),
                         Err(err) => tracing::warn!("endpoint GC of host {h}: {err}"),
                     }
@@ -273,7 +273,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             listen: addr.to_string(),
         }),
     };
-    let app = api::router(state, crate::kinds::routes);
+    let app = api::router(state, api::contiv_routes);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async {

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
-use netmaster::api::ApiError;
 use netmaster::api::feed::FeedLine;
+use netmaster::intent::IntentError;
 use netmaster::intent::{Kind, Plan, World};
 use netmaster::server::{self, Config};
 use serde::{Deserialize, Serialize};
@@ -23,13 +23,18 @@ impl Kind for Thing {
     fn key(&self) -> String {
         self.name.clone()
     }
-    fn validate(&self) -> Result<(), ApiError> {
+    fn validate(&self) -> Result<(), IntentError> {
         Ok(())
     }
-    fn plan_put(_: &World, _: Option<&Self>, new: Self, plan: &mut Plan) -> Result<(), ApiError> {
+    fn plan_put(
+        _: &World,
+        _: Option<&Self>,
+        new: Self,
+        plan: &mut Plan,
+    ) -> Result<(), IntentError> {
         plan.put(&new)
     }
-    fn plan_delete(_: &World, old: &Self, plan: &mut Plan) -> Result<(), ApiError> {
+    fn plan_delete(_: &World, old: &Self, plan: &mut Plan) -> Result<(), IntentError> {
         plan.delete::<Thing>(&old.name);
         Ok(())
     }

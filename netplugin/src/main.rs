@@ -71,6 +71,10 @@ struct Args {
     /// MTU of endpoint interfaces.
     #[arg(long, default_value_t = 1500)]
     mtu: u32,
+    /// Directory of the BGP secrets: a neighbor's `password-ref` names the file here that
+    /// holds its TCP MD5 password (mode 0600; a file every user may read is refused).
+    #[arg(long, default_value = netplugin::agent::bgp::BgpSecrets::DEFAULT_DIR)]
+    bgp_secrets_dir: PathBuf,
 }
 
 #[tokio::main]
@@ -128,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
             upstreams,
         });
     }
+    cfg.bgp_secrets = netplugin::agent::bgp::BgpSecrets::new(&args.bgp_secrets_dir);
     if !args.no_docker {
         cfg.docker = Some(netplugin::agent::DockerSettings {
             socket: args.docker_socket.clone(),

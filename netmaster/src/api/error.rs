@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::intent::{IntentError, IntentErrorKind};
 use crate::store::StoreError;
 
 /// What kind of failure an [`ApiError`] is.
@@ -106,14 +107,29 @@ impl ApiError {
     }
 }
 
+impl From<IntentError> for ApiError {
+    /// The mapping of the engine's refusals to HTTP.
+    fn from(e: IntentError) -> ApiError {
+        let error = match e.kind {
+            IntentErrorKind::Invalid => ErrorKind::Validation,
+            IntentErrorKind::NotFound => ErrorKind::NotFound,
+            IntentErrorKind::Conflict => ErrorKind::Conflict,
+            IntentErrorKind::ReadOnly => ErrorKind::MethodNotAllowed,
+            IntentErrorKind::Unavailable => ErrorKind::Unavailable,
+            IntentErrorKind::Internal => ErrorKind::Internal,
+        };
+        ApiError {
+            error,
+            message: e.message,
+            field: e.field,
+            object: e.object,
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        match e {
-            StoreError::Unavailable(m) => {
-                ApiError::unavailable(format!("state store unavailable: {m}"))
-            }
-            other => ApiError::internal(format!("state store: {other}")),
-        }
+        IntentError::from(e).into()
     }
 }
 

@@ -101,6 +101,22 @@ fn unknown_field(msg: &str) -> Option<String> {
     Some(rest.split('`').next()?.to_string())
 }
 
+/// The routes of every kind of Contiv's model.
+pub fn contiv_routes(r: Router<AppState>) -> Router<AppState> {
+    use contiv_model::*;
+    let r = kind_routes::<Global>(r);
+    let r = kind_routes::<Tenant>(r);
+    let r = kind_routes::<Network>(r);
+    let r = kind_routes::<EndpointGroup>(r);
+    let r = kind_routes::<Policy>(r);
+    let r = kind_routes::<Rule>(r);
+    let r = kind_routes::<Bgp>(r);
+    let r = kind_routes::<ServiceLb>(r);
+    let r = kind_routes::<Netprofile>(r);
+    let r = kind_routes::<AppProfile>(r);
+    kind_routes::<Endpoint>(r)
+}
+
 /// Adds the routes of one kind.
 pub fn kind_routes<K: Kind>(router: Router<AppState>) -> Router<AppState> {
     let list = format!("/api/v1/{}/", K::PLURAL);

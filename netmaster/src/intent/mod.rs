@@ -9,6 +9,9 @@
 //! therefore allocated in the store, in the same transaction as the object that uses
 //! them.
 
+pub mod endpoints;
+pub mod error;
+pub mod pools;
 pub mod world;
 
 use std::sync::{Arc, RwLock};
@@ -18,8 +21,8 @@ use serde::de::DeserializeOwned;
 
 use tokio::sync::watch;
 
-use crate::api::ApiError;
 use crate::store::{AnyStore, Compare, Event, Op, Revision, Store, StoreError, Txn};
+pub use error::{IntentError, IntentErrorKind};
 pub use world::{Plan, World, Write, keys};
 
 /// How long a write waits for the watch to show it before re-reading the world.
@@ -37,7 +40,7 @@ pub trait Kind: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     fn key(&self) -> String;
 
     /// Checks the object on its own (no other objects needed).
-    fn validate(&self) -> Result<(), ApiError>;
+    fn validate(&self) -> Result<(), IntentError>;
 
     /// Adds to `plan` what creating (`old == None`) or updating this object writes,
     /// including the object itself; refuses what the rules forbid.
@@ -46,14 +49,14 @@ pub trait Kind: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
         old: Option<&Self>,
         new: Self,
         plan: &mut Plan,
-    ) -> Result<(), ApiError>;
+    ) -> Result<(), IntentError>;
 
     /// Adds to `plan` what deleting this object writes, including its own deletion;
     /// refuses while dependents exist.
-    fn plan_delete(world: &World, old: &Self, plan: &mut Plan) -> Result<(), ApiError>;
+    fn plan_delete(world: &World, old: &Self, plan: &mut Plan) -> Result<(), IntentError>;
 
     /// The `Oper` part of `inspect`.
-    fn oper(world: &World, obj: &Self) -> Result<serde_json::Value, ApiError> {
+    fn oper(world: &World, obj: &Self) -> Result<serde_json::Value, IntentError> {
         let _ = (world, obj);
         Ok(serde_json::Value::Object(Default::default()))
     }
@@ -110,7 +113,7 @@ pub struct Committed {
 
 impl Engine {
     /// Reads the world from the store.
-    pub async fn open(store: Arc<AnyStore>) -> Result<Engine, ApiError> {
+    pub async fn open(store: Arc<AnyStore>) -> Result<Engine, IntentError> {
         let world = read_world(&store).await?;
         let published = watch::channel((world.revision, u32::MAX)).0;
         Ok(Engine {
@@ -168,7 +171,7 @@ impl Engine {
     }
 
     /// Re-reads the world from the store.
-    pub async fn refresh(&self) -> Result<(), ApiError> {
+    pub async fn refresh(&self) -> Result<(), IntentError> {
         let w = read_world(&self.store).await?;
         self.set_world(w);
         Ok(())
@@ -283,11 +286,11 @@ impl Engine {
 
     /// Creates or updates an object: validates it, checks the URL key matches it,
     /// plans against the world and commits.
-    pub async fn put<K: Kind>(&self, url_key: &str, obj: K) -> Result<Committed, ApiError> {
+    pub async fn put<K: Kind>(&self, url_key: &str, obj: K) -> Result<Committed, IntentError> {
         obj.validate()?;
         let key = obj.key();
         if key != url_key {
-            return Err(ApiError::invalid_field(
+            return Err(IntentError::invalid_field(
                 "key",
                 format!(
                     "the URL names {}/{url_key} but the body describes {}/{key}",
@@ -306,12 +309,12 @@ impl Engine {
     }
 
     /// Deletes an object.
-    pub async fn delete<K: Kind>(&self, key: &str) -> Result<Committed, ApiError> {
+    pub async fn delete<K: Kind>(&self, key: &str) -> Result<Committed, IntentError> {
         let key = key.to_string();
         self.commit(move |w| {
             let key = key.as_str();
             let Some(old) = w.get::<K>(key)? else {
-                return Err(ApiError::not_found(format!("{}/{key}", K::PLURAL)));
+                return Err(IntentError::not_found(format!("{}/{key}", K::PLURAL)));
             };
             let mut plan = Plan::default();
             K::plan_delete(w, &old, &mut plan)?;
@@ -329,8 +332,8 @@ impl Engine {
     /// request whose plan is refused gets its own error; the others are unaffected.
     pub async fn commit(
         &self,
-        f: impl Fn(&World) -> Result<Plan, ApiError> + Send + Sync + 'static,
-    ) -> Result<Committed, ApiError> {
+        f: impl Fn(&World) -> Result<Plan, IntentError> + Send + Sync + 'static,
+    ) -> Result<Committed, IntentError> {
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         self.pending
             .lock()
@@ -416,7 +419,7 @@ impl Engine {
                 }
                 Err(e) => {
                     self.count_op("txn", "error", secs);
-                    let e: ApiError = e.into();
+                    let e: IntentError = e.into();
                     for j in accepted {
                         let _ = j.reply.send(Err(e.clone()));
                     }
@@ -450,7 +453,7 @@ impl Engine {
             jobs = accepted;
         }
         for j in jobs {
-            let _ = j.reply.send(Err(ApiError::conflict(
+            let _ = j.reply.send(Err(IntentError::conflict(
                 "too many concurrent writers; try again",
             )));
         }
@@ -458,12 +461,12 @@ impl Engine {
 }
 
 /// Turns the world into the writes of one request.
-type Planner = Box<dyn Fn(&World) -> Result<Plan, ApiError> + Send + Sync>;
+type Planner = Box<dyn Fn(&World) -> Result<Plan, IntentError> + Send + Sync>;
 
 /// A request waiting to be committed.
 struct Job {
     plan: Planner,
-    reply: tokio::sync::oneshot::Sender<Result<Committed, ApiError>>,
+    reply: tokio::sync::oneshot::Sender<Result<Committed, IntentError>>,
 }
 
 impl std::fmt::Debug for Job {
@@ -476,9 +479,9 @@ impl std::fmt::Debug for Job {
 /// a plan writes a few keys).
 const MAX_BATCH: usize = 24;
 
-fn to_op(w: &Write) -> Result<Op, ApiError> {
+fn to_op(w: &Write) -> Result<Op, IntentError> {
     let enc = |v: &serde_json::Value| {
-        serde_json::to_vec(v).map_err(|e| ApiError::internal(format!("cannot encode: {e}")))
+        serde_json::to_vec(v).map_err(|e| IntentError::internal(format!("cannot encode: {e}")))
     };
     Ok(match w {
         Write::PutObject { plural, key, value } => Op::put(keys::config(plural, key), enc(value)?),
@@ -488,14 +491,14 @@ fn to_op(w: &Write) -> Result<Op, ApiError> {
     })
 }
 
-async fn read_world(store: &AnyStore) -> Result<World, ApiError> {
+async fn read_world(store: &AnyStore) -> Result<World, IntentError> {
     let (kvs, rev) = store.list("/contiv/").await?;
     World::from_kvs(
         kvs.iter()
             .map(|kv| (kv.key.as_str(), kv.value.as_slice(), kv.mod_revision)),
         rev,
     )
-    .map_err(|e| ApiError::internal(format!("the store holds unreadable intent: {e}")))
+    .map_err(|e| IntentError::internal(format!("the store holds unreadable intent: {e}")))
 }
 
 fn change_of(ev: &Event, index: u32) -> Option<Change> {

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::IntentError;
 use super::Kind;
-use crate::api::ApiError;
 use crate::store::Revision;
 
 /// Where intent lives in the store.
@@ -57,7 +57,7 @@ impl World {
     pub fn from_kvs<'a>(
         kvs: impl IntoIterator<Item = (&'a str, &'a [u8], Revision)>,
         revision: Revision,
-    ) -> Result<World, String> {
+    ) -> Result<World, IntentError> {
         let mut w = World {
             revision,
             ..World::default()
@@ -67,10 +67,13 @@ impl World {
                 w.epoch = mod_rev;
                 continue;
             }
-            let parse = || serde_json::from_slice(v).map_err(|e| format!("{k}: not JSON: {e}"));
+            let parse = || {
+                serde_json::from_slice(v)
+                    .map_err(|e| IntentError::internal(format!("{k}: not JSON: {e}")))
+            };
             if let Some(rest) = k.strip_prefix(keys::CONFIG) {
                 let Some((plural, key)) = rest.split_once('/') else {
-                    return Err(format!("{k}: not a config key"));
+                    return Err(IntentError::internal(format!("{k}: not a config key")));
                 };
                 w.objects
                     .insert((plural.to_string(), key.to_string()), parse()?);
@@ -100,14 +103,14 @@ impl World {
     }
 
     /// One typed object.
-    pub fn get<K: Kind>(&self, key: &str) -> Result<Option<K>, ApiError> {
+    pub fn get<K: Kind>(&self, key: &str) -> Result<Option<K>, IntentError> {
         self.raw(K::PLURAL, key)
             .map(|v| decode::<K>(K::PLURAL, key, v))
             .transpose()
     }
 
     /// Every object of a kind, typed, in key order.
-    pub fn list<K: Kind>(&self) -> Result<Vec<K>, ApiError> {
+    pub fn list<K: Kind>(&self) -> Result<Vec<K>, IntentError> {
         self.raw_list(K::PLURAL)
             .map(|(k, v)| decode::<K>(K::PLURAL, k, v))
             .collect()
@@ -116,6 +119,12 @@ impl World {
     /// A netplugin report (or other oper entry), raw.
     pub fn oper(&self, name: &str) -> Option<&serde_json::Value> {
         self.oper.get(name)
+    }
+
+    /// The last report of a host's netplugin, when there is one that reads as a report.
+    pub fn host_report(&self, host: &str) -> Option<contiv_model::feed::HostReport> {
+        self.oper(&format!("hosts/{host}"))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
     }
 
     /// Every oper entry under a name prefix.
@@ -141,12 +150,12 @@ impl World {
     }
 
     /// A piece of derived state, typed.
-    pub fn state<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ApiError> {
+    pub fn state<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, IntentError> {
         self.state
             .get(name)
             .map(|v| {
                 serde_json::from_value(v.clone()).map_err(|e| {
-                    ApiError::internal(format!("stored state {name} is unreadable: {e}"))
+                    IntentError::internal(format!("stored state {name} is unreadable: {e}"))
                 })
             })
             .transpose()
@@ -176,9 +185,9 @@ impl World {
     }
 }
 
-fn decode<K: Kind>(plural: &str, key: &str, v: &serde_json::Value) -> Result<K, ApiError> {
+fn decode<K: Kind>(plural: &str, key: &str, v: &serde_json::Value) -> Result<K, IntentError> {
     serde_json::from_value(v.clone())
-        .map_err(|e| ApiError::internal(format!("stored {plural}/{key} is unreadable: {e}")))
+        .map_err(|e| IntentError::internal(format!("stored {plural}/{key} is unreadable: {e}")))
 }
 
 /// One write of a plan.
@@ -209,7 +218,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn put<K: Kind>(&mut self, obj: &K) -> Result<(), ApiError> {
+    pub fn put<K: Kind>(&mut self, obj: &K) -> Result<(), IntentError> {
         let value = to_json(obj)?;
         self.writes.push(Write::PutObject {
             plural: K::PLURAL.into(),
@@ -224,7 +233,7 @@ impl Plan {
             key: key.into(),
         });
     }
-    pub fn put_state<T: Serialize>(&mut self, name: &str, value: &T) -> Result<(), ApiError> {
+    pub fn put_state<T: Serialize>(&mut self, name: &str, value: &T) -> Result<(), IntentError> {
         let value = to_json(value)?;
         self.writes.push(Write::PutState {
             name: name.into(),
@@ -237,8 +246,8 @@ impl Plan {
     }
 }
 
-fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(v).map_err(|e| ApiError::internal(format!("cannot encode: {e}")))
+fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, IntentError> {
+    serde_json::to_value(v).map_err(|e| IntentError::internal(format!("cannot encode: {e}")))
 }
 
 impl World {

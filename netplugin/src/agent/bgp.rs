@@ -11,8 +11,11 @@ use std::sync::Arc;
 use bgp::types::{Community, LargeCommunity};
 use bgp_speaker::bfd::{Bfd, BfdConfig, BfdOptions};
 use bgp_speaker::driver::{
-    GracefulRestartConfig, PeerConfig, PeerStatus, Routes, Speaker, SpeakerConfig,
+    GracefulRestartConfig, PeerConfig, PeerStatus, Routes, Speaker, SpeakerConfig, SpeakerError,
 };
+use bgp_speaker::transport::Md5Password;
+use contiv_model::ValidationError;
+use contiv_model::bgp::{AdvertiseSpec, BfdTimers, BgpSpec};
 use ipnet::IpNet;
 use std::time::Duration;
 use tokio::runtime::Handle;
@@ -29,7 +32,7 @@ pub struct BgpPlan {
     pub router_net: IpNet,
     /// The host's address on the ToR subnet, with that subnet's length.
     pub router_net_full: IpNet,
-    /// Neighbor address → its AS and BFD.
+    /// Neighbor address → its AS, BFD and MD5 password.
     pub neighbors: BTreeMap<IpAddr, PlanNeighbor>,
     pub communities: Vec<Community>,
     pub large_communities: Vec<LargeCommunity>,
@@ -39,12 +42,16 @@ pub struct BgpPlan {
 }
 
 /// One neighbor of a [`BgpPlan`]: any change re-adds it (a session reset).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanNeighbor {
     pub asn: u32,
     /// BFD with this neighbor (the object's `bfd`, or the neighbor's own), with the
     /// object's timers.
     pub bfd: Option<BfdConfig>,
+    /// The host's secret holding the TCP MD5 password (`password-ref`).
+    pub password_ref: Option<String>,
+    /// That password (RFC 2385), once read ([`BgpPlan::with_secrets`]).
+    pub md5: Option<Md5Password>,
 }
 
 impl BgpPlan {
@@ -64,115 +71,176 @@ impl BgpPlan {
     }
 }
 
-fn parse_asn(what: &str, s: &str) -> Result<u32, String> {
-    s.trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|a| *a != 0)
-        .ok_or_else(|| format!("{what} {s:?} is not an AS number (1..4294967295)"))
+/// Why a `Bgp` object cannot be carried out on this host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The object itself is wrong (netmaster refuses such objects; one stored before a
+    /// rule existed can still arrive).
+    #[error("{0}")]
+    Invalid(#[from] ValidationError),
+    /// The MD5 password a neighbor refers to is not usable on this host.
+    #[error("neighbor {neighbor}: password-ref {name:?}: {problem}")]
+    Secret {
+        neighbor: IpAddr,
+        name: String,
+        problem: SecretError,
+    },
 }
 
-/// The BFD timers of a `Bgp` object (used by the neighbors that run BFD).
-fn bfd_config(b: &contiv_model::Bgp) -> Result<BfdConfig, String> {
-    let ms = b.bfd_interval_ms();
-    if !(50..=60000).contains(&ms) {
-        return Err(format!("bfd-interval {ms} ms is outside 50..=60000 ms"));
+/// What is wrong with a secret file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("{path} does not exist: put the TCP MD5 password there (mode 0600, owned by root)")]
+    Missing { path: String },
+    #[error("cannot read {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("{path} is readable by every user (mode {mode:o}); refusing it: chmod 600 {path}")]
+    WorldReadable { path: String, mode: u32 },
+    #[error("{path}: {reason}")]
+    BadPassword { path: String, reason: String },
+}
+
+/// The directory of the host's BGP secrets: the file named by a neighbor's
+/// `password-ref` holds its TCP MD5 password (one line; a trailing newline is ignored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpSecrets {
+    dir: PathBuf,
+}
+
+impl BgpSecrets {
+    /// Where netplugin looks unless told otherwise (`--bgp-secrets-dir`).
+    pub const DEFAULT_DIR: &'static str = "/etc/contiv/bgp-secrets";
+
+    pub fn new(dir: impl Into<PathBuf>) -> BgpSecrets {
+        BgpSecrets { dir: dir.into() }
     }
-    let mult = u8::try_from(b.bfd_multiplier())
-        .ok()
-        .filter(|m| *m >= 1)
-        .ok_or_else(|| format!("bfd-multiplier {} is outside 1..=255", b.bfd_multiplier()))?;
-    let interval = Duration::from_millis(u64::from(ms));
-    Ok(BfdConfig {
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// Reads the password of secret `name` (a name the model validated: no `/`, no
+    /// `..`). A file that every user may read is refused.
+    pub fn md5(&self, name: &str) -> Result<Md5Password, SecretError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join(name);
+        let shown = path.display().to_string();
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SecretError::Missing { path: shown });
+            }
+            Err(e) => {
+                return Err(SecretError::Unreadable {
+                    path: shown,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o004 != 0 {
+            return Err(SecretError::WorldReadable { path: shown, mode });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| SecretError::Unreadable {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        let password = text.strip_suffix('\n').unwrap_or(&text);
+        let password = password.strip_suffix('\r').unwrap_or(password);
+        Md5Password::new(password).map_err(|e| SecretError::BadPassword {
+            path: shown,
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// The BFD timers of a spec (used by the neighbors that run BFD).
+fn bfd_config(t: BfdTimers) -> BfdConfig {
+    let interval = Duration::from_millis(u64::from(t.interval_ms));
+    BfdConfig {
         desired_min_tx: interval,
         required_min_rx: interval,
-        detect_mult: mult,
-    })
+        detect_mult: t.multiplier,
+    }
 }
 
-/// Reads a `Bgp` object. Contiv's single-neighbor form (`neighbor`, `neighbor-as`) and the
-/// several-neighbors form (`neighbors`) may be combined; duplicates must agree.
-pub fn bgp_plan(b: &contiv_model::Bgp) -> Result<BgpPlan, String> {
-    let asn = parse_asn("as", &b.asn)?;
-    let router_net: IpNet = b
-        .routerip
-        .parse()
-        .or_else(|_| b.routerip.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("router-ip {:?} is not an address with a length", b.routerip))?;
-    let IpAddr::V4(router_id) = router_net.addr() else {
-        return Err(format!(
-            "router-ip {} must be IPv4 (it is also the BGP router id)",
-            b.routerip
-        ));
-    };
-    let bfd = bfd_config(b)?;
-    let mut neighbors: BTreeMap<IpAddr, PlanNeighbor> = BTreeMap::new();
-    let mut add = |addr: &str, asn: &str, own_bfd: bool| -> Result<(), String> {
-        let a: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("neighbor {addr:?} is not an IP address"))?;
-        let n = parse_asn(&format!("neighbor {a}: as"), asn)?;
-        let wants_bfd = b.bfd || own_bfd;
-        let entry = neighbors
-            .entry(a)
-            .or_insert(PlanNeighbor { asn: n, bfd: None });
-        if entry.asn != n {
-            return Err(format!(
-                "neighbor {a} is given twice, as {} and {n}",
-                entry.asn
-            ));
-        }
-        if wants_bfd {
-            entry.bfd = Some(bfd);
-        }
-        Ok(())
-    };
-    if !b.neighbor.is_empty() {
-        add(&b.neighbor, &b.neighbor_as, false)?;
+/// Reads a `Bgp` object: parsed by the model ([`BgpSpec`], the same parse netmaster
+/// validated it with). Pure: the neighbors' MD5 passwords are read afterwards, by
+/// [`BgpPlan::with_secrets`].
+pub fn bgp_plan(b: &contiv_model::Bgp) -> Result<BgpPlan, PlanError> {
+    Ok(plan_of(&BgpSpec::parse(b)?))
+}
+
+impl BgpPlan {
+    /// The plan with every `password-ref` resolved to its password from `secrets`.
+    pub fn with_secrets(self, secrets: &BgpSecrets) -> Result<BgpPlan, PlanError> {
+        self.with_passwords(|name| secrets.md5(name))
     }
-    for n in &b.neighbors {
-        add(&n.address, &n.asn, n.bfd)?;
-    }
-    let mut communities = Vec::new();
-    let mut large_communities = Vec::new();
-    for c in &b.communities {
-        if c.matches(':').count() == 2 {
-            large_communities.push(c.parse().map_err(|e| format!("community {c:?}: {e}"))?);
-        } else {
-            communities.push(c.parse().map_err(|e| format!("community {c:?}: {e}"))?);
+
+    /// The plan with every `password-ref` resolved by `md5`.
+    pub fn with_passwords(
+        mut self,
+        md5: impl Fn(&str) -> Result<Md5Password, SecretError>,
+    ) -> Result<BgpPlan, PlanError> {
+        for (addr, n) in self.neighbors.iter_mut() {
+            if let Some(name) = &n.password_ref {
+                n.md5 = Some(md5(name).map_err(|problem| PlanError::Secret {
+                    neighbor: *addr,
+                    name: name.clone(),
+                    problem,
+                })?);
+            }
         }
+        Ok(self)
     }
-    let advertise = match b.advertise {
-        contiv_model::AdvertiseMode::PerEndpoint => AdvertiseMode::PerEndpoint,
-        contiv_model::AdvertiseMode::NetworkSubnet => AdvertiseMode::NetworkSubnets,
-        contiv_model::AdvertiseMode::HostBlock => {
-            let block: IpNet = b
-                .host_block
-                .parse()
-                .map_err(|_| format!("host-block {:?} is not a prefix", b.host_block))?;
-            AdvertiseMode::HostBlocks(vec![block])
-        }
-    };
-    Ok(BgpPlan {
-        asn,
-        router_id,
+}
+
+/// The plan of a parsed `Bgp` object (passwords not read yet).
+pub fn plan_of(spec: &BgpSpec) -> BgpPlan {
+    let bfd = bfd_config(spec.bfd_timers);
+    let neighbors = spec
+        .neighbors
+        .iter()
+        .map(|n| {
+            (
+                n.address,
+                PlanNeighbor {
+                    asn: n.asn,
+                    bfd: n.bfd.then_some(bfd),
+                    password_ref: n.password_ref.clone(),
+                    md5: None,
+                },
+            )
+        })
+        .collect();
+    let router_net = IpNet::V4(spec.router_net);
+    BgpPlan {
+        asn: spec.asn,
+        router_id: spec.router_id(),
         router_net: router_net.trunc(),
         router_net_full: router_net,
         neighbors,
-        communities,
-        large_communities,
-        advertise,
-        graceful_restart: u16::try_from(b.graceful_restart)
-            .ok()
-            .filter(|t| *t <= 4095)
-            .ok_or_else(|| {
-                format!(
-                    "graceful-restart {} is longer than BGP allows (4095 s)",
-                    b.graceful_restart
-                )
-            })?,
-    })
+        communities: spec
+            .communities
+            .iter()
+            .map(|(a, v)| Community::new(*a, *v))
+            .collect(),
+        large_communities: spec
+            .large_communities
+            .iter()
+            .map(|(global, local1, local2)| LargeCommunity {
+                global: *global,
+                local1: *local1,
+                local2: *local2,
+            })
+            .collect(),
+        graceful_restart: spec.graceful_restart,
+        advertise: match &spec.advertise {
+            AdvertiseSpec::PerEndpoint => AdvertiseMode::PerEndpoint,
+            AdvertiseSpec::NetworkSubnet => AdvertiseMode::NetworkSubnets,
+            AdvertiseSpec::HostBlock(block) => AdvertiseMode::HostBlocks(vec![IpNet::V4(*block)]),
+        },
+    }
 }
 
 /// A tokio runtime on a thread of its own, inside a network namespace (or the caller's).
@@ -238,6 +306,27 @@ impl Drop for NsRuntime {
     }
 }
 
+/// Why the speaker could not do what a plan asks.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerHostError {
+    #[error("the BGP thread: {0}")]
+    Thread(#[from] tokio::task::JoinError),
+    #[error("starting the BGP speaker: {0}")]
+    Start(#[source] SpeakerError),
+    #[error("starting BFD (UDP 3784): {0}")]
+    Bfd(#[source] std::io::Error),
+    #[error("adding BGP neighbor {addr}: {source}")]
+    Neighbor {
+        addr: IpAddr,
+        #[source]
+        source: SpeakerError,
+    },
+    #[error("originating: {0}")]
+    Originate(#[source] SpeakerError),
+    #[error("withdrawing: {0}")]
+    Withdraw(#[source] SpeakerError),
+}
+
 /// A running speaker with the plan it carries out.
 pub struct SpeakerHost {
     rt: Arc<NsRuntime>,
@@ -261,7 +350,7 @@ impl SpeakerHost {
         rt: Arc<NsRuntime>,
         plan: BgpPlan,
         restarting: bool,
-    ) -> Result<SpeakerHost, String> {
+    ) -> Result<SpeakerHost, SpeakerHostError> {
         let cfg = SpeakerConfig {
             publish_routes: true,
             asn: plan.asn,
@@ -280,9 +369,8 @@ impl SpeakerHost {
         let speaker = rt
             .handle()
             .spawn(Speaker::start(cfg))
-            .await
-            .map_err(|e| format!("the BGP thread: {e}"))?
-            .map_err(|e| format!("starting the BGP speaker: {e}"))?;
+            .await?
+            .map_err(SpeakerHostError::Start)?;
         let mut host = SpeakerHost {
             rt,
             speaker: Some(speaker),
@@ -311,7 +399,7 @@ impl SpeakerHost {
     /// Moves to `next` without touching unaffected sessions: removed and changed
     /// neighbors go, new and changed ones come. The caller restarts the speaker when
     /// [`BgpPlan::needs_restart`].
-    pub async fn update(&mut self, next: &BgpPlan) -> Result<(), String> {
+    pub async fn update(&mut self, next: &BgpPlan) -> Result<(), SpeakerHostError> {
         self.ensure_bfd(next).await?;
         self.set_neighbors(&next.neighbors)?;
         self.plan = next.clone();
@@ -322,7 +410,7 @@ impl SpeakerHost {
     /// started here, on the BGP thread, so that its receive sockets are bound inside the
     /// host's network namespace (the speaker would otherwise bind them on first use, on
     /// whatever thread adds the neighbor).
-    async fn ensure_bfd(&mut self, plan: &BgpPlan) -> Result<(), String> {
+    async fn ensure_bfd(&mut self, plan: &BgpPlan) -> Result<(), SpeakerHostError> {
         if !plan.uses_bfd() || self.speaker().bfd().is_some() {
             return Ok(());
         }
@@ -330,14 +418,16 @@ impl SpeakerHost {
             .rt
             .handle()
             .spawn(async { Bfd::start(BfdOptions::default()) })
-            .await
-            .map_err(|e| format!("the BGP thread: {e}"))?
-            .map_err(|e| format!("starting BFD (UDP 3784): {e}"))?;
+            .await?
+            .map_err(SpeakerHostError::Bfd)?;
         self.speaker().use_bfd(bfd);
         Ok(())
     }
 
-    fn set_neighbors(&mut self, want: &BTreeMap<IpAddr, PlanNeighbor>) -> Result<(), String> {
+    fn set_neighbors(
+        &mut self,
+        want: &BTreeMap<IpAddr, PlanNeighbor>,
+    ) -> Result<(), SpeakerHostError> {
         let _guard = self.rt.handle().enter();
         let have = self.plan.neighbors.clone();
         for (addr, n) in &have {
@@ -350,9 +440,15 @@ impl SpeakerHost {
                 let mut p = PeerConfig::new(*addr, n.asn);
                 p.description = format!("ToR {addr}");
                 p.bfd = n.bfd;
+                if let Some(pw) = &n.md5 {
+                    p = p.with_md5_password(pw.clone());
+                }
                 self.speaker()
                     .add_neighbor(p)
-                    .map_err(|e| format!("adding BGP neighbor {addr}: {e}"))?;
+                    .map_err(|source| SpeakerHostError::Neighbor {
+                        addr: *addr,
+                        source,
+                    })?;
             }
         }
         self.plan.neighbors = want.clone();
@@ -360,25 +456,28 @@ impl SpeakerHost {
     }
 
     /// Originates exactly `want` (withdrawing what is no longer wanted).
-    pub fn advertise(&mut self, want: &BTreeSet<IpNet>) -> Result<(), String> {
+    pub fn advertise(&mut self, want: &BTreeSet<IpNet>) -> Result<(), SpeakerHostError> {
         let gone: Vec<IpNet> = self.originated.difference(want).copied().collect();
         let new: Vec<IpNet> = want.difference(&self.originated).copied().collect();
         if !gone.is_empty() {
             self.speaker()
                 .withdraw(gone)
-                .map_err(|e| format!("withdrawing: {e}"))?;
+                .map_err(SpeakerHostError::Withdraw)?;
         }
         if !new.is_empty() {
             self.speaker()
                 .originate(new)
-                .map_err(|e| format!("originating: {e}"))?;
+                .map_err(SpeakerHostError::Originate)?;
         }
         self.originated = want.clone();
         Ok(())
     }
 
     /// Originates (`true`) or withdraws (`false`) the given prefixes.
-    pub fn advertise_changes(&mut self, changes: &BTreeMap<IpNet, bool>) -> Result<(), String> {
+    pub fn advertise_changes(
+        &mut self,
+        changes: &BTreeMap<IpNet, bool>,
+    ) -> Result<(), SpeakerHostError> {
         let (new, gone): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, on)| **on);
         let gone: Vec<IpNet> = gone
             .into_iter()
@@ -393,12 +492,12 @@ impl SpeakerHost {
         if !gone.is_empty() {
             self.speaker()
                 .withdraw(gone.clone())
-                .map_err(|e| format!("withdrawing: {e}"))?;
+                .map_err(SpeakerHostError::Withdraw)?;
         }
         if !new.is_empty() {
             self.speaker()
                 .originate(new.clone())
-                .map_err(|e| format!("originating: {e}"))?;
+                .map_err(SpeakerHostError::Originate)?;
         }
         for p in gone {
             self.originated.remove(&p);
@@ -452,9 +551,19 @@ mod tests {
         serde_json::from_value(json).unwrap()
     }
 
+    /// The plan of an object, with its error as text.
+    fn plan(b: &contiv_model::Bgp) -> Result<BgpPlan, String> {
+        bgp_plan(b).map_err(|e| e.to_string())
+    }
+
+    /// The plan with the passwords from `secrets`.
+    fn plan_with(b: &contiv_model::Bgp, secrets: &BgpSecrets) -> Result<BgpPlan, PlanError> {
+        bgp_plan(b)?.with_secrets(secrets)
+    }
+
     #[test]
     fn contivs_one_neighbor_form() {
-        let p = bgp_plan(&bgp(serde_json::json!({
+        let p = plan(&bgp(serde_json::json!({
             "hostname": "host1", "routerip": "10.1.1.1/31", "as": "65101",
             "neighbor-as": "65001", "neighbor": "10.1.1.0"
         })))
@@ -468,7 +577,9 @@ mod tests {
                 "10.1.1.0".parse().unwrap(),
                 PlanNeighbor {
                     asn: 65001,
-                    bfd: None
+                    bfd: None,
+                    password_ref: None,
+                    md5: None,
                 }
             )])
         );
@@ -478,7 +589,7 @@ mod tests {
 
     #[test]
     fn several_neighbors_communities_and_blocks() {
-        let p = bgp_plan(&bgp(serde_json::json!({
+        let p = plan(&bgp(serde_json::json!({
             "hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
             "neighbors": [{"address": "10.1.1.254", "as": "65001"},
                           {"address": "10.1.2.254", "as": "65002"}],
@@ -502,10 +613,10 @@ mod tests {
         let with = |k: &str, v: serde_json::Value| {
             let mut o = base.clone();
             o[k] = v;
-            bgp_plan(&bgp(o)).unwrap_err()
+            plan(&bgp(o)).unwrap_err()
         };
         assert!(with("as", "x".into()).contains("as"));
-        assert!(with("routerip", "nope".into()).contains("router-ip"));
+        assert!(with("routerip", "nope".into()).contains("routerip"));
         assert!(with("routerip", "2001:db8::1/64".into()).contains("IPv4"));
         assert!(with("neighbor", "10.1.1".into()).contains("neighbor"));
         assert!(with("neighbor-as", "0".into()).contains("AS number"));
@@ -520,7 +631,7 @@ mod tests {
 
     #[test]
     fn only_identity_changes_restart_the_speaker() {
-        let p = bgp_plan(&bgp(serde_json::json!({
+        let p = plan(&bgp(serde_json::json!({
             "hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
             "neighbor": "10.1.1.254", "neighbor-as": "65001"
         })))
@@ -531,6 +642,8 @@ mod tests {
             PlanNeighbor {
                 asn: 65001,
                 bfd: None,
+                password_ref: None,
+                md5: None,
             },
         );
         assert!(!p.needs_restart(&q));
@@ -543,11 +656,11 @@ mod tests {
         let base = serde_json::json!({"hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
             "neighbor": "10.1.1.254", "neighbor-as": "65001",
             "neighbors": [{"address": "10.1.2.254", "as": "65002"}]});
-        let off = bgp_plan(&bgp(base.clone())).unwrap();
+        let off = plan(&bgp(base.clone())).unwrap();
         assert!(!off.uses_bfd());
         let mut o = base.clone();
         o["bfd"] = true.into();
-        let on = bgp_plan(&bgp(o.clone())).unwrap();
+        let on = plan(&bgp(o.clone())).unwrap();
         let default = BfdConfig {
             desired_min_tx: Duration::from_millis(300),
             required_min_rx: Duration::from_millis(300),
@@ -557,7 +670,7 @@ mod tests {
         assert!(on.neighbors.values().all(|n| n.bfd == Some(default)));
         o["bfd-interval"] = 100.into();
         o["bfd-multiplier"] = 5.into();
-        let fast = bgp_plan(&bgp(o)).unwrap();
+        let fast = plan(&bgp(o)).unwrap();
         let want = BfdConfig {
             desired_min_tx: Duration::from_millis(100),
             required_min_rx: Duration::from_millis(100),
@@ -567,7 +680,7 @@ mod tests {
         // A neighbor's own switch: only that one, with the object's timers.
         let mut o = base;
         o["neighbors"][0]["bfd"] = true.into();
-        let one = bgp_plan(&bgp(o)).unwrap();
+        let one = plan(&bgp(o)).unwrap();
         let a: IpAddr = "10.1.2.254".parse().unwrap();
         let b: IpAddr = "10.1.1.254".parse().unwrap();
         assert_eq!(one.neighbors[&a].bfd, Some(default));
@@ -579,12 +692,12 @@ mod tests {
     fn a_bfd_change_readds_neighbors_without_restarting_the_speaker() {
         let o = serde_json::json!({"hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
             "neighbor": "10.1.1.254", "neighbor-as": "65001"});
-        let off = bgp_plan(&bgp(o.clone())).unwrap();
+        let off = plan(&bgp(o.clone())).unwrap();
         let mut on_o = o;
         on_o["bfd"] = true.into();
-        let on = bgp_plan(&bgp(on_o.clone())).unwrap();
+        let on = plan(&bgp(on_o.clone())).unwrap();
         on_o["bfd-interval"] = 1000.into();
-        let slow = bgp_plan(&bgp(on_o)).unwrap();
+        let slow = plan(&bgp(on_o)).unwrap();
         for (a, b) in [(&off, &on), (&on, &off), (&on, &slow)] {
             // Not a new speaker: the neighbor is re-added (SpeakerHost::update compares
             // whole PlanNeighbors), so the plans must differ there.
@@ -599,19 +712,128 @@ mod tests {
         let mut o = serde_json::json!({"hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
             "neighbor": "10.1.1.254", "neighbor-as": "65001", "bfd": true});
         o["bfd-interval"] = 10.into();
-        assert!(
-            bgp_plan(&bgp(o.clone()))
-                .unwrap_err()
-                .contains("bfd-interval")
-        );
+        assert!(plan(&bgp(o.clone())).unwrap_err().contains("bfd-interval"));
         o["bfd-interval"] = 100.into();
         o["bfd-multiplier"] = 0.into();
         assert!(
-            bgp_plan(&bgp(o.clone()))
+            plan(&bgp(o.clone()))
                 .unwrap_err()
                 .contains("bfd-multiplier")
         );
         o["bfd-multiplier"] = 300.into();
-        assert!(bgp_plan(&bgp(o)).unwrap_err().contains("bfd-multiplier"));
+        assert!(plan(&bgp(o)).unwrap_err().contains("bfd-multiplier"));
+    }
+
+    #[test]
+    fn an_asdot_as_netmaster_accepts_is_one_netplugin_runs() {
+        use contiv_model::Validate;
+        // Before the model parsed Bgp objects once, netmaster accepted asdot and
+        // netplugin refused it, so BGP never started on such a host.
+        let b = bgp(serde_json::json!({
+            "hostname": "h", "routerip": "10.1.1.1/24", "as": "1.10",
+            "neighbor": "10.1.1.254", "neighbor-as": "65001",
+            "neighbors": [{"address": "10.1.2.254", "as": "2.1"}]
+        }));
+        assert_eq!(b.validate(), Ok(()), "netmaster's validation");
+        let p = plan(&b).unwrap();
+        assert_eq!(p.asn, 65546);
+        assert_eq!(
+            p.neighbors[&"10.1.2.254".parse::<IpAddr>().unwrap()].asn,
+            131073
+        );
+        assert_eq!(
+            p.neighbors[&"10.1.1.254".parse::<IpAddr>().unwrap()].asn,
+            65001
+        );
+    }
+
+    fn with_password() -> contiv_model::Bgp {
+        bgp(serde_json::json!({
+            "hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
+            "neighbors": [{"address": "10.1.1.254", "as": "65001", "password-ref": "tor1"},
+                          {"address": "10.1.2.254", "as": "65002"}]
+        }))
+    }
+
+    fn write_secret(dir: &std::path::Path, name: &str, text: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn password_ref_becomes_the_neighbors_md5_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = BgpSecrets::new(dir.path());
+        write_secret(dir.path(), "tor1", "s3cret\n", 0o600);
+        let p = plan_with(&with_password(), &secrets).unwrap();
+        let tor1 = &p.neighbors[&"10.1.1.254".parse::<IpAddr>().unwrap()];
+        let tor2 = &p.neighbors[&"10.1.2.254".parse::<IpAddr>().unwrap()];
+        assert_eq!(
+            tor1.md5.as_ref().map(|m| m.expose_secret()),
+            Some("s3cret"),
+            "the trailing newline is not part of the password"
+        );
+        assert_eq!(tor2.md5, None);
+        // The password never prints (the reconciler logs plans).
+        assert!(!format!("{p:?}").contains("s3cret"));
+        // A new password re-adds that neighbor only; the speaker stays.
+        write_secret(dir.path(), "tor1", "other", 0o600);
+        let q = plan_with(&with_password(), &secrets).unwrap();
+        assert!(!p.needs_restart(&q));
+        assert_ne!(
+            p.neighbors[&"10.1.1.254".parse::<IpAddr>().unwrap()],
+            q.neighbors[&"10.1.1.254".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            p.neighbors[&"10.1.2.254".parse::<IpAddr>().unwrap()],
+            q.neighbors[&"10.1.2.254".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn a_password_ref_without_a_usable_secret_is_an_error_not_a_session_without_md5() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = BgpSecrets::new(dir.path());
+        let b = with_password();
+        let e = plan_with(&b, &secrets).unwrap_err();
+        assert!(
+            matches!(&e, PlanError::Secret { problem: SecretError::Missing { .. }, name, .. } if name == "tor1"),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("10.1.1.254") && msg.contains("tor1") && msg.contains("does not exist"),
+            "{msg}"
+        );
+        write_secret(dir.path(), "tor1", "s3cret", 0o644);
+        let e = plan_with(&b, &secrets).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PlanError::Secret {
+                    problem: SecretError::WorldReadable { mode: 0o644, .. },
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        write_secret(dir.path(), "tor1", "", 0o600);
+        let e = plan_with(&b, &secrets).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PlanError::Secret {
+                    problem: SecretError::BadPassword { .. },
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        write_secret(dir.path(), "tor1", &"x".repeat(81), 0o600);
+        assert!(plan_with(&b, &secrets).is_err());
+        write_secret(dir.path(), "tor1", "s3cret", 0o640);
+        assert!(plan_with(&b, &secrets).is_ok());
     }
 }

@@ -3,39 +3,26 @@
 
 use std::time::Duration;
 
-use contiv_model::Endpoint;
 use contiv_model::feed::HostReport;
-use serde::{Deserialize, Serialize};
+pub use contiv_model::plugin::{EndpointAllocation, EndpointRequest};
+use serde::Deserialize;
 
 use crate::cni::service::EndpointError;
 
-/// What netplugin asks netmaster for (the body of `POST /api/v1/plugin/endpoints/`).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EndpointRequest {
-    #[serde(rename = "endpointID")]
-    pub endpoint_id: String,
-    pub tenant: String,
-    pub network: String,
-    pub group: String,
-    pub host: String,
-    #[serde(rename = "containerID")]
-    pub container_id: String,
-    pub container_name: String,
-    pub preferred_ip: String,
-    pub labels: std::collections::BTreeMap<String, String>,
-}
-
-/// netmaster's answer.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EndpointAllocation {
-    pub endpoint: Endpoint,
-    /// The address with the network's prefix length (`20.1.1.2/24`).
-    pub address: String,
-    pub gateway: String,
-    #[serde(default)]
-    pub pkt_tag: i64,
+/// Failures of the client outside the endpoint calls (those answer [`EndpointError`]s,
+/// which the CNI and Docker front ends understand).
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    #[error("cannot build an HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("netmaster at {base}: {source}")]
+    Unreachable {
+        base: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("netmaster refused the host report: HTTP {0}")]
+    ReportRefused(reqwest::StatusCode),
 }
 
 /// A netmaster client.
@@ -55,12 +42,12 @@ struct ApiErrorBody {
 }
 
 impl Master {
-    pub fn new(base: &str, token: Option<String>) -> Result<Master, String> {
+    pub fn new(base: &str, token: Option<String>) -> Result<Master, MasterError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(15))
             .build()
-            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+            .map_err(MasterError::Client)?;
         Ok(Master {
             base: base.trim_end_matches('/').to_string(),
             token,
@@ -144,20 +131,20 @@ impl Master {
     }
 
     /// Publishes the host's report.
-    pub async fn report(&self, host: &str, report: &HostReport) -> Result<(), String> {
+    pub async fn report(&self, host: &str, report: &HostReport) -> Result<(), MasterError> {
         let resp = self
             .req(reqwest::Method::PUT, &format!("/api/v1/feed/hosts/{host}/"))
             .json(report)
             .send()
             .await
-            .map_err(|e| format!("netmaster at {}: {e}", self.base))?;
+            .map_err(|source| MasterError::Unreachable {
+                base: self.base.clone(),
+                source,
+            })?;
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(format!(
-                "netmaster refused the host report: HTTP {}",
-                resp.status()
-            ))
+            Err(MasterError::ReportRefused(resp.status()))
         }
     }
 }

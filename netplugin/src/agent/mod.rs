@@ -25,6 +25,7 @@ pub mod docker_sync;
 pub mod master;
 pub mod metrics;
 mod reconcile;
+mod report;
 mod service;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,6 +75,8 @@ pub struct AgentConfig {
     /// Route straight to endpoints of hosts on this host's own router subnet (a shared
     /// segment) instead of through the ToR.
     pub direct_routes: bool,
+    /// Where the TCP MD5 passwords named by the `Bgp` object's `password-ref`s are.
+    pub bgp_secrets: bgp::BgpSecrets,
 }
 
 /// The host's dockerd and our driver's name in it.
@@ -108,6 +111,7 @@ impl AgentConfig {
             dns: None,
             docker: None,
             direct_routes: false,
+            bgp_secrets: bgp::BgpSecrets::new(bgp::BgpSecrets::DEFAULT_DIR),
         }
     }
 }
@@ -301,8 +305,8 @@ impl Agent {
             Mirror::load(&mirror_path).map_err(|e| StartError::State(cfg.state_dir.clone(), e))?;
         let (mirror_tx, mirror_rx) = watch::channel(Arc::new(mirror));
         let (link_tx, link_rx) = watch::channel(Link::Disconnected);
-        let master =
-            master::Master::new(&cfg.netmaster, cfg.token.clone()).map_err(StartError::Setup)?;
+        let master = master::Master::new(&cfg.netmaster, cfg.token.clone())
+            .map_err(|e| StartError::Setup(e.to_string()))?;
         let (wanted, wanted_rx) = watch::channel(0u64);
         let (done_tx, done) = watch::channel(0u64);
         let (status_tx, status) = watch::channel(Arc::new(Status::default()));
@@ -343,7 +347,7 @@ impl Agent {
             status_tx,
             stop_rx,
         ));
-        tasks.push(tokio::spawn(reconcile::report_loop(agent.clone())));
+        tasks.push(tokio::spawn(report::report_loop(agent.clone())));
         if let Some(d) = &cfg.docker {
             tasks.push(tokio::spawn(docker_sync::run(
                 agent.clone(),

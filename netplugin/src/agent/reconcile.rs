@@ -1,4 +1,4 @@
-//! The agent's reconciler (calc → managers → drivers) and reporter.
+//! The agent's reconciler (calc → managers → drivers).
 //!
 //! The reconciler task owns the pure [`Calc`], the managers with their netlink drivers,
 //! and the BGP speaker. Each wake-up is one pass: the inputs that changed (intent,
@@ -12,11 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bgp_speaker::driver::{PeerStatus, Routes};
-use contiv_model::feed::HostReport;
 use ipnet::IpNet;
 use tokio::sync::{oneshot, watch};
 
-use super::bgp::{BgpPlan, NsRuntime, SpeakerHost};
+use super::bgp::{BgpPlan, NsRuntime, SpeakerHost, SpeakerHostError};
 use super::{Agent, LocalRecord};
 use crate::calc::{self, Calc, Convergence, IntentView};
 use crate::endpoint::HostNs;
@@ -61,7 +60,7 @@ impl Status {
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error("BGP: {0}")]
-    Bgp(String),
+    Bgp(#[from] SpeakerHostError),
     #[error("opening the kernel FIB: {0}")]
     OpenFib(#[source] NlError),
     #[error("reading the kernel FIB: {0}")]
@@ -287,17 +286,28 @@ impl Reconciler {
         }
 
         // BGP: the host's Bgp object, only in routing mode.
+        // The neighbors' MD5 passwords are read at every pass, so a new secret file is
+        // picked up by the next resync.
         let plan = match &self.view.bgp {
-            Some(Err(e)) => {
-                if self.status.bgp_error.as_ref() != Some(e) {
+            Some(Err(e)) => Err(e.clone()),
+            Some(Ok(p)) => p
+                .clone()
+                .with_secrets(&self.agent.cfg.bgp_secrets)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            None => Ok(None),
+        };
+        let plan = match plan {
+            Err(e) => {
+                if self.status.bgp_error.as_ref() != Some(&e) {
                     tracing::error!("Bgp object of {}: {e}", self.agent.cfg.host);
                 }
-                self.status.bgp_error = Some(e.clone());
+                self.status.bgp_error = Some(e);
                 None
             }
-            other => {
+            Ok(p) => {
                 self.status.bgp_error = None;
-                other.as_ref().and_then(|b| b.as_ref().ok()).cloned()
+                p
             }
         };
         // A speaker that fails to start does not hold the data path back.
@@ -557,81 +567,5 @@ pub(super) async fn run(
         } else {
             s.shutdown().await;
         }
-    }
-}
-
-/// Publishes the host report to netmaster every `report_every` (and keeps the host's
-/// endpoints from being collected as a dead host's).
-pub(super) async fn report_loop(agent: Arc<Agent>) {
-    let mut tick = tokio::time::interval(agent.cfg.report_every);
-    let mut status_rx = agent.status.clone();
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            res = status_rx.changed() => if res.is_err() { return },
-        }
-        let status = status_rx.borrow_and_update().clone();
-        let endpoints = agent
-            .endpoints()
-            .await
-            .into_iter()
-            .map(|r| {
-                serde_json::json!({
-                    "endpointID": r.endpoint_id,
-                    "tenant": r.target.tenant,
-                    "network": r.target.network,
-                    "group": r.target.group.clone().unwrap_or_default(),
-                    "address": r.address.to_string(),
-                    "mac": r.mac.to_string(),
-                    "hostIntf": r.host_ifname,
-                })
-            })
-            .collect();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let neighbors = status
-            .neighbors
-            .iter()
-            .map(|n| {
-                serde_json::json!({
-                    "address": n.address.to_string(),
-                    "remoteAs": n.remote_as,
-                    "state": n.state.to_lowercase(),
-                    "uptime": n.established_at.map(|t| now.saturating_sub(t)).unwrap_or(0),
-                    "prefixesReceived": n.prefixes_received,
-                    "prefixesAdvertised": n.prefixes_advertised,
-                    "updatesIn": n.updates_in,
-                    "updatesOut": n.updates_out,
-                    "flaps": n.flaps,
-                    "lastError": n.last_error,
-                    "capabilities": n.capabilities,
-                    "bfd": n.bfd,
-                })
-            })
-            .collect();
-        let routes = status
-            .learned
-            .iter()
-            .map(|(p, nh)| {
-                serde_json::json!({
-                    "prefix": p.to_string(),
-                    "nexthops": nh.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        let report = HostReport {
-            endpoints,
-            neighbors,
-            routes,
-            fwd_mode: status.fwd_mode.clone(),
-            last_seen: 0,
-        };
-        if let Err(e) = agent.master.report(&agent.cfg.host, &report).await {
-            tracing::debug!("host report: {e}");
-        }
-        // Coalesce bursts of changes (many endpoints at once) into one report.
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -74,7 +74,7 @@ impl IntentView {
         let bgp = (fwd_mode == ROUTING)
             .then(|| m.get::<Bgp>(Bgp::PLURAL, host))
             .flatten()
-            .map(|b| bgp_plan(&b));
+            .map(|b| bgp_plan(&b).map_err(|e| e.to_string()));
         let subnets = m
             .list::<Network>(Network::PLURAL)
             .into_iter()

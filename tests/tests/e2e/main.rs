@@ -22,6 +22,7 @@ mod fabrics;
 mod graceful_restart;
 mod netplugin_metrics;
 mod routing_bfd;
+mod routing_bgp_md5;
 mod routing_fabrics;
 mod routing_quickstart;
 mod tidy;

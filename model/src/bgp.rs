@@ -1,0 +1,353 @@
+//! A `Bgp` object parsed once: [`BgpSpec`] is what the object means (AS numbers with the
+//! asdot form, router address, neighbors merged from both forms, BFD timers, graceful
+//! restart, communities, advertisement, MD5 password references). netmaster validates a
+//! `Bgp` object by parsing it here, and netplugin builds its speaker plan from the same
+//! parse, so an object netmaster accepts is one netplugin can run.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::Ipv4Net;
+
+use crate::objects::{AdvertiseMode, Bgp};
+use crate::validate::{ValidationError, check_name, parse_asn, parse_router_ip};
+
+/// The parsed, validated form of a [`Bgp`] object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpSpec {
+    pub hostname: String,
+    /// The host's AS.
+    pub asn: u32,
+    /// The host's address on the ToR subnet, with that subnet's length (`routerip`); its
+    /// address is also the BGP router id.
+    pub router_net: Ipv4Net,
+    /// The neighbors: Contiv's single `neighbor` first, then `neighbors`, each address once.
+    pub neighbors: Vec<NeighborSpec>,
+    /// The BFD timers for the neighbors that run BFD.
+    pub bfd_timers: BfdTimers,
+    /// Graceful restart time in seconds (0: off; at most 4095).
+    pub graceful_restart: u16,
+    /// Standard communities `ASN:VALUE` as (ASN, VALUE).
+    pub communities: Vec<(u16, u16)>,
+    /// Large communities `GLOBAL:LOCAL1:LOCAL2`.
+    pub large_communities: Vec<(u32, u32, u32)>,
+    pub advertise: AdvertiseSpec,
+}
+
+/// One neighbor of a [`BgpSpec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeighborSpec {
+    pub address: IpAddr,
+    pub asn: u32,
+    /// BFD with this neighbor (the object's `bfd` or the neighbor's own).
+    pub bfd: bool,
+    /// The name of the host's secret holding the TCP MD5 password (`password-ref`).
+    pub password_ref: Option<String>,
+    pub description: String,
+}
+
+/// BFD transmit/receive interval and detection multiplier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BfdTimers {
+    /// 50..=60000 ms.
+    pub interval_ms: u32,
+    /// 1..=255.
+    pub multiplier: u8,
+}
+
+/// How the host advertises its endpoints, with what each mode needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdvertiseSpec {
+    PerEndpoint,
+    /// The host's block, with /32s for endpoints outside it.
+    HostBlock(Ipv4Net),
+    NetworkSubnet,
+}
+
+impl BgpSpec {
+    /// The BGP router id (the router address).
+    pub fn router_id(&self) -> Ipv4Addr {
+        self.router_net.addr()
+    }
+
+    /// Whether any neighbor runs BFD.
+    pub fn uses_bfd(&self) -> bool {
+        self.neighbors.iter().any(|n| n.bfd)
+    }
+
+    /// Parses and validates a `Bgp` object; the error names the JSON field.
+    pub fn parse(b: &Bgp) -> Result<BgpSpec, ValidationError> {
+        check_name("hostname", &b.hostname, 256)?;
+        let router_net = parse_router_ip("routerip", &b.routerip)?;
+        let asn = parse_asn("as", &b.asn)?;
+        if b.neighbor.is_empty() != b.neighbor_as.is_empty() {
+            return err(
+                if b.neighbor.is_empty() {
+                    "neighbor"
+                } else {
+                    "neighbor-as"
+                },
+                "neighbor and neighbor-as go together",
+            );
+        }
+        let mut neighbors: Vec<NeighborSpec> = Vec::new();
+        if !b.neighbor.is_empty() {
+            let address: Ipv4Addr = b.neighbor.parse().map_err(|_| ValidationError {
+                field: "neighbor".into(),
+                message: format!("{:?} is not an IPv4 address", b.neighbor),
+            })?;
+            neighbors.push(NeighborSpec {
+                address: address.into(),
+                asn: parse_asn("neighbor-as", &b.neighbor_as)?,
+                bfd: b.bfd,
+                password_ref: None,
+                description: String::new(),
+            });
+        }
+        for (i, n) in b.neighbors.iter().enumerate() {
+            let f = |x: &str| format!("neighbors[{i}].{x}");
+            let address: IpAddr = n.address.parse().map_err(|_| ValidationError {
+                field: f("address"),
+                message: format!("{:?} is not an IP address", n.address),
+            })?;
+            let asn = parse_asn(&f("as"), &n.asn)?;
+            let password_ref = if n.password_ref.is_empty() {
+                None
+            } else {
+                check_name(&f("password-ref"), &n.password_ref, 64)?;
+                Some(n.password_ref.clone())
+            };
+            match neighbors.iter_mut().find(|o| o.address == address) {
+                None => neighbors.push(NeighborSpec {
+                    address,
+                    asn,
+                    bfd: b.bfd || n.bfd,
+                    password_ref,
+                    description: n.description.clone(),
+                }),
+                // The same neighbor in both forms (or twice): it must agree.
+                Some(o) => {
+                    if o.asn != asn {
+                        return err(
+                            &f("as"),
+                            format!("neighbor {address} is given twice, as {} and {asn}", o.asn),
+                        );
+                    }
+                    match (&o.password_ref, password_ref) {
+                        (Some(a), Some(p)) if *a != p => {
+                            return err(
+                                &f("password-ref"),
+                                format!(
+                                    "neighbor {address} is given twice, with password-ref {a} and {p}"
+                                ),
+                            );
+                        }
+                        (None, Some(p)) => o.password_ref = Some(p),
+                        _ => {}
+                    }
+                    o.bfd |= n.bfd;
+                    if o.description.is_empty() {
+                        o.description = n.description.clone();
+                    }
+                }
+            }
+        }
+        if neighbors.is_empty() {
+            return err(
+                "neighbor",
+                "give a neighbor (neighbor and neighbor-as) or neighbors",
+            );
+        }
+        if let Some(n) = neighbors
+            .iter()
+            .find(|n| n.address == IpAddr::V4(router_net.addr()))
+        {
+            return err(
+                "neighbor",
+                format!("{} is the host's own router address", n.address),
+            );
+        }
+        let graceful_restart = match u16::try_from(b.graceful_restart) {
+            Ok(t) if t <= 4095 => t,
+            _ => {
+                return err(
+                    "graceful-restart",
+                    format!("{} is above 4095 seconds (RFC 4724)", b.graceful_restart),
+                );
+            }
+        };
+        let interval_ms = b.bfd_interval_ms();
+        if !(50..=60000).contains(&interval_ms) {
+            return err(
+                "bfd-interval",
+                format!("{interval_ms} ms is outside 50..=60000 ms"),
+            );
+        }
+        let multiplier = match u8::try_from(b.bfd_multiplier()) {
+            Ok(m) if m >= 1 => m,
+            _ => {
+                return err(
+                    "bfd-multiplier",
+                    format!("{} is outside 1..=255", b.bfd_multiplier()),
+                );
+            }
+        };
+        if !b.bfd && !b.neighbors.iter().any(|n| n.bfd) {
+            for (field, given) in [
+                ("bfd-interval", b.bfd_interval.is_some()),
+                ("bfd-multiplier", b.bfd_multiplier.is_some()),
+            ] {
+                if given {
+                    return err(field, "only with bfd (on the object or a neighbor)");
+                }
+            }
+        }
+        let mut communities = Vec::new();
+        let mut large_communities = Vec::new();
+        for c in &b.communities {
+            let parts: Vec<&str> = c.split(':').collect();
+            let parsed = match parts.as_slice() {
+                [a, v] => match (a.parse::<u16>(), v.parse::<u16>()) {
+                    (Ok(a), Ok(v)) => {
+                        communities.push((a, v));
+                        true
+                    }
+                    _ => false,
+                },
+                [g, l1, l2] => match (g.parse::<u32>(), l1.parse::<u32>(), l2.parse::<u32>()) {
+                    (Ok(g), Ok(l1), Ok(l2)) => {
+                        large_communities.push((g, l1, l2));
+                        true
+                    }
+                    _ => false,
+                },
+                _ => false,
+            };
+            if !parsed {
+                return err(
+                    "communities",
+                    format!(
+                        "{c:?} is neither ASN:VALUE (16-bit) nor GLOBAL:LOCAL1:LOCAL2 (32-bit)"
+                    ),
+                );
+            }
+        }
+        let block = b.host_block.parse::<Ipv4Net>();
+        let advertise = match (&b.advertise, block) {
+            (AdvertiseMode::HostBlock, Ok(block)) => AdvertiseSpec::HostBlock(block),
+            (AdvertiseMode::HostBlock, Err(_)) => {
+                return err(
+                    "host-block",
+                    "advertise host-block needs host-block a.b.c.d/len",
+                );
+            }
+            (_, _) if !b.host_block.is_empty() => {
+                return err("host-block", "only with advertise host-block");
+            }
+            (AdvertiseMode::PerEndpoint, _) => AdvertiseSpec::PerEndpoint,
+            (AdvertiseMode::NetworkSubnet, _) => AdvertiseSpec::NetworkSubnet,
+        };
+        Ok(BgpSpec {
+            hostname: b.hostname.clone(),
+            asn,
+            router_net,
+            neighbors,
+            bfd_timers: BfdTimers {
+                interval_ms,
+                multiplier,
+            },
+            graceful_restart,
+            communities,
+            large_communities,
+            advertise,
+        })
+    }
+}
+
+impl TryFrom<&Bgp> for BgpSpec {
+    type Error = ValidationError;
+    fn try_from(b: &Bgp) -> Result<BgpSpec, ValidationError> {
+        BgpSpec::parse(b)
+    }
+}
+
+fn err<T>(field: &str, message: impl Into<String>) -> Result<T, ValidationError> {
+    Err(ValidationError {
+        field: field.into(),
+        message: message.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bgp(v: serde_json::Value) -> Bgp {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn asdot_and_asplain_are_the_same_number() {
+        let s = BgpSpec::parse(&bgp(serde_json::json!({
+            "hostname": "h", "routerip": "10.1.1.1/24", "as": "1.10",
+            "neighbor": "10.1.1.254", "neighbor-as": "65001.65535"
+        })))
+        .unwrap();
+        assert_eq!(s.asn, 65546);
+        assert_eq!(s.neighbors[0].asn, (65001 << 16) | 65535);
+        assert_eq!(s.router_id(), Ipv4Addr::new(10, 1, 1, 1));
+        assert_eq!(s.router_net.to_string(), "10.1.1.1/24");
+    }
+
+    #[test]
+    fn both_forms_merge_and_must_agree() {
+        let base = serde_json::json!({
+            "hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
+            "neighbor": "10.1.1.254", "neighbor-as": "65001",
+            "neighbors": [{"address": "10.1.1.254", "as": "65001", "bfd": true,
+                           "password-ref": "tor1"},
+                          {"address": "10.1.2.254", "as": "65002"}]
+        });
+        let s = BgpSpec::parse(&bgp(base.clone())).unwrap();
+        assert_eq!(s.neighbors.len(), 2);
+        assert!(s.neighbors[0].bfd && !s.neighbors[1].bfd);
+        assert_eq!(s.neighbors[0].password_ref.as_deref(), Some("tor1"));
+        let mut o = base.clone();
+        o["neighbors"][0]["as"] = "65009".into();
+        let e = BgpSpec::parse(&bgp(o)).unwrap_err();
+        assert_eq!(e.field, "neighbors[0].as");
+        assert!(e.message.contains("twice"), "{e}");
+        let mut o = base;
+        o["neighbors"][1]["password-ref"] = "../etc/passwd".into();
+        assert_eq!(
+            BgpSpec::parse(&bgp(o)).unwrap_err().field,
+            "neighbors[1].password-ref"
+        );
+    }
+
+    #[test]
+    fn typed_communities_timers_and_advertisement() {
+        let s = BgpSpec::parse(&bgp(serde_json::json!({
+            "hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
+            "neighbors": [{"address": "10.1.1.254", "as": "65001"}],
+            "bfd": true, "bfd-interval": 100, "bfd-multiplier": 5, "graceful-restart": 120,
+            "communities": ["65000:100", "65000:1:2"],
+            "advertise": "host-block", "host-block": "20.1.1.0/26"
+        })))
+        .unwrap();
+        assert_eq!(s.communities, vec![(65000, 100)]);
+        assert_eq!(s.large_communities, vec![(65000, 1, 2)]);
+        assert_eq!(
+            s.bfd_timers,
+            BfdTimers {
+                interval_ms: 100,
+                multiplier: 5
+            }
+        );
+        assert!(s.uses_bfd());
+        assert_eq!(s.graceful_restart, 120);
+        assert_eq!(
+            s.advertise,
+            AdvertiseSpec::HostBlock("20.1.1.0/26".parse().unwrap())
+        );
+    }
+}

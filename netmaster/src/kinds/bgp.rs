@@ -1,0 +1,79 @@
+//! `Bgp`: only in routing mode; the Oper view from the host's report.
+
+use super::*;
+
+impl Rules for Bgp {
+    fn put(w: &World, _old: Option<&Self>, new: Self, plan: &mut Plan) -> Result<(), IntentError> {
+        let g = global(w)?;
+        if g.network_infra_type.starts_with("aci") {
+            return Err(IntentError::conflict(
+                "Bgp configs are not supported in the ACI fabric mode",
+            ));
+        }
+        if g.fwd_mode != "routing" {
+            return Err(IntentError::conflict(
+                "Bgp configs need the routing forwarding mode: netctl global set --fwd-mode routing",
+            ));
+        }
+        plan.put(&new)
+    }
+    fn delete(_: &World, old: &Self, plan: &mut Plan) -> Result<(), IntentError> {
+        plan.delete::<Bgp>(&old.hostname);
+        Ok(())
+    }
+    fn oper(w: &World, b: &Self) -> Result<serde_json::Value, IntentError> {
+        let report = w.host_report(&b.hostname);
+        let neighbors = report
+            .as_ref()
+            .map(|r| r.neighbors.as_slice())
+            .unwrap_or_default();
+        let status = neighbors
+            .first()
+            .and_then(|n| n.state.clone())
+            .unwrap_or_default();
+        let prefixes: Vec<&str> = report
+            .iter()
+            .flat_map(|r| &r.routes)
+            .map(|r| r.prefix.as_str())
+            .collect();
+        Ok(json!({
+            "neighborStatus": status,
+            "adminStatus": if report.is_some() { "up" } else { "" },
+            "numRoutes": prefixes.len(),
+            "routes": prefixes,
+            "neighbors": neighbors,
+            "lastSeen": report.as_ref().map(|r| r.last_seen).unwrap_or(0),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intent::{IntentErrorKind, Kind};
+
+    fn bgp(v: serde_json::Value) -> Bgp {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn validation_is_the_models_bgp_parse() {
+        // An asdot AS is accepted here, and netplugin plans from the same parse.
+        let asdot = bgp(
+            json!({"hostname": "h", "routerip": "10.1.1.1/24", "as": "1.10",
+            "neighbor": "10.1.1.254", "neighbor-as": "65001"}),
+        );
+        assert_eq!(Kind::validate(&asdot), Ok(()));
+        assert_eq!(BgpSpec::parse(&asdot).unwrap().asn, 65546);
+        // A neighbor given in both forms with different AS numbers is refused by name
+        // (netplugin could not run it).
+        let twice = bgp(
+            json!({"hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
+            "neighbor": "10.1.1.254", "neighbor-as": "65001",
+            "neighbors": [{"address": "10.1.1.254", "as": "65002"}]}),
+        );
+        let e = Kind::validate(&twice).unwrap_err();
+        assert_eq!(e.kind, IntentErrorKind::Invalid);
+        assert_eq!(e.field.as_deref(), Some("neighbors[0].as"));
+    }
+}

@@ -1,0 +1,203 @@
+//! `network`: subnets that must not overlap, tags, IPAM state, dependents.
+
+use super::*;
+
+impl Rules for Network {
+    fn put(w: &World, old: Option<&Self>, new: Self, plan: &mut Plan) -> Result<(), IntentError> {
+        if let Some(o) = old {
+            let mut same = new.clone();
+            // A pktTag of 0 asked for an automatic tag; the stored one is what was chosen.
+            if same.pkt_tag == 0 {
+                same.pkt_tag = o.pkt_tag;
+            }
+            if &same == o {
+                return Ok(());
+            }
+            return Err(IntentError::conflict(format!(
+                "Cant change network parameters after its created: delete network {} and create it again",
+                new.key()
+            ))
+            .with_object(format!("networks/{}", new.key())));
+        }
+        tenant_exists(w, &new.tenant_name)?;
+        let g = global(w)?;
+        if g.fwd_mode.is_empty() {
+            return Err(IntentError::conflict(
+                "set the forwarding mode first: netctl global set --fwd-mode routing (or bridge)",
+            ));
+        }
+        if w.list::<EndpointGroup>()?
+            .iter()
+            .any(|e| e.tenant_name == new.tenant_name && e.group_name == new.network_name)
+        {
+            return Err(IntentError::conflict(format!(
+                "an endpoint group named {} exists in tenant {}; networks and groups share names",
+                new.network_name, new.tenant_name
+            ))
+            .with_field("networkName"));
+        }
+        let spec = parse_subnet("subnet", &new.subnet).map_err(IntentError::from)?;
+        for other in w
+            .list::<Network>()?
+            .iter()
+            .filter(|n| n.tenant_name == new.tenant_name)
+        {
+            if let Ok(o) = parse_subnet("subnet", &other.subnet)
+                && contiv_model::validate::subnets_overlap(&o.net, &spec.net)
+            {
+                return Err(IntentError::conflict(format!(
+                    "subnet {} overlaps network {}'s subnet {}",
+                    new.subnet, other.network_name, other.subnet
+                ))
+                .with_field("subnet"));
+            }
+            if !new.ipv6_subnet.is_empty()
+                && let (Ok(a), Ok(b)) = (
+                    new.ipv6_subnet.parse::<ipnet::Ipv6Net>(),
+                    other.ipv6_subnet.parse::<ipnet::Ipv6Net>(),
+                )
+                && (a.contains(&b.network()) || b.contains(&a.network()))
+            {
+                return Err(IntentError::conflict(format!(
+                    "ipv6Subnet {} overlaps network {}'s {}",
+                    new.ipv6_subnet, other.network_name, other.ipv6_subnet
+                ))
+                .with_field("ipv6Subnet"));
+            }
+        }
+        let mut net = new;
+        let mut t = tags(w)?;
+        let (lo, hi) = tag_range(&g, &net.encap)?;
+        let set = t.set(&net.encap);
+        let tag = if net.pkt_tag == 0 {
+            set.first_free(lo, hi, |_| None).ok_or_else(|| {
+                IntentError::conflict(format!("no free {} tag in {lo}-{hi}", net.encap))
+                    .with_field("pktTag")
+            })?
+        } else {
+            let tag = net.pkt_tag as u32;
+            if tag < lo || tag > hi {
+                return Err(IntentError::invalid_field(
+                    "pktTag",
+                    format!(
+                        "{tag} is outside the {} range {lo}-{hi} (netctl global set changes it)",
+                        net.encap
+                    ),
+                ));
+            }
+            if set.contains(tag) {
+                let user = w
+                    .list::<Network>()?
+                    .into_iter()
+                    .find(|n| n.encap == net.encap && n.pkt_tag == i64::from(tag))
+                    .map(|n| n.key())
+                    .unwrap_or_default();
+                return Err(IntentError::conflict(format!(
+                    "{} tag {tag} is used by network {user}",
+                    net.encap
+                ))
+                .with_field("pktTag"));
+            }
+            tag
+        };
+        set.insert(tag);
+        net.pkt_tag = i64::from(tag);
+        let gw = if net.gateway.is_empty() {
+            None
+        } else {
+            net.gateway.parse::<std::net::IpAddr>().ok()
+        };
+        let spec4: SubnetSpec = net
+            .subnet
+            .parse()
+            .map_err(|e: IpamError| IntentError::invalid_field("subnet", e.to_string()))?;
+        let pool = Pool::new(net.key(), spec4, gw)
+            .map_err(|e| IntentError::invalid_field("gateway", e.to_string()))?;
+        plan.put_state(TAGS, &t)?;
+        plan.put_state(&ipam_key(&net.key()), &pool.to_state())?;
+        if !net.ipv6_subnet.is_empty() {
+            let spec6: SubnetSpec = net
+                .ipv6_subnet
+                .parse()
+                .map_err(|e: IpamError| IntentError::invalid_field("ipv6Subnet", e.to_string()))?;
+            let gw6 = if net.ipv6_gateway.is_empty() {
+                None
+            } else {
+                net.ipv6_gateway.parse::<std::net::IpAddr>().ok()
+            };
+            let pool6 = Pool::new(net.key(), spec6, gw6)
+                .map_err(|e| IntentError::invalid_field("ipv6Gateway", e.to_string()))?;
+            plan.put_state(&ipam6_key(&net.key()), &pool6.to_state())?;
+        }
+        let _ = spec;
+        plan.put(&net)
+    }
+    fn delete(w: &World, old: &Self, plan: &mut Plan) -> Result<(), IntentError> {
+        let k = old.key();
+        let groups: Vec<String> = w
+            .list::<EndpointGroup>()?
+            .into_iter()
+            .filter(|e| e.tenant_name == old.tenant_name && e.network_name == old.network_name)
+            .map(|e| e.group_name)
+            .collect();
+        if !groups.is_empty() {
+            return Err(IntentError::conflict(format!(
+                "network {k} still has endpoint groups {}; delete them first",
+                groups.join(", ")
+            )));
+        }
+        let svcs = w
+            .list::<ServiceLb>()?
+            .into_iter()
+            .filter(|s| s.tenant_name == old.tenant_name && s.network_name == old.network_name)
+            .count();
+        if svcs > 0 {
+            return Err(IntentError::conflict(format!(
+                "network {k} still has {svcs} services; delete them first"
+            )));
+        }
+        let eps = w
+            .list::<Endpoint>()?
+            .into_iter()
+            .filter(|e| e.tenant_name == old.tenant_name && e.network_name == old.network_name)
+            .count();
+        if eps > 0 {
+            return Err(IntentError::conflict(format!(
+                "network {k} still has {eps} active endpoints; remove the containers first (or collect a dead host's endpoints)"
+            )));
+        }
+        let mut t = tags(w)?;
+        let set = t.set(&old.encap);
+        let tag = old.pkt_tag as u32;
+        if set.contains(tag) {
+            set.remove(tag);
+        }
+        plan.put_state(TAGS, &t)?;
+        plan.delete_state(&ipam_key(&k));
+        if pool6_of(w, &k)?.is_some() {
+            plan.delete_state(&ipam6_key(&k));
+        }
+        plan.delete::<Network>(&k);
+        Ok(())
+    }
+    fn oper(w: &World, n: &Self) -> Result<serde_json::Value, IntentError> {
+        let pool = pool_of(w, &n.key())?;
+        let eps: Vec<String> = w
+            .list::<Endpoint>()?
+            .into_iter()
+            .filter(|e| e.tenant_name == n.tenant_name && e.network_name == n.network_name)
+            .map(|e| e.endpoint_id)
+            .collect();
+        Ok(json!({
+            "pktTag": n.pkt_tag,
+            "externalPktTag": n.pkt_tag,
+            "numEndpoints": eps.len(),
+            "endpoints": eps,
+            "allocatedAddressesCount": pool.counts_all().used as u64,
+            "allocatedIPAddresses": pool.allocated_addresses_all(),
+            "availableIPAddresses": pool.available_addresses(Scope::Network).map_err(IntentError::from)?,
+            "utilisation": pool.counts_all().utilisation(),
+            "networkTag": n.cfgd_tag,
+        }))
+    }
+}

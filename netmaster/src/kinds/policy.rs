@@ -1,0 +1,93 @@
+//! `policy` and `rule`.
+
+use super::*;
+
+impl Rules for Policy {
+    fn put(w: &World, old: Option<&Self>, new: Self, plan: &mut Plan) -> Result<(), IntentError> {
+        immutable(old, &new)?;
+        tenant_exists(w, &new.tenant_name)?;
+        plan.put(&new)
+    }
+    fn delete(w: &World, old: &Self, plan: &mut Plan) -> Result<(), IntentError> {
+        let users: Vec<String> = w
+            .list::<EndpointGroup>()?
+            .into_iter()
+            .filter(|g| g.tenant_name == old.tenant_name && g.policies.contains(&old.policy_name))
+            .map(|g| g.group_name)
+            .collect();
+        if !users.is_empty() {
+            return Err(IntentError::conflict(format!(
+                "policy {} is attached to endpoint groups {}; detach it first",
+                old.key(),
+                users.join(", ")
+            )));
+        }
+        for r in w
+            .list::<Rule>()?
+            .into_iter()
+            .filter(|r| r.tenant_name == old.tenant_name && r.policy_name == old.policy_name)
+        {
+            plan.delete::<Rule>(&Object::key(&r));
+        }
+        plan.delete::<Policy>(&old.key());
+        Ok(())
+    }
+    fn oper(w: &World, p: &Self) -> Result<serde_json::Value, IntentError> {
+        let groups: Vec<String> = w
+            .list::<EndpointGroup>()?
+            .into_iter()
+            .filter(|g| g.tenant_name == p.tenant_name && g.policies.contains(&p.policy_name))
+            .map(|g| g.group_name)
+            .collect();
+        let eps: Vec<String> = w
+            .list::<Endpoint>()?
+            .into_iter()
+            .filter(|e| e.tenant_name == p.tenant_name && groups.contains(&e.service_name))
+            .map(|e| e.endpoint_id)
+            .collect();
+        Ok(json!({ "numEndpoints": eps.len(), "endpoints": eps, "policyViolations": 0 }))
+    }
+}
+
+impl Rules for Rule {
+    fn put(
+        w: &World,
+        old: Option<&Self>,
+        mut new: Self,
+        plan: &mut Plan,
+    ) -> Result<(), IntentError> {
+        if new.priority == 0 {
+            new.priority = 1;
+        }
+        immutable(old, &new)?;
+        let t = &new.tenant_name;
+        if w.get::<Policy>(&format!("{t}:{}", new.policy_name))?
+            .is_none()
+        {
+            return Err(
+                missing("policys", &format!("{t}:{}", new.policy_name)).with_field("policyName")
+            );
+        }
+        for (field, g) in [
+            ("fromEndpointGroup", &new.from_endpoint_group),
+            ("toEndpointGroup", &new.to_endpoint_group),
+        ] {
+            if !g.is_empty() && w.get::<EndpointGroup>(&format!("{t}:{g}"))?.is_none() {
+                return Err(missing("endpointGroups", &format!("{t}:{g}")).with_field(field));
+            }
+        }
+        for (field, n) in [
+            ("fromNetwork", &new.from_network),
+            ("toNetwork", &new.to_network),
+        ] {
+            if !n.is_empty() && w.get::<Network>(&format!("{t}:{n}"))?.is_none() {
+                return Err(missing("networks", &format!("{t}:{n}")).with_field(field));
+            }
+        }
+        plan.put(&new)
+    }
+    fn delete(_: &World, old: &Self, plan: &mut Plan) -> Result<(), IntentError> {
+        plan.delete::<Rule>(&Object::key(old));
+        Ok(())
+    }
+}

@@ -1,0 +1,168 @@
+//! A Bgp neighbor's `password-ref` end to end on the `quickstart` fabric: tor1 (FRR)
+//! requires a TCP MD5 password from its hosts, and host1's netplugin reads the password
+//! from the file the `password-ref` names in its `--bgp-secrets-dir`.
+//!
+//! - No secret file yet: host1's report carries a `bgpError` naming the missing file, and
+//!   tor1 never sees host1 Established (no session without MD5).
+//! - A wrong password: the plan builds (no error) but the session never comes up.
+//! - The right password (mode 0600): the session is Established on both sides and netctl
+//!   shows it.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use contiv_tests::cluster::{Netmaster, Netplugin, deploy, http_get, wait_for};
+use contiv_tests::require_root;
+
+const LONG: Duration = Duration::from_secs(60);
+/// How long a session that must not come up is watched: longer than netplugin's resync
+/// (10 s), so the wrong password has been tried several times.
+const NEVER: Duration = Duration::from_secs(15);
+const PASSWORD: &str = "contiv-md5-ref-s3cret";
+
+fn addr_of(url: &str) -> SocketAddr {
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("netmaster's URL is http://ip:port")
+}
+
+/// A plain HTTP/1.0 PUT of a JSON body on loopback; returns the status line.
+fn http_put(addr: SocketAddr, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "PUT {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    raw.lines().next().unwrap_or_default().to_string()
+}
+
+/// host1's last report as netmaster lists it.
+fn host1_report(nm: SocketAddr) -> serde_json::Value {
+    http_get(nm, "/api/v1/feed/hosts/")
+        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+        .map(|v| v["host1"].clone())
+        .unwrap_or_default()
+}
+
+/// FRR's state of a neighbor, empty when FRR has no such neighbor (a dynamic neighbor
+/// exists only once its TCP connection is up).
+fn frr_state(lab: &containerlab::Lab, node: &str, peer: &str) -> String {
+    let out = lab
+        .exec_ok(node, &format!("vtysh -c 'show bgp neighbors {peer} json'"))
+        .unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(&out)
+        .ok()
+        .and_then(|v| v.get(peer)?.get("bgpState")?.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+fn write_secret(path: &Path, password: &str) {
+    std::fs::write(path, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn password_ref_gives_the_session_its_md5_password() {
+    if !require_root("password_ref_gives_the_session_its_md5_password") {
+        return;
+    }
+    let lab = deploy("quickstart", "md5ref");
+    // tor1 requires the password from every host of its range.
+    lab.exec_ok(
+        "tor1",
+        &format!("vtysh -c 'conf t' -c 'router bgp 65001' -c 'neighbor HOSTS password {PASSWORD}'"),
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let secrets = tmp.path().join("bgp-secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    let secret = secrets.join("tor1");
+
+    let nm = Netmaster::start();
+    let api = addr_of(&nm.url);
+    nm.ok("netctl global set --fwd-mode routing");
+    let status = http_put(
+        api,
+        "/api/v1/Bgps/host1/",
+        r#"{"hostname": "host1", "routerip": "10.1.1.1/31", "as": "65101",
+            "neighbors": [{"address": "10.1.1.0", "as": "65001", "password-ref": "tor1"}]}"#,
+    );
+    assert!(status.contains(" 200"), "creating the Bgp object: {status}");
+
+    let secrets_arg = secrets.display().to_string();
+    let p1 = Netplugin::start_with_args(
+        &lab,
+        "host1",
+        &nm.url,
+        tmp.path(),
+        &["--bgp-secrets-dir", &secrets_arg],
+    );
+
+    // No secret file: a clear error in the host's report, and no session.
+    let err = wait_for(
+        "host1 reports the missing secret",
+        LONG,
+        || {
+            host1_report(api)["bgpError"]
+                .as_str()
+                .filter(|e| e.contains("does not exist"))
+                .map(String::from)
+        },
+        || format!("{}\n{}", host1_report(api), p1.log_tail()),
+    );
+    assert!(
+        err.contains(&secret.display().to_string()) && err.contains("10.1.1.0"),
+        "{err}"
+    );
+    assert_ne!(frr_state(&lab, "tor1", "10.1.1.1"), "Established");
+
+    // A wrong password: the plan is fine, the session is not.
+    write_secret(&secret, "not-the-password");
+    wait_for(
+        "host1's Bgp object in effect (no bgpError)",
+        LONG,
+        || host1_report(api).get("bgpError").is_none().then_some(()),
+        || format!("{}\n{}", host1_report(api), p1.log_tail()),
+    );
+    let start = Instant::now();
+    while start.elapsed() < NEVER {
+        assert_ne!(
+            frr_state(&lab, "tor1", "10.1.1.1"),
+            "Established",
+            "tor1 accepted host1 with the wrong password"
+        );
+        let r = host1_report(api);
+        assert_ne!(r["neighbors"][0]["state"], "established", "{r}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    // The right password: up on both sides (netplugin re-reads secrets on its resync).
+    write_secret(&secret, PASSWORD);
+    wait_for(
+        "host1's session with tor1 established (netctl bgp inspect)",
+        LONG,
+        || {
+            nm.ok("netctl bgp inspect host1")
+                .contains("\"neighborStatus\": \"established\"")
+                .then_some(())
+        },
+        || format!("{}\n{}", nm.ok("netctl bgp inspect host1"), p1.log_tail()),
+    );
+    wait_for(
+        "tor1 sees host1 Established",
+        LONG,
+        || (frr_state(&lab, "tor1", "10.1.1.1") == "Established").then_some(()),
+        || frr_state(&lab, "tor1", "10.1.1.1"),
+    );
+    // The password never reaches the log.
+    assert!(!p1.log_tail().contains(PASSWORD));
+}
