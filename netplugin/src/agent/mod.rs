@@ -64,7 +64,8 @@ pub struct AgentConfig {
     pub fwd_mode: Option<String>,
     /// MTU of endpoint interfaces.
     pub mtu: u32,
-    /// Resync period of the reconciler.
+    /// Resync period of the reconciler: every change is applied as it comes; the resync
+    /// reads the kernel back whole to repair drift (Calico refreshes routes every 90 s).
     pub resync: Duration,
     /// How often the host report goes to netmaster.
     pub report_every: Duration,
@@ -106,7 +107,7 @@ impl AgentConfig {
             netns: None,
             fwd_mode: None,
             mtu: 1500,
-            resync: Duration::from_secs(10),
+            resync: Duration::from_secs(30),
             report_every: Duration::from_secs(3),
             dns: None,
             docker: None,

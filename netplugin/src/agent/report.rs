@@ -13,14 +13,25 @@ use super::Agent;
 use super::LocalRecord;
 use super::reconcile::Status;
 
-/// Publishes the host report to netmaster every `report_every`, and at once when what it
-/// says changed (a changed status that leaves the report as it was sends nothing). Every
-/// report restarts the period, so changes never add to the idle rate.
+/// While nothing changes, one periodic report in this many goes out (the others would
+/// say the same again): the keepalive that keeps a live host's endpoints from being
+/// collected (netmaster waits far longer than this many periods).
+pub const KEEPALIVE_PERIODS: u32 = 10;
+
+/// Publishes the host report to netmaster at once when what it says changed (a changed
+/// status that leaves the report as it was sends nothing), every `report_every` while
+/// the status moves (session counters), and every [`KEEPALIVE_PERIODS`] periods while
+/// nothing does — an idle agent neither builds nor sends its whole route table every few
+/// seconds. Every report restarts the period, so changes never add to the idle rate.
 pub(super) async fn report_loop(agent: Arc<Agent>) {
     let mut tick = tokio::time::interval(agent.cfg.report_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut status_rx = agent.status.clone();
     let mut last: Option<HostReport> = None;
+    // The status and endpoint count the last report was built from, and the periods
+    // skipped since.
+    let mut built_from: Option<(Arc<Status>, usize)> = None;
+    let mut skipped = 0;
     loop {
         let periodic = tokio::select! {
             _ = tick.tick() => true,
@@ -32,11 +43,23 @@ pub(super) async fn report_loop(agent: Arc<Agent>) {
             }
         };
         let status = status_rx.borrow_and_update().clone();
+        let endpoints = agent.endpoints().await;
+        let source = (status.clone(), endpoints.len());
+        if periodic
+            && skipped + 1 < KEEPALIVE_PERIODS
+            && built_from
+                .as_ref()
+                .is_some_and(|(s, n)| Arc::ptr_eq(s, &source.0) && *n == source.1)
+        {
+            skipped += 1;
+            continue;
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let report = host_report(&status, &agent.endpoints().await, now);
+        let report = host_report(&status, &endpoints, now);
+        built_from = Some(source);
         if !periodic && last.as_ref().is_some_and(|l| same_news(l, &report)) {
             continue;
         }
@@ -44,6 +67,7 @@ pub(super) async fn report_loop(agent: Arc<Agent>) {
             tracing::debug!("host report: {e}");
         }
         last = Some(report);
+        skipped = 0;
         tick.reset();
         // Coalesce bursts of changes (many endpoints at once) into one report.
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -211,7 +211,7 @@ fn metric_sum(text: &str, name: &str, labels: &str) -> f64 {
 
 /// An idle agent does no work: once its session is up, its routes learned and its
 /// endpoint programmed, nothing changes, so the reconciler runs no pass but the periodic
-/// resync (10 s) and the reporter sends only its periodic report (3 s). Counted over an
+/// resync (30 s) and the reporter sends no more than its periodic report (3 s). Counted over an
 /// idle window — a machine of any speed can only do fewer, never more. (A reconciler
 /// that woke itself, as one did on a routes watch it never marked seen, ran hundreds of
 /// passes and sent five reports a second.)

@@ -18,7 +18,8 @@ use contiv_tests::require_root;
 
 const LONG: Duration = Duration::from_secs(60);
 /// How long a session that must not come up is watched: longer than netplugin's resync
-/// (10 s), so the wrong password has been tried several times.
+/// (30 s) would not matter here: the wrong password is in effect from the start, so it
+/// has been tried several times.
 const NEVER: Duration = Duration::from_secs(15);
 const PASSWORD: &str = "contiv-md5-ref-s3cret";
 
