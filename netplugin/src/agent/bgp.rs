@@ -4,101 +4,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bgp::types::{Community, LargeCommunity};
-use bgp_speaker::bfd::{Bfd, BfdConfig, BfdOptions};
+use bgp_speaker::bfd::{Bfd, BfdOptions};
 use bgp_speaker::driver::{
     GracefulRestartConfig, PeerConfig, PeerStatus, Routes, Speaker, SpeakerConfig, SpeakerError,
 };
 use bgp_speaker::transport::Md5Password;
-use contiv_model::ValidationError;
-use contiv_model::bgp::{AdvertiseSpec, BfdTimers, BgpSpec};
 use ipnet::IpNet;
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
 
-use crate::routing::AdvertiseMode;
-
-/// The speaker settings a `Bgp` object stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BgpPlan {
-    pub asn: u32,
-    pub router_id: Ipv4Addr,
-    /// The host's ToR subnet (network address).
-    pub router_net: IpNet,
-    /// The host's address on the ToR subnet, with that subnet's length.
-    pub router_net_full: IpNet,
-    /// Neighbor address → its AS, BFD and MD5 password.
-    pub neighbors: BTreeMap<IpAddr, PlanNeighbor>,
-    pub communities: Vec<Community>,
-    pub large_communities: Vec<LargeCommunity>,
-    /// Graceful restart time in seconds (0: off).
-    pub graceful_restart: u16,
-    pub advertise: AdvertiseMode,
-}
-
-/// One neighbor of a [`BgpPlan`]: any change re-adds it (a session reset).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanNeighbor {
-    pub asn: u32,
-    /// BFD with this neighbor (the object's `bfd`, or the neighbor's own), with the
-    /// object's timers.
-    pub bfd: Option<BfdConfig>,
-    /// The host's secret holding the TCP MD5 password (`password-ref`).
-    pub password_ref: Option<String>,
-    /// That password (RFC 2385), once read ([`BgpPlan::with_secrets`]).
-    pub md5: Option<Md5Password>,
-}
-
-impl BgpPlan {
-    /// Whether any neighbor runs BFD.
-    pub fn uses_bfd(&self) -> bool {
-        self.neighbors.values().any(|n| n.bfd.is_some())
-    }
-
-    /// Whether going from `self` to `next` needs a new speaker (the neighbors alone can
-    /// change on a running one).
-    pub fn needs_restart(&self, next: &BgpPlan) -> bool {
-        self.asn != next.asn
-            || self.router_id != next.router_id
-            || self.communities != next.communities
-            || self.large_communities != next.large_communities
-            || self.graceful_restart != next.graceful_restart
-    }
-}
-
-/// Why a `Bgp` object cannot be carried out on this host.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlanError {
-    /// The object itself is wrong (netmaster refuses such objects; one stored before a
-    /// rule existed can still arrive).
-    #[error("{0}")]
-    Invalid(#[from] ValidationError),
-    /// The MD5 password a neighbor refers to is not usable on this host.
-    #[error("neighbor {neighbor}: password-ref {name:?}: {problem}")]
-    Secret {
-        neighbor: IpAddr,
-        name: String,
-        problem: SecretError,
-    },
-}
-
-/// What is wrong with a secret file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SecretError {
-    #[error("{path} does not exist: put the TCP MD5 password there (mode 0600, owned by root)")]
-    Missing { path: String },
-    #[error("cannot read {path}: {reason}")]
-    Unreadable { path: String, reason: String },
-    #[error("{path} is readable by every user (mode {mode:o}); refusing it: chmod 600 {path}")]
-    WorldReadable { path: String, mode: u32 },
-    #[error("{path}: {reason}")]
-    BadPassword { path: String, reason: String },
-}
+pub use crate::calc::bgp::{BgpPlan, PlanError, PlanNeighbor, SecretError, bgp_plan, plan_of};
 
 /// The directory of the host's BGP secrets: the file named by a neighbor's
 /// `password-ref` holds its TCP MD5 password (one line; a trailing newline is ignored).
@@ -154,92 +74,10 @@ impl BgpSecrets {
     }
 }
 
-/// The BFD timers of a spec (used by the neighbors that run BFD).
-fn bfd_config(t: BfdTimers) -> BfdConfig {
-    let interval = Duration::from_millis(u64::from(t.interval_ms));
-    BfdConfig {
-        desired_min_tx: interval,
-        required_min_rx: interval,
-        detect_mult: t.multiplier,
-    }
-}
-
-/// Reads a `Bgp` object: parsed by the model ([`BgpSpec`], the same parse netmaster
-/// validated it with). Pure: the neighbors' MD5 passwords are read afterwards, by
-/// [`BgpPlan::with_secrets`].
-pub fn bgp_plan(b: &contiv_model::Bgp) -> Result<BgpPlan, PlanError> {
-    Ok(plan_of(&BgpSpec::parse(b)?))
-}
-
 impl BgpPlan {
     /// The plan with every `password-ref` resolved to its password from `secrets`.
     pub fn with_secrets(self, secrets: &BgpSecrets) -> Result<BgpPlan, PlanError> {
         self.with_passwords(|name| secrets.md5(name))
-    }
-
-    /// The plan with every `password-ref` resolved by `md5`.
-    pub fn with_passwords(
-        mut self,
-        md5: impl Fn(&str) -> Result<Md5Password, SecretError>,
-    ) -> Result<BgpPlan, PlanError> {
-        for (addr, n) in self.neighbors.iter_mut() {
-            if let Some(name) = &n.password_ref {
-                n.md5 = Some(md5(name).map_err(|problem| PlanError::Secret {
-                    neighbor: *addr,
-                    name: name.clone(),
-                    problem,
-                })?);
-            }
-        }
-        Ok(self)
-    }
-}
-
-/// The plan of a parsed `Bgp` object (passwords not read yet).
-pub fn plan_of(spec: &BgpSpec) -> BgpPlan {
-    let bfd = bfd_config(spec.bfd_timers);
-    let neighbors = spec
-        .neighbors
-        .iter()
-        .map(|n| {
-            (
-                n.address,
-                PlanNeighbor {
-                    asn: n.asn,
-                    bfd: n.bfd.then_some(bfd),
-                    password_ref: n.password_ref.clone(),
-                    md5: None,
-                },
-            )
-        })
-        .collect();
-    let router_net = IpNet::V4(spec.router_net);
-    BgpPlan {
-        asn: spec.asn,
-        router_id: spec.router_id(),
-        router_net: router_net.trunc(),
-        router_net_full: router_net,
-        neighbors,
-        communities: spec
-            .communities
-            .iter()
-            .map(|(a, v)| Community::new(*a, *v))
-            .collect(),
-        large_communities: spec
-            .large_communities
-            .iter()
-            .map(|(global, local1, local2)| LargeCommunity {
-                global: *global,
-                local1: *local1,
-                local2: *local2,
-            })
-            .collect(),
-        graceful_restart: spec.graceful_restart,
-        advertise: match &spec.advertise {
-            AdvertiseSpec::PerEndpoint => AdvertiseMode::PerEndpoint,
-            AdvertiseSpec::NetworkSubnet => AdvertiseMode::NetworkSubnets,
-            AdvertiseSpec::HostBlock(block) => AdvertiseMode::HostBlocks(vec![IpNet::V4(*block)]),
-        },
     }
 }
 
@@ -545,7 +383,12 @@ impl Drop for SpeakerHost {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
+    use bgp_speaker::bfd::BfdConfig;
+
     use super::*;
+    use crate::routing::AdvertiseMode;
 
     fn bgp(json: serde_json::Value) -> contiv_model::Bgp {
         serde_json::from_value(json).unwrap()

@@ -293,12 +293,12 @@ impl Reconciler {
             Some(Ok(p)) => p
                 .clone()
                 .with_secrets(&self.agent.cfg.bgp_secrets)
-                .map(Some)
-                .map_err(|e| e.to_string()),
+                .map(Some),
             None => Ok(None),
         };
         let plan = match plan {
             Err(e) => {
+                let e = e.to_string();
                 if self.status.bgp_error.as_ref() != Some(&e) {
                     tracing::error!("Bgp object of {}: {e}", self.agent.cfg.host);
                 }

@@ -30,11 +30,12 @@ use bgp_speaker::driver::{PeerStatus, Routes};
 use contiv_model::{Bgp, Global, Network, Object};
 use ipnet::IpNet;
 
-use crate::agent::bgp::{BgpPlan, bgp_plan};
+pub use self::bgp::{BgpPlan, PlanError, bgp_plan};
 use crate::fib::Route;
 use crate::intent::Mirror;
 use crate::routing::{self, AdvertiseMode, RemoteEndpoint};
 
+pub mod bgp;
 #[cfg(test)]
 mod tests;
 
@@ -57,7 +58,7 @@ pub struct IntentView {
     /// The fabric's forwarding mode (`routing`, `bridge`).
     pub fwd_mode: String,
     /// The host's `Bgp` object read into a plan (routing mode only), or why it cannot be.
-    pub bgp: Option<Result<BgpPlan, String>>,
+    pub bgp: Option<Result<BgpPlan, PlanError>>,
     /// `tenant:network` → subnet, for `network-subnet` advertisement.
     pub subnets: BTreeMap<String, IpNet>,
     /// Endpoints of other hosts on this host's own router segment, routed directly
@@ -74,7 +75,7 @@ impl IntentView {
         let bgp = (fwd_mode == ROUTING)
             .then(|| m.get::<Bgp>(Bgp::PLURAL, host))
             .flatten()
-            .map(|b| bgp_plan(&b).map_err(|e| e.to_string()));
+            .map(|b| bgp_plan(&b));
         let subnets = m
             .list::<Network>(Network::PLURAL)
             .into_iter()
