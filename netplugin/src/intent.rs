@@ -18,6 +18,9 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+/// The least time between two saves of the mirror.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
 /// A connection that sent nothing (not even a heartbeat) for this long is dead.
 pub const SILENCE: Duration = Duration::from_secs(20);
 
@@ -183,6 +186,8 @@ async fn save_loop(mut rx: watch::Receiver<Arc<Mirror>>, path: PathBuf) {
             Ok(Err(e)) => tracing::warn!("feed: saving {}: {e}", path.display()),
             Err(e) => tracing::warn!("feed: saving {}: {e}", path.display()),
         }
+        // At most one write a second: the file holds the whole intent.
+        tokio::time::sleep(SAVE_EVERY).await;
     }
 }
 

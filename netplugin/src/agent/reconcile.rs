@@ -100,6 +100,8 @@ struct PassOutput {
     errors: Vec<String>,
     /// Endpoints to look at again next pass (their interface was missing).
     retry: Vec<String>,
+    /// The kernel could not be read or written at all (the view is to be read again).
+    fib_error: Option<NlError>,
 }
 
 impl Core {
@@ -117,7 +119,9 @@ impl Core {
         })
     }
 
-    fn endpoint(&mut self, key: &str, r: Option<&LocalRecord>, out: &mut PassOutput) {
+    /// An endpoint into the calc. `fresh`: a front end touched it, so its interface may
+    /// be new (deleted and plumbed again under the same name): look its index up again.
+    fn endpoint(&mut self, key: &str, r: Option<&LocalRecord>, fresh: bool, out: &mut PassOutput) {
         let Some(r) = r else {
             if let Some(name) = self.ifnames.remove(key) {
                 self.links.forget(&name);
@@ -125,6 +129,9 @@ impl Core {
             self.calc.endpoint_down(key);
             return;
         };
+        if fresh {
+            self.links.forget(&r.host_ifname);
+        }
         match self.links.index_of(&r.host_ifname) {
             Ok(Some(ix)) => {
                 self.ifnames.insert(key.to_string(), r.host_ifname.clone());
@@ -155,11 +162,12 @@ impl Core {
     }
 
     /// One pass on the data-plane thread.
-    fn pass(&mut self, inp: PassInput) -> Result<PassOutput, ReconcileError> {
+    fn pass(&mut self, inp: PassInput) -> PassOutput {
         let mut out = PassOutput {
             advertise: BTreeMap::new(),
             errors: Vec::new(),
             retry: Vec::new(),
+            fib_error: None,
         };
         if let Some(view) = inp.intent {
             self.calc.set_intent(view);
@@ -176,12 +184,12 @@ impl Core {
                 .cloned()
                 .collect();
             for k in gone {
-                self.endpoint(&k, None, &mut out);
+                self.endpoint(&k, None, false, &mut out);
             }
             for (k, r) in all {
                 let known = self.ifnames.get(k).is_some_and(|n| !changed.contains(n));
                 if !known || !self.calc.endpoints().contains_key(k) {
-                    self.endpoint(k, Some(r), &mut out);
+                    self.endpoint(k, Some(r), false, &mut out);
                 }
             }
             self.fib.request_resync();
@@ -204,7 +212,7 @@ impl Core {
             }
         }
         for (k, r) in &inp.touched {
-            self.endpoint(k, r.as_ref(), &mut out);
+            self.endpoint(k, r.as_ref(), true, &mut out);
         }
         self.calc.set_learned(inp.learned);
         let updates = self.calc.take_updates();
@@ -213,10 +221,18 @@ impl Core {
         }
         out.advertise = updates.advertise;
         self.fib.set_hold(inp.hold);
-        let pass = self.fib.apply().map_err(ReconcileError::Fib)?;
-        out.errors
-            .extend(pass.failed.iter().map(|(op, e)| format!("{op:?}: {e}")));
-        Ok(out)
+        // A failure here must not lose what the calc handed over: the advertisement
+        // changes still go out, and the FIB's view is read again next pass.
+        match self.fib.apply() {
+            Ok(pass) => out
+                .errors
+                .extend(pass.failed.iter().map(|(op, e)| format!("{op:?}: {e}"))),
+            Err(e) => {
+                self.fib.request_resync();
+                out.fib_error = Some(e);
+            }
+        }
+        out
     }
 }
 
@@ -238,6 +254,11 @@ struct Reconciler {
     view: IntentView,
     /// A whole read-back is due (start, resync period, after an error).
     resync_due: bool,
+    /// The calc has not been given the intent view yet (new intent, or a new core).
+    feed_intent: bool,
+    /// The speaker is to be given the whole advertisement set, not a change (a new
+    /// speaker, a new core, a failed pass or advertisement).
+    advert_sync: bool,
     /// Endpoints whose interface was missing: looked at again next pass.
     retry: BTreeSet<String>,
     /// The number of the last touch a pass took in (answered on `done`).
@@ -264,6 +285,7 @@ impl Reconciler {
                 self.agent.cfg.direct_routes,
             );
             self.seen = Some(mirror);
+            self.feed_intent = true;
         }
         let mode = self.view.fwd_mode.clone();
         if let Some(flag) = &self.agent.cfg.fwd_mode
@@ -283,6 +305,19 @@ impl Reconciler {
             // state must not sweep a working data path. The touched endpoints wait too.
             self.taken = self.agent.touched_generation();
             return Ok(());
+        }
+
+        // The data plane first: nothing is taken from the front ends (touches, the resync
+        // due) before it can be programmed.
+        if self.core.is_none() {
+            let host = self.agent.host_ns.clone();
+            let core = tokio::task::spawn_blocking(move || Core::open(&host))
+                .await?
+                .map_err(ReconcileError::OpenFib)?;
+            self.core = Some(core);
+            self.resync_due = true;
+            self.feed_intent = true;
+            self.advert_sync = true;
         }
 
         // BGP: the host's Bgp object, only in routing mode.
@@ -318,8 +353,15 @@ impl Reconciler {
 
         // The inputs that changed. Touches are taken under the state lock: a front end
         // touches while it holds it, so a pass that waited for the lock sees its change.
+        // The state lock only when there is something to read: front ends hold it across
+        // their netmaster round trip, and a pass that only carries learned routes (a ToR
+        // lost) must not wait for that.
         let resync = std::mem::take(&mut self.resync_due);
-        let (touched, all) = {
+        let endpoints_moved =
+            resync || !self.retry.is_empty() || self.agent.touched_generation() != self.taken;
+        let (touched, all) = if !endpoints_moved {
+            (BTreeMap::new(), None)
+        } else {
             let st = self.agent.state.lock().await;
             let (taken, touched_keys) = self.agent.take_touched();
             self.taken = taken;
@@ -347,55 +389,65 @@ impl Reconciler {
         );
         self.status.holding_learned = hold;
 
-        let mut core = match self.core.take() {
-            Some(c) => c,
-            None => {
-                let host = self.agent.host_ns.clone();
-                tokio::task::spawn_blocking(move || Core::open(&host))
-                    .await?
-                    .map_err(ReconcileError::OpenFib)?
-            }
+        let Some(mut core) = self.core.take() else {
+            unreachable!("the core is opened before anything is taken")
         };
         let input = PassInput {
-            intent: new_intent.then(|| self.view.clone()),
+            intent: std::mem::take(&mut self.feed_intent).then(|| self.view.clone()),
             touched,
             resync: all,
             learned: learned.clone(),
             hold,
         };
         let t = Instant::now();
-        let (core, out) = tokio::task::spawn_blocking(move || {
+        let joined = tokio::task::spawn_blocking(move || {
             let out = core.pass(input);
             (core, out)
         })
-        .await?;
+        .await;
+        let (core, out) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                // The core went with its thread: the next one starts from a whole read-back,
+                // the intent, and a full advertisement.
+                self.resync_due = true;
+                self.feed_intent = true;
+                self.advert_sync = true;
+                return Err(e.into());
+            }
+        };
         self.agent
             .metrics
             .fib_sync_seconds
             .observe(t.elapsed().as_secs_f64());
         self.status.fib_routes = core.fib.desired().len();
         let advertised = core.calc.advertised();
-        let out = match out {
-            Ok(o) => o,
-            Err(e) => {
-                // The view of the kernel is not to be trusted: read it back next pass.
-                let mut core = core;
-                core.fib.request_resync();
-                self.core = Some(core);
-                self.resync_due = true;
-                return Err(e);
-            }
-        };
         self.core = Some(core);
         self.retry.extend(out.retry);
+        if out.fib_error.is_some() {
+            self.resync_due = true;
+        }
 
-        // What to originate: a new speaker gets the whole set, a running one the change.
+        // What to originate: a new speaker (or one a failure may have left behind) gets
+        // the whole set, a running one the change.
+        let mut advert_failed = None;
+        if started {
+            self.advert_sync = true;
+        }
         if let Some(s) = &mut self.speaker {
-            if started {
-                s.advertise(&advertised).map_err(ReconcileError::Bgp)?;
+            let res = if self.advert_sync {
+                s.advertise(&advertised)
             } else if !out.advertise.is_empty() {
                 s.advertise_changes(&out.advertise)
-                    .map_err(ReconcileError::Bgp)?;
+            } else {
+                Ok(())
+            };
+            match res {
+                Ok(()) => self.advert_sync = false,
+                Err(e) => {
+                    self.advert_sync = true;
+                    advert_failed = Some(ReconcileError::Bgp(e));
+                }
             }
             self.status.advertised = advertised;
             self.status.neighbors = neighbors.unwrap_or_default();
@@ -405,7 +457,10 @@ impl Reconciler {
         }
         self.status.learned = learned;
         self.status.fib_failures = out.errors;
-        if let Some(e) = bgp_failed {
+        if let Some(e) = out.fib_error {
+            return Err(ReconcileError::Fib(e));
+        }
+        if let Some(e) = bgp_failed.or(advert_failed) {
             return Err(e);
         }
         if self.status.fib_failures.is_empty() {
@@ -493,6 +548,8 @@ pub(super) async fn run(
         seen: None,
         view: IntentView::default(),
         resync_due: true,
+        feed_intent: true,
+        advert_sync: true,
         retry: BTreeSet::new(),
         taken: 0,
         status: Status::default(),

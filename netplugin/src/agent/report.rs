@@ -18,6 +18,9 @@ use super::reconcile::Status;
 /// collected (netmaster waits far longer than this many periods).
 pub const KEEPALIVE_PERIODS: u32 = 10;
 
+/// The least time between two reports.
+const COALESCE: Duration = Duration::from_secs(1);
+
 /// Publishes the host report to netmaster at once when what it says changed (a changed
 /// status that leaves the report as it was sends nothing), every `report_every` while
 /// the status moves (session counters), and every [`KEEPALIVE_PERIODS`] periods while
@@ -64,13 +67,17 @@ pub(super) async fn report_loop(agent: Arc<Agent>) {
             continue;
         }
         if let Err(e) = agent.master.report(&agent.cfg.host, &report).await {
-            tracing::debug!("host report: {e}");
+            // Not remembered as sent: the next period tries again.
+            tracing::warn!("host report to netmaster: {e}");
+            built_from = None;
+            continue;
         }
         last = Some(report);
         skipped = 0;
         tick.reset();
-        // Coalesce bursts of changes (many endpoints at once) into one report.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Coalesce bursts of changes (many endpoints at once) into one report a second:
+        // a report carries every endpoint and route of the host.
+        tokio::time::sleep(COALESCE).await;
     }
 }
 

@@ -161,8 +161,9 @@ pub struct Calc {
     intent: IntentView,
     /// Local endpoints by key (the agent's attachment key).
     endpoints: BTreeMap<String, Endpoint>,
-    /// /32 of a local endpoint → its veth (what the FIB gets for it).
-    local: BTreeMap<IpNet, u32>,
+    /// /32 of a local endpoint → the endpoints with that address (normally one) and
+    /// their veths; the first by key gets the route, whatever order they came in.
+    local: BTreeMap<IpNet, BTreeMap<String, u32>>,
     learned: Arc<Routes>,
     direct: BTreeMap<IpNet, IpAddr>,
     /// Prefixes never installed from BGP (the host's own router subnet).
@@ -272,7 +273,10 @@ impl Calc {
         }
         self.endpoint_down(key);
         let p = routing::host_route(ep.address);
-        self.local.insert(p, ep.host_ifindex);
+        self.local
+            .entry(p)
+            .or_default()
+            .insert(key.to_string(), ep.host_ifindex);
         if let Some(a) = self.advert_of(&ep, self.advert_mode().as_ref(), &self.intent.subnets) {
             self.advert_add(a);
         }
@@ -287,15 +291,12 @@ impl Calc {
         };
         let p = routing::host_route(ep.address);
         // Another endpoint with the same address (a stale record) keeps the /32.
-        match self
-            .endpoints
-            .values()
-            .find(|e| e.address == ep.address)
-            .map(|e| e.host_ifindex)
-        {
-            Some(ix) => self.local.insert(p, ix),
-            None => self.local.remove(&p),
-        };
+        if let Some(m) = self.local.get_mut(&p) {
+            m.remove(key);
+            if m.is_empty() {
+                self.local.remove(&p);
+            }
+        }
         if let Some(a) = self.advert_of(&ep, self.advert_mode().as_ref(), &self.intent.subnets) {
             self.advert_remove(a);
         }
@@ -352,7 +353,7 @@ impl Calc {
     /// container's traffic into the fabric); the host's own router subnet is never
     /// taken from BGP.
     fn wanted(&self, p: IpNet) -> Option<Route> {
-        if let Some(ix) = self.local.get(&p) {
+        if let Some(ix) = self.local.get(&p).and_then(|m| m.values().next()) {
             return Some(Route::dev(p, *ix));
         }
         if let Some(via) = self.direct.get(&p) {

@@ -323,8 +323,9 @@ fn the_outputs_depend_on_the_inputs_not_on_the_path() {
                 }
             }
             let (want_fib, want_adverts) = oracle(&c);
-            // Two endpoints with one address: the oracle lets the last one win, the calc
-            // keeps the first; compare only where addresses are unique.
+            // Two endpoints with one address: the calc routes to the first by key
+            // whatever order they came in; the oracle is given them in key order and
+            // lets the last win, so compare only where addresses are unique.
             let unique = {
                 let mut seen = BTreeSet::new();
                 c.endpoints().values().all(|e| seen.insert(e.address))
@@ -421,4 +422,26 @@ fn a_learned_default_never_competes_with_the_hosts_own() {
         c.routes()[&DEFAULT_V4],
         Route::new(DEFAULT_V4, [ip("50.1.1.253")])
     );
+}
+
+#[test]
+fn endpoints_sharing_an_address_route_the_same_whatever_the_order() {
+    let run = |order: &[(&str, u32)]| {
+        let mut c = Calc::new();
+        for (k, ix) in order {
+            c.endpoint_up(k, ep("20.1.1.7", *ix));
+        }
+        c.routes()[&net("20.1.1.7/32")].clone()
+    };
+    assert_eq!(run(&[("a", 1), ("b", 2)]), run(&[("b", 2), ("a", 1)]));
+    let mut c = Calc::new();
+    c.endpoint_up("b", ep("20.1.1.7", 2));
+    c.endpoint_up("a", ep("20.1.1.7", 1));
+    c.endpoint_down("a");
+    assert_eq!(
+        c.routes()[&net("20.1.1.7/32")],
+        Route::dev(net("20.1.1.7/32"), 2)
+    );
+    c.endpoint_down("b");
+    assert!(c.routes().is_empty());
 }

@@ -55,7 +55,14 @@ impl<D: FibDriver> FibManager<D> {
 
     /// The calc's route for a prefix (`None`: no route of ours). Cheap: no kernel I/O.
     pub fn on_update(&mut self, prefix: IpNet, route: Option<Route>) {
-        self.desired.retain(|(p, _), _| *p != prefix);
+        let stale: Vec<(IpNet, u32)> = self
+            .desired
+            .range((prefix, 0)..=(prefix, u32::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in stale {
+            self.desired.remove(&k);
+        }
         if let Some(r) = route {
             self.desired.insert((r.prefix, r.metric), r);
         }
@@ -104,9 +111,16 @@ impl<D: FibDriver> FibManager<D> {
             return Ok(pass);
         }
         let failed = self.driver.apply(&ops)?;
+        // One operation per (prefix, metric) and kind in a batch.
+        let key = |op: &FibOp| match op {
+            FibOp::Replace(r) => (r.prefix, r.metric, true),
+            FibOp::Delete { prefix, metric } => (*prefix, *metric, false),
+        };
+        let failed_keys: BTreeSet<(IpNet, u32, bool)> =
+            failed.iter().map(|(f, _)| key(f)).collect();
         let installed = self.installed.get_or_insert_with(RouteSet::new);
         for op in &ops {
-            if failed.iter().any(|(f, _)| f == op) {
+            if failed_keys.contains(&key(op)) {
                 self.dirty.insert(op.prefix());
                 continue;
             }

@@ -14,7 +14,8 @@ pub struct LinkManager<D> {
     /// unowned at the next one. An interface is plumbed before its endpoint is saved, so
     /// one seen unowned once may be a plumb in progress; one seen unowned a whole resync
     /// period later is not.
-    unowned: BTreeSet<String>,
+    /// Kept with their indexes: a name plumbed again in between is another interface.
+    unowned: BTreeSet<(String, u32)>,
 }
 
 /// What a resync found wrong (each error names the interface).
@@ -70,12 +71,12 @@ impl<D: LinkDriver> LinkManager<D> {
                 return (BTreeSet::new(), pass);
             }
         };
-        let unowned: BTreeSet<String> = links
-            .keys()
-            .filter(|n| !owned.contains(*n))
-            .cloned()
+        let unowned: BTreeSet<(String, u32)> = links
+            .iter()
+            .filter(|(n, _)| !owned.contains(*n))
+            .map(|(n, i)| (n.clone(), *i))
             .collect();
-        for name in unowned.intersection(&self.unowned) {
+        for (name, _) in unowned.intersection(&self.unowned) {
             tracing::info!("sweeping interface {name}: no endpoint owns it");
             if let Err(e) = self.driver.remove(name) {
                 pass.errors.push(format!("removing {name}: {e}"));
