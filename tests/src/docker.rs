@@ -148,6 +148,10 @@ pub struct Dockerd {
     dockerd: Option<ProcId>,
     /// Inode of dockerd's mount namespace (differs from ours; checked at start).
     mnt_ns: Option<u64>,
+    /// That namespace, held open: while we hold it its inode number cannot be given to
+    /// another namespace (every `ip netns exec` makes one), so the teardown never takes
+    /// a stranger's process for one of the engine's.
+    mnt_hold: Option<std::fs::File>,
     cleaned: bool,
 }
 
@@ -205,6 +209,7 @@ impl Dockerd {
             dockerd: ProcId::of(child.id() as i32),
             child: Some(child),
             mnt_ns: None,
+            mnt_hold: None,
             cleaned: false,
         };
         // On error `d` is dropped here, which stops whatever did start.
@@ -248,7 +253,10 @@ impl Dockerd {
         let mnt = ns_inode(pid, "mnt");
         let own_mnt = ns_inode(std::process::id() as i32, "mnt");
         match (mnt, own_mnt) {
-            (Some(m), Some(o)) if m != o => self.mnt_ns = Some(m),
+            (Some(m), Some(o)) if m != o => {
+                self.mnt_ns = Some(m);
+                self.mnt_hold = hold_ns(pid, "mnt", m);
+            }
             _ => {
                 return err(format!(
                     "dockerd (pid {pid}) is not in a mount namespace of its own ({mnt:?} vs ours {own_mnt:?})"
@@ -455,7 +463,9 @@ impl Dockerd {
             let theirs = ns_inode(self.pid(), "mnt");
             if theirs.is_some() && theirs != own && self.dockerd.as_ref().is_some_and(ProcId::alive)
             {
-                self.mnt_ns = theirs;
+                self.mnt_hold = theirs.and_then(|m| hold_ns(self.pid(), "mnt", m));
+                // Only a namespace we hold is safe to match processes against.
+                self.mnt_ns = theirs.filter(|_| self.mnt_hold.is_some());
             }
         }
         let running = self
@@ -604,6 +614,14 @@ pub fn pid_alive(pid: i32) -> bool {
 }
 
 /// Inode of `/proc/<pid>/ns/<kind>` (from the `kind:[inode]` link text).
+/// Opens a process's namespace of `kind` if it still is the one numbered `inode`: the
+/// open file keeps the namespace, and so its number, from being reused.
+pub fn hold_ns(pid: i32, kind: &str, inode: u64) -> Option<std::fs::File> {
+    use std::os::unix::fs::MetadataExt;
+    let f = std::fs::File::open(format!("/proc/{pid}/ns/{kind}")).ok()?;
+    (f.metadata().ok()?.ino() == inode).then_some(f)
+}
+
 fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
     let link = std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok()?;
     let s = link.to_str()?;

@@ -979,6 +979,9 @@ struct Containerd {
     child: Option<Child>,
     pid: i32,
     mnt: u64,
+    /// containerd's mount namespace held open, so its number is not reused by another
+    /// namespace (every `ip netns exec` makes one) while the teardown matches on it.
+    _mnt_hold: Option<std::fs::File>,
     /// Foreground `ctr run --rm --cni` processes, by container id.
     runs: Vec<(String, Child)>,
     /// `/etc/cni/net.d` did not exist and was made as a mount point.
@@ -1045,6 +1048,7 @@ exec containerd --config \"$3\"";
             child: Some(child),
             pid,
             mnt: 0,
+            _mnt_hold: None,
             runs: Vec::new(),
             made_netd,
             done: false,
@@ -1068,6 +1072,10 @@ exec containerd --config \"$3\"";
             std::thread::sleep(Duration::from_millis(50));
         }
         c.mnt = ns_inode(pid, "mnt").expect("containerd's mount namespace");
+        c._mnt_hold = Some(
+            contiv_tests::docker::hold_ns(pid, "mnt", c.mnt)
+                .expect("containerd's mount namespace, held open"),
+        );
         assert_ne!(
             Some(c.mnt),
             ns_inode(std::process::id() as i32, "mnt"),
@@ -1333,6 +1341,8 @@ fn containerd_ctr_cni_attaches_containers_to_the_fabric() {
     // Teardown leaves nothing: no process of containerd's, no mount, no cgroup, no dir.
     let dir = ctd.dir.clone();
     let mnt = ctd.mnt;
+    // Held through the checks below, so the number cannot name another namespace.
+    let _mnt_hold = ctd._mnt_hold.take();
     let left = ctd.shutdown();
     assert!(left.is_empty(), "containerd left: {left:?}");
     drop(ctd);
