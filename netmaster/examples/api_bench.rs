@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release -p netmaster --example api_bench -- [seconds] [subscribers]`
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::net::SocketAddr;

@@ -6,7 +6,7 @@
 //! Idle with a pending automatic restart, Connect and Active with the DelayOpenTimer
 //! running, and Active with the ConnectRetryTimer running (a non-passive run).
 
-mod fsm_support;
+use crate::fsm_support;
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! The store conformance suite against a real etcd (Debian's etcd-server 3.4), started by
 //! each test on free loopback ports.
 
-mod common;
+use crate::common;
 
 use netmaster::store::{EtcdStore, StoreError, conformance};
 

@@ -2,7 +2,7 @@
 //! leader replaced when its lease expires, a resigning one at once, and elections that
 //! go on when an etcd member dies.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! while clients keep writing through any netmaster; no acknowledged write is lost and no
 //! allocation (VLAN/VXLAN tag, addresses) is handed out twice.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! Property tests: random configurations and random input sequences never panic, and the
 //! FSM's invariants hold after every input.
 
-mod fsm_support;
+use crate::fsm_support;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;

@@ -1,6 +1,6 @@
 //! Scripted scenarios: a sequence of inputs and the outputs each must produce.
 
-mod fsm_support;
+use crate::fsm_support;
 
 use std::net::Ipv4Addr;
 use std::time::Duration;

@@ -11,7 +11,7 @@
 //! - A scripted peer doing graceful restart comes back on a new connection (either way)
 //!   while its old session still looks up: the old one ends as a restart, routes kept.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! with the right next hop and AS path, withdrawals and neighbor removal take routes
 //! away, and learned routes are never passed on (the host guardrail).
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;

@@ -10,7 +10,7 @@
 //!   range does not allow gets OPEN Message Error / Bad Peer AS; the range's limit is
 //!   enforced; removing the range removes its dynamic neighbors.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;

@@ -1,0 +1,10 @@
+//! The crate's integration tests, one binary (a module per area): one link instead of
+//! one per file.
+
+mod bfd_coupling;
+mod collision;
+mod common;
+mod dynamic;
+mod gtsm_netns;
+mod speakers;
+mod transport;

@@ -1,0 +1,15 @@
+//! The crate's integration tests, one binary (a module per area): one link instead of
+//! one per file.
+
+mod api_basics;
+mod api_objects;
+mod common;
+mod election;
+mod etcd_store;
+mod feed;
+mod ha;
+mod ipam_model;
+mod ipam_rules;
+mod ipam_scale;
+mod openapi;
+mod plugin_endpoints;
