@@ -20,27 +20,52 @@ impl Drop for Prometheus {
     }
 }
 
-#[test]
-fn prometheus_scrapes_netplugin() {
-    if !require_root("prometheus_scrapes_netplugin") {
-        return;
-    }
-    let lab = deploy("quickstart", "metrics");
+/// The quick start on host1 with one endpoint (CNI ADD done). Fields drop in order: the
+/// container, netplugin, netmaster, the state directory, then the lab.
+struct Host1 {
+    /// The CNI ADD's output (the endpoint's result).
+    added: std::process::Output,
+    _c: ContainerNs,
+    p1: Netplugin,
+    nm: Netmaster,
+    tmp: tempfile::TempDir,
+    lab: containerlab::lab::LabGuard,
+}
+
+fn host1_with_an_endpoint(tag: &str, id: &str) -> Host1 {
+    let lab = deploy("quickstart", tag);
     let tmp = tempfile::tempdir().unwrap();
     let nm = Netmaster::start();
     nm.ok("netctl global set --fwd-mode routing");
     nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
     nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
     let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
-    let c = ContainerNs::new(&format!("{}-m", lab.namespace("host1").unwrap()));
+    let c = ContainerNs::new(&format!("{}-{id}", lab.namespace("host1").unwrap()));
     let o = p1.cni(
         "ADD",
-        "m",
+        id,
         &c.path(),
         "eth0",
         &p1.netconf("contiv-net", None),
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    Host1 {
+        added: o,
+        _c: c,
+        p1,
+        nm,
+        tmp,
+        lab,
+    }
+}
+
+#[test]
+fn prometheus_scrapes_netplugin() {
+    if !require_root("prometheus_scrapes_netplugin") {
+        return;
+    }
+    let h = host1_with_an_endpoint("metrics", "m");
+    let (lab, nm, p1, tmp, o) = (&h.lab, &h.nm, &h.p1, &h.tmp, &h.added);
 
     let addr = wait_for(
         "the metrics address in the log",
@@ -154,7 +179,7 @@ fn prometheus_scrapes_netplugin() {
         .next()
         .unwrap()
         .to_string();
-    let routes = |tor: &str| contiv_tests::cluster::frr_routes(&lab, tor);
+    let routes = |tor: &str| contiv_tests::cluster::frr_routes(lab, tor);
     wait_for(
         "the /32 on tor1",
         LONG,
@@ -181,7 +206,7 @@ fn prometheus_scrapes_netplugin() {
 
     // An agent started with a forwarding mode that disagrees with the fabric says so.
     let p2 = Netplugin::start_with_args(
-        &lab,
+        lab,
         "host2",
         &nm.url,
         tmp.path(),
@@ -220,22 +245,8 @@ fn an_idle_agent_does_no_work() {
     if !require_root("an_idle_agent_does_no_work") {
         return;
     }
-    let lab = deploy("quickstart", "idle");
-    let tmp = tempfile::tempdir().unwrap();
-    let nm = Netmaster::start();
-    nm.ok("netctl global set --fwd-mode routing");
-    nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
-    nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
-    let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
-    let c = ContainerNs::new(&format!("{}-i", lab.namespace("host1").unwrap()));
-    let o = p1.cni(
-        "ADD",
-        "i",
-        &c.path(),
-        "eth0",
-        &p1.netconf("contiv-net", None),
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let h = host1_with_an_endpoint("idle", "i");
+    let (nm, p1) = (&h.nm, &h.p1);
     let addr = wait_for(
         "the metrics address in the log",
         LONG,
