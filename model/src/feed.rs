@@ -58,9 +58,29 @@ pub struct HostReport {
     /// secret, ...).
     #[serde(default, rename = "bgpError", skip_serializing_if = "Option::is_none")]
     pub bgp_error: Option<String>,
+    /// The policy ruleset the host has programmed, when it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyReport>,
     /// Seconds since the UNIX epoch when netmaster received the report (set by netmaster).
     #[serde(default, rename = "lastSeen")]
     pub last_seen: u64,
+}
+
+/// The policy ruleset a host programmed: the intent revision it was compiled from and,
+/// when the last attempt failed, why (the ruleset of `revision` stays in force).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyReport {
+    /// The intent revision of the ruleset in the kernel (0: none yet).
+    pub revision: Revision,
+    /// Rules (of every group with local endpoints) in the ruleset.
+    #[serde(default)]
+    pub rules: u64,
+    /// Local endpoints under a policy.
+    #[serde(default)]
+    pub endpoints: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// An endpoint plumbed on the host.

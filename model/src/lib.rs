@@ -12,6 +12,8 @@
 //!   it, netplugin plans its speaker from it);
 //! - [`plugin`]: the netplugin → netmaster endpoint API ([`EndpointRequest`],
 //!   [`EndpointAllocation`]);
+//! - [`policy`]: Contiv's policy semantics (rule parse, order, match, the decision on
+//!   a flow) shared by netplugin's compiler and netmaster's `policy explain`;
 //! - [`feed`]: the netmaster ↔ netplugin feed and the typed host report
 //!   ([`feed::HostReport`]).
 //!
@@ -24,6 +26,7 @@ pub mod bgp;
 pub mod feed;
 pub mod objects;
 pub mod plugin;
+pub mod policy;
 pub mod validate;
 
 pub use bgp::BgpSpec;
