@@ -44,6 +44,8 @@ pub struct Status {
     pub errors: u64,
     /// Routes learned before a restart are held until the speaker has converged.
     pub holding_learned: bool,
+    /// The policy ruleset programmed (`None` before the first attempt).
+    pub policy: Option<contiv_model::feed::PolicyReport>,
 }
 
 impl Status {

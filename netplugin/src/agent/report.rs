@@ -108,6 +108,7 @@ pub(super) fn host_report(status: &Status, endpoints: &[LocalRecord], now: u64) 
             .collect(),
         fwd_mode: status.fwd_mode.clone(),
         bgp_error: status.bgp_error.clone(),
+        policy: status.policy.clone(),
         last_seen: 0,
     }
 }
