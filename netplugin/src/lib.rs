@@ -28,4 +28,5 @@ pub mod intent;
 pub mod links;
 pub mod managers;
 pub mod nl;
+pub mod policy;
 pub mod routing;

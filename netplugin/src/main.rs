@@ -192,11 +192,14 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("binding the metrics endpoint {addr}"))?;
         let l_addr = l.local_addr()?;
         let m = agent.metrics.clone();
+        let a = agent.clone();
         let app = axum::Router::new().route(
             "/metrics",
             get(move |headers: axum::http::HeaderMap| {
                 let m = m.clone();
+                let a = a.clone();
                 async move {
+                    let extra = a.policy_metrics().await;
                     let openmetrics = headers
                         .get(axum::http::header::ACCEPT)
                         .and_then(|v| v.to_str().ok())
@@ -207,7 +210,7 @@ async fn main() -> anyhow::Result<()> {
                                 axum::http::header::CONTENT_TYPE,
                                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
                             )],
-                            m.render(),
+                            m.render_with(&extra),
                         )
                     } else {
                         (
@@ -215,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
                                 axum::http::header::CONTENT_TYPE,
                                 "text/plain; version=0.0.4; charset=utf-8",
                             )],
-                            m.render_classic(),
+                            netplugin::agent::metrics::classic(&m.render_with(&extra)),
                         )
                     }
                 }

@@ -258,12 +258,103 @@ impl Metrics {
 
     /// The OpenMetrics text.
     pub fn render(&self) -> String {
+        self.render_with("")
+    }
+
+    /// The OpenMetrics text with families rendered elsewhere (`extra`, OpenMetrics
+    /// text without `# EOF`) added before its end.
+    pub fn render_with(&self, extra: &str) -> String {
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
+        if !extra.is_empty() {
+            match out.strip_suffix("# EOF\n") {
+                Some(body) => out = format!("{body}{extra}# EOF\n"),
+                None => out.push_str(extra),
+            }
+        }
         out
     }
+}
+
+/// At most this many rules get series of their own (the rest are summed under
+/// `rule="_other"`), so a huge policy cannot blow up the scrape.
+pub const MAX_RULE_SERIES: usize = 1000;
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// The policy families, in OpenMetrics text, from the counters of our nftables tables
+/// (`(family, name)` → count) and what each rule counter counts.
+pub fn policy_text(
+    counts: &BTreeMap<(String, String), crate::policy::driver::Count>,
+    rules: &BTreeMap<String, crate::policy::compile::CounterLabels>,
+) -> String {
+    use std::fmt::Write as _;
+    let mut per_rule: BTreeMap<(String, String, String), (u64, u64)> = BTreeMap::new();
+    for (i, (name, l)) in rules.iter().enumerate() {
+        let c = counts
+            .get(&("inet".to_string(), name.clone()))
+            .copied()
+            .unwrap_or_default();
+        let key = if i < MAX_RULE_SERIES {
+            (l.tenant.clone(), l.policy.clone(), l.rule.clone())
+        } else {
+            ("_other".into(), "_other".into(), "_other".into())
+        };
+        let e = per_rule.entry(key).or_default();
+        e.0 += c.packets;
+        e.1 += c.bytes;
+    }
+    let mut out = String::new();
+    for (metric, help, pick) in [
+        (
+            "netplugin_policy_rule_packets",
+            "Packets of new connections a policy rule decided on this host.",
+            0,
+        ),
+        (
+            "netplugin_policy_rule_bytes",
+            "Bytes of new connections' packets a policy rule decided on this host.",
+            1,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {metric} {help}");
+        let _ = writeln!(out, "# TYPE {metric} counter");
+        for ((t, p, r), (pk, by)) in &per_rule {
+            let v = if pick == 0 { pk } else { by };
+            let _ = writeln!(
+                out,
+                "{metric}_total{{tenant=\"{}\",policy=\"{}\",rule=\"{}\"}} {v}",
+                escape(t),
+                escape(p),
+                escape(r)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP netplugin_policy_dropped_packets Packets dropped before any rule: forged sources at the endpoints' veths, new connections across tenants."
+    );
+    let _ = writeln!(out, "# TYPE netplugin_policy_dropped_packets counter");
+    for (reason, family, name) in [
+        ("spoofed", "inet", crate::policy::compile::SPOOFED),
+        ("spoofed_arp", "arp", crate::policy::compile::SPOOFED),
+        ("tenant_isolation", "inet", crate::policy::compile::ISOLATED),
+    ] {
+        let c = counts
+            .get(&(family.to_string(), name.to_string()))
+            .copied()
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "netplugin_policy_dropped_packets_total{{reason=\"{reason}\"}} {}",
+            c.packets
+        );
+    }
+    out
 }
 
 /// Rewrites OpenMetrics text as the classic text format.

@@ -460,6 +460,26 @@ impl Agent {
         Ok(())
     }
 
+    /// The policy families for a scrape, from the counters of our nftables tables read
+    /// now (empty when they cannot be read).
+    pub async fn policy_metrics(&self) -> String {
+        use crate::policy::driver::NftDriver as _;
+        let labels = self.status().policy_counters.clone();
+        let host = self.host_ns.clone();
+        let counts = tokio::task::spawn_blocking(move || {
+            crate::policy::driver::NftCli::new(host).counters()
+        })
+        .await;
+        match counts {
+            Ok(Ok(c)) => metrics::policy_text(&c, &labels),
+            Ok(Err(e)) => {
+                tracing::debug!("policy counters: {e}");
+                String::new()
+            }
+            Err(_) => String::new(),
+        }
+    }
+
     /// The address containers send DNS queries to: the host's router address, when
     /// service discovery is on and the host has a `Bgp` object.
     pub fn dns_server_ip(&self) -> Option<IpAddr> {

@@ -23,8 +23,11 @@ use crate::fib::FibDriver;
 use crate::fib::netlink::NetlinkFib;
 use crate::intent::Mirror;
 use crate::links::NetlinkLinks;
-use crate::managers::{FibManager, LinkManager};
+use crate::managers::{FibManager, LinkManager, PolicyManager};
 use crate::nl::NlError;
+use crate::policy::compile::CounterLabels;
+use crate::policy::driver::NftCli;
+use crate::policy::{LocalEndpoint, PolicyView};
 
 /// What the reconciler last saw and did; published for the reporter and metrics.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,6 +49,8 @@ pub struct Status {
     pub holding_learned: bool,
     /// The policy ruleset programmed (`None` before the first attempt).
     pub policy: Option<contiv_model::feed::PolicyReport>,
+    /// The policy rules' counters: counter name → the rule.
+    pub policy_counters: Arc<BTreeMap<String, CounterLabels>>,
 }
 
 impl Status {
@@ -67,6 +72,8 @@ pub enum ReconcileError {
     OpenFib(#[source] NlError),
     #[error("reading the kernel FIB: {0}")]
     Fib(#[source] NlError),
+    #[error("policy: {0}")]
+    Policy(String),
     #[error("{}", .0.join("; "))]
     Dataplane(Vec<String>),
     #[error("the data-plane task: {0}")]
@@ -79,6 +86,15 @@ struct Core {
     calc: Calc,
     fib: FibManager<NetlinkFib>,
     links: LinkManager<NetlinkLinks>,
+    policy: PolicyManager<NftCli>,
+    /// The intent as policy needs it.
+    policy_view: Arc<PolicyView>,
+    /// The host's endpoints as policy needs them.
+    policy_eps: BTreeMap<String, LocalEndpoint>,
+    /// The ruleset is to be compiled again (intent or endpoints changed).
+    policy_dirty: bool,
+    /// The revision of the ruleset last committed, and its figures.
+    policy_report: contiv_model::feed::PolicyReport,
     /// Endpoint key → its host interface, for the endpoints the calc has.
     ifnames: BTreeMap<String, String>,
     /// The host's own default route, as last read.
@@ -88,6 +104,7 @@ struct Core {
 /// What one pass hands the data-plane thread.
 struct PassInput {
     intent: Option<IntentView>,
+    policy: Option<Arc<PolicyView>>,
     /// Endpoints the front ends touched: key → the record now (`None`: gone).
     touched: BTreeMap<String, Option<LocalRecord>>,
     /// Every endpoint (on a resync only).
@@ -104,6 +121,10 @@ struct PassOutput {
     retry: Vec<String>,
     /// The kernel could not be read or written at all (the view is to be read again).
     fib_error: Option<NlError>,
+    /// The policy ruleset in force, and why the last commit failed.
+    policy: contiv_model::feed::PolicyReport,
+    /// The counters of a newly compiled ruleset.
+    policy_counters: Option<Arc<BTreeMap<String, CounterLabels>>>,
 }
 
 impl Core {
@@ -116,6 +137,11 @@ impl Core {
             calc: Calc::new(),
             fib: FibManager::new(fib),
             links: LinkManager::new(NetlinkLinks::new(host.clone())),
+            policy: PolicyManager::new(NftCli::new(host.clone())),
+            policy_view: Arc::new(PolicyView::default()),
+            policy_eps: BTreeMap::new(),
+            policy_dirty: true,
+            policy_report: Default::default(),
             ifnames: BTreeMap::new(),
             host_default: false,
         })
@@ -124,6 +150,20 @@ impl Core {
     /// An endpoint into the calc. `fresh`: a front end touched it, so its interface may
     /// be new (deleted and plumbed again under the same name): look its index up again.
     fn endpoint(&mut self, key: &str, r: Option<&LocalRecord>, fresh: bool, out: &mut PassOutput) {
+        let pe = r.map(|r| LocalEndpoint {
+            ifname: r.host_ifname.clone(),
+            address: r.address.addr(),
+            mac: r.mac.to_string(),
+            tenant: r.target.tenant.clone(),
+            group: r.target.group.clone().filter(|g| !g.is_empty()),
+        });
+        if self.policy_eps.get(key) != pe.as_ref() {
+            match pe {
+                Some(pe) => self.policy_eps.insert(key.to_string(), pe),
+                None => self.policy_eps.remove(key),
+            };
+            self.policy_dirty = true;
+        }
         let Some(r) = r else {
             if let Some(name) = self.ifnames.remove(key) {
                 self.links.forget(&name);
@@ -170,9 +210,15 @@ impl Core {
             errors: Vec::new(),
             retry: Vec::new(),
             fib_error: None,
+            policy: Default::default(),
+            policy_counters: None,
         };
         if let Some(view) = inp.intent {
             self.calc.set_intent(view);
+        }
+        if let Some(view) = inp.policy {
+            self.policy_view = view;
+            self.policy_dirty = true;
         }
         if let Some(all) = &inp.resync {
             let owned: BTreeSet<String> = all.values().map(|r| r.host_ifname.clone()).collect();
@@ -195,6 +241,7 @@ impl Core {
                 }
             }
             self.fib.request_resync();
+            self.policy.request_resync();
             match self.fib.driver_mut().host_default() {
                 Ok(has) => {
                     if has != self.host_default {
@@ -216,6 +263,8 @@ impl Core {
         for (k, r) in &inp.touched {
             self.endpoint(k, r.as_ref(), true, &mut out);
         }
+        // Policy before routes: an endpoint is reachable only once its rules are in.
+        self.program_policy(&mut out);
         self.calc.set_learned(inp.learned);
         let updates = self.calc.take_updates();
         for (p, r) in updates.routes {
@@ -236,6 +285,28 @@ impl Core {
         }
         out
     }
+
+    /// Compiles the ruleset when its inputs changed and commits what the kernel lacks.
+    fn program_policy(&mut self, out: &mut PassOutput) {
+        if std::mem::take(&mut self.policy_dirty) {
+            let c = crate::policy::compile(&self.policy_view, &self.policy_eps);
+            self.policy_report.rules = c.rules as u64;
+            self.policy_report.endpoints = c.endpoints_under_policy as u64;
+            out.policy_counters = Some(Arc::new(c.counters));
+            self.policy.set_desired(c.ruleset);
+        }
+        match self.policy.apply() {
+            Ok(_) => {
+                self.policy_report.revision = self.policy_view.revision;
+                self.policy_report.error = None;
+            }
+            Err(e) => {
+                tracing::warn!("policy: {e}");
+                self.policy_report.error = Some(e.to_string());
+            }
+        }
+        out.policy = self.policy_report.clone();
+    }
 }
 
 struct Reconciler {
@@ -253,6 +324,8 @@ struct Reconciler {
     core: Option<Core>,
     /// The intent the calc was last given.
     seen: Option<Arc<Mirror>>,
+    /// The intent as policy needs it (handed to the core with the intent view).
+    policy_view: Arc<PolicyView>,
     view: IntentView,
     /// A whole read-back is due (start, resync period, after an error).
     resync_due: bool,
@@ -281,6 +354,7 @@ impl Reconciler {
         let mirror = self.agent.mirror();
         let new_intent = !self.seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &mirror));
         if new_intent {
+            self.policy_view = Arc::new(PolicyView::from_mirror(&mirror));
             self.view = IntentView::from_mirror(
                 &mirror,
                 &self.agent.cfg.host,
@@ -395,6 +469,7 @@ impl Reconciler {
             unreachable!("the core is opened before anything is taken")
         };
         let input = PassInput {
+            policy: self.feed_intent.then(|| self.policy_view.clone()),
             intent: std::mem::take(&mut self.feed_intent).then(|| self.view.clone()),
             touched,
             resync: all,
@@ -407,7 +482,7 @@ impl Reconciler {
             (core, out)
         })
         .await;
-        let (core, out) = match joined {
+        let (core, mut out) = match joined {
             Ok(done) => done,
             Err(e) => {
                 // The core went with its thread: the next one starts from a whole read-back,
@@ -423,6 +498,11 @@ impl Reconciler {
             .fib_sync_seconds
             .observe(t.elapsed().as_secs_f64());
         self.status.fib_routes = core.fib.desired().len();
+        let policy_error = out.policy.error.clone();
+        self.status.policy = Some(out.policy.clone());
+        if let Some(c) = out.policy_counters.take() {
+            self.status.policy_counters = c;
+        }
         let advertised = core.calc.advertised();
         self.core = Some(core);
         self.retry.extend(out.retry);
@@ -464,6 +544,9 @@ impl Reconciler {
         }
         if let Some(e) = bgp_failed.or(advert_failed) {
             return Err(e);
+        }
+        if let Some(e) = policy_error {
+            return Err(ReconcileError::Policy(e));
         }
         if self.status.fib_failures.is_empty() {
             Ok(())
@@ -548,6 +631,7 @@ pub(super) async fn run(
         speaker_starts: 0,
         core: None,
         seen: None,
+        policy_view: Arc::new(PolicyView::default()),
         view: IntentView::default(),
         resync_due: true,
         feed_intent: true,

@@ -257,6 +257,13 @@ impl EndpointService for Agent {
             .get_or_create(&super::metrics::OpLabels::new("add"))
             .inc();
         self.settle(touched, SETTLE).await?;
+        // Fail closed: a container does not start unprotected. The runtime's DEL that
+        // follows a failed ADD removes the endpoint.
+        if let Some(e) = self.status().policy.as_ref().and_then(|p| p.error.clone()) {
+            return Err(EndpointError::unavailable(format!(
+                "the policy ruleset could not be programmed: {e}"
+            )));
+        }
         Ok(result_of(&record, self.dns_server_ip()))
     }
 

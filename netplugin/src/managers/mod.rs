@@ -11,9 +11,14 @@
 //! - [`LinkManager`] knows our interfaces' indexes: a new endpoint's veth is looked up
 //!   by name (one request), the resync dumps them all and sweeps interfaces no endpoint
 //!   owned at this resync and the one before (never a plumb in progress).
+//! - [`PolicyManager`] keeps the compiled nftables ruleset and the one it last
+//!   committed: a change commits the difference, a resync writes the whole ruleset over
+//!   what the kernel has, each as one transaction.
 
 mod fib;
 mod links;
+mod policy;
 
 pub use fib::{FibManager, FibPass};
 pub use links::{LinkManager, LinkPass};
+pub use policy::{PolicyManager, PolicyPass};
