@@ -6,3 +6,4 @@ mod cni_plugin;
 mod docker_driver;
 mod endpoint_netns;
 mod fib_netns;
+mod policy_netns;
