@@ -467,4 +467,54 @@ mod tests {
         );
         assert!(!c.contains("# EOF"));
     }
+
+    #[test]
+    fn policy_counters_render_per_rule_and_per_drop_reason() {
+        use crate::policy::compile::CounterLabels;
+        use crate::policy::driver::Count;
+        let rules: BTreeMap<String, CounterLabels> = [(
+            "r_1".to_string(),
+            CounterLabels {
+                tenant: "default".into(),
+                policy: "prod_web".into(),
+                rule: "1".into(),
+            },
+        )]
+        .into();
+        let counts: BTreeMap<(String, String), Count> = [
+            (
+                ("inet".to_string(), "r_1".to_string()),
+                Count {
+                    packets: 3,
+                    bytes: 180,
+                },
+            ),
+            (
+                ("inet".to_string(), "spoofed".to_string()),
+                Count {
+                    packets: 2,
+                    bytes: 120,
+                },
+            ),
+        ]
+        .into();
+        let text = policy_text(&counts, &rules);
+        assert!(text.contains(
+            "netplugin_policy_rule_packets_total{tenant=\"default\",policy=\"prod_web\",rule=\"1\"} 3"
+        ));
+        assert!(text.contains("netplugin_policy_rule_bytes_total{tenant=\"default\",policy=\"prod_web\",rule=\"1\"} 180"));
+        assert!(text.contains("netplugin_policy_dropped_packets_total{reason=\"spoofed\"} 2"));
+        assert!(
+            text.contains("netplugin_policy_dropped_packets_total{reason=\"tenant_isolation\"} 0")
+        );
+        let m = Metrics::new();
+        let all = m.render_with(&text);
+        assert!(all.ends_with("# EOF\n"));
+        assert!(all.contains("# TYPE netplugin_policy_rule_packets counter"));
+        let c = classic(&all);
+        assert!(
+            c.contains("# TYPE netplugin_policy_rule_packets_total counter"),
+            "{c}"
+        );
+    }
 }

@@ -129,7 +129,12 @@ fn v4_set(nets: &[IpNet]) -> Set {
 
 /// One rule as nftables text, or `None` when it cannot match on this family (an IPv6
 /// prefix, a network that does not exist: netmaster refuses both).
-fn rule_text(r: &RuleSpec, view: &PolicyView, sets: &mut BTreeMap<String, Set>) -> Option<String> {
+fn rule_text(
+    r: &RuleSpec,
+    view: &PolicyView,
+    local: &BTreeMap<String, LocalEndpoint>,
+    sets: &mut BTreeMap<String, Set>,
+) -> Option<String> {
     let side = match r.direction {
         Direction::In => "saddr",
         Direction::Out => "daddr",
@@ -139,11 +144,19 @@ fn rule_text(r: &RuleSpec, view: &PolicyView, sets: &mut BTreeMap<String, Set>) 
         Peer::Any => {}
         Peer::Group(g) => {
             let set = name("g", &group_key(&r.tenant, g));
-            let members = view
+            // The fabric's members as netmaster knows them, and this host's own at once
+            // (before netmaster's copy of a new endpoint comes back in the feed).
+            let mut members = view
                 .members
                 .get(&(r.tenant.clone(), g.clone()))
                 .cloned()
                 .unwrap_or_default();
+            members.extend(
+                local
+                    .values()
+                    .filter(|e| e.tenant == r.tenant && e.group.as_ref() == Some(g))
+                    .map(|e| e.address),
+            );
             sets.entry(set.clone()).or_insert_with(|| Set {
                 map: false,
                 decl: "type ipv4_addr;".into(),
@@ -293,7 +306,7 @@ pub fn compile(view: &PolicyView, local: &BTreeMap<String, LocalEndpoint>) -> Co
             if !t.chains.contains_key(&chain) {
                 let mut body: Vec<String> = Vec::new();
                 for r in of_dir {
-                    if let Some(text) = rule_text(r, view, &mut sets) {
+                    if let Some(text) = rule_text(r, view, local, &mut sets) {
                         t.counters.insert(counter_of(r));
                         out.counters.insert(
                             counter_of(r),
