@@ -2,14 +2,15 @@
 //!
 //! It keeps the ruleset it last committed. A pass with a new desired ruleset commits
 //! the difference ([`Ruleset::changes`]); a resync — at start, every resync period,
-//! after any failure — reads back which objects our tables hold and writes the whole
-//! ruleset over them ([`Ruleset::overwrite`]): drift is repaired and whatever intent no
-//! longer has is swept, in one transaction, so no packet ever meets a half-written
-//! ruleset. Until the first commit succeeds the kernel keeps what it has (a restart
+//! after any failure — reads back what our tables hold (names, and how many elements
+//! each set and rules each chain has) and, unless that is exactly what we committed,
+//! writes the whole ruleset over it ([`Ruleset::overwrite`]): drift is repaired and
+//! whatever intent no longer has is swept, in one transaction, so no packet ever meets a
+//! half-written ruleset. A pass with nothing new costs nothing. Until the first commit succeeds the kernel keeps what it has (a restart
 //! neither opens nor closes anything).
 
 use crate::policy::driver::{NftDriver, NftError};
-use crate::policy::nft::Ruleset;
+use crate::policy::nft::{self, Ruleset};
 
 /// The outcome of one [`PolicyManager::apply`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct PolicyManager<D> {
     /// What the kernel has, as we last committed it; `None`: unknown (read back next).
     installed: Option<Ruleset>,
     resync: bool,
+    /// The desired ruleset changed since the last commit.
+    dirty: bool,
 }
 
 impl<D: NftDriver> PolicyManager<D> {
@@ -38,6 +41,7 @@ impl<D: NftDriver> PolicyManager<D> {
             desired: None,
             installed: None,
             resync: true,
+            dirty: false,
         }
     }
 
@@ -51,7 +55,10 @@ impl<D: NftDriver> PolicyManager<D> {
 
     /// The ruleset wanted now. Cheap: no kernel I/O.
     pub fn set_desired(&mut self, rs: Ruleset) {
-        self.desired = Some(rs);
+        if self.desired.as_ref() != Some(&rs) {
+            self.desired = Some(rs);
+            self.dirty = true;
+        }
     }
 
     pub fn desired(&self) -> Option<&Ruleset> {
@@ -74,6 +81,9 @@ impl<D: NftDriver> PolicyManager<D> {
             return Ok(PolicyPass::default());
         };
         let resync = self.resync || self.installed.is_none();
+        if !resync && !self.dirty {
+            return Ok(PolicyPass::default());
+        }
         let ops = if resync {
             let present = match self.driver.present() {
                 Ok(p) => p,
@@ -82,6 +92,12 @@ impl<D: NftDriver> PolicyManager<D> {
                     return Err(e);
                 }
             };
+            if self.installed.as_ref() == Some(want) && present == nft::present(want) {
+                // Read back as we left it.
+                self.resync = false;
+                self.dirty = false;
+                return Ok(PolicyPass::default());
+            }
             want.overwrite(&present)
         } else {
             let Some(have) = &self.installed else {
@@ -90,12 +106,14 @@ impl<D: NftDriver> PolicyManager<D> {
             want.changes(have)
         };
         if ops.is_empty() {
+            self.dirty = false;
             return Ok(PolicyPass::default());
         }
         match self.driver.commit(&ops) {
             Ok(()) => {
                 self.installed = Some(want.clone());
                 self.resync = false;
+                self.dirty = false;
                 Ok(PolicyPass {
                     committed: true,
                     resynced: resync,
@@ -110,5 +128,99 @@ impl<D: NftDriver> PolicyManager<D> {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::policy::driver::MemoryNft;
+    use crate::policy::{LocalEndpoint, PolicyView, compile};
+
+    fn ruleset(n: u8) -> Ruleset {
+        let view = PolicyView {
+            networks: [(
+                ("t".to_string(), "n".to_string()),
+                "10.1.0.0/16".parse().unwrap(),
+            )]
+            .into(),
+            ..PolicyView::default()
+        };
+        let eps: BTreeMap<String, LocalEndpoint> = (1..=n)
+            .map(|i| {
+                (
+                    format!("e{i}"),
+                    LocalEndpoint {
+                        ifname: format!("cv{i}"),
+                        address: format!("10.1.0.{i}").parse().unwrap(),
+                        mac: format!("02:02:0a:01:00:{i:02x}"),
+                        tenant: "t".into(),
+                        group: None,
+                    },
+                )
+            })
+            .collect();
+        compile(&view, &eps).ruleset
+    }
+
+    #[test]
+    fn commits_whole_then_changes_then_nothing() {
+        let mut m = PolicyManager::new(MemoryNft::default());
+        assert_eq!(
+            m.apply().unwrap(),
+            PolicyPass::default(),
+            "nothing before intent"
+        );
+        m.set_desired(ruleset(1));
+        let p = m.apply().unwrap();
+        assert!(p.committed && p.resynced);
+        m.set_desired(ruleset(2));
+        let p = m.apply().unwrap();
+        assert!(p.committed && !p.resynced);
+        assert_eq!(m.driver().ruleset, ruleset(2));
+        let commits = m.driver().commits;
+        m.set_desired(ruleset(2));
+        assert!(!m.apply().unwrap().committed);
+        m.request_resync();
+        assert!(
+            !m.apply().unwrap().committed,
+            "read back as left: nothing to write"
+        );
+        assert_eq!(m.driver().commits, commits);
+        assert!(m.in_sync());
+    }
+
+    #[test]
+    fn drift_and_failures_lead_to_a_whole_rewrite() {
+        let mut m = PolicyManager::new(MemoryNft::default());
+        m.set_desired(ruleset(2));
+        m.apply().unwrap();
+        // Someone removes an element of ours.
+        let set = m
+            .driver_mut()
+            .ruleset
+            .tables
+            .get_mut("inet")
+            .unwrap()
+            .sets
+            .get_mut("veths")
+            .unwrap();
+        let first = set.elements.iter().next().unwrap().clone();
+        set.elements.remove(&first);
+        m.request_resync();
+        assert!(m.apply().unwrap().resynced);
+        assert_eq!(m.driver().ruleset, ruleset(2));
+        // A refused transaction leaves the kernel as it was and is retried whole.
+        m.driver_mut().fail = Some("no".into());
+        m.set_desired(ruleset(3));
+        assert!(m.apply().is_err());
+        assert_eq!(m.driver().ruleset, ruleset(2));
+        assert!(!m.in_sync());
+        m.driver_mut().fail = None;
+        let p = m.apply().unwrap();
+        assert!(p.committed && p.resynced);
+        assert_eq!(m.driver().ruleset, ruleset(3));
     }
 }

@@ -145,14 +145,32 @@ impl NftDriver for NftCli {
             };
             let mut p = Present::default();
             for (kind, o) in objects(&v) {
+                if kind == "rule" {
+                    if let Some(c) = o.get("chain").and_then(|c| c.as_str()) {
+                        *p.rules.entry(c.to_string()).or_insert(0) += 1;
+                    }
+                    continue;
+                }
                 let Some(name) = name_of(o) else { continue };
                 match kind {
-                    "counter" => p.counters.insert(name),
-                    "set" => p.sets.insert(name),
-                    "map" => p.maps.insert(name),
-                    "chain" => p.chains.insert(name),
-                    _ => false,
-                };
+                    "counter" => {
+                        p.counters.insert(name);
+                    }
+                    "set" | "map" => {
+                        let n = o.get("elem").and_then(|e| e.as_array()).map_or(0, Vec::len);
+                        p.elements.insert(name.clone(), n);
+                        if kind == "set" {
+                            p.sets.insert(name);
+                        } else {
+                            p.maps.insert(name);
+                        }
+                    }
+                    "chain" => {
+                        p.rules.entry(name.clone()).or_insert(0);
+                        p.chains.insert(name);
+                    }
+                    _ => {}
+                }
             }
             out.insert(family.to_string(), p);
         }

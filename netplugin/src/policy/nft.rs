@@ -53,13 +53,18 @@ pub struct Ruleset {
     pub tables: BTreeMap<String, Table>,
 }
 
-/// The names of the objects a table of ours holds in the kernel (read back).
+/// The objects a table of ours holds in the kernel (read back): names, and the number
+/// of elements of each set and map and of rules of each chain.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Present {
     pub counters: BTreeSet<String>,
     pub sets: BTreeSet<String>,
     pub maps: BTreeSet<String>,
     pub chains: BTreeSet<String>,
+    /// Set or map → elements.
+    pub elements: BTreeMap<String, usize>,
+    /// Chain → rules.
+    pub rules: BTreeMap<String, usize>,
 }
 
 /// One operation of a transaction. Every name is in `family` table [`TABLE`].
@@ -626,7 +631,7 @@ fn apply_one(rs: &mut Ruleset, op: &Op) -> Result<(), String> {
     Ok(())
 }
 
-/// The names a ruleset would show when read back.
+/// What a ruleset shows when read back.
 pub fn present(rs: &Ruleset) -> BTreeMap<String, Present> {
     rs.tables
         .iter()
@@ -648,6 +653,16 @@ pub fn present(rs: &Ruleset) -> BTreeMap<String, Present> {
                         .map(|(n, _)| n.clone())
                         .collect(),
                     chains: t.chains.keys().cloned().collect(),
+                    elements: t
+                        .sets
+                        .iter()
+                        .map(|(n, s)| (n.clone(), s.elements.len()))
+                        .collect(),
+                    rules: t
+                        .chains
+                        .iter()
+                        .map(|(n, c)| (n.clone(), c.rules.len()))
+                        .collect(),
                 },
             )
         })

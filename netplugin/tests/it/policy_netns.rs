@@ -305,9 +305,22 @@ fn policy_is_enforced_statefully_by_the_kernel() {
     }));
     let before = counters()[&("inet".to_string(), deny.clone())];
     assert!(before.packets >= 1, "{before:?}");
+    // A resync that reads back what we committed writes nothing.
+    m.request_resync();
+    assert!(!m.apply().unwrap().committed);
+    // Drift (someone flushed our source checks) is repaired by a whole rewrite, and
+    // the counters keep counting through it.
+    assert!(
+        nft(&h, &["flush", "chain", "inet", "contiv", "pre"])
+            .status
+            .success()
+    );
     m.request_resync();
     assert!(m.apply().unwrap().resynced);
     assert_eq!(counters()[&("inet".to_string(), deny.clone())], before);
+    let pre = String::from_utf8_lossy(&nft(&h, &["list", "chain", "inet", "contiv", "pre"]).stdout)
+        .into_owned();
+    assert!(pre.contains("@src4"), "{pre}");
 
     // A forged source is dropped at the veth and counted; the real one still works.
     ip(&[
