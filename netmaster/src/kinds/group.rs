@@ -76,6 +76,12 @@ impl Rules for EndpointGroup {
     }
     fn delete(w: &World, old: &Self, plan: &mut Plan) -> Result<(), IntentError> {
         let k = old.key();
+        policy::refuse_if_rules_name(
+            w,
+            policy::RulePeer::Group,
+            &old.tenant_name,
+            &old.group_name,
+        )?;
         let eps = w
             .list::<Endpoint>()?
             .into_iter()

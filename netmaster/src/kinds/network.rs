@@ -134,6 +134,12 @@ impl Rules for Network {
     }
     fn delete(w: &World, old: &Self, plan: &mut Plan) -> Result<(), IntentError> {
         let k = old.key();
+        policy::refuse_if_rules_name(
+            w,
+            policy::RulePeer::Network,
+            &old.tenant_name,
+            &old.network_name,
+        )?;
         let groups: Vec<String> = w
             .list::<EndpointGroup>()?
             .into_iter()

@@ -1,6 +1,49 @@
-//! `policy` and `rule`.
+//! `policy` and `rule`: a rule's policy, groups and networks must exist, and a group or
+//! network a rule names cannot be deleted while the rule exists.
 
 use super::*;
+
+/// What a rule may name besides its policy.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum RulePeer {
+    Group,
+    Network,
+}
+
+/// Refuses to delete `tenant:name` (a group or a network) while rules name it: the rules
+/// would dangle (a group rule would match nobody, silently).
+pub(super) fn refuse_if_rules_name(
+    w: &World,
+    kind: RulePeer,
+    tenant: &str,
+    name: &str,
+) -> Result<(), IntentError> {
+    let users: Vec<String> = w
+        .list::<Rule>()?
+        .into_iter()
+        .filter(|r| {
+            r.tenant_name == tenant
+                && match kind {
+                    RulePeer::Group => r.from_endpoint_group == name || r.to_endpoint_group == name,
+                    RulePeer::Network => r.from_network == name || r.to_network == name,
+                }
+        })
+        .map(|r| Object::key(&r))
+        .collect();
+    if users.is_empty() {
+        return Ok(());
+    }
+    let (what, plural) = match kind {
+        RulePeer::Group => ("endpoint group", "endpointGroups"),
+        RulePeer::Network => ("network", "networks"),
+    };
+    Err(IntentError::conflict(format!(
+        "{what} {tenant}:{name} is named by rules {}; delete those rules first \
+         (netctl policy rule-rm <policy> <rule id>)",
+        users.join(", ")
+    ))
+    .with_object(format!("{plural}/{tenant}:{name}")))
+}
 
 impl Rules for Policy {
     fn put(w: &World, old: Option<&Self>, new: Self, plan: &mut Plan) -> Result<(), IntentError> {

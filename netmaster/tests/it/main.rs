@@ -13,3 +13,4 @@ mod ipam_rules;
 mod ipam_scale;
 mod openapi;
 mod plugin_endpoints;
+mod policy_rules;
