@@ -14,3 +14,4 @@ mod ipam_scale;
 mod openapi;
 mod plugin_endpoints;
 mod policy_rules;
+mod routing_overlaps;
