@@ -123,7 +123,15 @@ impl Rules for EndpointGroup {
             .filter(|e| e.tenant_name == g.tenant_name && e.service_name == g.group_name)
             .map(|e| e.endpoint_id)
             .collect();
+        let revision = policy::group_policy_revision(w, g)?;
+        let status = policy::hosts_policy_status(
+            w,
+            &g.tenant_name,
+            &[(g.group_name.clone(), revision)].into(),
+        );
         Ok(json!({
+            "policyRevision": revision,
+            "policyStatus": status,
             "groupTag": ids.0.get(&g.key()).copied().unwrap_or(0),
             "pktTag": net.as_ref().map(|n| n.pkt_tag).unwrap_or(0),
             "externalPktTag": net.as_ref().map(|n| n.pkt_tag).unwrap_or(0),

@@ -14,4 +14,5 @@ mod ipam_scale;
 mod openapi;
 mod plugin_endpoints;
 mod policy_rules;
+mod policy_status;
 mod routing_overlaps;
