@@ -301,6 +301,17 @@ pub enum PolicyCmd {
         policy: String,
         rule_id: String,
     },
+    /// What the policy decides for a new connection from one end to another, and why:
+    /// each end is a container name, an endpoint id, a container id or an address;
+    /// the service is tcp/<port>, udp/<port>, icmp, tcp, udp or a protocol number.
+    Explain {
+        from: String,
+        to: String,
+        service: String,
+        /// Print JSON.
+        #[arg(short = 'j', long)]
+        json: bool,
+    },
     #[command(name = "rule-ls", alias = "rule-list")]
     RuleLs {
         #[command(flatten)]
