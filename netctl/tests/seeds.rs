@@ -313,6 +313,9 @@ fn policy_explain_tells_what_decides_and_why() {
     assert!(e.contains("\"nosuch\""), "{e}");
     let e = m.fails("netctl policy explain c1 web1 tcp/0", 3);
     assert!(e.contains("port"), "{e}");
+    // A group cannot list a policy that does not exist.
+    let e = m.fails("netctl group create contiv-net web2 -policy=nosuch", 3);
+    assert!(e.contains("policys/default:nosuch"), "{e}");
     // The group's inspect shows the hosts' policy status (none reported here).
     let g: serde_json::Value = serde_json::from_str(&m.ok("netctl group inspect web")).unwrap();
     assert!(g["Oper"]["policyStatus"].is_array(), "{g}");
