@@ -301,12 +301,14 @@ pub enum PolicyCmd {
         policy: String,
         rule_id: String,
     },
-    /// What the policy decides for a new connection from one end to another, and why:
-    /// each end is a container name, an endpoint id, a container id or an address;
-    /// the service is tcp/<port>, udp/<port>, icmp, tcp, udp or a protocol number.
+    /// What the policy decides for a new connection from one end to another, and why.
     Explain {
+        /// The source: a container name, an endpoint id (or a unique prefix), a
+        /// container id, or an address.
         from: String,
+        /// The destination, as the source.
         to: String,
+        /// tcp/<port>, udp/<port>, icmp, tcp, udp or an IP protocol number.
         service: String,
         /// Print JSON.
         #[arg(short = 'j', long)]
