@@ -157,19 +157,23 @@ fn find_end(eps: &[Endpoint], field: &str, q: &str) -> Result<End, IntentError> 
     }
 }
 
-/// The rules of the policies of `tenant:group`, in the order they are tried, with the
-/// stored rule objects by key and the group's policies.
-#[allow(clippy::type_complexity)]
-pub fn group_rules(
-    w: &World,
-    tenant: &str,
-    group: &str,
-) -> Result<(Vec<RuleSpec>, BTreeMap<String, Rule>, Vec<String>), IntentError> {
+/// What the policies of one endpoint group hold.
+#[derive(Debug, Clone, Default)]
+pub struct GroupRules {
+    /// The group's policies.
+    pub policies: Vec<String>,
+    /// Their rules, in the order they are tried ([`policy::order`]).
+    pub ordered: Vec<RuleSpec>,
+    /// The stored rules, by key.
+    pub objects: BTreeMap<String, Rule>,
+}
+
+/// The rules of the policies of `tenant:group` (none when the group does not exist).
+pub fn group_rules(w: &World, tenant: &str, group: &str) -> Result<GroupRules, IntentError> {
     let Some(g) = w.get::<EndpointGroup>(&format!("{tenant}:{group}"))? else {
-        return Ok(Default::default());
+        return Ok(GroupRules::default());
     };
-    let mut specs = Vec::new();
-    let mut objects = BTreeMap::new();
+    let mut out = GroupRules::default();
     for r in w
         .list::<Rule>()?
         .into_iter()
@@ -178,11 +182,12 @@ pub fn group_rules(
         let spec = RuleSpec::parse(&r).map_err(|e| {
             IntentError::internal(format!("stored rule {} does not parse: {e}", r.key()))
         })?;
-        objects.insert(r.key(), r);
-        specs.push(spec);
+        out.objects.insert(r.key(), r);
+        out.ordered.push(spec);
     }
-    policy::order(&mut specs);
-    Ok((specs, objects, g.policies))
+    policy::order(&mut out.ordered);
+    out.policies = g.policies;
+    Ok(out)
 }
 
 /// Explains a new connection from `from` to `to` for `service` (`tcp/80`, `udp/53`,
@@ -217,24 +222,24 @@ pub fn explain(
             let End::Endpoint(e) = end else {
                 return Ok((Side::default(), out));
             };
-            let (specs, objects, policies) = if e.service_name.is_empty() {
-                Default::default()
+            let g = if e.service_name.is_empty() {
+                GroupRules::default()
             } else {
                 group_rules(w, &e.tenant_name, &e.service_name)?
             };
-            rules.extend(objects);
+            rules.extend(g.objects);
             out.endpoint_id = Some(e.endpoint_id.clone());
             out.container_name = e.container_name.clone();
             out.tenant = Some(e.tenant_name.clone());
             out.network = e.network_name.clone();
             out.group = e.service_name.clone();
             out.host = e.homing_host.clone();
-            out.policies = policies;
-            out.rules = specs.len();
+            out.policies = g.policies;
+            out.rules = g.ordered.len();
             Ok((
                 Side {
                     tenant: Some(e.tenant_name.clone()),
-                    rules: specs,
+                    rules: g.ordered,
                 },
                 out,
             ))
