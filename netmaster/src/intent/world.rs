@@ -316,3 +316,55 @@ impl World {
         self.revision = revision;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(plural: &str, key: &str) -> Write {
+        Write::PutObject {
+            plural: plural.into(),
+            key: key.into(),
+            value: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn mod_revisions_and_deletions_follow_writes_and_the_watch() {
+        let kvs = [("/contiv/config/rules/default:p:1", b"{}".as_slice(), 3)];
+        let mut w = World::from_kvs(kvs, 5).unwrap();
+        assert_eq!(w.mod_revision("rules", "default:p:1"), Some(3));
+        assert_eq!(
+            w.last_deletion("rules"),
+            0,
+            "deletions before the read are unknown"
+        );
+        w.apply(
+            &Plan {
+                writes: vec![
+                    put("rules", "default:p:2"),
+                    Write::DeleteObject {
+                        plural: "rules".into(),
+                        key: "default:p:1".into(),
+                    },
+                ],
+            },
+            6,
+        );
+        assert_eq!(w.mod_revision("rules", "default:p:2"), Some(6));
+        assert_eq!(w.mod_revision("rules", "default:p:1"), None);
+        assert_eq!(w.last_deletion("rules"), 6);
+        // From the watch: a put, then a deletion (an empty world holds the new value).
+        let key = keys::config("policys", "default:p");
+        let mut one = World::from_kvs([(key.as_str(), b"{}".as_slice(), 7)], 7).unwrap();
+        w.merge_change(&key, &mut one, 7);
+        assert_eq!(w.mod_revision("policys", "default:p"), Some(7));
+        w.merge_change(&key, &mut World::default(), 8);
+        assert_eq!(w.mod_revision("policys", "default:p"), None);
+        assert_eq!(w.last_deletion("policys"), 8);
+        // Deleting what does not exist is no deletion.
+        w.merge_change(&keys::config("policys", "x"), &mut World::default(), 9);
+        assert_eq!(w.last_deletion("policys"), 8);
+        assert_eq!(w.last_deletion("rules"), 6);
+    }
+}
