@@ -83,6 +83,28 @@ pub struct PolicyReport {
     pub error: Option<String>,
 }
 
+/// A host's policy ruleset as netmaster shows it in the `Oper` of an endpoint group or a
+/// policy (`policyStatus`, one per host that reported endpoints of the group, or of a
+/// group of the policy), next to `policyRevision`, the revision that ruleset must have.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HostPolicyStatus {
+    pub host: String,
+    /// The host's endpoints of the group (or of the policy's groups), as it reported them.
+    pub endpoints: u64,
+    /// The intent revision of the host's ruleset ([`PolicyReport::revision`]; 0: none
+    /// reported yet).
+    pub revision: Revision,
+    /// Rules in the host's whole ruleset.
+    pub rules: u64,
+    /// Why the host's last attempt to program its ruleset failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whether `revision` is at or after `policyRevision`: the host's ruleset holds the
+    /// last change of the group, its policies and their rules.
+    pub current: bool,
+}
+
 /// An endpoint plumbed on the host.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct EndpointReport {

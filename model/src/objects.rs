@@ -488,3 +488,67 @@ pub struct Inspect<C> {
     #[serde(rename = "Oper")]
     pub oper: serde_json::Value,
 }
+
+/// `GET /api/v1/policy-explain/?from=<end>&to=<end>&service=<tcp/80|icmp|...>`: the
+/// decision on a new connection (the [`crate::policy::Decision`]'s `action`, `egress`
+/// and `ingress`, flattened in) and what each end resolved to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyExplain {
+    /// The service asked about, as given (`tcp/80`, `icmp`, `47`).
+    pub service: String,
+    /// Its IP protocol number and destination port.
+    pub protocol: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    pub from: ExplainEnd,
+    pub to: ExplainEnd,
+    #[serde(flatten)]
+    pub decision: crate::policy::Decision,
+    /// The rule that decided at the sender, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_rule: Option<Rule>,
+    /// The rule that decided at the receiver, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_rule: Option<Rule>,
+    /// The intent revision the answer was computed at.
+    pub revision: i64,
+}
+
+/// One end of a [`PolicyExplain`]: the address used and, when it is an endpoint's, the
+/// endpoint with its tenant, group and host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExplainEnd {
+    /// What was asked for: a container name, an endpoint id (or its prefix), a container
+    /// id, or an address.
+    pub query: String,
+    /// The address of the flow at this end.
+    pub address: String,
+    /// The endpoint's id; absent when the address is no endpoint's.
+    #[serde(
+        rename = "endpointID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub endpoint_id: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub container_name: String,
+    /// The endpoint's tenant; absent when the address is no endpoint's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub network: String,
+    /// The endpoint group, or "".
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    /// The host the endpoint is on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    /// The policies of the endpoint's group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+    /// How many rules those policies hold (both directions).
+    #[serde(default)]
+    pub rules: usize,
+}

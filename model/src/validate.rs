@@ -429,22 +429,32 @@ impl Validate for Rule {
             "toNetwork",
             "toIpAddress",
         )?;
-        if self.direction == "in"
-            && (!self.to_endpoint_group.is_empty()
-                || !self.to_network.is_empty()
-                || !self.to_ip_address.is_empty())
-        {
+        // The direction is what is wrong (the field named); the message says which
+        // field of the other side is set.
+        let (other, which) = if self.direction == "in" {
+            (
+                [
+                    ("toEndpointGroup", &self.to_endpoint_group),
+                    ("toNetwork", &self.to_network),
+                    ("toIpAddress", &self.to_ip_address),
+                ],
+                "an incoming rule matches the source: use fromEndpointGroup, fromNetwork or fromIpAddress",
+            )
+        } else {
+            (
+                [
+                    ("fromEndpointGroup", &self.from_endpoint_group),
+                    ("fromNetwork", &self.from_network),
+                    ("fromIpAddress", &self.from_ip_address),
+                ],
+                "an outgoing rule matches the destination: use toEndpointGroup, toNetwork or toIpAddress",
+            )
+        };
+        if let Some((f, _)) = other.iter().find(|(_, v)| !v.is_empty()) {
             return err(
                 "direction",
-                "an incoming rule matches on from-* fields only",
+                format!("{which} ({f} is set, direction is {:?})", self.direction),
             );
-        }
-        if self.direction == "out"
-            && (!self.from_endpoint_group.is_empty()
-                || !self.from_network.is_empty()
-                || !self.from_ip_address.is_empty())
-        {
-            return err("direction", "an outgoing rule matches on to-* fields only");
         }
         Ok(())
     }

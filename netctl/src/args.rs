@@ -301,6 +301,19 @@ pub enum PolicyCmd {
         policy: String,
         rule_id: String,
     },
+    /// What the policy decides for a new connection from one end to another, and why.
+    Explain {
+        /// The source: a container name, an endpoint id (or a unique prefix), a
+        /// container id, or an address.
+        from: String,
+        /// The destination, as the source.
+        to: String,
+        /// tcp/<port>, udp/<port>, icmp, tcp, udp or an IP protocol number.
+        service: String,
+        /// Print JSON.
+        #[arg(short = 'j', long)]
+        json: bool,
+    },
     #[command(name = "rule-ls", alias = "rule-list")]
     RuleLs {
         #[command(flatten)]

@@ -358,6 +358,24 @@ fn policy(cmd: PolicyCmd, c: &Client) -> Result<Out, Error> {
             check(&r)?;
             create(c, r)
         }
+        PolicyCmd::Explain {
+            from,
+            to,
+            service,
+            json,
+        } => {
+            let x: PolicyExplain = c.get(&format!(
+                "/api/v1/policy-explain/?from={}&to={}&service={}",
+                query_value(&from),
+                query_value(&to),
+                query_value(&service)
+            ))?;
+            if json {
+                pretty(&x)
+            } else {
+                Ok(render_explain(&x))
+            }
+        }
         PolicyCmd::RuleRm { t, policy, rule_id } => c
             .delete(&obj_path::<Rule>(&format!(
                 "{}:{policy}:{rule_id}",
@@ -740,4 +758,110 @@ fn app_profile(cmd: AppProfileCmd, c: &Client) -> Result<Out, Error> {
             Ok(p.endpoint_groups.iter().map(|g| format!("{g}\n")).collect())
         }
     }
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// One end of an explanation: `c1 (10.1.1.3, default/- on host h1)`.
+fn explain_end(e: &ExplainEnd) -> String {
+    let addr = if e.query == e.address {
+        String::new()
+    } else {
+        format!("{}, ", e.address)
+    };
+    match &e.tenant {
+        None => format!("{} ({addr}not an endpoint)", e.query),
+        Some(t) => {
+            let group = if e.group.is_empty() { "-" } else { &e.group };
+            let host = if e.host.is_empty() {
+                String::new()
+            } else {
+                format!(" on host {}", e.host)
+            };
+            format!("{} ({addr}{t}/{group}{host})", e.query)
+        }
+    }
+}
+
+/// A rule in a few words: `in tcp/80 from group db priority 10 allow`.
+fn rule_words(r: &Rule) -> String {
+    let mut w = vec![r.direction.clone()];
+    w.push(match (r.protocol.as_str(), r.port) {
+        ("", _) => "any protocol".to_string(),
+        (p, 0) => p.to_string(),
+        (p, port) => format!("{p}/{port}"),
+    });
+    let (dir, g, n, ip) = if r.direction == "in" {
+        (
+            "from",
+            &r.from_endpoint_group,
+            &r.from_network,
+            &r.from_ip_address,
+        )
+    } else {
+        ("to", &r.to_endpoint_group, &r.to_network, &r.to_ip_address)
+    };
+    if !g.is_empty() {
+        w.push(format!("{dir} group {g}"));
+    } else if !n.is_empty() {
+        w.push(format!("{dir} network {n}"));
+    } else if !ip.is_empty() {
+        w.push(format!("{dir} {ip}"));
+    }
+    w.push(format!("priority {}", r.priority.max(1)));
+    w.push(r.action.clone());
+    w.join(" ")
+}
+
+fn action_word(a: policy::Action) -> &'static str {
+    match a {
+        policy::Action::Allow => "allow",
+        policy::Action::Deny => "deny",
+    }
+}
+
+fn verdict_words(v: &policy::Verdict, rule: Option<&Rule>, end: &ExplainEnd) -> String {
+    let why = match v.reason.as_str() {
+        "rule" => {
+            let key = v.rule.as_deref().unwrap_or("?");
+            match rule {
+                Some(r) => format!("rule {key} ({})", rule_words(r)),
+                None => format!("rule {key}"),
+            }
+        }
+        "default" => "no rule matched (allowed by default)".to_string(),
+        "tenant-isolation" => {
+            "no rule matched and the source is another tenant's (tenant isolation)".to_string()
+        }
+        "no-policy" if end.tenant.is_none() => "no policy (not an endpoint)".to_string(),
+        "no-policy" => "no policy".to_string(),
+        other => other.to_string(),
+    };
+    format!("{} — {why}", action_word(v.action))
+}
+
+/// `deny  tcp/8080 from c1 (...) to web1 (...)`, then the verdict at each end.
+fn render_explain(x: &PolicyExplain) -> String {
+    format!(
+        "{:<5} {} from {} to {}\n  egress  (at {}): {}\n  ingress (at {}): {}\n",
+        action_word(x.decision.action),
+        x.service,
+        explain_end(&x.from),
+        explain_end(&x.to),
+        x.from.query,
+        verdict_words(&x.decision.egress, x.egress_rule.as_ref(), &x.from),
+        x.to.query,
+        verdict_words(&x.decision.ingress, x.ingress_rule.as_ref(), &x.to),
+    )
 }

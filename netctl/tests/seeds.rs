@@ -255,3 +255,68 @@ fn fabric_view_and_collecting_a_dead_host() {
     assert!(out.contains("collected 1"), "{out}");
     assert_eq!(m.ok("netctl endpoint ls -q"), "");
 }
+
+#[test]
+fn policy_explain_tells_what_decides_and_why() {
+    let m = Master::start();
+    m.ok("netctl global set --fwd-mode routing");
+    m.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
+    m.ok("netctl policy create prod_web");
+    m.ok("netctl policy rule-add prod_web 1 -direction=in -protocol=tcp -action=deny");
+    m.ok("netctl policy rule-add prod_web 2 -direction=in -protocol=tcp -port=80 -action=allow -priority=10");
+    m.ok("netctl policy rule-add prod_web 3 -direction=in -protocol=tcp -port=443 -action=allow -priority=10");
+    m.ok("netctl group create contiv-net web -policy=prod_web");
+    let url = m.url.clone();
+    let (web1, c1) = m.rt.block_on(async move {
+        let c = reqwest::Client::new();
+        let mut ips = Vec::new();
+        for (id, name, group, host) in [("ep-web1", "web1", "web", "h2"), ("ep-c1", "c1", "", "h1")] {
+            let ep = serde_json::json!({"endpointID": id, "tenant": "default", "network": "contiv-net",
+                                        "group": group, "host": host, "containerName": name});
+            let r = c.post(format!("{url}/api/v1/plugin/endpoints/")).body(ep.to_string()).send().await.unwrap();
+            assert!(r.status().is_success());
+            let a: serde_json::Value = r.json().await.unwrap();
+            ips.push(a["endpoint"]["ipAddress"][0].as_str().unwrap().to_string());
+        }
+        (ips[0].clone(), ips[1].clone())
+    });
+    let out = m.ok("netctl policy explain c1 web1 tcp/8080");
+    assert_eq!(
+        out,
+        format!(
+            "deny  tcp/8080 from c1 ({c1}, default/- on host h1) to web1 ({web1}, default/web on host h2)\n  \
+             egress  (at c1): allow — no policy\n  \
+             ingress (at web1): deny — rule default:prod_web:1 (in tcp priority 1 deny)\n"
+        )
+    );
+    let out = m.ok("netctl policy explain ep-c1 web1 tcp/80");
+    assert!(
+        out.starts_with("allow tcp/80 ")
+            && out.contains("rule default:prod_web:2 (in tcp/80 priority 10 allow)"),
+        "{out}"
+    );
+    let out = m.ok(&format!("netctl policy explain {c1} {web1} icmp"));
+    assert!(
+        out.contains(&format!("from {c1} (default/- on host h1)")),
+        "{out}"
+    );
+    assert!(out.contains("ingress (at"), "{out}");
+    assert!(out.contains("allow — no rule matched"), "{out}");
+    let out = m.ok("netctl policy explain 198.51.100.7 web1 tcp/443 -json");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["action"], "allow", "{out}");
+    assert_eq!(v["ingressRule"]["ruleId"], "3", "{out}");
+    let out = m.ok("netctl policy explain web1 198.51.100.7 udp/53");
+    assert!(out.contains("(not an endpoint)"), "{out}");
+    // Refusals name what was wrong.
+    let e = m.fails("netctl policy explain c1 nosuch tcp/80", 3);
+    assert!(e.contains("\"nosuch\""), "{e}");
+    let e = m.fails("netctl policy explain c1 web1 tcp/0", 3);
+    assert!(e.contains("port"), "{e}");
+    // A group cannot list a policy that does not exist.
+    let e = m.fails("netctl group create contiv-net web2 -policy=nosuch", 3);
+    assert!(e.contains("policys/default:nosuch"), "{e}");
+    // The group's inspect shows the hosts' policy status (none reported here).
+    let g: serde_json::Value = serde_json::from_str(&m.ok("netctl group inspect web")).unwrap();
+    assert!(g["Oper"]["policyStatus"].is_array(), "{g}");
+}

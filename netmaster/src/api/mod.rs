@@ -4,6 +4,8 @@
 //!   `POST`/`PUT` on the key create or update (the key in the URL must match the body),
 //!   `DELETE` removes; `GET /api/v1/inspect/<plural>/<key>/` returns
 //!   `{"Config": ..., "Oper": ...}`. URLs work with and without the trailing slash.
+//! - `GET /api/v1/policy-explain/?from=&to=&service=` explains what the policy decides
+//!   for a new connection ([`explain`]).
 //! - Bodies are read as bytes and parsed here (Contiv's clients do not always send a
 //!   Content-Type), limited to [`MAX_BODY`].
 //! - Mutating calls need a bearer token unless this netmaster only listens on loopback
@@ -11,6 +13,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod explain;
 pub mod feed;
 pub mod openapi;
 pub mod plugin;
@@ -324,6 +327,8 @@ pub fn router(state: AppState, kinds: impl FnOnce(Router<AppState>) -> Router<Ap
             "/api/v1/openapi.json",
             get(|| async { axum::Json(openapi::document()) }),
         )
+        .route("/api/v1/policy-explain/", get(explain::explain))
+        .route("/api/v1/policy-explain", get(explain::explain))
         .route("/api/v1/feed/", get(feed::feed))
         .route("/api/v1/feed/hosts/", get(feed::list_reports))
         .route(

@@ -110,6 +110,18 @@ pub fn document() -> Value {
         "/api/v1/openapi.json".into(),
         plain("this document", "openapi"),
     );
+    let mut explain_r = error_responses();
+    explain_r["200"] = json!({"description": "the decision (`action`, `egress` and `ingress` verdicts, each with `action`, `reason` and the deciding `rule`'s key), what each end resolved to (`from`, `to`: `query`, `address`, `endpointID`, `containerName`, `tenant`, `network`, `group`, `host`, `policies`, `rules`), the deciding rules (`egressRule`, `ingressRule`), `service`, `protocol`, `port` and the intent `revision`",
+        "content": {"application/json": {"schema": {"type": "object", "required": ["action", "egress", "ingress", "from", "to", "service", "protocol", "revision"]}}}});
+    paths.insert(
+        "/api/v1/policy-explain/".into(),
+        json!({"get": {"summary": "What the policy decides for a new connection between two ends, and why", "operationId": "policy_explain",
+            "parameters": [
+                {"name": "from", "in": "query", "required": true, "schema": {"type": "string"}, "description": "the source: a container name, an endpoint id (or a unique prefix), a container id, or an address"},
+                {"name": "to", "in": "query", "required": true, "schema": {"type": "string"}, "description": "the destination, as `from`"},
+                {"name": "service", "in": "query", "required": true, "schema": {"type": "string"}, "description": "tcp/<port>, udp/<port>, icmp, tcp, udp or an IP protocol number"}],
+            "responses": explain_r}}),
+    );
     paths.insert(
         "/api/v1/feed/".into(),
         json!({"get": {"summary": "The netplugin feed: newline-delimited JSON (snapshot, changes, heartbeats)", "operationId": "feed",

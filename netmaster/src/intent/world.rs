@@ -48,6 +48,11 @@ pub struct World {
     state: OrdMap<String, Arc<serde_json::Value>>,
     /// oper name → value JSON (reports from netplugins).
     oper: OrdMap<String, Arc<serde_json::Value>>,
+    /// `(plural, key)` → the revision the object was last written at.
+    mod_revs: OrdMap<(String, String), Revision>,
+    /// plural → the revision an object of that kind was last deleted at, as far as this
+    /// netmaster saw (deletions before it read the store are not known: 0).
+    deleted: OrdMap<String, Revision>,
     /// The store revision this world was read at.
     pub revision: Revision,
     /// The mod revision of the epoch key at that time (0 when never written).
@@ -80,8 +85,9 @@ impl World {
                 let Some((plural, key)) = rest.split_once('/') else {
                     return Err(IntentError::internal(format!("{k}: not a config key")));
                 };
-                w.objects
-                    .insert((plural.to_string(), key.to_string()), parse()?);
+                let id = (plural.to_string(), key.to_string());
+                w.objects.insert(id.clone(), parse()?);
+                w.mod_revs.insert(id, mod_rev);
             } else if let Some(name) = k.strip_prefix(keys::STATE) {
                 w.state.insert(name.to_string(), parse()?);
             } else if let Some(name) = k.strip_prefix(keys::OPER) {
@@ -107,6 +113,19 @@ impl World {
             .range((plural.to_string(), String::new())..)
             .take_while(move |((p, _), _)| p == plural)
             .map(|((_, k), v)| (k.as_str(), &**v))
+    }
+
+    /// The revision an object was last written at (created or changed).
+    pub fn mod_revision(&self, plural: &str, key: &str) -> Option<Revision> {
+        self.mod_revs
+            .get(&(plural.to_string(), key.to_string()))
+            .copied()
+    }
+
+    /// The revision an object of kind `plural` was last deleted at, as far as this
+    /// netmaster has seen (0 when none was deleted since it read the store).
+    pub fn last_deletion(&self, plural: &str) -> Revision {
+        self.deleted.get(plural).copied().unwrap_or(0)
     }
 
     /// One typed object.
@@ -173,11 +192,15 @@ impl World {
         for w in &plan.writes {
             match w {
                 Write::PutObject { plural, key, value } => {
-                    self.objects
-                        .insert((plural.clone(), key.clone()), Arc::new(value.clone()));
+                    let id = (plural.clone(), key.clone());
+                    self.objects.insert(id.clone(), Arc::new(value.clone()));
+                    self.mod_revs.insert(id, revision);
                 }
                 Write::DeleteObject { plural, key } => {
-                    self.objects.remove(&(plural.clone(), key.clone()));
+                    let id = (plural.clone(), key.clone());
+                    self.objects.remove(&id);
+                    self.mod_revs.remove(&id);
+                    self.deleted.insert(plural.clone(), revision);
                 }
                 Write::PutState { name, value } => {
                     self.state.insert(name.clone(), Arc::new(value.clone()));
@@ -267,8 +290,16 @@ impl World {
             if let Some((plural, k)) = rest.split_once('/') {
                 let id = (plural.to_string(), k.to_string());
                 match one.objects.remove(&id) {
-                    Some(v) => self.objects.insert(id, v),
-                    None => self.objects.remove(&id),
+                    Some(v) => {
+                        self.objects.insert(id.clone(), v);
+                        self.mod_revs.insert(id, revision);
+                    }
+                    None => {
+                        if self.objects.remove(&id).is_some() {
+                            self.deleted.insert(plural.to_string(), revision);
+                        }
+                        self.mod_revs.remove(&id);
+                    }
                 };
             }
         } else if let Some(name) = key.strip_prefix(keys::STATE) {
@@ -283,5 +314,57 @@ impl World {
             };
         }
         self.revision = revision;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(plural: &str, key: &str) -> Write {
+        Write::PutObject {
+            plural: plural.into(),
+            key: key.into(),
+            value: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn mod_revisions_and_deletions_follow_writes_and_the_watch() {
+        let kvs = [("/contiv/config/rules/default:p:1", b"{}".as_slice(), 3)];
+        let mut w = World::from_kvs(kvs, 5).unwrap();
+        assert_eq!(w.mod_revision("rules", "default:p:1"), Some(3));
+        assert_eq!(
+            w.last_deletion("rules"),
+            0,
+            "deletions before the read are unknown"
+        );
+        w.apply(
+            &Plan {
+                writes: vec![
+                    put("rules", "default:p:2"),
+                    Write::DeleteObject {
+                        plural: "rules".into(),
+                        key: "default:p:1".into(),
+                    },
+                ],
+            },
+            6,
+        );
+        assert_eq!(w.mod_revision("rules", "default:p:2"), Some(6));
+        assert_eq!(w.mod_revision("rules", "default:p:1"), None);
+        assert_eq!(w.last_deletion("rules"), 6);
+        // From the watch: a put, then a deletion (an empty world holds the new value).
+        let key = keys::config("policys", "default:p");
+        let mut one = World::from_kvs([(key.as_str(), b"{}".as_slice(), 7)], 7).unwrap();
+        w.merge_change(&key, &mut one, 7);
+        assert_eq!(w.mod_revision("policys", "default:p"), Some(7));
+        w.merge_change(&key, &mut World::default(), 8);
+        assert_eq!(w.mod_revision("policys", "default:p"), None);
+        assert_eq!(w.last_deletion("policys"), 8);
+        // Deleting what does not exist is no deletion.
+        w.merge_change(&keys::config("policys", "x"), &mut World::default(), 9);
+        assert_eq!(w.last_deletion("policys"), 8);
+        assert_eq!(w.last_deletion("rules"), 6);
     }
 }

@@ -1,6 +1,58 @@
-//! `Bgp`: only in routing mode; the Oper view from the host's report.
+//! `Bgp`: only in routing mode; the fabric's addresses stay apart from the networks'
+//! subnets; the Oper view from the host's report.
 
 use super::*;
+use network::{fabric_addresses, nets_overlap};
+
+/// The JSON field a neighbor address of `b` came from.
+fn neighbor_field(b: &Bgp, addr: &ipnet::IpNet) -> String {
+    let is = |s: &str| {
+        s.parse::<std::net::IpAddr>()
+            .is_ok_and(|a| ipnet::IpNet::from(a) == *addr)
+    };
+    if is(&b.neighbor) {
+        return "neighbor".into();
+    }
+    b.neighbors
+        .iter()
+        .position(|n| is(&n.address))
+        .map(|i| format!("neighbors[{i}].address"))
+        .unwrap_or_else(|| "neighbors".into())
+}
+
+/// Refuses a `Bgp` object whose host–ToR subnet or neighbors overlap a network's subnet
+/// (of any tenant): the containers' /32s would shadow the fabric's links.
+fn networks_overlap(w: &World, b: &Bgp) -> Result<(), IntentError> {
+    let nets = w.list::<Network>()?;
+    for (i, (what, addr)) in fabric_addresses(b).into_iter().enumerate() {
+        for n in &nets {
+            let mut subnets = Vec::new();
+            if let Ok(s) = parse_subnet("subnet", &n.subnet) {
+                subnets.push((&n.subnet, ipnet::IpNet::V4(s.net)));
+            }
+            if let Ok(s) = n.ipv6_subnet.parse::<ipnet::Ipv6Net>() {
+                subnets.push((&n.ipv6_subnet, ipnet::IpNet::V6(s)));
+            }
+            for (text, subnet) in subnets {
+                if nets_overlap(&subnet, &addr) {
+                    let field = if i == 0 {
+                        "routerip".to_string()
+                    } else {
+                        neighbor_field(b, &addr)
+                    };
+                    return Err(IntentError::conflict(format!(
+                        "{what} overlaps network {} of tenant {} ({text}): the fabric's \
+                         addresses must stay apart from the containers' subnets",
+                        n.network_name, n.tenant_name
+                    ))
+                    .with_field(field)
+                    .with_object(format!("networks/{}", n.key())));
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 impl Rules for Bgp {
     fn put(w: &World, _old: Option<&Self>, new: Self, plan: &mut Plan) -> Result<(), IntentError> {
@@ -15,6 +67,7 @@ impl Rules for Bgp {
                 "Bgp configs need the routing forwarding mode: netctl global set --fwd-mode routing",
             ));
         }
+        networks_overlap(w, &new)?;
         plan.put(&new)
     }
     fn delete(_: &World, old: &Self, plan: &mut Plan) -> Result<(), IntentError> {

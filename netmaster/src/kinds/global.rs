@@ -5,6 +5,18 @@ use super::*;
 impl Rules for Global {
     fn put(w: &World, old: Option<&Self>, new: Self, plan: &mut Plan) -> Result<(), IntentError> {
         let nets = w.list::<Network>()?;
+        if new.fwd_mode == "routing" && old.is_none_or(|o| o.fwd_mode != "routing") {
+            let pairs = cross_tenant_overlaps(&nets);
+            if !pairs.is_empty() {
+                return Err(IntentError::conflict(format!(
+                    "cannot switch to the routing mode: networks of different tenants overlap ({}); \
+                     the routing mode routes every tenant in one table, so their subnets must not \
+                     overlap: delete one network of each pair first",
+                    pairs.join("; ")
+                ))
+                .with_field("fwdMode"));
+            }
+        }
         if let Some(old) = old {
             if old.fwd_mode != new.fwd_mode && !old.fwd_mode.is_empty() && !nets.is_empty() {
                 let vlans = nets.iter().filter(|n| n.encap == "vlan").count();
@@ -63,6 +75,43 @@ impl Rules for Global {
             "fwdMode": g.fwd_mode,
         }))
     }
+}
+
+/// Pairs of networks of different tenants whose subnets overlap, as
+/// `t1:n1 (subnet) and t2:n2 (subnet)`.
+fn cross_tenant_overlaps(nets: &[Network]) -> Vec<String> {
+    let subnet = |n: &Network| -> Vec<ipnet::IpNet> {
+        let mut v = Vec::new();
+        if let Ok(s) = parse_subnet("subnet", &n.subnet) {
+            v.push(ipnet::IpNet::V4(s.net));
+        }
+        if let Ok(s) = n.ipv6_subnet.parse::<ipnet::Ipv6Net>() {
+            v.push(ipnet::IpNet::V6(s));
+        }
+        v
+    };
+    let mut out = Vec::new();
+    for (i, a) in nets.iter().enumerate() {
+        for b in nets[i + 1..]
+            .iter()
+            .filter(|b| b.tenant_name != a.tenant_name)
+        {
+            let (sa, sb) = (subnet(a), subnet(b));
+            if sa
+                .iter()
+                .any(|x| sb.iter().any(|y| network::nets_overlap(x, y)))
+            {
+                out.push(format!(
+                    "{} ({}) and {} ({})",
+                    a.key(),
+                    a.subnet,
+                    b.key(),
+                    b.subnet
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn tag_str(r: &crate::tags::Range) -> String {

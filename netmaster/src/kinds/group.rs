@@ -76,6 +76,12 @@ impl Rules for EndpointGroup {
     }
     fn delete(w: &World, old: &Self, plan: &mut Plan) -> Result<(), IntentError> {
         let k = old.key();
+        policy::refuse_if_rules_name(
+            w,
+            policy::RulePeer::Group,
+            &old.tenant_name,
+            &old.group_name,
+        )?;
         let eps = w
             .list::<Endpoint>()?
             .into_iter()
@@ -117,7 +123,15 @@ impl Rules for EndpointGroup {
             .filter(|e| e.tenant_name == g.tenant_name && e.service_name == g.group_name)
             .map(|e| e.endpoint_id)
             .collect();
+        let revision = policy::group_policy_revision(w, g)?;
+        let status = policy::hosts_policy_status(
+            w,
+            &g.tenant_name,
+            &[(g.group_name.clone(), revision)].into(),
+        );
         Ok(json!({
+            "policyRevision": revision,
+            "policyStatus": status,
             "groupTag": ids.0.get(&g.key()).copied().unwrap_or(0),
             "pktTag": net.as_ref().map(|n| n.pkt_tag).unwrap_or(0),
             "externalPktTag": net.as_ref().map(|n| n.pkt_tag).unwrap_or(0),

@@ -18,6 +18,7 @@ use crate::tags::RangeSet;
 
 mod bgp;
 mod endpoint;
+pub mod explain;
 mod global;
 mod group;
 mod network;

@@ -1,6 +1,101 @@
-//! `network`: subnets that must not overlap, tags, IPAM state, dependents.
+//! `network`: subnets that must not overlap (within a tenant; across tenants in the
+//! routing mode; never with the fabric's own addresses), tags, IPAM state, dependents.
 
 use super::*;
+
+/// In the routing mode every tenant's networks are routed in one table (the hosts' and
+/// the ToRs'), so a subnet must not overlap another tenant's. The VXLAN bridge mode,
+/// when it comes, gives each tenant its own forwarding and may allow it.
+fn other_tenants_overlap(
+    w: &World,
+    new: &Network,
+    net: &ipnet::Ipv4Net,
+) -> Result<(), IntentError> {
+    let why = "in the routing mode the networks of every tenant are routed in one table, so \
+               their subnets must not overlap (the VXLAN bridge mode will allow it)";
+    for other in w
+        .list::<Network>()?
+        .iter()
+        .filter(|n| n.tenant_name != new.tenant_name)
+    {
+        if let Ok(o) = parse_subnet("subnet", &other.subnet)
+            && contiv_model::validate::subnets_overlap(&o.net, net)
+        {
+            return Err(IntentError::conflict(format!(
+                "subnet {} overlaps network {} of tenant {} ({}): {why}",
+                new.subnet, other.network_name, other.tenant_name, other.subnet
+            ))
+            .with_field("subnet")
+            .with_object(format!("networks/{}", other.key())));
+        }
+        if let (Ok(a), Ok(b)) = (
+            new.ipv6_subnet.parse::<ipnet::Ipv6Net>(),
+            other.ipv6_subnet.parse::<ipnet::Ipv6Net>(),
+        ) && (a.contains(&b.network()) || b.contains(&a.network()))
+        {
+            return Err(IntentError::conflict(format!(
+                "ipv6Subnet {} overlaps network {} of tenant {} ({}): {why}",
+                new.ipv6_subnet, other.network_name, other.tenant_name, other.ipv6_subnet
+            ))
+            .with_field("ipv6Subnet")
+            .with_object(format!("networks/{}", other.key())));
+        }
+    }
+    Ok(())
+}
+
+/// The fabric's own addresses, per `Bgp` object: the host–ToR subnet of its `routerip`
+/// and its neighbors' addresses. Containers must not get them: their /32s would shadow
+/// the fabric's links.
+pub(super) fn fabric_addresses(b: &Bgp) -> Vec<(String, ipnet::IpNet)> {
+    let Ok(spec) = BgpSpec::parse(b) else {
+        return Vec::new();
+    };
+    let link = spec.router_net.trunc();
+    let mut out = vec![(
+        format!(
+            "host {}'s routerip subnet {link} (its link to the ToR)",
+            b.hostname
+        ),
+        ipnet::IpNet::V4(link),
+    )];
+    for n in &spec.neighbors {
+        out.push((
+            format!("host {}'s BGP neighbor {}", b.hostname, n.address),
+            ipnet::IpNet::from(n.address),
+        ));
+    }
+    out
+}
+
+/// Whether two prefixes share an address.
+pub(super) fn nets_overlap(a: &ipnet::IpNet, b: &ipnet::IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+fn fabric_overlap(w: &World, new: &Network, net: &ipnet::Ipv4Net) -> Result<(), IntentError> {
+    let v6 = new.ipv6_subnet.parse::<ipnet::Ipv6Net>().ok();
+    for b in w.list::<Bgp>()? {
+        for (what, addr) in fabric_addresses(&b) {
+            let (field, mine, subnet) = match addr {
+                ipnet::IpNet::V4(_) => ("subnet", ipnet::IpNet::V4(*net), &new.subnet),
+                ipnet::IpNet::V6(_) => match v6 {
+                    Some(n) => ("ipv6Subnet", ipnet::IpNet::V6(n), &new.ipv6_subnet),
+                    None => continue,
+                },
+            };
+            if nets_overlap(&mine, &addr) {
+                return Err(IntentError::conflict(format!(
+                    "{field} {subnet} overlaps the fabric: {what}; pick a subnet apart from \
+                     the hosts' and routers' addresses"
+                ))
+                .with_field(field)
+                .with_object(format!("Bgps/{}", b.hostname)));
+            }
+        }
+    }
+    Ok(())
+}
 
 impl Rules for Network {
     fn put(w: &World, old: Option<&Self>, new: Self, plan: &mut Plan) -> Result<(), IntentError> {
@@ -65,6 +160,10 @@ impl Rules for Network {
                 .with_field("ipv6Subnet"));
             }
         }
+        if g.fwd_mode == "routing" {
+            other_tenants_overlap(w, &new, &spec.net)?;
+        }
+        fabric_overlap(w, &new, &spec.net)?;
         let mut net = new;
         let mut t = tags(w)?;
         let (lo, hi) = tag_range(&g, &net.encap)?;
@@ -134,6 +233,12 @@ impl Rules for Network {
     }
     fn delete(w: &World, old: &Self, plan: &mut Plan) -> Result<(), IntentError> {
         let k = old.key();
+        policy::refuse_if_rules_name(
+            w,
+            policy::RulePeer::Network,
+            &old.tenant_name,
+            &old.network_name,
+        )?;
         let groups: Vec<String> = w
             .list::<EndpointGroup>()?
             .into_iter()

@@ -13,3 +13,7 @@ mod ipam_rules;
 mod ipam_scale;
 mod openapi;
 mod plugin_endpoints;
+mod policy_explain;
+mod policy_rules;
+mod policy_status;
+mod routing_overlaps;

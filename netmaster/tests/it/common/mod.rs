@@ -1,7 +1,10 @@
 //! A real etcd for integration tests: members started on free loopback ports in
-//! temporary data directories, killed (by their pid) and removed when dropped.
+//! temporary data directories, killed (by their pid) and removed when dropped; and
+//! ([`nm`]) a netmaster on the embedded store with a small JSON client.
 
 #![allow(dead_code)]
+
+pub mod nm;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
