@@ -854,7 +854,8 @@ fn verdict_words(v: &policy::Verdict, rule: Option<&Rule>, end: &ExplainEnd) -> 
 /// `deny  tcp/8080 from c1 (...) to web1 (...)`, then the verdict at each end.
 fn render_explain(x: &PolicyExplain) -> String {
     format!(
-        "{:<5} {} from {} to {}\n  egress  (at {}): {}\n  ingress (at {}): {}\n",
+        "{:<5} {} from {} to {}\n  egress  (at {}): {}\n  ingress (at {}): {}\n  \
+         (rules decide new connections; connections already established keep running)\n",
         action_word(x.decision.action),
         x.service,
         explain_end(&x.from),

@@ -286,7 +286,8 @@ fn policy_explain_tells_what_decides_and_why() {
         format!(
             "deny  tcp/8080 from c1 ({c1}, default/- on host h1) to web1 ({web1}, default/web on host h2)\n  \
              egress  (at c1): allow — no policy\n  \
-             ingress (at web1): deny — rule default:prod_web:1 (in tcp priority 1 deny)\n"
+             ingress (at web1): deny — rule default:prod_web:1 (in tcp priority 1 deny)\n  \
+             (rules decide new connections; connections already established keep running)\n"
         )
     );
     let out = m.ok("netctl policy explain ep-c1 web1 tcp/80");
