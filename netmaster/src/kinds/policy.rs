@@ -169,9 +169,14 @@ impl Rules for Policy {
             "policyViolations": 0,
             "policyRevision": revs.values().max().copied().unwrap_or(0),
             "policyStatus": hosts_policy_status(w, &p.tenant_name, &revs),
+            "ruleChanges": RULE_CHANGES,
         }))
     }
 }
+
+/// What a rule change does to connections, as `policy inspect` says it.
+pub(crate) const RULE_CHANGES: &str =
+    "rules decide new connections; connections already established keep running until they end";
 
 impl Rules for Rule {
     fn put(
