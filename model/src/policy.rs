@@ -1,7 +1,8 @@
 //! Contiv's policy semantics, once: what a rule matches, in which order rules are
 //! tried, and what decides a flow between two addresses. netplugin compiles these into
-//! its nftables ruleset, netmaster answers `policy explain` with them; the two cannot
-//! disagree because neither has its own copy.
+//! its nftables ruleset, netmaster answers `policy explain` with them: the rules of
+//! the semantics have no second copy (each side only resolves groups, networks and
+//! tenants against its own view of the intent, through [`Resolve`]).
 //!
 //! The model (Contiv's, made stateful):
 //! - A rule belongs to a policy; endpoint groups list policies. A rule's direction is
@@ -15,9 +16,11 @@
 //! - Rules judge *new connections* only: packets of a connection that was allowed, and
 //!   its replies, pass (conntrack). A rule change applies to new connections;
 //!   connections already established keep running until they end.
-//! - Tenants are isolated: after the rules of the receiving endpoint, a connection from
-//!   an address of another tenant's network is denied. A rule that matches first (an
-//!   `in` allow from that prefix) lets it through.
+//! - Tenants are isolated: a connection from an address of another tenant's network is
+//!   judged only by the receiver's `in` rules that name an IP prefix (`fromIpAddress`):
+//!   the first of those that matches decides, and when none does it is denied. A rule
+//!   without a source (or naming a group or network, which are the tenant's own) never
+//!   opens a group to other tenants.
 //! - `in` rules hold for every source, inside the fabric or outside it: they are
 //!   enforced on the receiving endpoint's host; `out` rules on the sending endpoint's host.
 
@@ -283,16 +286,23 @@ pub fn decide(flow: &Flow, src: &Side, dst: &Side, resolve: &impl Resolve) -> De
     let ingress = match &dst.tenant {
         None => Verdict::of(None, (Action::Allow, "no-policy")),
         Some(t) => {
-            let hit = first_match(&dst.rules, Direction::In, flow, resolve);
             let foreign = resolve.tenant_of(flow.src).is_some_and(|s| &s != t);
-            let fallback = if foreign {
-                (Action::Deny, "tenant-isolation")
-            } else if dst.rules.is_empty() {
-                (Action::Allow, "no-policy")
+            if foreign {
+                let hit = dst.rules.iter().find(|r| {
+                    r.direction == Direction::In
+                        && matches!(r.peer, Peer::Prefix(_))
+                        && r.matches(flow, resolve)
+                });
+                Verdict::of(hit, (Action::Deny, "tenant-isolation"))
             } else {
-                (Action::Allow, "default")
-            };
-            Verdict::of(hit, fallback)
+                let hit = first_match(&dst.rules, Direction::In, flow, resolve);
+                let fallback = if dst.rules.is_empty() {
+                    (Action::Allow, "no-policy")
+                } else {
+                    (Action::Allow, "default")
+                };
+                Verdict::of(hit, fallback)
+            }
         }
     };
     let action = if egress.action == Action::Allow && ingress.action == Action::Allow {
@@ -525,6 +535,16 @@ mod tests {
             rules: vec![rule("1", |r| r.from_ip_address = "10.2.1.0/24".into())],
         };
         assert_eq!(decide(&f, &blue, &open, &w).action, Action::Allow);
+        // A rule without a source does not open the group to other tenants.
+        let web = Side {
+            tenant: Some("default".into()),
+            rules: prod_web(),
+        };
+        let d = decide(&f, &blue, &web, &w);
+        assert_eq!(
+            (d.action, d.ingress.reason.as_str()),
+            (Action::Deny, "tenant-isolation")
+        );
         // From outside any Contiv network: only the rules decide.
         let ext = decide(
             &flow("198.51.100.1", "10.1.1.2", TCP, Some(80)),

@@ -294,7 +294,12 @@ pub fn policy_text(
 ) -> String {
     use std::fmt::Write as _;
     let mut per_rule: BTreeMap<(String, String, String), (u64, u64)> = BTreeMap::new();
-    for (i, (name, l)) in rules.iter().enumerate() {
+    // In the order of their labels, so which rules get a series of their own moves
+    // only as rules come and go around them.
+    let mut ordered: Vec<(&String, &crate::policy::compile::CounterLabels)> =
+        rules.iter().collect();
+    ordered.sort_by(|a, b| a.1.cmp(b.1));
+    for (i, (name, l)) in ordered.into_iter().enumerate() {
         let c = counts
             .get(&("inet".to_string(), name.clone()))
             .copied()
@@ -336,13 +341,15 @@ pub fn policy_text(
     }
     let _ = writeln!(
         out,
-        "# HELP netplugin_policy_dropped_packets Packets dropped before any rule: forged sources at the endpoints' veths, new connections across tenants."
+        "# HELP netplugin_policy_dropped_packets Packets dropped outside the rules: forged sources, new connections across tenants, encapsulated packets and IPv6 from containers."
     );
     let _ = writeln!(out, "# TYPE netplugin_policy_dropped_packets counter");
     for (reason, family, name) in [
         ("spoofed", "inet", crate::policy::compile::SPOOFED),
         ("spoofed_arp", "arp", crate::policy::compile::SPOOFED),
         ("tenant_isolation", "inet", crate::policy::compile::ISOLATED),
+        ("encapsulated", "inet", crate::policy::compile::ENCAPSULATED),
+        ("ipv6", "inet", crate::policy::compile::IPV6),
     ] {
         let c = counts
             .get(&(family.to_string(), name.to_string()))

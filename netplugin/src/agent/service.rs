@@ -154,6 +154,13 @@ impl EndpointService for Agent {
                     r.target
                 )));
             }
+            // Fail closed here too: a runtime that retries an ADD must not get a
+            // success the first attempt was refused for.
+            if let Some(e) = self.status().policy.as_ref().and_then(|p| p.error.clone()) {
+                return Err(EndpointError::unavailable(format!(
+                    "the policy ruleset could not be programmed: {e}"
+                )));
+            }
             return Ok(result_of(r, self.dns_server_ip()));
         }
         // A Docker address reserved through our IPAM driver becomes this endpoint.
@@ -191,6 +198,19 @@ impl EndpointService for Agent {
                 }
             }
         };
+        // Routing mode gives every container Contiv's MAC for its address, and the
+        // source checks hold it to that MAC: a runtime asking for another one
+        // (`docker run --mac-address`) would start a container whose every packet drops.
+        if let (Some(m), IpAddr::V4(v4)) = (req.mac, address.addr())
+            && m != MacAddr(endpoint::container_mac(v4))
+        {
+            undo_alloc(self, id).await;
+            return Err(EndpointError::invalid(format!(
+                "MAC {m} cannot be honoured: in routing mode a container's MAC is 02:02 and its \
+                 IPv4 address ({}); run the container without --mac-address",
+                MacAddr(endpoint::container_mac(v4))
+            )));
+        }
         let host = self.host_ns.clone();
         let mtu = self.cfg.mtu;
         let plumbed = match req.netns.clone() {

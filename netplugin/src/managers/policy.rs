@@ -2,15 +2,17 @@
 //!
 //! It keeps the ruleset it last committed. A pass with a new desired ruleset commits
 //! the difference ([`Ruleset::changes`]); a resync — at start, every resync period,
-//! after any failure — reads back what our tables hold (names, and how many elements
-//! each set and rules each chain has) and, unless that is exactly what we committed,
-//! writes the whole ruleset over it ([`Ruleset::overwrite`]): drift is repaired and
-//! whatever intent no longer has is swept, in one transaction, so no packet ever meets a
-//! half-written ruleset. A pass with nothing new costs nothing. Until the first commit succeeds the kernel keeps what it has (a restart
+//! after any failure — reads our tables back and, unless they are exactly as the last
+//! whole write left them (the fingerprint taken right after it: flags, types, elements,
+//! rules), writes the whole ruleset over them ([`Ruleset::overwrite`]: tables deleted
+//! and created again, counters carried over): drift is repaired and whatever intent no
+//! longer has is swept, in one transaction, so no packet ever meets a half-written
+//! ruleset. After changes the next resync writes whole once. A pass with nothing new
+//! costs nothing. Until the first commit succeeds the kernel keeps what it has (a restart
 //! neither opens nor closes anything).
 
 use crate::policy::driver::{NftDriver, NftError};
-use crate::policy::nft::{self, Ruleset};
+use crate::policy::nft::Ruleset;
 
 /// The outcome of one [`PolicyManager::apply`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,6 +34,8 @@ pub struct PolicyManager<D> {
     resync: bool,
     /// The desired ruleset changed since the last commit.
     dirty: bool,
+    /// Our tables as read right after the last whole write (`None` after a change).
+    fingerprint: Option<String>,
 }
 
 impl<D: NftDriver> PolicyManager<D> {
@@ -42,6 +46,7 @@ impl<D: NftDriver> PolicyManager<D> {
             installed: None,
             resync: true,
             dirty: false,
+            fingerprint: None,
         }
     }
 
@@ -85,20 +90,22 @@ impl<D: NftDriver> PolicyManager<D> {
             return Ok(PolicyPass::default());
         }
         let ops = if resync {
-            let present = match self.driver.present() {
+            let snap = match self.driver.snapshot() {
                 Ok(p) => p,
                 Err(e) => {
                     self.installed = None;
                     return Err(e);
                 }
             };
-            if self.installed.as_ref() == Some(want) && present == nft::present(want) {
+            if self.installed.as_ref() == Some(want)
+                && self.fingerprint.as_ref() == Some(&snap.fingerprint)
+            {
                 // Read back as we left it.
                 self.resync = false;
                 self.dirty = false;
                 return Ok(PolicyPass::default());
             }
-            want.overwrite(&present)
+            want.overwrite(&snap)
         } else {
             let Some(have) = &self.installed else {
                 unreachable!("checked above")
@@ -114,6 +121,13 @@ impl<D: NftDriver> PolicyManager<D> {
                 self.installed = Some(want.clone());
                 self.resync = false;
                 self.dirty = false;
+                // What the next resync compares with: taken after a whole write only
+                // (a change leaves it unknown, and the next resync writes whole once).
+                self.fingerprint = if resync {
+                    self.driver.snapshot().ok().map(|s| s.fingerprint)
+                } else {
+                    None
+                };
                 Ok(PolicyPass {
                     committed: true,
                     resynced: resync,
@@ -125,6 +139,7 @@ impl<D: NftDriver> PolicyManager<D> {
                 // read it back before the next try anyway.
                 self.installed = None;
                 self.resync = true;
+                self.fingerprint = None;
                 Err(e)
             }
         }
@@ -185,10 +200,15 @@ mod tests {
         assert!(!m.apply().unwrap().committed);
         m.request_resync();
         assert!(
+            m.apply().unwrap().resynced,
+            "after a change, the resync writes whole once"
+        );
+        m.request_resync();
+        assert!(
             !m.apply().unwrap().committed,
             "read back as left: nothing to write"
         );
-        assert_eq!(m.driver().commits, commits);
+        assert_eq!(m.driver().commits, commits + 1);
         assert!(m.in_sync());
     }
 

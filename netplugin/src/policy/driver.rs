@@ -10,7 +10,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::nft::{self, FAMILIES, Op, Present, Ruleset, TABLE};
+pub use super::nft::Count;
+use super::nft::{self, FAMILIES, Op, Ruleset, Snapshot, TABLE};
 use crate::endpoint::HostNs;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,18 +26,11 @@ pub enum NftError {
     Netns(String),
 }
 
-/// Packets and bytes of a named counter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Count {
-    pub packets: u64,
-    pub bytes: u64,
-}
-
 pub trait NftDriver: Send {
     /// Commits the operations as one transaction.
     fn commit(&mut self, ops: &[Op]) -> Result<(), NftError>;
-    /// The objects our tables hold, per family (absent: no table).
-    fn present(&mut self) -> Result<BTreeMap<String, Present>, NftError>;
+    /// Our tables as they are now.
+    fn snapshot(&mut self) -> Result<Snapshot, NftError>;
     /// The named counters of our tables: `(family, name)` → count.
     fn counters(&mut self) -> Result<BTreeMap<(String, String), Count>, NftError>;
 }
@@ -103,9 +97,13 @@ impl NftCli {
         Ok(out.stdout)
     }
 
-    /// `nft -j list table <family> contiv`, `None` when the table does not exist.
-    fn list(&self, family: &str) -> Result<Option<serde_json::Value>, NftError> {
-        match self.run(&["-j", "list", "table", family, TABLE], None) {
+    /// `nft -j list <what> <family> contiv` (`what`: `table`, `counters table`), `None`
+    /// when the table does not exist.
+    fn list(&self, what: &str, family: &str) -> Result<Option<serde_json::Value>, NftError> {
+        let mut args = vec!["-j", "list"];
+        args.extend(what.split(' '));
+        args.extend([family, TABLE]);
+        match self.run(&args, None) {
             Ok(out) => serde_json::from_slice(&out)
                 .map(Some)
                 .map_err(|e| NftError::Parse(e.to_string())),
@@ -129,6 +127,47 @@ fn name_of(v: &serde_json::Value) -> Option<String> {
     v.get("name").and_then(|n| n.as_str()).map(str::to_string)
 }
 
+/// The named counters of an `nft -j list` answer.
+fn counts(family: &str, v: &serde_json::Value) -> Vec<((String, String), Count)> {
+    objects(v)
+        .filter(|(kind, _)| *kind == "counter")
+        .filter_map(|(_, o)| {
+            let n = |k: &str| o.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+            Some((
+                (family.to_string(), name_of(o)?),
+                Count {
+                    packets: n("packets"),
+                    bytes: n("bytes"),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Drops what changes without anyone changing the table: handles, counts, nft's
+/// version line.
+fn normalise(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            o.remove("handle");
+            if o.contains_key("packets") && o.contains_key("bytes") {
+                o.remove("packets");
+                o.remove("bytes");
+            }
+            for x in o.values_mut() {
+                normalise(x);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            a.retain(|x| x.get("metainfo").is_none());
+            for x in a {
+                normalise(x);
+            }
+        }
+        _ => {}
+    }
+}
+
 impl NftDriver for NftCli {
     fn commit(&mut self, ops: &[Op]) -> Result<(), NftError> {
         if ops.is_empty() {
@@ -137,65 +176,27 @@ impl NftDriver for NftCli {
         self.run(&["-f", "-"], Some(nft::script(ops))).map(|_| ())
     }
 
-    fn present(&mut self) -> Result<BTreeMap<String, Present>, NftError> {
-        let mut out = BTreeMap::new();
+    fn snapshot(&mut self) -> Result<Snapshot, NftError> {
+        let mut snap = Snapshot::default();
+        let mut print = Vec::new();
         for family in FAMILIES {
-            let Some(v) = self.list(family)? else {
+            let Some(mut v) = self.list("table", family)? else {
                 continue;
             };
-            let mut p = Present::default();
-            for (kind, o) in objects(&v) {
-                if kind == "rule" {
-                    if let Some(c) = o.get("chain").and_then(|c| c.as_str()) {
-                        *p.rules.entry(c.to_string()).or_insert(0) += 1;
-                    }
-                    continue;
-                }
-                let Some(name) = name_of(o) else { continue };
-                match kind {
-                    "counter" => {
-                        p.counters.insert(name);
-                    }
-                    "set" | "map" => {
-                        let n = o.get("elem").and_then(|e| e.as_array()).map_or(0, Vec::len);
-                        p.elements.insert(name.clone(), n);
-                        if kind == "set" {
-                            p.sets.insert(name);
-                        } else {
-                            p.maps.insert(name);
-                        }
-                    }
-                    "chain" => {
-                        p.rules.entry(name.clone()).or_insert(0);
-                        p.chains.insert(name);
-                    }
-                    _ => {}
-                }
-            }
-            out.insert(family.to_string(), p);
+            snap.tables.insert(family.to_string());
+            snap.counters.extend(counts(family, &v));
+            normalise(&mut v);
+            print.push(v);
         }
-        Ok(out)
+        snap.fingerprint = serde_json::Value::Array(print).to_string();
+        Ok(snap)
     }
 
     fn counters(&mut self) -> Result<BTreeMap<(String, String), Count>, NftError> {
         let mut out = BTreeMap::new();
         for family in FAMILIES {
-            let Some(v) = self.list(family)? else {
-                continue;
-            };
-            for (kind, o) in objects(&v) {
-                if kind != "counter" {
-                    continue;
-                }
-                let Some(name) = name_of(o) else { continue };
-                let n = |k: &str| o.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
-                out.insert(
-                    (family.to_string(), name),
-                    Count {
-                        packets: n("packets"),
-                        bytes: n("bytes"),
-                    },
-                );
+            if let Some(v) = self.list("counters table", family)? {
+                out.extend(counts(family, &v));
             }
         }
         Ok(out)
@@ -226,8 +227,8 @@ impl NftDriver for MemoryNft {
         Ok(())
     }
 
-    fn present(&mut self) -> Result<BTreeMap<String, Present>, NftError> {
-        Ok(nft::present(&self.ruleset))
+    fn snapshot(&mut self) -> Result<Snapshot, NftError> {
+        Ok(nft::snapshot(&self.ruleset))
     }
 
     fn counters(&mut self) -> Result<BTreeMap<(String, String), Count>, NftError> {

@@ -6,9 +6,10 @@
 //! turn one ruleset into another (elements added and deleted, changed chains flushed
 //! and written again, objects no longer wanted deleted after what refers to them);
 //! [`Ruleset::overwrite`] the operations that write a ruleset whole over what the
-//! kernel has (the resync: every chain flushed, every set emptied and filled, what is
-//! not ours to keep deleted, named counters kept so they keep counting). Either list
-//! is committed as one transaction. [`script`] renders operations as an `nft -f` script.
+//! kernel has (the resync: our tables deleted and created again, whatever was done to
+//! them, with the named counters' values carried over so they keep counting). Either
+//! list is committed as one transaction, so no packet meets a half-written ruleset.
+//! [`script`] renders operations as an `nft -f` script.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -53,18 +54,23 @@ pub struct Ruleset {
     pub tables: BTreeMap<String, Table>,
 }
 
-/// The objects a table of ours holds in the kernel (read back): names, and the number
-/// of elements of each set and map and of rules of each chain.
+/// Packets and bytes of a named counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Count {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Our tables as read back from the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Present {
-    pub counters: BTreeSet<String>,
-    pub sets: BTreeSet<String>,
-    pub maps: BTreeSet<String>,
-    pub chains: BTreeSet<String>,
-    /// Set or map → elements.
-    pub elements: BTreeMap<String, usize>,
-    /// Chain → rules.
-    pub rules: BTreeMap<String, usize>,
+pub struct Snapshot {
+    /// The families that have a table of ours.
+    pub tables: BTreeSet<String>,
+    /// `(family, counter)` → its count.
+    pub counters: BTreeMap<(String, String), Count>,
+    /// Everything the tables hold but handles and counts, as one string: equal
+    /// fingerprints, equal tables (flags, types, elements, rules, policies).
+    pub fingerprint: String,
 }
 
 /// One operation of a transaction. Every name is in `family` table [`TABLE`].
@@ -73,24 +79,20 @@ pub enum Op {
     AddTable {
         family: String,
     },
-    /// Removes every rule of the table (sets, maps and counters stay).
-    FlushTable {
+    /// Removes the table and everything in it.
+    DeleteTable {
         family: String,
     },
+    /// A named counter, starting from `value` when given.
     AddCounter {
         family: String,
         name: String,
+        value: Option<Count>,
     },
     AddSet {
         family: String,
         name: String,
         set: Set,
-    },
-    /// Empties a set or map.
-    FlushSet {
-        family: String,
-        name: String,
-        map: bool,
     },
     AddElements {
         family: String,
@@ -109,6 +111,7 @@ pub enum Op {
         name: String,
         base: Option<String>,
     },
+    /// Removes every rule of a chain.
     FlushChain {
         family: String,
         name: String,
@@ -138,21 +141,24 @@ fn f(s: &str) -> String {
 }
 
 impl Ruleset {
-    /// The operations that write `self` whole over a kernel holding `present` (per
-    /// family): the resync, and the first write after a start.
-    pub fn overwrite(&self, present: &BTreeMap<String, Present>) -> Vec<Op> {
+    /// The operations that write `self` whole over what `snapshot` read: each table of
+    /// ours is deleted and created again in the same transaction (so nothing done to it
+    /// — a flag, a type, a rule, an element — survives), named counters start from the
+    /// values they had. The resync, and the first write after a start.
+    pub fn overwrite(&self, snapshot: &Snapshot) -> Vec<Op> {
         let mut ops = Vec::new();
-        let empty = Present::default();
         let none = Table::default();
         for family in FAMILIES {
             let want = self.tables.get(family).unwrap_or(&none);
-            let have = present.get(family).unwrap_or(&empty);
+            if snapshot.tables.contains(family) {
+                ops.push(Op::DeleteTable { family: f(family) });
+            }
             ops.push(Op::AddTable { family: f(family) });
-            ops.push(Op::FlushTable { family: f(family) });
             for c in &want.counters {
                 ops.push(Op::AddCounter {
                     family: f(family),
                     name: c.clone(),
+                    value: snapshot.counters.get(&(f(family), c.clone())).copied(),
                 });
             }
             for (name, s) in &want.sets {
@@ -163,11 +169,6 @@ impl Ruleset {
                         elements: BTreeSet::new(),
                         ..s.clone()
                     },
-                });
-                ops.push(Op::FlushSet {
-                    family: f(family),
-                    name: name.clone(),
-                    map: s.map,
                 });
             }
             for (name, c) in &want.chains {
@@ -196,34 +197,6 @@ impl Ruleset {
                     });
                 }
             }
-            // What is not wanted goes last, once nothing refers to it: maps (which
-            // jump to chains) before chains, chains before sets and counters.
-            for m in have.maps.iter().filter(|m| !want.sets.contains_key(*m)) {
-                ops.push(Op::DeleteSet {
-                    family: f(family),
-                    name: m.clone(),
-                    map: true,
-                });
-            }
-            for c in have.chains.iter().filter(|c| !want.chains.contains_key(*c)) {
-                ops.push(Op::DeleteChain {
-                    family: f(family),
-                    name: c.clone(),
-                });
-            }
-            for s in have.sets.iter().filter(|s| !want.sets.contains_key(*s)) {
-                ops.push(Op::DeleteSet {
-                    family: f(family),
-                    name: s.clone(),
-                    map: false,
-                });
-            }
-            for c in have.counters.iter().filter(|c| !want.counters.contains(*c)) {
-                ops.push(Op::DeleteCounter {
-                    family: f(family),
-                    name: c.clone(),
-                });
-            }
         }
         ops
     }
@@ -248,6 +221,7 @@ impl Ruleset {
                 ops.push(Op::AddCounter {
                     family: fam(),
                     name: c.clone(),
+                    value: None,
                 });
             }
             for (name, s) in &want.sets {
@@ -389,19 +363,25 @@ pub fn script(ops: &[Op]) -> String {
     for op in ops {
         let _ = match op {
             Op::AddTable { family } => writeln!(s, "add table {family} {TABLE}"),
-            Op::FlushTable { family } => writeln!(s, "flush table {family} {TABLE}"),
-            Op::AddCounter { family, name } => {
-                writeln!(s, "add counter {family} {TABLE} {name}")
-            }
+            Op::DeleteTable { family } => writeln!(s, "delete table {family} {TABLE}"),
+            Op::AddCounter {
+                family,
+                name,
+                value,
+            } => match value {
+                Some(c) => writeln!(
+                    s,
+                    "add counter {family} {TABLE} {name} {{ packets {} bytes {} }}",
+                    c.packets, c.bytes
+                ),
+                None => writeln!(s, "add counter {family} {TABLE} {name}"),
+            },
             Op::AddSet { family, name, set } => writeln!(
                 s,
                 "add {} {family} {TABLE} {name} {{ {} }}",
                 kind(set.map),
                 set.decl
             ),
-            Op::FlushSet { family, name, map } => {
-                writeln!(s, "flush {} {family} {TABLE} {name}", kind(*map))
-            }
             Op::AddElements {
                 family,
                 name,
@@ -499,12 +479,12 @@ fn apply_one(rs: &mut Ruleset, op: &Op) -> Result<(), String> {
         Op::AddTable { family } => {
             rs.tables.entry(family.clone()).or_default();
         }
-        Op::FlushTable { family } => {
-            for c in table(rs, family)?.chains.values_mut() {
-                c.rules.clear();
-            }
+        Op::DeleteTable { family } => {
+            rs.tables
+                .remove(family)
+                .ok_or_else(|| format!("no table {family} {TABLE}"))?;
         }
-        Op::AddCounter { family, name } => {
+        Op::AddCounter { family, name, .. } => {
             table(rs, family)?.counters.insert(name.clone());
         }
         Op::AddSet { family, name, set } => {
@@ -524,14 +504,6 @@ fn apply_one(rs: &mut Ruleset, op: &Op) -> Result<(), String> {
                     );
                 }
             }
-        }
-        Op::FlushSet { family, name, .. } => {
-            table(rs, family)?
-                .sets
-                .get_mut(name)
-                .ok_or_else(|| format!("no set {name}"))?
-                .elements
-                .clear();
         }
         Op::AddElements {
             family,
@@ -631,40 +603,19 @@ fn apply_one(rs: &mut Ruleset, op: &Op) -> Result<(), String> {
     Ok(())
 }
 
-/// What a ruleset shows when read back.
-pub fn present(rs: &Ruleset) -> BTreeMap<String, Present> {
-    rs.tables
-        .iter()
-        .map(|(family, t)| {
-            (
-                family.clone(),
-                Present {
-                    counters: t.counters.clone(),
-                    sets: t
-                        .sets
-                        .iter()
-                        .filter(|(_, s)| !s.map)
-                        .map(|(n, _)| n.clone())
-                        .collect(),
-                    maps: t
-                        .sets
-                        .iter()
-                        .filter(|(_, s)| s.map)
-                        .map(|(n, _)| n.clone())
-                        .collect(),
-                    chains: t.chains.keys().cloned().collect(),
-                    elements: t
-                        .sets
-                        .iter()
-                        .map(|(n, s)| (n.clone(), s.elements.len()))
-                        .collect(),
-                    rules: t
-                        .chains
-                        .iter()
-                        .map(|(n, c)| (n.clone(), c.rules.len()))
-                        .collect(),
-                },
-            )
-        })
-        .collect()
+/// What a ruleset of ours reads back as (counts zero), in the in-memory kernel.
+pub fn snapshot(rs: &Ruleset) -> Snapshot {
+    Snapshot {
+        tables: rs.tables.keys().cloned().collect(),
+        counters: rs
+            .tables
+            .iter()
+            .flat_map(|(f, t)| {
+                t.counters
+                    .iter()
+                    .map(|c| ((f.clone(), c.clone()), Count::default()))
+            })
+            .collect(),
+        fingerprint: format!("{:?}", rs.tables),
+    }
 }

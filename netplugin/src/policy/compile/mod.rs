@@ -7,7 +7,9 @@
 //!   forward / input / output (filter):
 //!       ct state established,related → accept           (rules judge new connections)
 //!       iifname vmap @egress   → out_<group>: the group's out rules
-//!       oifname vmap @ingress  → in_<group>:  the group's in rules, then tenant isolation
+//!       oifname vmap @ingress  → in_<group>:  tenant isolation (a source in another
+//!                                tenant's network: only rules naming a prefix may
+//!                                let it in, xin_<group>), then the group's in rules
 //!                              → ten_<tenant>: tenant isolation only (no in rules)
 //! table arp contiv
 //!   input: an ARP packet from one of our veths whose sender (address, MAC) is not the
@@ -62,16 +64,19 @@ pub struct Compiled {
     pub rules: usize,
     /// Local endpoints whose group has a policy.
     pub endpoints_under_policy: usize,
+    /// Why the ruleset must not be committed (two keys hashed to one name).
+    pub errors: Vec<String>,
 }
 
-/// A short stable name: `prefix` and 12 hex digits of FNV-1a over `key`.
+/// A short stable name: `prefix` and the 16 hex digits of FNV-1a over `key` (a
+/// collision is reported by [`compile`], never silently shared).
 pub fn name(prefix: &str, key: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in key.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{prefix}_{:012x}", h >> 16)
+    format!("{prefix}_{h:016x}")
 }
 
 fn group_key(tenant: &str, group: &str) -> String {
@@ -87,6 +92,14 @@ pub fn counter_of(r: &RuleSpec) -> String {
 pub const SPOOFED: &str = "spoofed";
 /// New connections dropped by tenant isolation.
 pub const ISOLATED: &str = "isolated";
+/// IPv6 from containers (endpoints are IPv4; router solicitations and the like land here).
+pub const IPV6: &str = "ipv6";
+/// Encapsulated packets from containers to the host (a tunnel would deliver the inner
+/// packet on another interface, past the checks of the veth).
+pub const ENCAPSULATED: &str = "encapsulated";
+
+/// UDP ports of the tunnels Linux decapsulates (VXLAN, its old Linux port, Geneve).
+const TUNNEL_PORTS: &str = "{ 4789, 8472, 6081 }";
 
 const BASE_PRE: &str = "type filter hook prerouting priority raw; policy accept;";
 const BASE_FORWARD: &str = "type filter hook forward priority filter; policy accept;";
@@ -146,25 +159,24 @@ fn rule_text(
             let set = name("g", &group_key(&r.tenant, g));
             // The fabric's members as netmaster knows them, and this host's own at once
             // (before netmaster's copy of a new endpoint comes back in the feed).
-            let mut members = view
-                .members
-                .get(&(r.tenant.clone(), g.clone()))
-                .cloned()
-                .unwrap_or_default();
-            members.extend(
-                local
+            sets.entry(set.clone()).or_insert_with(|| {
+                let known = view.members.get(&(r.tenant.clone(), g.clone()));
+                let own = local
                     .values()
                     .filter(|e| e.tenant == r.tenant && e.group.as_ref() == Some(g))
-                    .map(|e| e.address),
-            );
-            sets.entry(set.clone()).or_insert_with(|| Set {
-                map: false,
-                decl: "type ipv4_addr;".into(),
-                elements: members
-                    .iter()
-                    .filter(|a| a.is_ipv4())
-                    .map(ToString::to_string)
-                    .collect(),
+                    .map(|e| e.address);
+                Set {
+                    map: false,
+                    decl: "type ipv4_addr;".into(),
+                    elements: known
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                        .chain(own)
+                        .filter(IpAddr::is_ipv4)
+                        .map(|a| a.to_string())
+                        .collect(),
+                }
             });
             m.push(format!("ip {side} @{set}"));
         }
@@ -200,6 +212,37 @@ fn rule_text(
     Some(m.join(" "))
 }
 
+/// Names two different keys would share.
+fn collisions(view: &PolicyView, local: &BTreeMap<String, LocalEndpoint>) -> Vec<String> {
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut errors = Vec::new();
+    let mut check = |prefix: &str, key: String| {
+        let n = name(prefix, &key);
+        match seen.get(&n) {
+            Some(k) if *k != key => errors.push(format!(
+                "{key:?} and {k:?} hash to the same nftables name {n}; rename one"
+            )),
+            Some(_) => {}
+            None => {
+                seen.insert(n, key);
+            }
+        }
+    };
+    for ep in local.values() {
+        check("t", ep.tenant.clone());
+        if let Some(g) = &ep.group {
+            check("in", group_key(&ep.tenant, g));
+            for r in view.rules(&ep.tenant, g) {
+                check("r", r.key());
+                if let Peer::Group(p) = &r.peer {
+                    check("g", group_key(&r.tenant, p));
+                }
+            }
+        }
+    }
+    errors
+}
+
 /// The ruleset for the host's endpoints under the intent `view`.
 pub fn compile(view: &PolicyView, local: &BTreeMap<String, LocalEndpoint>) -> Compiled {
     let mut out = Compiled::default();
@@ -217,15 +260,23 @@ pub fn compile(view: &PolicyView, local: &BTreeMap<String, LocalEndpoint>) -> Co
         decl: "type ifname . ipv4_addr . ether_addr;".into(),
         elements: BTreeSet::new(),
     };
+    let mut local4 = Set {
+        map: false,
+        decl: "type ipv4_addr;".into(),
+        elements: BTreeSet::new(),
+    };
     for ep in local.values() {
         veths.elements.insert(quote(&ep.ifname));
         if let IpAddr::V4(a) = ep.address {
             src4.elements
                 .insert(format!("{} . {a} . {}", quote(&ep.ifname), ep.mac));
+            local4.elements.insert(a.to_string());
         }
     }
-    t.counters.insert(SPOOFED.into());
-    t.counters.insert(ISOLATED.into());
+    t.sets.insert("local4".into(), local4);
+    for c in [SPOOFED, ISOLATED, IPV6, ENCAPSULATED] {
+        t.counters.insert(c.into());
+    }
     arp.counters.insert(SPOOFED.into());
     t.chains.insert(
         "pre".into(),
@@ -235,7 +286,9 @@ pub fn compile(view: &PolicyView, local: &BTreeMap<String, LocalEndpoint>) -> Co
                 format!(
                     "iifname @veths iifname . ip saddr . ether saddr != @src4 counter name \"{SPOOFED}\" drop"
                 ),
-                format!("iifname @veths meta nfproto ipv6 counter name \"{SPOOFED}\" drop"),
+                // This host's containers' addresses come only from their own veths.
+                format!("iifname != @veths ip saddr @local4 counter name \"{SPOOFED}\" drop"),
+                format!("iifname @veths meta nfproto ipv6 counter name \"{IPV6}\" drop"),
             ],
         },
     );
@@ -305,8 +358,19 @@ pub fn compile(view: &PolicyView, local: &BTreeMap<String, LocalEndpoint>) -> Co
             let chain = name(prefix, &gk);
             if !t.chains.contains_key(&chain) {
                 let mut body: Vec<String> = Vec::new();
+                // Rules that name an address prefix: the only ones a connection from
+                // another tenant's address is judged by.
+                let mut foreign: Vec<String> = Vec::new();
                 for r in of_dir {
                     if let Some(text) = rule_text(r, view, local, &mut sets) {
+                        if matches!(r.peer, Peer::Prefix(_)) {
+                            let verdict = match r.action {
+                                Action::Allow => "accept",
+                                Action::Deny => "drop",
+                            };
+                            let (m, _) = text.rsplit_once(' ').unwrap_or((&text, ""));
+                            foreign.push(format!("{m} {verdict}"));
+                        }
                         t.counters.insert(counter_of(r));
                         out.counters.insert(
                             counter_of(r),
@@ -321,7 +385,24 @@ pub fn compile(view: &PolicyView, local: &BTreeMap<String, LocalEndpoint>) -> Co
                     }
                 }
                 if dir == Direction::In {
-                    body.push(isolation.clone());
+                    // Another tenant's address first: only prefix rules may let it in.
+                    if foreign.is_empty() {
+                        body.insert(0, isolation.clone());
+                    } else {
+                        let x = name("xin", &gk);
+                        foreign.push(format!("counter name \"{ISOLATED}\" drop"));
+                        t.chains.insert(
+                            x.clone(),
+                            Chain {
+                                base: None,
+                                rules: foreign,
+                            },
+                        );
+                        body.insert(
+                            0,
+                            format!("ip saddr @nets ip saddr != @{tenant_set} jump {x}"),
+                        );
+                    }
                 }
                 t.chains.insert(
                     chain.clone(),
@@ -344,6 +425,7 @@ pub fn compile(view: &PolicyView, local: &BTreeMap<String, LocalEndpoint>) -> Co
         }
     }
     t.sets.extend(sets);
+    out.errors = collisions(view, local);
     t.sets.insert("ingress".into(), ingress);
     t.sets.insert("egress".into(), egress);
     let established = "ct state established,related accept".to_string();
@@ -362,7 +444,17 @@ pub fn compile(view: &PolicyView, local: &BTreeMap<String, LocalEndpoint>) -> Co
         "input".into(),
         Chain {
             base: Some(BASE_INPUT.into()),
-            rules: vec![established.clone(), "iifname vmap @egress".into()],
+            rules: vec![
+                // Nothing a container sends is decapsulated by the host.
+                format!(
+                    "iifname @veths meta l4proto != {{ icmp, tcp, udp }} counter name \"{ENCAPSULATED}\" drop"
+                ),
+                format!(
+                    "iifname @veths udp dport {TUNNEL_PORTS} counter name \"{ENCAPSULATED}\" drop"
+                ),
+                established.clone(),
+                "iifname vmap @egress".into(),
+            ],
         },
     );
     t.chains.insert(

@@ -87,7 +87,7 @@ fn inet(c: &Compiled) -> &nft::Table {
 }
 
 #[test]
-fn the_walkthrough_compiles_to_its_rules_in_order_then_isolation() {
+fn the_walkthrough_compiles_to_isolation_then_its_rules_in_order() {
     let c = compile(
         &walkthrough(),
         &locals(&[ep("cvweb", "10.1.1.2", "default", Some("web"))]),
@@ -98,13 +98,13 @@ fn the_walkthrough_compiles_to_its_rules_in_order_then_isolation() {
     assert_eq!(
         t.chains[&chain].rules,
         vec![
-            format!("tcp dport 80 counter name \"{}\" return", r("2")),
-            format!("tcp dport 443 counter name \"{}\" return", r("3")),
-            format!("meta l4proto 6 counter name \"{}\" drop", r("1")),
             format!(
                 "ip saddr @nets ip saddr != @{} counter name \"isolated\" drop",
                 name("t", "default")
             ),
+            format!("tcp dport 80 counter name \"{}\" return", r("2")),
+            format!("tcp dport 443 counter name \"{}\" return", r("3")),
+            format!("meta l4proto 6 counter name \"{}\" drop", r("1")),
         ]
     );
     assert_eq!(
@@ -169,7 +169,22 @@ fn sources_are_verified_per_veth_for_ip_and_arp() {
     assert_eq!(inet(&c).sets["src4"].elements, want);
     assert_eq!(c.ruleset.tables["arp"].sets["src4"].elements, want);
     assert!(inet(&c).chains["pre"].rules[0].contains("!= @src4"));
-    assert!(inet(&c).chains["pre"].rules[1].contains("ipv6"));
+    assert!(inet(&c).chains["pre"].rules[1].contains("iifname != @veths ip saddr @local4"));
+    assert!(inet(&c).chains["pre"].rules[2].contains("ipv6"));
+    assert_eq!(
+        inet(&c).sets["local4"].elements,
+        ["10.1.1.2".to_string()].into()
+    );
+    // Nothing a container sends is decapsulated by the host.
+    let input = &inet(&c).chains["input"].rules;
+    assert!(
+        input[0].contains("meta l4proto != { icmp, tcp, udp }"),
+        "{input:?}"
+    );
+    assert!(
+        input[1].contains("udp dport { 4789, 8472, 6081 }"),
+        "{input:?}"
+    );
 }
 
 #[test]
@@ -209,7 +224,8 @@ fn group_peers_are_sets_of_their_members_on_every_host() {
         ["10.1.1.10".to_string(), "10.1.1.9".to_string()].into()
     );
     let ins = &t.chains[&name("in", "default:db")].rules;
-    assert!(ins[0].starts_with(&format!("ip saddr @{g} tcp dport 5432 counter")));
+    assert!(ins[0].contains("isolated"), "{ins:?}");
+    assert!(ins[1].starts_with(&format!("ip saddr @{g} tcp dport 5432 counter")));
     let outs = &t.chains[&name("out", "default:db")].rules;
     assert!(
         outs[0].starts_with("ip daddr 10.1.1.0/24 udp dport 53 counter"),
@@ -230,7 +246,10 @@ fn group_peers_are_sets_of_their_members_on_every_host() {
 fn names_are_short_stable_and_distinct() {
     assert_eq!(name("g", "default:web"), name("g", "default:web"));
     assert_ne!(name("g", "default:web"), name("g", "blue:web"));
-    assert!(name("ten", "a-very-long-tenant-name-of-sixty-four-characters").len() <= 16);
+    assert_eq!(
+        name("ten", "a-very-long-tenant-name-of-sixty-four-characters").len(),
+        20
+    );
 }
 
 /// Changes and overwrites reach exactly the ruleset they were computed for, from any
@@ -282,13 +301,13 @@ fn changes_and_overwrites_reach_the_desired_ruleset() {
     for a in &states {
         for b in &states {
             let mut k = nft::Ruleset::default();
-            nft::apply(&mut k, &a.ruleset.overwrite(&BTreeMap::new())).unwrap();
+            nft::apply(&mut k, &a.ruleset.overwrite(&nft::Snapshot::default())).unwrap();
             assert_eq!(k, a.ruleset);
             nft::apply(&mut k, &b.ruleset.changes(&a.ruleset)).unwrap();
             assert_eq!(k, b.ruleset);
             // And a whole rewrite over it sweeps what is not wanted.
             let mut k2 = k.clone();
-            nft::apply(&mut k2, &a.ruleset.overwrite(&nft::present(&k))).unwrap();
+            nft::apply(&mut k2, &a.ruleset.overwrite(&nft::snapshot(&k))).unwrap();
             assert_eq!(k2, a.ruleset);
         }
     }
@@ -321,4 +340,48 @@ fn an_endpoint_change_touches_its_own_elements_only() {
         "{script}"
     );
     assert!(script.contains("add element arp contiv src4"), "{script}");
+}
+
+/// A connection from another tenant's address meets only the rules naming a prefix,
+/// and is dropped when none of them matches.
+#[test]
+fn other_tenants_meet_only_prefix_rules() {
+    let mut v = walkthrough();
+    let mut rules = vec![
+        spec("default", "p", "1", |r| {
+            r.protocol = "tcp".into();
+            r.port = 80;
+        }),
+        spec("default", "p", "2", |r| {
+            r.from_ip_address = "10.2.1.0/24".into();
+            r.protocol = "tcp".into();
+            r.port = 443;
+        }),
+    ];
+    semantics::order(&mut rules);
+    v.groups
+        .insert(("default".into(), "web".into()), Arc::new(rules));
+    let c = compile(
+        &v,
+        &locals(&[ep("cvweb", "10.1.1.2", "default", Some("web"))]),
+    );
+    let t = inet(&c);
+    let x = name("xin", "default:web");
+    assert_eq!(
+        t.chains[&name("in", "default:web")].rules[0],
+        format!(
+            "ip saddr @nets ip saddr != @{} jump {x}",
+            name("t", "default")
+        )
+    );
+    assert_eq!(
+        t.chains[&x].rules,
+        vec![
+            format!(
+                "ip saddr 10.2.1.0/24 tcp dport 443 counter name \"{}\" accept",
+                name("r", "default:p:2")
+            ),
+            "counter name \"isolated\" drop".to_string(),
+        ]
+    );
 }
