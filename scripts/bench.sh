@@ -47,8 +47,8 @@ if [ "${NP_BENCH_ONLY:-}" = idle ]; then
 fi
 
 echo "== netplugin policy (issue #12): rule -> every host's kernel; 1000 groups x 10 rules compile + load (vs iptables-restore); per-packet cost (vs no policy, vs iptables)"
-# POLICY_BENCH_ONLY=enforce|load|packet runs one part; POLICY_BENCH_SECS (3) and
-# POLICY_BENCH_REPEATS (5) size the per-packet runs.
+# POLICY_BENCH_ONLY=enforce|load|packet runs one part; POLICY_BENCH_SECS (2) and
+# POLICY_BENCH_REPEATS (6) size the per-packet runs.
 cargo build -q --release -p contiv-tests --example policy_bench
 pol_status=0
 "${CARGO_TARGET_DIR:-target}/release/examples/policy_bench" \
