@@ -1220,8 +1220,9 @@ fn load_config(t: &Topo, cfg: Config, s: &Synthetic, rs: &Ruleset) {
                 t.host.name(),
                 &["nft", "-f", "-"],
                 Some(
-                    "table inet ct { chain forward { type filter hook forward priority \
-                     filter; policy accept; ct state established,related accept; } }\n",
+                    "table inet ctonly {\n chain forward {\n type filter hook forward \
+                     priority filter; policy accept;\n ct state established,related accept\n \
+                     }\n}\n",
                 ),
             );
         }
@@ -1412,6 +1413,7 @@ fn main() {
         version("uname", &["-r"]),
     );
     let mut rows: Vec<String> = Vec::new();
+    let mut printed = 0;
     if cfg.runs("enforce") {
         let e = run_enforce(cfg.changes);
         rows.push(format!(
@@ -1454,6 +1456,7 @@ fn main() {
             ));
         }
     }
+    flush_part(&mut rows, &mut printed);
     if cfg.runs("load") {
         let l = run_load(cfg.groups, cfg.rules, cfg.endpoints, 3);
         let m = median_of;
@@ -1522,6 +1525,7 @@ fn main() {
             ));
         }
     }
+    flush_part(&mut rows, &mut printed);
     if cfg.runs("packet") {
         // The machine is shared: at nice -10 (this thread, so the threads and processes
         // started from here on) the runs are less at the mercy of other jobs.
@@ -1566,9 +1570,17 @@ fn main() {
             ));
         }
     }
-    println!("| figure | value | against |\n|---|---|---|");
+    println!("\n| figure | value | against |\n|---|---|---|");
     for r in rows {
         println!("{r}");
+    }
+}
+
+/// Prints the rows of a part as soon as it is done (the whole table follows at the end).
+fn flush_part(rows: &mut [String], printed: &mut usize) {
+    if rows.len() > *printed {
+        println!("{}", rows[*printed..].join("\n"));
+        *printed = rows.len();
     }
 }
 
