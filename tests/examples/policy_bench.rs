@@ -47,7 +47,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
 fn lat(samples: &[Duration]) -> String {
@@ -1165,27 +1169,28 @@ impl CrrServer {
         }
     }
 
-    /// Connections per second from c1 over `window`.
-    fn rate(&self, t: &Topo, window: Duration) -> f64 {
+    /// Connections per second from c1 over `window`, and each connection's time
+    /// (connect → the reply byte read).
+    fn rate(&self, t: &Topo, window: Duration) -> (f64, Vec<Duration>) {
         let addr = self.addr;
-        let n = Arc::new(AtomicU64::new(0));
-        let n2 = n.clone();
         let h = in_ns(t.c1.path(), move || {
             let end = Instant::now() + window;
             let start = Instant::now();
             let mut b = [0u8; 1];
+            let mut each = Vec::new();
             while Instant::now() < end {
+                let t0 = Instant::now();
                 let mut s =
                     TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
                 let _ = s.set_nodelay(true);
                 s.write_all(&[1]).expect("write");
                 s.read_exact(&mut b).expect("read");
-                n2.fetch_add(1, Ordering::Relaxed);
+                each.push(t0.elapsed());
             }
-            start.elapsed()
+            (start.elapsed(), each)
         });
-        let took = h.join().expect("client");
-        n.load(Ordering::Relaxed) as f64 / took.as_secs_f64()
+        let (took, each) = h.join().expect("client");
+        (each.len() as f64 / took.as_secs_f64(), each)
     }
 }
 
@@ -1208,6 +1213,8 @@ impl Drop for CrrServer {
 struct Packet {
     /// Configuration → (Gbit/s runs, connections/s runs).
     runs: Vec<(Config, Vec<f64>, Vec<f64>)>,
+    /// Configuration → every connection's time, all runs pooled.
+    conn_times: Vec<Vec<Duration>>,
     /// Our spoofed / isolated counters after each run with our ruleset (both must stay 0).
     drops: Vec<String>,
 }
@@ -1237,7 +1244,11 @@ fn load_config(t: &Topo, cfg: Config, s: &Synthetic, rs: &Ruleset) {
 
 /// One run on a fresh topology (so no configuration inherits another's hooks, conntrack
 /// entries or legacy tables): load, warm up, iperf3, connection rate.
-fn packet_run(cfg: Config, sizes: (usize, usize, usize), secs: u64) -> (f64, f64, String) {
+fn packet_run(
+    cfg: Config,
+    sizes: (usize, usize, usize),
+    secs: u64,
+) -> (f64, (f64, Vec<Duration>), String) {
     let t = topo();
     let s = with_pair(sizes.0, sizes.1, sizes.2, &t);
     let rs = compile(&s.view, &s.local).ruleset;
@@ -1289,11 +1300,13 @@ fn run_packet(groups: usize, rules: usize, endpoints: usize, secs: u64, repeats:
     ];
     let mut out = Packet {
         runs: configs.iter().map(|c| (*c, vec![], vec![])).collect(),
+        conn_times: configs.iter().map(|_| Vec::new()).collect(),
         drops: Vec::new(),
     };
     for rep in 0..repeats {
         for (i, cfg) in configs.iter().enumerate() {
-            let (gbps, cps, drops) = packet_run(*cfg, (groups, rules, endpoints), secs);
+            let (gbps, (cps, times), drops) = packet_run(*cfg, (groups, rules, endpoints), secs);
+            out.conn_times[i].extend(times);
             eprintln!(
                 "packet run {rep} {:<30} {gbps:6.2} Gbit/s {cps:8.0} conn/s {drops}",
                 cfg.name()
@@ -1562,6 +1575,20 @@ fn main() {
                 ratio(best(cps), best(&bc)),
                 ratio(med(cps), med(&bc)),
                 paired(cps, &bc)
+            ));
+        }
+        let base_times = p.conn_times.first().map(|v| sorted(v)).unwrap_or_default();
+        for ((c, _, _), times) in p.runs.iter().zip(&p.conn_times) {
+            let s = sorted(times);
+            rows.push(format!(
+                "| {}: one connection (connect → reply read), all runs | p10 {} p50 {} | p10 {} of no policy's |",
+                c.name(),
+                us(percentile(&s, 10.0)),
+                us(percentile(&s, 50.0)),
+                ratio(
+                    percentile(&s, 10.0).as_secs_f64(),
+                    percentile(&base_times, 10.0).as_secs_f64()
+                )
             ));
         }
         if let Some(d) = p.drops.last() {
