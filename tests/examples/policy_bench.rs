@@ -8,7 +8,8 @@
 //! #                                     defaults: 200 1000 10 1000
 //! target/release/examples/policy_bench --only enforce|load|packet   # one part alone
 //! # env: POLICY_BENCH_ONLY (same as --only), POLICY_BENCH_SECS (2: per throughput or
-//! #      connection-rate run), POLICY_BENCH_REPEATS (6: runs per configuration)
+//! #      connection-rate run), POLICY_BENCH_REPEATS (6: runs per configuration),
+//! #      POLICY_BENCH_VERBOSE (set: one line per change of part 1)
 //! ```
 //!
 //! 1. **enforce**: rule added → enforced on every host. The `quickstart` fabric, netmaster
@@ -39,8 +40,10 @@
 //!    interleaved, REPEATS runs each (each on a fresh topology), median and range; this
 //!    part runs at nice -10 (the machine is shared with other jobs).
 //!
-//! Nothing here asserts a time. Every namespace is ours and deleted at the end (also on a
-//! panic); processes are stopped by pid.
+//! Nothing here asserts a time. Every namespace is ours (`pb<pid>-*`, and the lab's) and
+//! deleted at the end, also on a panic; processes are stopped by pid. A SIGINT kills the
+//! bench without that cleanup (`ip netns del` the `pb<pid>-*` namespaces, `contiv-lab
+//! destroy` the lab).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
