@@ -19,6 +19,9 @@ PACKAGES=(
   # Docker 20.10 (CNM remote driver), podman with its CNI backend, containerd's ctr.
   docker.io containerd runc busybox-static
   podman containernetworking-plugins
+  # The policy benchmark (issue #12): iperf3 for throughput, ipset and iptables for the
+  # linear baseline it loads beside netplugin's nftables ruleset.
+  iperf3 ipset iptables
 )
 
 if [ "$(id -u)" -ne 0 ]; then
