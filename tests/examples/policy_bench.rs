@@ -22,7 +22,7 @@
 //!    so nothing polls. One change at a time; the next starts once both hosts have it.
 //! 2. **load**: GROUPS groups × RULES rules, ENDPOINTS endpoints on one host (one per
 //!    group), built in code as a `PolicyView` and `LocalEndpoint`s: `compile`, the first
-//!    full load (`NftCli::present` + `Ruleset::overwrite` + `NftCli::commit`) into a
+//!    full load (`NftCli::snapshot` + `Ruleset::overwrite` + `NftCli::commit`) into a
 //!    scratch namespace, a resync over the loaded ruleset, one rule added
 //!    (`compile` + `Ruleset::changes` + commit). Beside it, into another scratch
 //!    namespace: `ipset restore` + `iptables-restore` of the linear ruleset a Calico
@@ -846,8 +846,8 @@ fn unload_iptables(ns: &str, b: Backend) {
 fn load_ours(ns: &Ns, rs: &Ruleset) -> (Duration, Duration) {
     let mut nft = NftCli::new(HostNs(Some(ns.path())));
     let t = Instant::now();
-    let present = nft.present().expect("nft present");
-    let ops = rs.overwrite(&present);
+    let snapshot = nft.snapshot().expect("nft snapshot");
+    let ops = rs.overwrite(&snapshot);
     let t_plan = t.elapsed();
     let t = Instant::now();
     nft.commit(&ops).expect("nft commit");
@@ -859,7 +859,7 @@ struct Load {
     nft_rules: usize,
     set_elements: usize,
     compile: Vec<Duration>,
-    /// present + overwrite, commit (fresh namespace each).
+    /// snapshot + overwrite, commit (fresh namespace each).
     first_plan: Vec<Duration>,
     first_commit: Vec<Duration>,
     resync_plan: Vec<Duration>,
@@ -1487,7 +1487,7 @@ fn main() {
             l.compile.len()
         ));
         rows.push(format!(
-            "| first full load: present + overwrite, commit (`nft -f`) | {} + {} = {} | compile + load {} (goal ≤ 200 ms: {}) |",
+            "| first full load: snapshot + overwrite, commit (`nft -f`) | {} + {} = {} | compile + load {} (goal ≤ 200 ms: {}) |",
             ms(m(&l.first_plan)),
             ms(m(&l.first_commit)),
             ms(first),
@@ -1499,7 +1499,7 @@ fn main() {
             }
         ));
         rows.push(format!(
-            "| resync over the loaded ruleset: present + overwrite, commit | {} + {} | – |",
+            "| resync over the loaded ruleset: snapshot + overwrite, commit | {} + {} | – |",
             ms(m(&l.resync_plan)),
             ms(m(&l.resync_commit))
         ));
