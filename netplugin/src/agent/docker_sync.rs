@@ -74,7 +74,22 @@ pub fn wanted_networks(m: &Mirror) -> BTreeMap<String, NetworkTarget> {
     out
 }
 
-fn create_body(name: &str, t: &NetworkTarget, driver: &str) -> Value {
+/// `(tenant, network)` → the network's subnet, for the networks' IPAM configuration.
+fn subnets(m: &Mirror) -> BTreeMap<(String, String), String> {
+    m.list::<Network>(Network::PLURAL)
+        .into_iter()
+        .filter_map(|n| {
+            let s = contiv_model::validate::parse_subnet("subnet", &n.subnet).ok()?;
+            Some(((n.tenant_name, n.network_name), s.net.to_string()))
+        })
+        .collect()
+}
+
+/// The body of `POST /networks/create`. The subnet is given: dockerd then takes the
+/// pool our IPAM driver answers as it is, where for a network without one it would
+/// check the pool against the host's routes — and a running container's /32 inside it
+/// would have it ask for another pool forever.
+fn create_body(name: &str, t: &NetworkTarget, driver: &str, subnet: Option<&str>) -> Value {
     let mut opts = BTreeMap::from([
         ("tenant".to_string(), t.tenant.clone()),
         ("network".to_string(), t.network.clone()),
@@ -86,7 +101,11 @@ fn create_body(name: &str, t: &NetworkTarget, driver: &str) -> Value {
         "Name": name,
         "Driver": driver,
         "CheckDuplicate": true,
-        "IPAM": { "Driver": driver, "Options": opts },
+        "IPAM": {
+            "Driver": driver,
+            "Options": opts,
+            "Config": subnet.map(|s| vec![json!({ "Subnet": s })]).unwrap_or_default(),
+        },
         "Options": opts,
         "Labels": { "io.contiv.managed": "true" },
     })
@@ -115,6 +134,7 @@ pub async fn sync_networks(socket: &Path, driver: &str, m: &Mirror) -> Vec<Strin
         })
         .collect();
     let want = wanted_networks(m);
+    let subnets = subnets(m);
     for (name, t) in &want {
         if have.contains_key(name) {
             continue;
@@ -123,7 +143,14 @@ pub async fn sync_networks(socket: &Path, driver: &str, m: &Mirror) -> Vec<Strin
             socket,
             "POST",
             "/networks/create",
-            Some(&create_body(name, t, driver)),
+            Some(&create_body(
+                name,
+                t,
+                driver,
+                subnets
+                    .get(&(t.tenant.clone(), t.network.clone()))
+                    .map(String::as_str),
+            )),
         )
         .await
         {
