@@ -183,3 +183,47 @@ fn policy_walkthrough_with_docker() {
         p.stop();
     }
 }
+
+/// An endpoint group made while a container runs becomes a Docker network in every
+/// dockerd, as one made before any container does (`policy_walkthrough_with_docker`).
+#[test]
+fn a_group_made_while_containers_run_appears_in_dockerd() {
+    if !require_root("a_group_made_while_containers_run_appears_in_dockerd") {
+        return;
+    }
+    let lab = deploy("quickstart", "polgrp");
+    let tmp = tempfile::tempdir().unwrap();
+    let nm = Netmaster::start();
+    nm.ok("netctl global set --fwd-mode routing");
+    nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
+    let (d1, mut p1) = docker_host(&lab, "host1", "10.1.1.1", &nm.url, tmp.path());
+    nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
+    wait_for(
+        "contiv-net in dockerd",
+        LONG,
+        || {
+            ok(&d1, "docker network ls")
+                .contains(" contiv-net ")
+                .then_some(())
+        },
+        || p1.log_tail(),
+    );
+    ok(
+        &d1,
+        "docker run -itd --name=web --net=contiv-net busybox /bin/sh",
+    );
+    nm.ok("netctl group create contiv-net db");
+    wait_for(
+        "db.contiv-net, made while a container runs, in dockerd",
+        Duration::from_secs(60),
+        || {
+            ok(&d1, "docker network ls")
+                .contains("db.contiv-net")
+                .then_some(())
+        },
+        || format!("{}\n{}", ok(&d1, "docker network ls"), p1.log_tail()),
+    );
+    ok(&d1, "docker rm -f web");
+    drop(d1);
+    p1.stop();
+}
