@@ -143,6 +143,17 @@ impl Cluster {
     }
 }
 
+/// The first value under `key` in a JSON document, at any depth.
+fn find_key<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m
+            .get(key)
+            .or_else(|| m.values().find_map(|x| find_key(x, key))),
+        serde_json::Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
+}
+
 /// Servers listening in `c` on `ports`, checked to answer on the container's own
 /// loopback (which no policy sees), so a port that does not connect from outside is
 /// dropped on the way, never missing.
@@ -646,5 +657,42 @@ fn overlapping_subnets_across_tenants_are_refused_in_routing_mode() {
     assert!(
         !o.status.success(),
         "blue's 20.1.1.0/25 overlapping default's 20.1.1.0/24 was accepted in routing mode"
+    );
+}
+
+/// `netctl bgp inspect <host>` shows the host report's policy status (the ruleset's intent
+/// revision, rules, endpoints and error) as netplugin sent it.
+#[test]
+fn netctl_bgp_inspect_shows_the_hosts_policy_status() {
+    use std::io::{Read, Write};
+    let nm = Netmaster::start();
+    nm.ok("netctl global set --fwd-mode routing");
+    nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
+    // The report a netplugin sends (PUT /api/v1/feed/hosts/<host>/).
+    let body = serde_json::json!({
+        "fwdMode": "routing",
+        "policy": {"revision": 7, "rules": 3, "endpoints": 1},
+    })
+    .to_string();
+    let mut s = std::net::TcpStream::connect(nm.addr()).unwrap();
+    write!(
+        s,
+        "PUT /api/v1/feed/hosts/host1/ HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(
+        reply.lines().next().is_some_and(|l| l.contains(" 204 ")),
+        "{reply}"
+    );
+    assert_eq!(nm.host_report("host1")["policy"]["rules"], 3);
+    let inspect = nm.ok("netctl bgp inspect host1");
+    let v: serde_json::Value = serde_json::from_str(&inspect).expect("JSON");
+    assert_eq!(
+        find_key(&v, "policy").map(|p| (p["revision"].clone(), p["rules"].clone())),
+        Some((7.into(), 3.into())),
+        "netctl bgp inspect host1: {inspect}"
     );
 }
