@@ -156,9 +156,9 @@ fn main() {
     docker("host1", d1, "docker exec web ping -c 3 db");
 
     // The policy part of the walkthrough. The quick start's containers go first: a group
-    // created while a container runs does not become a Docker network (dockerd hangs in
-    // netplugin's IPAM RequestPool; tests/tests/e2e/policy_docker.rs,
-    // `a_group_made_while_containers_run_appears_in_dockerd`).
+    // created while a container runs does not become a Docker network yet (dockerd asks
+    // netplugin's IPAM for a pool without overlap with the host's routes, forever;
+    // tests/tests/e2e/policy_docker.rs, `a_group_made_while_containers_run_appears_in_dockerd`).
     docker("host1", d1, "docker rm -f web");
     docker("host2", d2, "docker rm -f db");
     let last_write = nm.revision();
