@@ -2,8 +2,10 @@
 //!
 //! Deploys the fabric (two FRR ToRs, two hosts) on network namespaces, starts netmaster,
 //! a dockerd and a netplugin per host, and runs the quick start's commands verbatim,
-//! printing each with its output, the ToRs' routes and `netctl bgp inspect` on the way.
-//! Everything is torn down at the end, also on failure.
+//! printing each with its output, the ToRs' routes and `netctl bgp inspect` on the way;
+//! then the policy part of the walkthrough (`prod_web` on group `web`), a container in
+//! `web.contiv-net` serving HTTP on 80 and 8080, and db's requests to both: 80 answered,
+//! 8080 dropped. Everything is torn down at the end, also on failure.
 
 use std::process::Output;
 use std::time::Duration;
@@ -152,8 +154,129 @@ fn main() {
     );
     netctl("netctl endpoint list");
     docker("host1", d1, "docker exec web ping -c 3 db");
+
+    // The policy part of the walkthrough. The quick start's containers go first: a group
+    // created while a container runs does not become a Docker network yet (dockerd asks
+    // netplugin's IPAM for a pool without overlap with the host's routes, forever;
+    // tests/tests/e2e/policy_docker.rs, `a_group_made_while_containers_run_appears_in_dockerd`).
+    docker("host1", d1, "docker rm -f web");
+    docker("host2", d2, "docker rm -f db");
+    let last_write = nm.revision();
+    for line in [
+        "netctl policy create prod_web",
+        "netctl policy rule-add prod_web 1 -direction=in -protocol=tcp -action=deny",
+        "netctl policy rule-add prod_web 2 -direction=in -protocol=tcp -port=80 -action=allow -priority=10",
+        "netctl policy rule-add prod_web 3 -direction=in -protocol=tcp -port=443 -action=allow -priority=10",
+        "netctl policy rule-ls prod_web",
+        "netctl group create contiv-net web -policy=prod_web",
+    ] {
+        netctl(line);
+    }
+    for (_, d, p) in &hosts {
+        wait_for(
+            "web.contiv-net in dockerd",
+            LONG,
+            || {
+                String::from_utf8_lossy(&d.docker(["network", "ls"]).stdout)
+                    .contains("web.contiv-net")
+                    .then_some(())
+            },
+            || p.log_tail(),
+        );
+    }
+    step("[host1] docker run -itd --net web.contiv-net busybox /bin/sh");
+    let o = d1.docker([
+        "run",
+        "-itd",
+        "--net",
+        "web.contiv-net",
+        "busybox",
+        "/bin/sh",
+    ]);
+    show(&o);
+    let prod = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let short = &prod[..12.min(prod.len())];
+    docker(
+        "host1",
+        d1,
+        &format!("docker exec {short} httpd -p 80 -h /var/www"),
+    );
+    docker(
+        "host1",
+        d1,
+        &format!("docker exec {short} httpd -p 8080 -h /var/www"),
+    );
+    let o = d1.docker([
+        "exec",
+        &prod,
+        "sh",
+        "-c",
+        "echo hello from web > /var/www/index.html",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let prod_ip = String::from_utf8_lossy(
+        &d1.docker([
+            "inspect",
+            "-f",
+            "{{(index .NetworkSettings.Networks \"web.contiv-net\").IPAddress}}",
+            &prod,
+        ])
+        .stdout,
+    )
+    .trim()
+    .to_string();
+    docker(
+        "host2",
+        d2,
+        "docker run -itd --name=db --net=contiv-net busybox /bin/sh",
+    );
+    let (_, _, p1) = &hosts[0];
+    let (_, _, p2) = &hosts[1];
+    nm.wait_policy_after(last_write, &[p1, p2]);
+    let request = |port: u16| {
+        d2.docker([
+            "exec",
+            "db",
+            "sh",
+            "-c",
+            &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {prod_ip} {port}"),
+        ])
+    };
+    wait_for(
+        "the web container's /32 reachable from db",
+        LONG,
+        || {
+            String::from_utf8_lossy(&request(80).stdout)
+                .starts_with("HTTP/1.")
+                .then_some(())
+        },
+        || p1.log_tail(),
+    );
+    for (port, expect) in [(80, "allowed by rule 2"), (8080, "denied by rule 1")] {
+        step(&format!(
+            "[host2] docker exec db sh -c \"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {prod_ip} {port}\"  ({expect})"
+        ));
+        let o = request(port);
+        let out = String::from_utf8_lossy(&o.stdout);
+        let err = String::from_utf8_lossy(&o.stderr);
+        match out.lines().next() {
+            Some(status) if status.starts_with("HTTP/1.") => {
+                println!("  {status}");
+                println!("  => port {port}: connected, the web container answered");
+                assert_eq!(port, 80, "8080 is denied, yet it answered");
+            }
+            _ => {
+                println!("  {}", err.trim());
+                println!("  => port {port}: no answer within 2 s, the connection was dropped");
+                assert!(
+                    port == 8080 && err.contains("timed out"),
+                    "port {port}: {out}{err}"
+                );
+            }
+        }
+    }
+    let _ = d1.docker(["rm", "-f", &prod]);
     step("cleaning up: containers, dockerds, netplugins, netmaster, the fabric");
-    let _ = d1.docker(["rm", "-f", "web"]);
     let _ = d2.docker(["rm", "-f", "db"]);
     for (_, d, mut p) in hosts {
         p.stop();

@@ -80,6 +80,109 @@ impl Netmaster {
     }
 }
 
+impl Netmaster {
+    /// The address netmaster listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("netmaster's url is http://<ip>:<port>")
+    }
+
+    /// The intent revision netmaster is at (`GET /info`).
+    pub fn revision(&self) -> i64 {
+        let body = http_get(self.addr(), "/info").expect("netmaster answers /info");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("/info is JSON");
+        v["revision"].as_i64().expect("/info has the revision")
+    }
+
+    /// The report a host's netplugin last sent (`GET /api/v1/feed/hosts/`), or `Null`.
+    pub fn host_report(&self, host: &str) -> serde_json::Value {
+        http_get(self.addr(), "/api/v1/feed/hosts/")
+            .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .map(|v| v[host].clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits until each of `hosts` reports (in its host report) a policy ruleset in its
+    /// kernel compiled from an intent revision above `after`, without an error; returns
+    /// the reports' `policy` objects.
+    ///
+    /// `after` is [`Netmaster::revision`] read just before the last intent write the
+    /// caller waits for: that write gets a higher revision, and a host's policy revision
+    /// is the revision of the last intent change it applied (netmaster's revision also
+    /// counts writes that are not intent, such as the host reports themselves, so a host
+    /// need not ever reach it).
+    pub fn wait_policy_after(&self, after: i64, hosts: &[&Netplugin]) -> Vec<serde_json::Value> {
+        self.wait_policy_where(
+            hosts,
+            &format!("above intent revision {after}"),
+            |pol, _| pol["revision"].as_i64().unwrap_or(0) > after,
+        )
+    }
+
+    /// Runs netctl commands, then waits until each of `hosts` has a ruleset that
+    /// includes the last one ([`Netmaster::wait_policy_after`]).
+    pub fn change(&self, lines: &[&str], hosts: &[&Netplugin]) {
+        let mut before = self.revision();
+        for l in lines {
+            before = self.revision();
+            self.ok(l);
+        }
+        self.wait_policy_after(before, hosts);
+    }
+
+    /// Waits until each of `hosts` reports, in a report netmaster received after
+    /// `since` (seconds since the epoch), a ruleset from intent revision `min` or later
+    /// without an error: a restarted netplugin has programmed its ruleset.
+    pub fn wait_policy_since(
+        &self,
+        since: u64,
+        min: i64,
+        hosts: &[&Netplugin],
+    ) -> Vec<serde_json::Value> {
+        self.wait_policy_where(
+            hosts,
+            &format!("at intent revision {min} or later, reported after {since}"),
+            |pol, report| {
+                report["lastSeen"].as_u64().unwrap_or(0) > since
+                    && pol["revision"].as_i64().unwrap_or(0) >= min
+            },
+        )
+    }
+
+    fn wait_policy_where(
+        &self,
+        hosts: &[&Netplugin],
+        what: &str,
+        ok: impl Fn(&serde_json::Value, &serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
+        hosts
+            .iter()
+            .map(|p| {
+                wait_for(
+                    &format!("{}'s policy ruleset {what}", p.host),
+                    Duration::from_secs(60),
+                    || {
+                        let report = self.host_report(&p.host);
+                        let pol = report["policy"].clone();
+                        (ok(&pol, &report) && pol.get("error").is_none_or(|e| e.is_null()))
+                            .then_some(pol)
+                    },
+                    || {
+                        format!(
+                            "report: {}\nlog:\n{}",
+                            self.host_report(&p.host)["policy"],
+                            p.log_tail()
+                        )
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
 impl Drop for Netmaster {
     fn drop(&mut self) {
         if let Some(r) = self.running.take() {
@@ -313,11 +416,16 @@ impl Netplugin {
 
     /// A CNI network configuration for this host's socket.
     pub fn netconf(&self, network: &str, group: Option<&str>) -> String {
+        self.netconf_in("default", network, group)
+    }
+
+    /// A CNI network configuration of a network of `tenant` for this host's socket.
+    pub fn netconf_in(&self, tenant: &str, network: &str, group: Option<&str>) -> String {
         let mut v = serde_json::json!({
             "cniVersion": "1.1.0",
             "name": network,
             "type": "contiv-cni",
-            "tenant": "default",
+            "tenant": tenant,
             "network": network,
             "netplugin_socket": self.cni_socket,
         });
@@ -635,6 +743,36 @@ impl Netplugin {
     pub fn add(&self, c: &ContainerNs, id: &str, network: &str) -> String {
         cni_ip(&self.cni("ADD", id, &c.path(), "eth0", &self.netconf(network, None)))
     }
+
+    /// CNI ADD of container `id` (interface `eth0`) on `tenant`'s `network`, in endpoint
+    /// group `group` when given; returns its address.
+    pub fn add_in(
+        &self,
+        c: &ContainerNs,
+        id: &str,
+        tenant: &str,
+        network: &str,
+        group: Option<&str>,
+    ) -> String {
+        cni_ip(&self.cni(
+            "ADD",
+            id,
+            &c.path(),
+            "eth0",
+            &self.netconf_in(tenant, network, group),
+        ))
+    }
+
+    /// A sample of netplugin's `/metrics` (`name{labels} value` lines): the value of the
+    /// first line that starts with `name{` and has every one of `labels` (`k="v"`);
+    /// 0 when there is none.
+    pub fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+        let Some(addr) = self.metrics_addr() else {
+            return 0.0;
+        };
+        let text = http_get(addr, "/metrics").unwrap_or_default();
+        metric_value(&text, name, labels).unwrap_or(0.0)
+    }
 }
 
 impl ContainerNs {
@@ -672,4 +810,33 @@ pub fn docker_host(
     d.import_busybox().expect("busybox image");
     let p = Netplugin::start_with_docker(lab, host, netmaster, dir, &d.plugins_dir(), &d.socket());
     (d, p)
+}
+
+/// The value of the first sample in Prometheus text `text` named `name` that has every
+/// one of `labels` (`k="v"`).
+pub fn metric_value(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            (n == name && labels.iter().all(|want| rest.contains(want)))
+                .then(|| value.parse().ok())
+                .flatten()
+        })
+        .next()
+}
+
+/// `nft list table <family> <name>` inside a lab node; `None` when the table is not
+/// there (or nft fails).
+pub fn nft_table(lab: &containerlab::Lab, node: &str, family: &str, name: &str) -> Option<String> {
+    let o = node_exec(lab, node, &format!("nft list table {family} {name}"));
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// `nft list ruleset` inside a lab node.
+pub fn nft_ruleset(lab: &containerlab::Lab, node: &str) -> String {
+    String::from_utf8_lossy(&node_exec(lab, node, "nft list ruleset").stdout).into_owned()
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 pub mod cluster;
 pub mod docker;
+pub mod probe;
 pub mod speaker;
 
 /// The repository's `topologies/` directory.

@@ -21,6 +21,8 @@ mod docker_quickstart;
 mod fabrics;
 mod graceful_restart;
 mod netplugin_metrics;
+mod policy_docker;
+mod policy_routing;
 mod routing_bfd;
 mod routing_bgp_md5;
 mod routing_fabrics;
