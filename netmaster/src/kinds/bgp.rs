@@ -96,6 +96,8 @@ impl Rules for Bgp {
             "routes": prefixes,
             "neighbors": neighbors,
             "lastSeen": report.as_ref().map(|r| r.last_seen).unwrap_or(0),
+            "bgpError": report.as_ref().and_then(|r| r.bgp_error.clone()),
+            "policy": report.as_ref().and_then(|r| r.policy.clone()),
         }))
     }
 }

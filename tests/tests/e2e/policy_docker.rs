@@ -187,10 +187,9 @@ fn policy_walkthrough_with_docker() {
 /// An endpoint group made while a container runs becomes a Docker network in every
 /// dockerd, as one made before any container does (`policy_walkthrough_with_docker`).
 ///
-/// (Fails today: netplugin creates the Docker network without a subnet, so dockerd's
-/// libnetwork checks the pool the IPAM driver returns against the routes of the host's
-/// namespace, finds the running container's /32 inside it, and asks for another pool —
-/// forever, since netplugin answers the network's subnet every time.)
+/// (It hung when netplugin created Docker networks without a subnet: dockerd's
+/// libnetwork then checks the pool the IPAM driver returns against the host's routes,
+/// finds the running container's /32 inside it, and asks for another pool forever.)
 #[test]
 fn a_group_made_while_containers_run_appears_in_dockerd() {
     if !require_root("a_group_made_while_containers_run_appears_in_dockerd") {

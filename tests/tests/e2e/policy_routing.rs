@@ -632,10 +632,17 @@ fn policy_tenants_isolated_and_sources_verified() {
     );
     c.expect("after the forged ARP", &blue2, &b1, &[80], &[]);
 
-    // IPv6 from a container is dropped (link-local to the host's side of the veth).
-    let before = spoofed(&c.p2);
+    // IPv6 from a container is dropped (link-local to the host's side of the veth),
+    // and counted apart from forged sources.
+    let ipv6 = |p: &Netplugin| {
+        p.metric(
+            "netplugin_policy_dropped_packets_total",
+            &["reason=\"ipv6\""],
+        )
+    };
+    let before = ipv6(&c.p2);
     let _ = blue2.exec(&["ping", "-6", "-c", "2", "-W", "1", "ff02::1%eth0"]);
-    let after = spoofed(&c.p2);
+    let after = ipv6(&c.p2);
     assert!(after > before, "IPv6 from a container: {before} → {after}");
 }
 
