@@ -53,6 +53,9 @@ pub enum Error {
     /// The lab is not deployed.
     #[error("lab '{lab}' is not deployed")]
     NotDeployed { lab: String },
+    /// A lab name given on the command line that no topology could have (a path, `..`).
+    #[error("{0}")]
+    BadName(String),
 }
 
 /// Result with the lab runner's [`Error`].

@@ -473,6 +473,9 @@ impl Lab {
 
 /// Destroys a lab known only by name, from its state file.
 pub fn destroy_by_name(lab_root: &Path, name: &str) -> Result<DestroyReport> {
+    // The name becomes a path under the lab root: only names a topology could have
+    // (no separators, no `..`), so nothing outside the root is read or removed.
+    crate::topology::check_name("lab name", name).map_err(Error::BadName)?;
     let start = Instant::now();
     let lab_dir = lab_root.join(name);
     let state = LabState::load(&lab_dir.join("state.json"))?.ok_or_else(|| Error::NotDeployed {
@@ -649,5 +652,25 @@ impl Drop for LabGuard {
         if let Err(e) = self.0.destroy() {
             eprintln!("contiv-lab: destroying lab '{}' failed: {e}", self.0.name());
         }
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn destroy_by_name_refuses_paths() {
+        let root = std::env::temp_dir().join(format!("clab-names-{}", std::process::id()));
+        for bad in ["../etc", "a/b", "/abs", "..", ".hidden", ""] {
+            match destroy_by_name(&root, bad) {
+                Err(Error::BadName(m)) => assert!(m.contains("lab name"), "{m}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            destroy_by_name(&root, "fine-name"),
+            Err(Error::NotDeployed { .. })
+        ));
     }
 }

@@ -586,7 +586,7 @@ fn endpoint(raw: RawEndpoint) -> Result<Endpoint, String> {
     })
 }
 
-fn check_name(what: &str, s: &str) -> Result<(), String> {
+pub(crate) fn check_name(what: &str, s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err(format!("{what} is empty"));
     }

@@ -157,6 +157,21 @@ impl BgpSpec {
                 "give a neighbor (neighbor and neighbor-as) or neighbors",
             );
         }
+        for n in &neighbors {
+            let bad = match n.address {
+                IpAddr::V4(a) => crate::validate::unicast_v4(a).err(),
+                IpAddr::V6(a) if a.is_unspecified() => Some(":: (unspecified)"),
+                IpAddr::V6(a) if a.is_loopback() => Some("::1 (loopback)"),
+                IpAddr::V6(a) if a.is_multicast() => Some("ff00::/8 (multicast)"),
+                IpAddr::V6(_) => None,
+            };
+            if let Some(why) = bad {
+                return err(
+                    "neighbor",
+                    format!("{} is in {why}, not a peer's address", n.address),
+                );
+            }
+        }
         if let Some(n) = neighbors
             .iter()
             .find(|n| n.address == IpAddr::V4(router_net.addr()))
@@ -232,6 +247,20 @@ impl BgpSpec {
             }
         }
         let block = b.host_block.parse::<Ipv4Net>();
+        if let Ok(bl) = &block {
+            if bl.prefix_len() < 8 {
+                return err(
+                    "host-block",
+                    format!(
+                        "{bl} is shorter than /8: the host would originate it (a default \
+                         route, or a good part of the Internet) into the fabric"
+                    ),
+                );
+            }
+            if let Some(why) = crate::validate::reserved_v4(bl) {
+                return err("host-block", format!("{bl} overlaps {why}"));
+            }
+        }
         let advertise = match (&b.advertise, block) {
             (AdvertiseMode::HostBlock, Ok(block)) => AdvertiseSpec::HostBlock(block),
             (AdvertiseMode::HostBlock, Err(_)) => {

@@ -279,6 +279,12 @@ impl Validate for Network {
             return err("subnet", "is required (a.b.c.d/len or a.b.c.d-e.f.g.h/len)");
         }
         let sub = parse_subnet("subnet", &self.subnet)?;
+        if let Some(why) = reserved_v4(&sub.net) {
+            return err(
+                "subnet",
+                format!("{} overlaps {why}: containers cannot use it", sub.net),
+            );
+        }
         if !self.gateway.is_empty() {
             let gw: Ipv4Addr = self.gateway.parse().map_err(|_| ValidationError {
                 field: "gateway".into(),
@@ -460,10 +466,41 @@ impl Validate for Rule {
     }
 }
 
+/// The reserved IPv4 space a prefix overlaps ("this network" 0/8, loopback 127/8,
+/// multicast 224/4, reserved 240/4), if any.
+pub fn reserved_v4(net: &Ipv4Net) -> Option<&'static str> {
+    const RESERVED: [(&str, [u8; 4], u8); 4] = [
+        ("0.0.0.0/8 (this network)", [0, 0, 0, 0], 8),
+        ("127.0.0.0/8 (loopback)", [127, 0, 0, 0], 8),
+        ("224.0.0.0/4 (multicast)", [224, 0, 0, 0], 4),
+        ("240.0.0.0/4 (reserved, broadcast)", [240, 0, 0, 0], 4),
+    ];
+    RESERVED.iter().find_map(|(why, a, len)| {
+        let r = Ipv4Net::new(Ipv4Addr::from(*a), *len).ok()?;
+        (r.contains(net) || net.contains(&r)).then_some(*why)
+    })
+}
+
+/// Whether an address can be a BGP peer's or a host's: not unspecified, loopback,
+/// multicast, broadcast or in 0/8 and 240/4.
+pub fn unicast_v4(a: Ipv4Addr) -> Result<(), &'static str> {
+    match reserved_v4(&Ipv4Net::from(a)) {
+        Some(why) => Err(why),
+        None if a.is_link_local() => Err("169.254.0.0/16 (link-local)"),
+        None => Ok(()),
+    }
+}
+
 /// Parses a `routerip` (`a.b.c.d/len`, len 1..32).
 pub fn parse_router_ip(field: &str, s: &str) -> Result<Ipv4Net, ValidationError> {
     match s.parse::<Ipv4Net>() {
-        Ok(n) if n.prefix_len() >= 1 => Ok(n),
+        Ok(n) if n.prefix_len() >= 8 => match unicast_v4(n.addr()) {
+            Ok(()) => Ok(n),
+            Err(why) => err(
+                field,
+                format!("{s:?}: {} is in {why}, not a host's address", n.addr()),
+            ),
+        },
         _ => err(
             field,
             format!(

@@ -54,6 +54,27 @@ fn networks_overlap(w: &World, b: &Bgp) -> Result<(), IntentError> {
     Ok(())
 }
 
+/// Refuses a router address another host already has: two hosts with one BGP router id
+/// and one address on the fabric would take each other's sessions and routes.
+fn router_ip_unique(w: &World, b: &Bgp) -> Result<(), IntentError> {
+    let addr = |r: &str| r.parse::<ipnet::Ipv4Net>().ok().map(|n| n.addr());
+    let Some(mine) = addr(&b.routerip) else {
+        return Ok(());
+    };
+    for other in w.list::<Bgp>()? {
+        if other.hostname != b.hostname && addr(&other.routerip) == Some(mine) {
+            return Err(IntentError::conflict(format!(
+                "router address {mine} is host {}'s already: each host needs its own \
+                 (it is also the BGP router id)",
+                other.hostname
+            ))
+            .with_field("routerip")
+            .with_object(format!("Bgps/{}", other.hostname)));
+        }
+    }
+    Ok(())
+}
+
 impl Rules for Bgp {
     fn put(w: &World, _old: Option<&Self>, new: Self, plan: &mut Plan) -> Result<(), IntentError> {
         let g = global(w)?;
@@ -68,6 +89,7 @@ impl Rules for Bgp {
             ));
         }
         networks_overlap(w, &new)?;
+        router_ip_unique(w, &new)?;
         plan.put(&new)
     }
     fn delete(_: &World, old: &Self, plan: &mut Plan) -> Result<(), IntentError> {

@@ -149,3 +149,55 @@ async fn subnets_and_the_fabric_stay_apart() {
     .await;
     nm.stop().await;
 }
+
+/// Addresses no host or peer can have, prefixes a host must never originate, and one
+/// router address for two hosts: refused, naming the field, nothing stored.
+#[tokio::test]
+async fn reserved_addresses_and_shared_router_ids_are_refused() {
+    let nm = Nm::start().await;
+    assert_eq!(nm.set_mode("routing").await.0, 200);
+    let bgp = |host: &str, routerip: &str, neighbor: &str| {
+        json!({"hostname": host, "routerip": routerip, "as": "65101",
+               "neighbor-as": "65001", "neighbor": neighbor})
+    };
+    let mut cases = vec![
+        (bgp("h1", "10.1.1.1/31", "0.0.0.0"), "neighbor"),
+        (bgp("h1", "10.1.1.1/31", "127.0.0.1"), "neighbor"),
+        (bgp("h1", "10.1.1.1/31", "224.0.0.5"), "neighbor"),
+        (bgp("h1", "10.1.1.1/31", "255.255.255.255"), "neighbor"),
+        (bgp("h1", "0.0.0.0/1", "10.1.1.0"), "routerip"),
+        (bgp("h1", "127.0.0.2/8", "10.1.1.0"), "routerip"),
+    ];
+    let mut block = bgp("h1", "10.1.1.1/31", "10.1.1.0");
+    block["advertise"] = json!("host-block");
+    block["host-block"] = json!("0.0.0.0/0");
+    cases.push((block, "host-block"));
+    for (b, field) in cases {
+        let (s, e) = nm.post("/api/v1/Bgps/h1/", b.clone()).await;
+        assert!((400..500).contains(&s), "{b} → {s} {e}");
+        assert_eq!(e["field"].as_str(), Some(field), "{b} → {e}");
+    }
+    assert_eq!(nm.count("Bgps").await, 0, "a refused Bgp object was stored");
+    nm.create("/api/v1/Bgps/h1/", bgp("h1", "10.1.1.1/31", "10.1.1.0"))
+        .await;
+    let (s, e) = nm
+        .post("/api/v1/Bgps/h2/", bgp("h2", "10.1.1.1/24", "10.1.1.254"))
+        .await;
+    assert_eq!((s, e["field"].as_str()), (409, Some("routerip")), "{e}");
+    assert!(e["message"].as_str().unwrap().contains("h1"), "{e}");
+    assert_eq!(nm.count("Bgps").await, 1);
+    // Network subnets in reserved space.
+    for subnet in ["0.1.0.0/16", "127.1.0.0/16", "224.1.0.0/16", "240.0.0.0/8"] {
+        let (s, e) = nm
+            .post("/api/v1/networks/default:r/", net("default", "r", subnet))
+            .await;
+        assert!((400..500).contains(&s), "{subnet} → {s} {e}");
+        assert_eq!(e["field"].as_str(), Some("subnet"), "{subnet} → {e}");
+    }
+    assert_eq!(
+        nm.count("networks").await,
+        0,
+        "a refused network was stored"
+    );
+    nm.stop().await;
+}
