@@ -14,6 +14,7 @@
 //!   [`EndpointAllocation`]);
 //! - [`policy`]: Contiv's policy semantics (rule parse, order, match, the decision on
 //!   a flow) shared by netplugin's compiler and netmaster's `policy explain`;
+//! - [`secret`]: [`Secret`], a credential that never prints;
 //! - [`feed`]: the netmaster ↔ netplugin feed and the typed host report
 //!   ([`feed::HostReport`]).
 //!
@@ -27,9 +28,11 @@ pub mod feed;
 pub mod objects;
 pub mod plugin;
 pub mod policy;
+pub mod secret;
 pub mod validate;
 
 pub use bgp::BgpSpec;
 pub use objects::*;
 pub use plugin::{EndpointAllocation, EndpointRequest};
+pub use secret::Secret;
 pub use validate::{Validate, ValidationError};

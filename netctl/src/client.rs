@@ -38,11 +38,11 @@ impl Error {
 pub struct Client {
     base: String,
     http: reqwest::blocking::Client,
-    token: Option<String>,
+    token: Option<contiv_model::Secret>,
 }
 
 impl Client {
-    pub fn new(base: &str, token: Option<String>) -> Result<Client, Error> {
+    pub fn new(base: &str, token: Option<contiv_model::Secret>) -> Result<Client, Error> {
         let http = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
@@ -64,7 +64,7 @@ impl Client {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
+            req = req.bearer_auth(t.expose());
         }
         if let Some(b) = body {
             req = req.header("Content-Type", "application/json").body(b);

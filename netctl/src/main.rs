@@ -47,7 +47,7 @@ fn real_main() -> Result<(), Error> {
         (None, Ok(t)) if !t.is_empty() => Some(t),
         _ => None,
     };
-    let client = Client::new(&cli.netmaster, token)?;
+    let client = Client::new(&cli.netmaster, token.map(contiv_model::Secret::from))?;
     let out = netctl::run::run(cli.cmd, &client)?;
     print!("{out}");
     Ok(())

@@ -84,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
         listen: args.listen,
         backend,
         advertise_url: args.advertise_url.clone(),
-        token,
+        token: token.map(contiv_model::Secret::from),
         insecure: args.insecure,
         election_ttl: args.election_ttl,
         endpoint_gc_after: (args.endpoint_gc_after > 0)

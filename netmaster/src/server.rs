@@ -36,7 +36,7 @@ pub struct Config {
     /// The URL other netmasters redirect writes to; defaults to `http://<listen>`.
     pub advertise_url: Option<String>,
     /// Token required for mutating calls when not listening on loopback.
-    pub token: Option<String>,
+    pub token: Option<contiv_model::Secret>,
     /// Accept mutating calls without credentials on any address.
     pub insecure: bool,
     /// Lease time-to-live for leader election, in seconds.
@@ -118,7 +118,7 @@ fn auth_for(cfg: &Config) -> anyhow::Result<Auth> {
         });
     }
     match &cfg.token {
-        Some(t) if !t.is_empty() => Ok(Auth::Token(t.clone())),
+        Some(t) if !t.expose().is_empty() => Ok(Auth::Token(t.clone())),
         _ => bail!(
             "netmaster listens on {} (not loopback): give a token (--token-file) for mutating calls, or --insecure to accept them from anyone",
             cfg.listen

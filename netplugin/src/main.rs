@@ -105,7 +105,8 @@ async fn main() -> anyhow::Result<()> {
             std::fs::read_to_string(p)
                 .with_context(|| format!("reading the token file {}", p.display()))?
                 .trim()
-                .to_string(),
+                .to_string()
+                .into(),
         ),
         None => None,
     };

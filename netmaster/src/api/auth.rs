@@ -16,7 +16,7 @@ pub enum Auth {
     /// No credentials needed (loopback only, or `--insecure`).
     Open,
     /// Mutating calls need `Authorization: Bearer <token>`.
-    Token(String),
+    Token(contiv_model::Secret),
 }
 
 impl std::fmt::Debug for Auth {
@@ -45,7 +45,7 @@ pub(super) async fn check(State(st): State<AppState>, req: Request, next: Next) 
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         match given {
-            Some(g) if same(g.as_bytes(), token.as_bytes()) => {}
+            Some(g) if same(g.as_bytes(), token.expose().as_bytes()) => {}
             Some(_) => {
                 return ApiError::new(ErrorKind::Unauthorized, "the bearer token is wrong")
                     .into_response();

@@ -29,7 +29,7 @@ pub enum MasterError {
 #[derive(Debug, Clone)]
 pub struct Master {
     base: String,
-    token: Option<String>,
+    token: Option<contiv_model::Secret>,
     http: reqwest::Client,
 }
 
@@ -42,7 +42,7 @@ struct ApiErrorBody {
 }
 
 impl Master {
-    pub fn new(base: &str, token: Option<String>) -> Result<Master, MasterError> {
+    pub fn new(base: &str, token: Option<contiv_model::Secret>) -> Result<Master, MasterError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(15))
@@ -58,7 +58,7 @@ impl Master {
     fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let r = self.http.request(method, format!("{}{path}", self.base));
         match &self.token {
-            Some(t) => r.bearer_auth(t),
+            Some(t) => r.bearer_auth(t.expose()),
             None => r,
         }
     }

@@ -54,7 +54,7 @@ pub struct AgentConfig {
     pub host: String,
     /// netmaster's base URL.
     pub netmaster: String,
-    pub token: Option<String>,
+    pub token: Option<contiv_model::Secret>,
     /// Where the agent keeps its state (intent mirror, endpoints).
     pub state_dir: PathBuf,
     /// The host's network namespace when it is not the agent's own (lab hosts).

@@ -25,7 +25,7 @@ impl Nm {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let mut cfg = Config::embedded(addr, dir.path().to_path_buf());
-        cfg.token = token.map(str::to_string);
+        cfg.token = token.map(contiv_model::Secret::new);
         let running = server::start(cfg).await.unwrap();
         Nm {
             url: running.url(),
