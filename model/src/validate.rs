@@ -177,7 +177,10 @@ pub fn parse_bandwidth(field: &str, s: &str) -> Result<u64, ValidationError> {
         }
     };
     match digits.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n * mult),
+        Ok(n) if n > 0 => n.checked_mul(mult).ok_or_else(|| ValidationError {
+            field: field.into(),
+            message: format!("{s:?} is more bandwidth than anything can have"),
+        }),
         _ => err(field, format!("{s:?}: the number must be positive")),
     }
 }
@@ -705,6 +708,13 @@ mod tests {
         r.from_network = "a".into();
         r.from_endpoint_group = "b".into();
         assert_eq!(r.validate().unwrap_err().field, "fromNetwork");
+    }
+
+    #[test]
+    fn bandwidths_never_overflow() {
+        assert_eq!(parse_bandwidth("b", "10Mbps"), Ok(10_000_000));
+        assert!(parse_bandwidth("b", "18446744073709551615gbps").is_err());
+        assert!(parse_bandwidth("b", "99999999999999999999kbps").is_err());
     }
 
     #[test]
