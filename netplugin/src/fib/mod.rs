@@ -100,7 +100,10 @@ impl Route {
 /// A change to the FIB.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FibOp {
-    /// Install or replace the route for this prefix (and metric).
+    /// Install a route where we have none for this prefix and metric. Refused (not
+    /// overwritten) when a route of another protocol holds that prefix and metric.
+    Add(Route),
+    /// Replace our route for this prefix (and metric).
     Replace(Route),
     /// Remove our route for this prefix and metric.
     Delete { prefix: IpNet, metric: u32 },
@@ -109,7 +112,7 @@ pub enum FibOp {
 impl FibOp {
     pub fn prefix(&self) -> IpNet {
         match self {
-            FibOp::Replace(r) => r.prefix,
+            FibOp::Add(r) | FibOp::Replace(r) => r.prefix,
             FibOp::Delete { prefix, .. } => *prefix,
         }
     }
@@ -140,7 +143,8 @@ pub fn diff(desired: &RouteSet, installed: &RouteSet) -> Vec<FibOp> {
     for (key, want) in desired {
         match installed.get(key) {
             Some(have) if want.satisfied_by(have) => {}
-            _ => ops.push(FibOp::Replace(want.clone())),
+            Some(_) => ops.push(FibOp::Replace(want.clone())),
+            None => ops.push(FibOp::Add(want.clone())),
         }
     }
     ops
@@ -228,7 +232,10 @@ impl FibDriver for MemoryFib {
         let mut failed = Vec::new();
         for op in ops {
             match op {
-                FibOp::Replace(r) => {
+                FibOp::Add(r) if self.foreign.contains_key(&(r.prefix, r.metric)) => {
+                    failed.push((op.clone(), "File exists (os error 17)".to_string()));
+                }
+                FibOp::Add(r) | FibOp::Replace(r) => {
                     if r.nexthops
                         .iter()
                         .any(|n| n.gateway.is_some_and(|g| self.unreachable.contains(&g)))
@@ -283,7 +290,7 @@ mod tests {
         );
         assert!(diff(&held, &installed).iter().all(|op| match op {
             FibOp::Delete { prefix, .. } => *prefix == net("20.1.1.9/32"),
-            FibOp::Replace(_) => true,
+            FibOp::Add(_) | FibOp::Replace(_) => true,
         }));
     }
 
@@ -314,7 +321,7 @@ mod tests {
                     net("10.2.0.0/24"),
                     [ip("192.0.2.1"), ip("192.0.2.2")]
                 )),
-                FibOp::Replace(Route::new(net("10.4.0.1/32"), [ip("192.0.2.2")])),
+                FibOp::Add(Route::new(net("10.4.0.1/32"), [ip("192.0.2.2")])),
             ]
         );
         assert!(

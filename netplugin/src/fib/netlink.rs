@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use ipnet::IpNet;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::route::{
@@ -213,6 +213,12 @@ impl FibDriver for NetlinkFib {
         let requests = ops
             .iter()
             .map(|op| match op {
+                // A prefix and metric another protocol holds is refused (EEXIST), never
+                // overwritten; only a route read back as ours is replaced.
+                FibOp::Add(r) => (
+                    RouteNetlinkMessage::NewRoute(encode_route(r)),
+                    NLM_F_CREATE | NLM_F_EXCL,
+                ),
                 FibOp::Replace(r) => (
                     RouteNetlinkMessage::NewRoute(encode_route(r)),
                     NLM_F_CREATE | NLM_F_REPLACE,

@@ -113,7 +113,7 @@ impl<D: FibDriver> FibManager<D> {
         let failed = self.driver.apply(&ops)?;
         // One operation per (prefix, metric) and kind in a batch.
         let key = |op: &FibOp| match op {
-            FibOp::Replace(r) => (r.prefix, r.metric, true),
+            FibOp::Add(r) | FibOp::Replace(r) => (r.prefix, r.metric, true),
             FibOp::Delete { prefix, metric } => (*prefix, *metric, false),
         };
         let failed_keys: BTreeSet<(IpNet, u32, bool)> =
@@ -125,7 +125,7 @@ impl<D: FibDriver> FibManager<D> {
                 continue;
             }
             match op {
-                FibOp::Replace(r) => {
+                FibOp::Add(r) | FibOp::Replace(r) => {
                     installed.insert((r.prefix, r.metric), r.clone());
                 }
                 FibOp::Delete { prefix, metric } => {
@@ -160,7 +160,9 @@ impl<D: FibDriver> FibManager<D> {
         for want in wanted {
             match installed.get(&(want.prefix, want.metric)) {
                 Some(have) if want.satisfied_by(have) => {}
-                _ => ops.push(FibOp::Replace(want.clone())),
+                Some(_) => ops.push(FibOp::Replace(want.clone())),
+                // Never over a route of someone else's: added, not replaced.
+                None => ops.push(FibOp::Add(want.clone())),
             }
         }
     }

@@ -203,3 +203,64 @@ fn many_routes_go_in_batches() {
     assert_eq!(r.applied, 5000);
     assert!(fib.installed().unwrap().is_empty());
 }
+
+/// A route of another protocol on the same prefix and metric as ours is never
+/// overwritten (nor deleted later with ours): the add is refused and reported, the
+/// other route stays; once it is gone, ours goes in.
+#[test]
+fn a_foreign_route_with_our_key_is_never_overwritten() {
+    if !require_root("a_foreign_route_with_our_key_is_never_overwritten") {
+        return;
+    }
+    let ns = Netns::new("foreign");
+    ns.ip(&[
+        "-n",
+        &ns.0,
+        "route",
+        "add",
+        "192.168.20.0/24",
+        "via",
+        "10.0.2.2",
+        "proto",
+        "static",
+        "metric",
+        "20",
+    ]);
+    let mut fib = NetlinkFib::open_in_netns(&ns.path()).unwrap();
+    let desired = route_set([
+        Route::new(net("192.168.20.0/24"), [ip("10.0.1.2")]),
+        Route::new(net("192.168.21.0/24"), [ip("10.0.1.2")]),
+    ]);
+    let r = fib.sync(&desired).unwrap();
+    assert_eq!(r.failed.len(), 1, "{r:?}");
+    assert_eq!(r.failed[0].0.prefix(), net("192.168.20.0/24"));
+    assert!(r.failed[0].1.contains("exists"), "{r:?}");
+    let statics = ns.routes("static");
+    assert!(
+        statics.contains("192.168.20.0/24 via 10.0.2.2"),
+        "{statics}"
+    );
+    let ours = ns.routes(&RTPROT_CONTIV.to_string());
+    assert!(!ours.contains("192.168.20.0/24"), "{ours}");
+    assert!(ours.contains("192.168.21.0/24"), "{ours}");
+    // Syncing to nothing deletes ours only.
+    fib.sync(&RouteSet::new()).unwrap();
+    assert!(ns.routes("static").contains("192.168.20.0/24 via 10.0.2.2"));
+    // The foreign route gone, ours goes in.
+    ns.ip(&[
+        "-n",
+        &ns.0,
+        "route",
+        "del",
+        "192.168.20.0/24",
+        "proto",
+        "static",
+    ]);
+    let r = fib.sync(&desired).unwrap();
+    assert!(r.failed.is_empty(), "{r:?}");
+    assert!(
+        ns.routes(&RTPROT_CONTIV.to_string())
+            .contains("192.168.20.0/24 via 10.0.1.2"),
+        "ours after the foreign route left"
+    );
+}
