@@ -30,7 +30,8 @@
 //! from anything but a local container is REFUSED without a lookup or forwarding, so the
 //! server is no open resolver (no reflection, amplification or relaying to internal
 //! resolvers). At most [`MAX_FORWARDS`] queries are relayed upstream at once; more get
-//! SERVFAIL at once, so slow upstreams cannot exhaust the server.
+//! SERVFAIL at once, so slow upstreams cannot exhaust the server; one source holds at most
+//! [`MAX_TCP_PER_SOURCE`] TCP connections.
 //! Our answers are authoritative with TTL [`TTL`] = 0: caches must not pin one member of a
 //! group, and membership changes are visible at once. An answer that does not fit in UDP
 //! (512 bytes, or the client's EDNS size up to 1232) goes out truncated (TC) so the client
@@ -47,8 +48,8 @@ mod table;
 mod tests;
 
 pub use server::{
-    Admission, AskerOf, DnsServer, MAX_FORWARDS, RATE_BURST, RATE_PER_SEC, TTL, TokenBucket,
-    admission, local_asker, local_askers, serve,
+    Admission, AskerOf, DnsServer, MAX_FORWARDS, MAX_TCP_PER_SOURCE, RATE_BURST, RATE_PER_SEC, TTL,
+    TokenBucket, admission, local_asker, local_askers, serve,
 };
 pub use table::{Answer, Asker, DnsTable, QType, Record};
 

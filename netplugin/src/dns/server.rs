@@ -25,6 +25,9 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 const TCP_IDLE: Duration = Duration::from_secs(10);
 /// Queries (UDP) and connections (TCP) handled at once; more are dropped.
 const MAX_INFLIGHT: usize = 256;
+/// TCP connections one source may hold open; more are closed at once, so no single
+/// source can take every connection slot.
+pub const MAX_TCP_PER_SOURCE: usize = 8;
 /// The largest UDP answer we offer to EDNS clients.
 const EDNS_PAYLOAD: u16 = 1232;
 /// Queries a second each source may send (token bucket refill rate)...
@@ -299,6 +302,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, h: Arc<Handler>) {
 
 async fn serve_tcp(listener: TcpListener, h: Arc<Handler>) {
     let mut tasks = JoinSet::new();
+    let mut per_source: HashMap<IpAddr, usize> = HashMap::new();
     loop {
         tokio::select! {
             r = listener.accept() => {
@@ -310,13 +314,27 @@ async fn serve_tcp(listener: TcpListener, h: Arc<Handler>) {
                         continue;
                     }
                 };
-                if tasks.len() >= MAX_INFLIGHT {
+                let n = per_source.entry(src.ip()).or_insert(0);
+                if tasks.len() >= MAX_INFLIGHT || *n >= MAX_TCP_PER_SOURCE {
                     continue;
                 }
+                *n += 1;
                 let h = h.clone();
-                tasks.spawn(async move { tcp_conn(stream, src.ip(), &h).await });
+                tasks.spawn(async move {
+                    let _ = tcp_conn(stream, src.ip(), &h).await;
+                    src.ip()
+                });
             }
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Ok(ip) = done
+                    && let Some(n) = per_source.get_mut(&ip)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        per_source.remove(&ip);
+                    }
+                }
+            }
         }
     }
 }

@@ -406,6 +406,33 @@ async fn queries_over_a_sources_rate_are_dropped() {
 }
 
 #[tokio::test]
+async fn one_source_cannot_hold_every_tcp_connection() {
+    let s = start(vec![]).await;
+    let mut held = Vec::new();
+    for _ in 0..MAX_TCP_PER_SOURCE {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        held.push(sock.connect(s.addr).await.unwrap());
+    }
+    let mut r = tcp_exchange(&mut held[0], &query(1, "w1", A)).await;
+    assert_eq!(r.response_code, ResponseCode::Refused);
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut extra = sock.connect(s.addr).await.unwrap();
+    let mut buf = [0u8; 2];
+    let n = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf)).await;
+    assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "closed at once: {n:?}");
+    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    r = tcp_exchange(&mut c, &query(2, "w1", A)).await;
+    assert_eq!(
+        addrs(&r),
+        ips(&["10.0.0.1"]),
+        "another source is still served"
+    );
+    drop(held);
+}
+
+#[tokio::test]
 async fn slow_upstreams_cannot_tie_up_the_server() {
     // An upstream that never answers; one relay at a time.
     let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
