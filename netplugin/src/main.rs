@@ -56,8 +56,9 @@ struct Args {
     /// Address of the Prometheus endpoint (`/metrics`); "" disables it.
     #[arg(long, default_value = "127.0.0.1:9202")]
     metrics_listen: String,
-    /// Port of the service-discovery DNS server in the host namespace (0 disables it);
-    /// containers get the host's router address as their nameserver.
+    /// Port of the service-discovery DNS server (0 disables it). It listens only on the
+    /// host's router address, which containers get as their nameserver, and answers only
+    /// this host's containers.
     #[arg(long, default_value_t = 53)]
     dns_port: u16,
     /// Where other names are forwarded ("none": nowhere; default: the host's

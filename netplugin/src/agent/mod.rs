@@ -89,8 +89,8 @@ pub struct DockerSettings {
     pub driver: String,
 }
 
-/// Where netplugin's DNS server listens (every address of the host namespace, so the
-/// containers reach it at the host's router address) and where it forwards other names.
+/// The port of netplugin's DNS server (it listens on the host's router address, the one
+/// containers are told to use) and where it forwards other names.
 #[derive(Debug, Clone)]
 pub struct DnsSettings {
     pub port: u16,
@@ -555,38 +555,57 @@ pub fn dns_records(m: &Mirror) -> Vec<crate::dns::Record> {
         .collect()
 }
 
+/// The addresses of the endpoints homed on `host`: the only sources the DNS server answers.
+pub fn local_endpoint_addrs(m: &Mirror, host: &str) -> std::collections::HashSet<IpAddr> {
+    m.list::<contiv_model::Endpoint>(contiv_model::Endpoint::PLURAL)
+        .into_iter()
+        .filter(|e| e.homing_host == host)
+        .flat_map(|e| e.ip_address)
+        .filter_map(|a| {
+            a.parse::<IpNet>()
+                .map(|n| n.addr())
+                .or_else(|_| a.parse())
+                .ok()
+        })
+        .collect()
+}
+
 /// Starts the table builder (on this runtime) and the DNS server (in the host
-/// namespace).
+/// namespace, on the address containers use: [`Agent::dns_server_ip`]).
 async fn start_dns(
     agent: &Arc<Agent>,
     rt: &Arc<bgp::NsRuntime>,
     dns: &DnsSettings,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, StartError> {
-    use crate::dns::{DnsServer, DnsTable};
-    let (table_tx, table_rx) =
-        watch::channel(Arc::new(DnsTable::new(dns_records(&agent.mirror()), None)));
+    use crate::dns::DnsTable;
+    let host = agent.cfg.host.clone();
+    let m = agent.mirror();
+    let (table_tx, table_rx) = watch::channel(Arc::new(DnsTable::new(dns_records(&m), None)));
+    let (local_tx, local_rx) = watch::channel(Arc::new(local_endpoint_addrs(&m, &host)));
+    let (addr_tx, addr_rx) = watch::channel(agent.dns_server_ip().into_iter().collect());
     let mut mirror = agent.mirror.clone();
+    let a = agent.clone();
     let builder = tokio::spawn(async move {
         while mirror.changed().await.is_ok() {
             let m = mirror.borrow_and_update().clone();
             table_tx.send_replace(Arc::new(DnsTable::new(dns_records(&m), None)));
+            local_tx.send_replace(Arc::new(local_endpoint_addrs(&m, &host)));
+            let ip: Vec<IpAddr> = a.dns_server_ip().into_iter().collect();
+            addr_tx.send_if_modified(|cur| {
+                let changed = *cur != ip;
+                *cur = ip;
+                changed
+            });
         }
     });
-    let addr = std::net::SocketAddr::from(([0, 0, 0, 0], dns.port));
-    let upstreams = dns.upstreams.clone();
-    let asker = table_rx.clone();
-    let server = rt
-        .handle()
-        .spawn(async move {
-            DnsServer::bind(addr, table_rx, upstreams, move |ip| {
-                asker.borrow().asker_of(ip)
-            })
-            .await
-        })
-        .await
-        .map_err(|e| StartError::Setup(format!("the DNS server: {e}")))?
-        .map_err(|e| StartError::Setup(format!("binding the DNS server on {addr}: {e}")))?;
-    let serving = rt.handle().spawn(server.run());
+    let askers = crate::dns::local_askers(table_rx.clone(), local_rx);
+    let serving = rt.handle().spawn(crate::dns::serve(
+        addr_rx,
+        dns.port,
+        table_rx,
+        dns.upstreams.clone(),
+        askers,
+    ));
     Ok(vec![builder, serving])
 }
 

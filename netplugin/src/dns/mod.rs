@@ -18,11 +18,20 @@
 //! 6. Names of another tenant are never visible: lookups are keyed by the asker's tenant.
 //! 7. A miss under the search domain is NXDOMAIN; any other miss is forwarded upstream.
 //!
-//! # Server ([`DnsServer`])
-//! UDP and TCP on the same address. The source address of a query is mapped to the asking
-//! endpoint by a caller-supplied [`AskerOf`] (a closure over [`DnsTable::asker_of`] will
-//! do). Queries from unknown sources get only forwarded names: a name that could be ours (under the search
-//! domain, or `<x>.<network>` of any tenant's network) is REFUSED, so nothing leaks.
+//! # Server ([`DnsServer`], [`serve`])
+//! UDP and TCP on the same address. The agent runs [`serve`]: it listens only on the
+//! addresses containers are told to use (the host's router address), never on the wildcard,
+//! so it starts beside a stub resolver on 127.0.0.53:53; it re-binds when that address
+//! changes, binds nothing while there is none, and retries a failed bind instead of failing.
+//! The source address of a query is mapped to the asking endpoint by a caller-supplied
+//! [`AskerOf`]; the agent's ([`local_askers`]) knows only the containers of this host.
+//! Every query first passes [`admission`]: each source has a [`TokenBucket`]
+//! ([`RATE_PER_SEC`], burst [`RATE_BURST`]; over it the query is dropped), and a query
+//! from anything but a local container is REFUSED without a lookup or forwarding, so the
+//! server is no open resolver (no reflection, amplification or relaying to internal
+//! resolvers). At most [`MAX_FORWARDS`] queries are relayed upstream at once; more get
+//! SERVFAIL at once, so slow upstreams cannot exhaust the server; one source holds at most
+//! [`MAX_TCP_PER_SOURCE`] TCP connections.
 //! Our answers are authoritative with TTL [`TTL`] = 0: caches must not pin one member of a
 //! group, and membership changes are visible at once. An answer that does not fit in UDP
 //! (512 bytes, or the client's EDNS size up to 1232) goes out truncated (TC) so the client
@@ -38,7 +47,10 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use server::{AskerOf, DnsServer, TTL};
+pub use server::{
+    Admission, AskerOf, DnsServer, MAX_FORWARDS, MAX_TCP_PER_SOURCE, RATE_BURST, RATE_PER_SEC, TTL,
+    TokenBucket, admission, local_asker, local_askers, serve,
+};
 pub use table::{Answer, Asker, DnsTable, QType, Record};
 
 use std::net::{IpAddr, SocketAddr};

@@ -126,6 +126,14 @@ impl Drop for Running {
 
 /// A server on 127.0.0.1:0; 127.0.0.1 asks as t1/net, every other source is unknown.
 async fn start(upstreams: Vec<SocketAddr>) -> Running {
+    start_with(upstreams, |s| s).await
+}
+
+/// [`start`], the server adjusted by `adjust` before it runs.
+async fn start_with(
+    upstreams: Vec<SocketAddr>,
+    adjust: impl FnOnce(DnsServer) -> DnsServer,
+) -> Running {
     let (tx, rx) = watch::channel(Arc::new(DnsTable::new(records(), Some("contiv.local"))));
     let asker_of = |ip: IpAddr| {
         (ip == IpAddr::from([127, 0, 0, 1])).then(|| Asker {
@@ -137,6 +145,7 @@ async fn start(upstreams: Vec<SocketAddr>) -> Running {
         .await
         .unwrap()
         .with_upstream_timeout(Duration::from_millis(300));
+    let server = adjust(server);
     let addr = server.local_addr().unwrap();
     Running {
         addr,
@@ -269,22 +278,188 @@ async fn servfail_when_no_upstream_answers() {
 }
 
 #[tokio::test]
-async fn unknown_sources_get_only_forwarded_names() {
+async fn unknown_sources_are_refused_and_never_forwarded() {
     let (up, seen, up_task) = fake_upstream().await;
     let s = start(vec![up]).await;
-    let r = udp_from("127.0.0.2:0", s.addr, &query(1, "web.net", A)).await;
-    assert_eq!(r.response_code, ResponseCode::Refused);
-    let r = udp_from("127.0.0.2:0", s.addr, &query(2, "db1.contiv.local", A)).await;
-    assert_eq!(r.response_code, ResponseCode::Refused);
-    assert!(r.answers.is_empty());
-    let r = udp_from("127.0.0.2:0", s.addr, &query(3, "web", A)).await;
+    for (id, name) in [
+        (1, "web.net"),
+        (2, "db1.contiv.local"),
+        (3, "web"),
+        (4, "example.org"),
+    ] {
+        let r = udp_from("127.0.0.2:0", s.addr, &query(id, name, A)).await;
+        assert_eq!(r.response_code, ResponseCode::Refused, "{name}");
+        assert!(r.answers.is_empty(), "{name}");
+    }
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut c = sock.connect(s.addr).await.unwrap();
+    let r = tcp_exchange(&mut c, &query(5, "example.org", A)).await;
+    assert_eq!(r.response_code, ResponseCode::Refused, "over TCP too");
+    assert_eq!(seen.load(Ordering::SeqCst), 0, "nothing went upstream");
+    let r = udp(s.addr, &query(6, "example.org", A)).await;
     assert_eq!(
         addrs(&r),
         ips(&["192.0.2.53"]),
-        "bare names are the upstream's"
+        "the container's is forwarded"
     );
     assert_eq!(seen.load(Ordering::SeqCst), 1);
     up_task.abort();
+}
+
+#[test]
+fn token_bucket_allows_the_burst_then_the_rate() {
+    let t = |ms: u64| Duration::from_millis(ms);
+    let mut b = TokenBucket::new(10.0, 3.0, t(1000));
+    assert!(
+        b.take(t(1000)) && b.take(t(1000)) && b.take(t(1000)),
+        "the burst"
+    );
+    assert!(!b.take(t(1000)), "empty");
+    assert!(!b.take(t(1050)), "half a token after 50 ms");
+    assert!(b.take(t(1100)), "one token after 100 ms");
+    assert!(!b.take(t(1100)));
+    assert!(!b.is_full(t(1200)));
+    assert!(b.is_full(t(1400)), "refilled after 300 ms");
+    assert!(b.take(t(60_000)) && b.take(t(60_000)) && b.take(t(60_000)));
+    assert!(
+        !b.take(t(60_000)),
+        "a long pause refills only up to the burst"
+    );
+    assert!(!b.take(t(500)), "time going backwards gives nothing");
+}
+
+#[test]
+fn admission_serves_only_local_containers_within_their_rate() {
+    let a = Asker {
+        tenant: "t1".into(),
+        network: "net".into(),
+    };
+    assert_eq!(
+        admission(true, Some(a.clone())),
+        Admission::Serve(a.clone())
+    );
+    assert_eq!(admission(true, None), Admission::Refuse);
+    assert_eq!(admission(false, Some(a)), Admission::Drop);
+    assert_eq!(admission(false, None), Admission::Drop);
+}
+
+#[test]
+fn only_local_addresses_the_table_places_are_askers() {
+    let mut recs = records();
+    recs.push(Record {
+        tenant: "t2".into(),
+        network: "n".into(),
+        name: Some("dup".into()),
+        group: None,
+        addrs: vec!["10.0.0.1".parse().unwrap()],
+    });
+    let table = DnsTable::new(recs, None);
+    let local: std::collections::HashSet<IpAddr> = ips(&["10.0.0.2", "10.0.0.1", "10.9.9.9"])
+        .into_iter()
+        .collect();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert_eq!(
+        local_asker(&local, &table, ip("10.0.0.2")),
+        Some(Asker {
+            tenant: "t1".into(),
+            network: "net".into()
+        })
+    );
+    assert_eq!(
+        local_asker(&local, &table, ip("10.0.0.3")),
+        None,
+        "a remote endpoint"
+    );
+    assert_eq!(
+        local_asker(&local, &table, ip("10.0.0.1")),
+        None,
+        "ambiguous"
+    );
+    assert_eq!(
+        local_asker(&local, &table, ip("10.9.9.9")),
+        None,
+        "not in the table"
+    );
+    assert_eq!(local_asker(&local, &table, ip("192.0.2.1")), None);
+}
+
+#[tokio::test]
+async fn queries_over_a_sources_rate_are_dropped() {
+    let s = start_with(vec![], |s| s.with_rate_limit(0.5, 3.0)).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    for id in 0..3 {
+        sock.send_to(&query(id, "w1", A), s.addr).await.unwrap();
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf))
+            .await
+            .expect("within the burst")
+            .unwrap();
+        assert_eq!(Message::from_vec(&buf[..n]).unwrap().id, id);
+    }
+    sock.send_to(&query(9, "w1", A), s.addr).await.unwrap();
+    let r = tokio::time::timeout(Duration::from_millis(300), sock.recv_from(&mut buf)).await;
+    assert!(r.is_err(), "the fourth query is dropped");
+    // Another source has its own bucket (and, not being a container, is refused).
+    let r = udp_from("127.0.0.2:0", s.addr, &query(10, "w1", A)).await;
+    assert_eq!(r.response_code, ResponseCode::Refused);
+}
+
+#[tokio::test]
+async fn one_source_cannot_hold_every_tcp_connection() {
+    let s = start(vec![]).await;
+    let mut held = Vec::new();
+    for _ in 0..MAX_TCP_PER_SOURCE {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        held.push(sock.connect(s.addr).await.unwrap());
+    }
+    let mut r = tcp_exchange(&mut held[0], &query(1, "w1", A)).await;
+    assert_eq!(r.response_code, ResponseCode::Refused);
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut extra = sock.connect(s.addr).await.unwrap();
+    let mut buf = [0u8; 2];
+    let n = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf)).await;
+    assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "closed at once: {n:?}");
+    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    r = tcp_exchange(&mut c, &query(2, "w1", A)).await;
+    assert_eq!(
+        addrs(&r),
+        ips(&["10.0.0.1"]),
+        "another source is still served"
+    );
+    drop(held);
+}
+
+#[tokio::test]
+async fn slow_upstreams_cannot_tie_up_the_server() {
+    // An upstream that never answers; one relay at a time.
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let up = silent.local_addr().unwrap();
+    let s = start_with(vec![up], |s| {
+        s.with_max_forwards(1)
+            .with_upstream_timeout(Duration::from_secs(3))
+    })
+    .await;
+    let addr = s.addr;
+    let first = tokio::spawn(async move { udp(addr, &query(1, "example.org", A)).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let r = udp(s.addr, &query(2, "example.com", A)).await;
+    assert_eq!(r.response_code, ResponseCode::ServFail);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "not queued behind the slow one"
+    );
+    let r = udp(s.addr, &query(3, "w1", A)).await;
+    assert_eq!(
+        addrs(&r),
+        ips(&["10.0.0.1"]),
+        "our own names still answered"
+    );
+    assert_eq!(first.await.unwrap().response_code, ResponseCode::ServFail);
+    drop(silent);
 }
 
 #[tokio::test]

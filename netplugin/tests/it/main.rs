@@ -3,6 +3,7 @@
 
 mod cni_binary;
 mod cni_plugin;
+mod dns_netns;
 mod docker_driver;
 mod endpoint_netns;
 mod fib_netns;
