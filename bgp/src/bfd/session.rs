@@ -96,6 +96,11 @@ pub enum Discard {
     YourDiscrMismatch,
     #[error("your discriminator is 0 but state is neither Down nor AdminDown")]
     YourDiscrZero,
+    /// A packet that names no session (your discriminator 0) is matched by addresses
+    /// alone, which anyone one hop away can forge: once Up, only packets naming this
+    /// session count (a peer that really restarted is caught by the detection time).
+    #[error("your discriminator is 0 but the session is Up")]
+    YourDiscrZeroWhileUp,
     #[error("authentication present but not supported")]
     AuthUnsupported,
     #[error("local session is AdminDown")]
@@ -317,6 +322,10 @@ impl Session {
         }
         if p.your_discr != 0 && p.your_discr != self.local_discr {
             out.push(Output::Discarded(Discard::YourDiscrMismatch));
+            return;
+        }
+        if p.your_discr == 0 && self.state == BfdState::Up {
+            out.push(Output::Discarded(Discard::YourDiscrZeroWhileUp));
             return;
         }
         self.remote_discr = p.my_discr;

@@ -98,7 +98,8 @@ fn state_transitions_table() {
         (Init, Up, LOCAL, Up, Some(Diag::None)),
         (Up, AdminDown, LOCAL, Down, Some(Diag::NeighborSignaledDown)),
         (Up, Down, LOCAL, Down, Some(Diag::NeighborSignaledDown)),
-        (Up, Down, 0, Down, Some(Diag::NeighborSignaledDown)),
+        // Not naming the session: discarded once Up (anyone one hop away could send it).
+        (Up, Down, 0, Up, None),
         (Up, Init, LOCAL, Up, None),
         (Up, Up, LOCAL, Up, None),
         (AdminDown, Down, 0, AdminDown, None),
@@ -536,6 +537,8 @@ fn two_sessions_simulated() {
                 Output::ArmDetect(t) => side.det = Some(t),
                 Output::StopDetect => side.det = None,
                 Output::StateChanged { from, to, diag } => side.changes.push((from, to, diag)),
+                // The far side, gone Down, no longer names the near side's session.
+                Output::Discarded(Discard::YourDiscrZeroWhileUp) => {}
                 Output::Discarded(d) => panic!("discarded {d}"),
             }
         }
@@ -604,7 +607,8 @@ fn two_sessions_simulated() {
         }
     }
     use BfdState::*;
-    // Side 0 stops hearing side 1 and detects it; side 1 is told Down, then both keep
+    // Side 0 stops hearing side 1 and detects it; its Down packets no longer name side
+    // 1's session, so side 1 detects the loss too (its detection time), then both keep
     // trying: side 1 sees side 0's Down packets and goes Init, never Up.
     assert_eq!(
         sides[0].changes[..2],
@@ -614,7 +618,22 @@ fn two_sessions_simulated() {
         sides[0].changes[2],
         (Up, Down, Diag::ControlDetectionTimeExpired)
     );
-    assert_eq!(sides[1].changes[2], (Up, Down, Diag::NeighborSignaledDown));
+    assert_eq!(
+        sides[1].changes[2],
+        (Up, Down, Diag::ControlDetectionTimeExpired)
+    );
     assert_eq!(sides[0].s.state(), Down);
     assert_ne!(sides[1].s.state(), Up);
+}
+
+/// A forged Down without our discriminator (matched by addresses only) from one hop
+/// away does not take an Up session down; one naming the session does.
+#[test]
+fn an_up_session_ignores_packets_that_do_not_name_it() {
+    let mut s = in_state(BfdState::Up);
+    let out = rx(&mut s, from_peer(BfdState::Down, 0), ms(1000));
+    assert_eq!(out, vec![Output::Discarded(Discard::YourDiscrZeroWhileUp)]);
+    assert!(changes(&out).is_empty());
+    let out = rx(&mut s, from_peer(BfdState::Down, LOCAL), ms(1100));
+    assert_eq!(changes(&out)[0].1, BfdState::Down, "{out:?}");
 }
