@@ -812,6 +812,23 @@ pub fn docker_host(
     (d, p)
 }
 
+/// The quick start with Docker, up to its first network: routing mode and each host's
+/// `Bgp` object as netctl lines, then a dockerd and a netplugin driving it on host1 and
+/// host2 (each dockerd's DNS is its host's router address).
+pub fn quickstart_docker(
+    lab: &containerlab::Lab,
+    nm: &Netmaster,
+    dir: &Path,
+) -> Vec<(crate::docker::Dockerd, Netplugin)> {
+    nm.ok("netctl global set --fwd-mode routing");
+    nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
+    nm.ok("netctl bgp create host2 --router-ip=10.1.2.1/31 --as=65102 --neighbor-as=65002 --neighbor=10.1.2.0");
+    [("host1", "10.1.1.1"), ("host2", "10.1.2.1")]
+        .into_iter()
+        .map(|(host, router)| docker_host(lab, host, router, &nm.url, dir))
+        .collect()
+}
+
 /// The value of the first sample in Prometheus text `text` named `name` that has every
 /// one of `labels` (`k="v"`).
 pub fn metric_value(text: &str, name: &str, labels: &[&str]) -> Option<f64> {

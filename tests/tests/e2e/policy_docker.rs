@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use contiv_tests::cluster::{Netmaster, deploy, docker_host, nft_ruleset, wait_for};
+use contiv_tests::cluster::{
+    Netmaster, deploy, docker_host, nft_ruleset, quickstart_docker, wait_for,
+};
 use contiv_tests::docker::Dockerd;
 use contiv_tests::require_root;
 
@@ -78,13 +80,7 @@ fn policy_walkthrough_with_docker() {
     let lab = deploy("quickstart", "poldocker");
     let tmp = tempfile::tempdir().unwrap();
     let nm = Netmaster::start();
-    nm.ok("netctl global set --fwd-mode routing");
-    nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
-    nm.ok("netctl bgp create host2 --router-ip=10.1.2.1/31 --as=65102 --neighbor-as=65002 --neighbor=10.1.2.0");
-    let mut hosts = Vec::new();
-    for (host, router) in [("host1", "10.1.1.1"), ("host2", "10.1.2.1")] {
-        hosts.push(docker_host(&lab, host, router, &nm.url, tmp.path()));
-    }
+    let hosts = quickstart_docker(&lab, &nm, tmp.path());
     nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
     // The walkthrough, verbatim.
     nm.ok("netctl policy create prod_web");
