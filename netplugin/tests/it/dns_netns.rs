@@ -5,12 +5,13 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use containerlab::testing::require_root;
+
+use crate::netns::Ns;
 use netplugin::agent::bgp::NsRuntime;
 use netplugin::dns::{DnsTable, Record};
 use tokio::net::{TcpListener, UdpSocket};
@@ -20,43 +21,8 @@ const ROUTER: &str = "10.255.1.1";
 const CONTAINER: &str = "20.1.1.2";
 const OUTSIDER: &str = "198.51.100.7";
 
-struct Ns(String);
-
-impl Ns {
-    fn new(tag: &str) -> Ns {
-        let ns = Ns(format!("dnstest-{tag}-{}", std::process::id()));
-        run(&["ip", "netns", "add", &ns.0]);
-        ns
-    }
-    fn exec(&self, cmd: &str) -> (bool, String) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0, "sh", "-c", cmd])
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn run(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn ns(tag: &str) -> Ns {
+    Ns::new("dnstest", tag)
 }
 
 /// A query for `name` (type A, RD set).
@@ -123,7 +89,7 @@ async fn dns_server_starts_beside_a_stub_resolver_and_answers_only_local_contain
     if !require_root("dns_server_starts_beside_a_stub_resolver_and_answers_only_local_containers") {
         return;
     }
-    let host = Ns::new("host");
+    let host = ns("host");
     let (ok, out) = host.exec(&format!(
         "ip link set lo up && ip addr add {CONTAINER}/32 dev lo && ip addr add {OUTSIDER}/32 dev lo"
     ));

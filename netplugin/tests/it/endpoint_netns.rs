@@ -2,53 +2,16 @@
 //! containers. Every namespace is created by the test and deleted on drop.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use containerlab::testing::require_root;
+
+use crate::netns::Ns;
 use netplugin::endpoint::{EndpointSpec, HostNs, host_ifname, plumb, unplumb};
 use netplugin::fib::netlink::NetlinkFib;
 use netplugin::fib::{FibDriver, FibOp, RTPROT_CONTIV, Route};
 
-struct Ns(String);
-
-impl Ns {
-    fn new(tag: &str) -> Ns {
-        let ns = Ns(format!("eptest-{tag}-{}", std::process::id()));
-        run(&["ip", "netns", "add", &ns.0]);
-        ns
-    }
-    fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.0)
-    }
-    fn exec(&self, cmd: &str) -> (bool, String) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0, "sh", "-c", cmd])
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn run(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn ns(tag: &str) -> Ns {
+    Ns::new("eptest", tag)
 }
 
 fn spec(id: &str, ns: &Ns, addr: &str) -> EndpointSpec {
@@ -67,7 +30,7 @@ fn two_containers_reach_each_other_and_the_host() {
     if !require_root("two_containers_reach_each_other_and_the_host") {
         return;
     }
-    let (host, c1, c2) = (Ns::new("host"), Ns::new("c1"), Ns::new("c2"));
+    let (host, c1, c2) = (ns("host"), ns("c1"), ns("c2"));
     assert!(host.exec("sysctl -qw net.ipv4.ip_forward=1 && ip link set lo up && ip addr add 10.255.1.1/32 dev lo").0);
     let h = HostNs(Some(host.path()));
     let p1 = plumb(&h, &spec("ep-web", &c1, "20.1.1.2/24")).unwrap();
@@ -123,7 +86,7 @@ fn a_failed_plumb_leaves_nothing_behind() {
     if !require_root("a_failed_plumb_leaves_nothing_behind") {
         return;
     }
-    let (host, c1) = (Ns::new("fhost"), Ns::new("fc1"));
+    let (host, c1) = (ns("fhost"), ns("fc1"));
     let h = HostNs(Some(host.path()));
     let links_before = host.exec("ip -o link show").1;
 

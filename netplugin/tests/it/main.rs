@@ -7,4 +7,5 @@ mod dns_netns;
 mod docker_driver;
 mod endpoint_netns;
 mod fib_netns;
+mod netns;
 mod policy_netns;
