@@ -33,7 +33,7 @@ pub enum Backend {
 pub struct Config {
     pub listen: SocketAddr,
     pub backend: Backend,
-    /// The URL other netmasters redirect writes to; defaults to `http://<listen>`.
+    /// The URL other netmasters forward writes to; defaults to `http://<listen>`.
     pub advertise_url: Option<String>,
     /// Token required for mutating calls when not listening on loopback.
     pub token: Option<contiv_model::Secret>,
@@ -266,6 +266,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         metrics,
         role: role.clone(),
         auth,
+        forward: api::forward::Forwarder::new(
+            api::forward::Forwarder::client_builder()
+                .build()
+                .context("building the client that forwards writes to the leader")?,
+            &advertise_url,
+        ),
         info: Arc::new(Info {
             version: env!("CARGO_PKG_VERSION"),
             store_backend: backend_name,

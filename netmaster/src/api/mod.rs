@@ -9,12 +9,13 @@
 //! - Bodies are read as bytes and parsed here (Contiv's clients do not always send a
 //!   Content-Type), limited to [`MAX_BODY`].
 //! - Mutating calls need a bearer token unless this netmaster only listens on loopback
-//!   or was started insecure ([`auth`]); followers redirect them to the leader.
+//!   or was started insecure ([`auth`]); followers forward them to the leader ([`forward`]).
 
 pub mod auth;
 pub mod error;
 pub mod explain;
 pub mod feed;
+pub mod forward;
 pub mod openapi;
 pub mod plugin;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub role: watch::Receiver<Role>,
     pub auth: auth::Auth,
     pub info: Arc<Info>,
+    /// Forwards writes to the leader while this netmaster follows.
+    pub forward: forward::Forwarder,
 }
 
 /// What `/info` reports.
@@ -242,8 +245,8 @@ async fn record(State(st): State<AppState>, req: Request, next: Next) -> Respons
     resp
 }
 
-/// Writes go to the leader: a follower redirects them (307 keeps method and body), or
-/// answers 503 while no leader is known.
+/// Writes go to the leader: a follower forwards them ([`forward`]), or answers 503 while
+/// no leader is known.
 async fn leader_only(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if mutating {
@@ -251,21 +254,7 @@ async fn leader_only(State(st): State<AppState>, req: Request, next: Next) -> Re
         match role {
             Role::Leader => {}
             Role::Follower { leader: Some(url) } => {
-                let path = req
-                    .uri()
-                    .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or("/");
-                let location = format!("{}{}", url.trim_end_matches('/'), path);
-                return match HeaderValue::from_str(&location) {
-                    Ok(loc) => {
-                        (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, loc)]).into_response()
-                    }
-                    Err(_) => {
-                        ApiError::unavailable(format!("the leader's URL {url:?} is unusable"))
-                            .into_response()
-                    }
-                };
+                return st.forward.forward(&url, req).await;
             }
             Role::Follower { leader: None } => {
                 return ApiError::unavailable(

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use netmaster::election::Role as server_role;
 use netmaster::server::{self, Backend, Config, Running};
 use serde_json::{Value, json};
 
@@ -34,6 +35,8 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(5))
+        // Followers forward writes; a redirect would be a regression.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
 }
@@ -156,6 +159,112 @@ async fn killing_leaders_loses_no_acknowledged_write() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    for n in nms.into_iter().flatten() {
+        n.stop().await;
+    }
+}
+
+/// A follower forwards an authenticated write to the leader with its credentials (a
+/// redirect would lose them: HTTP clients drop `Authorization` on a redirect to another
+/// host), refuses one without valid credentials itself, and does not forward a write
+/// another netmaster already forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_forwards_authenticated_writes_to_the_leader() {
+    let member = common::Etcd::cluster(1);
+    let endpoints = common::endpoints(&member);
+    let start_with_token = |endpoints: Vec<String>| async move {
+        let cfg = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            backend: Backend::Etcd {
+                endpoints,
+                prefix: "/fwd".into(),
+            },
+            advertise_url: None,
+            token: Some(contiv_model::Secret::new("s3cret-token")),
+            insecure: false,
+            election_ttl: 2,
+            endpoint_gc_after: None,
+        };
+        server::start(cfg).await.unwrap()
+    };
+    let nms = vec![
+        Some(start_with_token(endpoints.clone()).await),
+        Some(start_with_token(endpoints.clone()).await),
+    ];
+    let l = leader_index(&nms).await;
+    let (leader, follower) = (nms[l].as_ref().unwrap(), nms[1 - l].as_ref().unwrap());
+    // The follower must know the leader before it can forward.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(
+        &*follower.role.borrow(),
+        server_role::Follower { leader: Some(_) }
+    ) {
+        assert!(
+            Instant::now() < deadline,
+            "the follower never learnt the leader"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = client(); // follows no redirect: a 307 would show as such
+    let tenant = json!({"tenantName": "blue"});
+    let put = |token: Option<&'static str>, extra: Option<(&'static str, &'static str)>| {
+        let mut r = c
+            .post(format!("{}/api/v1/tenants/blue/", follower.url()))
+            .body(tenant.to_string());
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some((k, v)) = extra {
+            r = r.header(k, v);
+        }
+        r.send()
+    };
+
+    let r = put(None, None).await.unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        401,
+        "no token: refused by the follower"
+    );
+    let r = put(Some("wrong"), None).await.unwrap();
+    assert_eq!(r.status().as_u16(), 401, "a wrong token: refused");
+    let r = put(
+        Some("s3cret-token"),
+        Some((netmaster::api::forward::FORWARDED_BY, "http://127.0.0.1:1")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        503,
+        "an already forwarded write is not forwarded again"
+    );
+    assert!(
+        leader
+            .engine
+            .world()
+            .get::<contiv_model::Tenant>("blue")
+            .unwrap()
+            .is_none(),
+        "nothing was written by the refused calls"
+    );
+
+    let r = put(Some("s3cret-token"), None).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    let stored: Value = r.json().await.unwrap();
+    assert_eq!(
+        stored["tenantName"], "blue",
+        "the leader's answer comes back"
+    );
+    assert!(
+        leader
+            .engine
+            .world()
+            .get::<contiv_model::Tenant>("blue")
+            .unwrap()
+            .is_some(),
+        "the leader wrote it"
+    );
     for n in nms.into_iter().flatten() {
         n.stop().await;
     }
