@@ -22,6 +22,8 @@ async fn start(endpoints: &[String]) -> Running {
         advertise_url: None,
         token: None,
         insecure: false,
+        tls: None,
+        peer_ca: None,
         election_ttl: 2,
         endpoint_gc_after: None,
     };
