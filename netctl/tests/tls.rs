@@ -13,7 +13,8 @@ fn pki(dir: &Path) -> (PathBuf, netmaster::tls::TlsFiles) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "netctl test CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "netctl test CA");
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_key = KeyPair::generate().unwrap();
     let ca = ca.self_signed(&ca_key).unwrap();
@@ -80,12 +81,30 @@ fn netctl_over_tls_with_host_credentials() {
     );
 
     // The right CA and the admin token.
-    let o = netctl(&url, &["--ca-file", &ca_s, "--token-file", &admin_s, "tenant", "ls", "-q"]);
+    let o = netctl(
+        &url,
+        &[
+            "--ca-file",
+            &ca_s,
+            "--token-file",
+            &admin_s,
+            "tenant",
+            "ls",
+            "-q",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     // No CA (no system roots either), or another CA: the certificate is refused.
     for args in [
         vec!["--token-file", &admin_s, "tenant", "ls"],
-        vec!["--ca-file", &other_s, "--token-file", &admin_s, "tenant", "ls"],
+        vec![
+            "--ca-file",
+            &other_s,
+            "--token-file",
+            &admin_s,
+            "tenant",
+            "ls",
+        ],
     ] {
         let o = netctl(&url, &args);
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -112,7 +131,9 @@ fn netctl_over_tls_with_host_credentials() {
         assert!(o.status.success(), "{more:?}: {}", text(&o));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    let token = run(&["host", "credential", "create", "host1"]).trim().to_string();
+    let token = run(&["host", "credential", "create", "host1"])
+        .trim()
+        .to_string();
     assert!(token.starts_with("host1.") && token.len() > 40, "{token}");
     let listed = run(&["host", "credential", "ls"]);
     assert_eq!(listed, "host1\n");
@@ -121,14 +142,53 @@ fn netctl_over_tls_with_host_credentials() {
     let host_token = dir.path().join("host1.token");
     std::fs::write(&host_token, &token).unwrap();
     let h = host_token.display().to_string();
-    let o = netctl(&url, &["--ca-file", &ca_s, "--token-file", &h, "tenant", "create", "evil"]);
+    let o = netctl(
+        &url,
+        &[
+            "--ca-file",
+            &ca_s,
+            "--token-file",
+            &h,
+            "tenant",
+            "create",
+            "evil",
+        ],
+    );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(text(&o).contains("403") && text(&o).contains("host1"), "{}", text(&o));
-    let o = netctl(&url, &["--ca-file", &ca_s, "--token-file", &h, "host", "credential", "create", "host2"]);
+    assert!(
+        text(&o).contains("403") && text(&o).contains("host1"),
+        "{}",
+        text(&o)
+    );
+    let o = netctl(
+        &url,
+        &[
+            "--ca-file",
+            &ca_s,
+            "--token-file",
+            &h,
+            "host",
+            "credential",
+            "create",
+            "host2",
+        ],
+    );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     run(&["host", "credential", "rm", "host1"]);
     assert_eq!(run(&["host", "credential", "ls"]), "");
-    let o = netctl(&url, &["--ca-file", &ca_s, "--token-file", &admin_s, "host", "credential", "rm", "host1"]);
+    let o = netctl(
+        &url,
+        &[
+            "--ca-file",
+            &ca_s,
+            "--token-file",
+            &admin_s,
+            "host",
+            "credential",
+            "rm",
+            "host1",
+        ],
+    );
     assert_eq!(o.status.code(), Some(3), "removing it twice: {}", text(&o));
     rt.block_on(running.stop());
 }

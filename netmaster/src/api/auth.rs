@@ -133,7 +133,10 @@ fn host_may(method: &Method, path: &str, host: &str) -> bool {
     match *method {
         Method::GET | Method::HEAD => matches!(path, "/api/v1/feed/" | "/api/v1/feed"),
         Method::PUT => report == Some(host),
-        Method::POST => matches!(path, "/api/v1/plugin/endpoints/" | "/api/v1/plugin/endpoints"),
+        Method::POST => matches!(
+            path,
+            "/api/v1/plugin/endpoints/" | "/api/v1/plugin/endpoints"
+        ),
         Method::DELETE => path
             .strip_prefix("/api/v1/plugin/endpoints/")
             .is_some_and(|id| !id.trim_end_matches('/').is_empty()),

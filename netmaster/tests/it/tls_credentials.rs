@@ -101,7 +101,9 @@ impl Secure {
         path: &str,
         body: Option<Value>,
     ) -> (u16, String) {
-        let mut r = self.http.request(method, format!("{}{path}", self.nm.url()));
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.nm.url()));
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }
@@ -129,7 +131,11 @@ impl Secure {
         while !got.contains(&b'\n') {
             got.extend_from_slice(&body.next().await.unwrap().unwrap());
         }
-        let line = String::from_utf8_lossy(&got).lines().next().unwrap().to_string();
+        let line = String::from_utf8_lossy(&got)
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
         (s, line)
     }
 
@@ -192,7 +198,11 @@ async fn plain_http_to_a_tls_netmaster_gets_no_answer() {
     let s = secure().await;
     let plain = format!("http://{}/version", s.nm.addr);
     let r = reqwest::Client::new().get(&plain).send().await;
-    assert!(r.is_err(), "plain HTTP was answered: {:?}", r.map(|r| r.status()));
+    assert!(
+        r.is_err(),
+        "plain HTTP was answered: {:?}",
+        r.map(|r| r.status())
+    );
     // Nor with the admin token, which would then have crossed the network in clear:
     // the server never answers, so no request is served.
     let r = reqwest::Client::new()
@@ -203,7 +213,12 @@ async fn plain_http_to_a_tls_netmaster_gets_no_answer() {
         .await;
     assert!(r.is_err());
     let (st, _) = s
-        .call(Some(ADMIN), reqwest::Method::GET, "/api/v1/tenants/t1/", None)
+        .call(
+            Some(ADMIN),
+            reqwest::Method::GET,
+            "/api/v1/tenants/t1/",
+            None,
+        )
         .await;
     assert_eq!(st, 404, "the plain request must not have been served");
     // The same netmaster over HTTPS with its CA answers.
@@ -295,7 +310,12 @@ async fn a_host_credential_acts_only_for_its_host() {
         .await;
     assert_eq!(st, 204, "{b}");
     let (st, b) = s
-        .call(a, M::POST, "/api/v1/plugin/endpoints/", Some(endpoint("ep-a", "host-a")))
+        .call(
+            a,
+            M::POST,
+            "/api/v1/plugin/endpoints/",
+            Some(endpoint("ep-a", "host-a")),
+        )
         .await;
     assert_eq!(st, 200, "{b}");
     let (st, line) = s.feed_first_line(a).await;
@@ -307,10 +327,18 @@ async fn a_host_credential_acts_only_for_its_host() {
         .call(a, M::PUT, "/api/v1/feed/hosts/host-b/", Some(json!({})))
         .await;
     assert_eq!(st, 403, "{b}");
-    assert!(b.contains("host-a"), "the refusal says whose credential: {b}");
+    assert!(
+        b.contains("host-a"),
+        "the refusal says whose credential: {b}"
+    );
     // Create an endpoint homed on B.
     let (st, b) = s
-        .call(a, M::POST, "/api/v1/plugin/endpoints/", Some(endpoint("ep-x", "host-b")))
+        .call(
+            a,
+            M::POST,
+            "/api/v1/plugin/endpoints/",
+            Some(endpoint("ep-x", "host-b")),
+        )
         .await;
     assert_eq!(st, 403, "{b}");
     // Delete B's endpoint (made by the admin).
@@ -320,12 +348,19 @@ async fn a_host_credential_acts_only_for_its_host() {
         Some(endpoint("ep-b", "host-b")),
     )
     .await;
-    let (st, b) = s.call(a, M::DELETE, "/api/v1/plugin/endpoints/ep-b/", None).await;
+    let (st, b) = s
+        .call(a, M::DELETE, "/api/v1/plugin/endpoints/ep-b/", None)
+        .await;
     assert_eq!(st, 403, "{b}");
     // Collect B (or even itself: collecting is the admin's).
     for h in ["host-b", "host-a"] {
         let (st, b) = s
-            .call(a, M::POST, &format!("/api/v1/plugin/hosts/{h}/collect"), Some(json!({})))
+            .call(
+                a,
+                M::POST,
+                &format!("/api/v1/plugin/hosts/{h}/collect"),
+                Some(json!({})),
+            )
             .await;
         assert_eq!(st, 403, "collect {h}: {b}");
     }
@@ -343,7 +378,12 @@ async fn a_host_credential_acts_only_for_its_host() {
         .call(a, M::DELETE, "/api/v1/networks/default:contiv-net/", None)
         .await;
     assert_eq!(st, 403, "{b}");
-    for path in ["/api/v1/networks/", "/api/v1/feed/hosts/", "/info", "/api/v1/credentials/hosts/"] {
+    for path in [
+        "/api/v1/networks/",
+        "/api/v1/feed/hosts/",
+        "/info",
+        "/api/v1/credentials/hosts/",
+    ] {
         let (st, b) = s.call(a, M::GET, path, None).await;
         assert_eq!(st, 403, "{path}: {b}");
     }
@@ -377,12 +417,18 @@ async fn a_host_credential_acts_only_for_its_host() {
     assert_eq!(st, 404);
 
     // Its own endpoint it may delete; the admin may do all of the above.
-    let (st, b) = s.call(a, M::DELETE, "/api/v1/plugin/endpoints/ep-a/", None).await;
+    let (st, b) = s
+        .call(a, M::DELETE, "/api/v1/plugin/endpoints/ep-a/", None)
+        .await;
     assert_eq!(st, 204, "{b}");
     s.admin(M::PUT, "/api/v1/feed/hosts/host-b/", Some(json!({})))
         .await;
     let v = s
-        .admin(M::POST, "/api/v1/plugin/hosts/host-b/collect", Some(json!({})))
+        .admin(
+            M::POST,
+            "/api/v1/plugin/hosts/host-b/collect",
+            Some(json!({})),
+        )
         .await;
     assert_eq!(v["collected"], 1, "{v}");
     s.nm.stop().await;
@@ -423,10 +469,19 @@ async fn a_deleted_or_replaced_credential_stops_at_once() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let (st, b) = s
-        .call(Some(ADMIN), reqwest::Method::DELETE, "/api/v1/credentials/hosts/h1/", None)
+        .call(
+            Some(ADMIN),
+            reqwest::Method::DELETE,
+            "/api/v1/credentials/hosts/h1/",
+            None,
+        )
         .await;
     assert_eq!(st, 204, "{b}");
-    assert_eq!(report(new.clone()).await, 401, "the next request is refused");
+    assert_eq!(
+        report(new.clone()).await,
+        401,
+        "the next request is refused"
+    );
     let mut body = r.bytes_stream();
     let ended = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(Ok(_)) = body.next().await {}
@@ -434,7 +489,12 @@ async fn a_deleted_or_replaced_credential_stops_at_once() {
     .await;
     assert!(ended.is_ok(), "the revoked host's feed did not end");
     let (st, _) = s
-        .call(Some(ADMIN), reqwest::Method::DELETE, "/api/v1/credentials/hosts/h1/", None)
+        .call(
+            Some(ADMIN),
+            reqwest::Method::DELETE,
+            "/api/v1/credentials/hosts/h1/",
+            None,
+        )
         .await;
     assert_eq!(st, 404, "deleting twice says there is none");
     s.nm.stop().await;
@@ -450,10 +510,18 @@ async fn no_token_or_hash_appears_in_any_answer() {
     // The store holds the hash only.
     let kv = {
         use netmaster::store::Store;
-        s.nm.engine.store().get("/auth/hosts/h1").await.unwrap().unwrap()
+        s.nm.engine
+            .store()
+            .get("/auth/hosts/h1")
+            .await
+            .unwrap()
+            .unwrap()
     };
     let stored = String::from_utf8_lossy(&kv.value).to_string();
-    assert!(stored.contains(&digest) && !stored.contains(&secret), "{stored}");
+    assert!(
+        stored.contains(&digest) && !stored.contains(&secret),
+        "{stored}"
+    );
 
     s.call(
         Some(&t),
@@ -472,7 +540,11 @@ async fn no_token_or_hash_appears_in_any_answer() {
         "/metrics",
         "/version",
     ] {
-        answers.push(s.call(Some(ADMIN), reqwest::Method::GET, path, None).await.1);
+        answers.push(
+            s.call(Some(ADMIN), reqwest::Method::GET, path, None)
+                .await
+                .1,
+        );
     }
     answers.push(s.feed_first_line(Some(ADMIN)).await.1);
     answers.push(s.feed_first_line(Some(&t)).await.1);
@@ -513,14 +585,20 @@ async fn certificate_problems_stop_the_start_naming_the_file() {
         key: pki.files().key,
     })
     .await;
-    assert!(e.contains("--tls-cert") && e.contains(&path(&missing)), "{e}");
+    assert!(
+        e.contains("--tls-cert") && e.contains(&path(&missing)),
+        "{e}"
+    );
     // The key given as the certificate: no certificate in it.
     let e = start(TlsFiles {
         cert: pki.files().key,
         key: pki.files().key,
     })
     .await;
-    assert!(e.contains("no CERTIFICATE") && e.contains("server.key"), "{e}");
+    assert!(
+        e.contains("no CERTIFICATE") && e.contains("server.key"),
+        "{e}"
+    );
     // The certificate given as the key.
     let e = start(TlsFiles {
         cert: pki.files().cert,

@@ -47,6 +47,9 @@ pub use reconcile::Status;
 
 pub use crate::calc::{ROUTING, stored_fwd_mode};
 
+/// How long an endpoint call waits for the first intent after a start.
+const FIRST_INTENT_WAIT: Duration = Duration::from_secs(5);
+
 /// How the agent is set up.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -533,6 +536,18 @@ impl Agent {
             })
             .await
             .map(|_| ())
+    }
+
+    /// Right after a start the first snapshot of the feed may still be on its way (a
+    /// TLS handshake, a busy netmaster): an endpoint call waits for it a little instead
+    /// of failing at once; with still no intent, [`Agent::check_mode`] refuses it.
+    async fn await_first_intent(&self) {
+        let mut rx = self.mirror.clone();
+        let _ = tokio::time::timeout(
+            FIRST_INTENT_WAIT,
+            rx.wait_for(|m| !(m.revision == 0 && m.objects.is_empty())),
+        )
+        .await;
     }
 
     /// Refuses endpoint changes while the host is not in routing mode.
