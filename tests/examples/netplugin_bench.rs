@@ -1207,7 +1207,7 @@ fn run_idle(
     let np_dir = dir.join("idle-np");
     std::fs::create_dir_all(&np_dir).expect("idle dir");
     let t0 = Instant::now();
-    let mut p = Netplugin::start(lab, "host1", &nm, &np_dir);
+    let mut p = Netplugin::start(lab, "host1", nm, &np_dir);
     let state_dir = p.state_dir.display().to_string();
     let conv = wait_idle_routes(&host_ns, routes, Duration::from_secs(120));
     match (conv, pid_with_arg(&state_dir)) {

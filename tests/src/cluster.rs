@@ -40,7 +40,7 @@ pub struct Netmaster {
     http: reqwest::blocking::Client,
     rt: tokio::runtime::Runtime,
     running: Option<netmaster::server::Running>,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 /// How a netplugin reaches netmaster: its URL, the CA and its host's credential.
@@ -124,7 +124,7 @@ impl Netmaster {
             http,
             rt,
             running: Some(running),
-            dir,
+            _dir: dir,
         }
     }
 

@@ -205,7 +205,7 @@ fn prometheus_scrapes_netplugin() {
     assert_eq!(inspect["Oper"]["neighbors"][0]["flaps"], 0, "{inspect}");
 
     // An agent started with a forwarding mode that disagrees with the fabric says so.
-    let p2 = Netplugin::start_with_args(lab, "host2", &nm, tmp.path(), &["--fwd-mode", "bridge"]);
+    let p2 = Netplugin::start_with_args(lab, "host2", nm, tmp.path(), &["--fwd-mode", "bridge"]);
     wait_for(
         "host2's netplugin reports the disagreement",
         LONG,
