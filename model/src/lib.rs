@@ -15,6 +15,8 @@
 //! - [`policy`]: Contiv's policy semantics (rule parse, order, match, the decision on
 //!   a flow) shared by netplugin's compiler and netmaster's `policy explain`;
 //! - [`secret`]: [`Secret`], a credential that never prints;
+//! - [`credential`]: the answer that carries a new per-host token
+//!   ([`credential::HostCredential`]);
 //! - [`feed`]: the netmaster ↔ netplugin feed and the typed host report
 //!   ([`feed::HostReport`]).
 //!
@@ -24,6 +26,7 @@
 //! a network (and optionally a group) and a host.
 
 pub mod bgp;
+pub mod credential;
 pub mod feed;
 pub mod objects;
 pub mod plugin;

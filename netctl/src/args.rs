@@ -21,6 +21,10 @@ pub struct Cli {
     /// File with the bearer token for netmasters that require one (or NETMASTER_TOKEN).
     #[arg(long, global = true, env = "NETMASTER_TOKEN_FILE")]
     pub token_file: Option<std::path::PathBuf>,
+    /// CA certificate (PEM) netmaster's certificate must chain to (for https:// URLs;
+    /// the system's roots are then not used).
+    #[arg(long, global = true, env = "NETMASTER_CA")]
+    pub ca_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub cmd: Cmd,
 }
@@ -100,6 +104,11 @@ pub enum Cmd {
     Group {
         #[command(subcommand)]
         cmd: GroupCmd,
+    },
+    /// Hosts' credentials at netmaster (what their netplugins present).
+    Host {
+        #[command(subcommand)]
+        cmd: HostCmd,
     },
     /// Networks.
     #[command(alias = "network")]
@@ -424,6 +433,32 @@ pub enum EndpointCmd {
     Ls(Output),
     /// Remove every endpoint of a host that is gone for good (releases their addresses).
     Collect { host: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCmd {
+    /// A host's credential: netplugin's `--token-file` holds it.
+    Credential {
+        #[command(subcommand)]
+        cmd: CredentialCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialCmd {
+    /// Make a fresh credential for the host, replacing (revoking) any older one, and
+    /// print its token: it is shown this once.
+    Create { host: String },
+    /// Revoke the host's credential at once.
+    #[command(alias = "delete")]
+    Rm { host: String },
+    /// The hosts that have a credential (names only).
+    #[command(alias = "list")]
+    Ls {
+        /// Print JSON.
+        #[arg(short = 'j', long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -42,10 +42,37 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(base: &str, token: Option<contiv_model::Secret>) -> Result<Client, Error> {
-        let http = reqwest::blocking::Client::builder()
+    /// A client of netmaster at `base`; with `ca`, netmaster's certificate must chain to
+    /// the CA certificates in that PEM file (and the system's roots are not used).
+    pub fn new(
+        base: &str,
+        token: Option<contiv_model::Secret>,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Client, Error> {
+        let mut b = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(30));
+        if let Some(ca) = ca {
+            let pem = std::fs::read(ca)
+                .map_err(|e| Error::Io(format!("--ca-file {}: {e}", ca.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::Io(format!(
+                    "--ca-file {}: not a PEM certificate file: {e}",
+                    ca.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(Error::Io(format!(
+                    "--ca-file {}: no CERTIFICATE in the file (a PEM CA certificate is expected)",
+                    ca.display()
+                )));
+            }
+            b = b.tls_built_in_root_certs(false);
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        let http = b
             .build()
             .map_err(|e| Error::Io(format!("HTTP client: {e}")))?;
         Ok(Client {

@@ -47,7 +47,11 @@ fn real_main() -> Result<(), Error> {
         (None, Ok(t)) if !t.is_empty() => Some(t),
         _ => None,
     };
-    let client = Client::new(&cli.netmaster, token.map(contiv_model::Secret::from))?;
+    let client = Client::new(
+        &cli.netmaster,
+        token.map(contiv_model::Secret::from),
+        cli.ca_file.as_deref(),
+    )?;
     let out = netctl::run::run(cli.cmd, &client)?;
     print!("{out}");
     Ok(())

@@ -80,6 +80,9 @@ pub fn run(cmd: Cmd, c: &Client) -> Result<Out, Error> {
         Cmd::Policy { cmd } => policy(cmd, c),
         Cmd::Bgp { cmd } => bgp(cmd, c),
         Cmd::Endpoint { cmd } => endpoint(cmd, c),
+        Cmd::Host {
+            cmd: HostCmd::Credential { cmd },
+        } => credential(cmd, c),
         Cmd::Service { cmd } => service(cmd, c),
         Cmd::Netprofile { cmd } => netprofile(cmd, c),
         Cmd::AppProfile { cmd } => app_profile(cmd, c),
@@ -613,6 +616,30 @@ fn endpoint(cmd: EndpointCmd, c: &Client) -> Result<Out, Error> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ))),
+            }
+        }
+    }
+}
+
+/// Host credentials: `create` prints the token alone on stdout (for `> file`).
+fn credential(cmd: CredentialCmd, c: &Client) -> Result<Out, Error> {
+    match cmd {
+        CredentialCmd::Create { host } => {
+            let v = c.post(&format!("/api/v1/credentials/hosts/{host}/"), &json!({}))?;
+            let cred: contiv_model::credential::HostCredential = serde_json::from_value(v)
+                .map_err(|e| Error::Api(format!("unexpected answer to the credential: {e}")))?;
+            Ok(format!("{}\n", cred.token.expose()))
+        }
+        CredentialCmd::Rm { host } => {
+            c.delete(&format!("/api/v1/credentials/hosts/{host}/"))?;
+            Ok(String::new())
+        }
+        CredentialCmd::Ls { json } => {
+            let hosts: Vec<String> = c.get("/api/v1/credentials/hosts/")?;
+            if json {
+                pretty(&hosts)
+            } else {
+                Ok(hosts.into_iter().map(|h| h + "\n").collect())
             }
         }
     }

@@ -188,6 +188,8 @@ async fn main() {
         advertise_url: None,
         token: None,
         insecure: false,
+        tls: None,
+        peer_ca: None,
         election_ttl: 5,
         endpoint_gc_after: None,
     };

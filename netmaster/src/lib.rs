@@ -9,9 +9,12 @@
 //! - [`election`]: leader election (always-leader locally, etcd's election API on a
 //!   lease in a cluster);
 //! - [`ipam`]: the pure address allocator;
-//! - [`store`]: the state store with etcd's semantics, embedded (redb) or on etcd.
+//! - [`store`]: the state store with etcd's semantics, embedded (redb) or on etcd;
+//! - [`tls`]: the API's TLS (certificate and key from PEM files);
+//! - [`credentials`]: per-host credentials, kept as SHA-256 hashes in the store.
 
 pub mod api;
+pub mod credentials;
 pub mod election;
 pub mod intent;
 pub mod ipam;
@@ -20,3 +23,4 @@ pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod tags;
+pub mod tls;

@@ -24,15 +24,27 @@ struct Args {
     /// Key prefix in etcd.
     #[arg(long, default_value = "/contiv.io")]
     etcd_prefix: String,
-    /// URL other netmasters send writes to (default: http://<listen>).
+    /// URL other netmasters send writes to (default: http://<listen>, https://<listen>
+    /// with --tls-cert).
     #[arg(long)]
     advertise_url: Option<String>,
-    /// File holding the bearer token required for changes (needed unless on loopback).
+    /// File holding the admin token. With one, every request needs a credential (the
+    /// admin token or a host's); needed unless listening on loopback.
     #[arg(long, env = "NETMASTER_TOKEN_FILE")]
     token_file: Option<PathBuf>,
-    /// Accept changes without a token on a non-loopback address.
+    /// Accept any request without a credential on a non-loopback address.
     #[arg(long)]
     insecure: bool,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key", env = "NETMASTER_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert", env = "NETMASTER_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// CA certificate (PEM) other netmasters' certificates are checked against when
+    /// this netmaster talks to them.
+    #[arg(long)]
+    peer_ca: Option<PathBuf>,
     /// Leader lease time-to-live in seconds (how long a dead leader blocks writes).
     #[arg(long, default_value_t = 5)]
     election_ttl: i64,
@@ -86,6 +98,14 @@ async fn main() -> anyhow::Result<()> {
         advertise_url: args.advertise_url.clone(),
         token: token.map(contiv_model::Secret::from),
         insecure: args.insecure,
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(netmaster::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
+        peer_ca: args.peer_ca.clone(),
         election_ttl: args.election_ttl,
         endpoint_gc_after: (args.endpoint_gc_after > 0)
             .then(|| std::time::Duration::from_secs(args.endpoint_gc_after)),

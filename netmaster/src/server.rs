@@ -33,12 +33,20 @@ pub enum Backend {
 pub struct Config {
     pub listen: SocketAddr,
     pub backend: Backend,
-    /// The URL other netmasters forward writes to; defaults to `http://<listen>`.
+    /// The URL other netmasters forward writes to; defaults to `http://<listen>`
+    /// (`https://<listen>` with TLS).
     pub advertise_url: Option<String>,
-    /// Token required for mutating calls when not listening on loopback.
+    /// The admin token. With one, every request needs a credential (see
+    /// [`crate::api::auth`]); without one, netmaster must listen on loopback (or be
+    /// `insecure`) and is open.
     pub token: Option<contiv_model::Secret>,
-    /// Accept mutating calls without credentials on any address.
+    /// Accept calls without credentials on any address.
     pub insecure: bool,
+    /// Serve HTTPS with this certificate and key (PEM files).
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// The CA that other netmasters' certificates are checked against when a follower
+    /// forwards a write to the leader (`--peer-ca`); needed with TLS on etcd.
+    pub peer_ca: Option<PathBuf>,
     /// Lease time-to-live for leader election, in seconds.
     pub election_ttl: i64,
     /// Collect the endpoints of hosts whose netplugin has not reported for this long
@@ -54,6 +62,8 @@ impl Config {
             advertise_url: None,
             token: None,
             insecure: false,
+            tls: None,
+            peer_ca: None,
             election_ttl: 5,
             endpoint_gc_after: Some(Duration::from_secs(600)),
         }
@@ -67,6 +77,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub engine: Arc<Engine>,
     pub role: watch::Receiver<Role>,
+    tls: bool,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -74,9 +85,10 @@ pub struct Running {
 }
 
 impl Running {
-    /// The base URL of the API.
+    /// The base URL of the API (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops serving, resigns leadership and waits for the server to finish.
@@ -120,23 +132,56 @@ fn auth_for(cfg: &Config) -> anyhow::Result<Auth> {
     match &cfg.token {
         Some(t) if !t.expose().is_empty() => Ok(Auth::Token(t.clone())),
         _ => bail!(
-            "netmaster listens on {} (not loopback): give a token (--token-file) for mutating calls, or --insecure to accept them from anyone",
+            "netmaster listens on {} (not loopback): give an admin token (--token-file), or --insecure to accept any request from anyone",
             cfg.listen
         ),
     }
 }
 
+/// The client a follower forwards writes with: the leader's certificate must chain to
+/// `peer_ca` (without one, only plain-HTTP leaders can be reached: the client has no
+/// built-in roots).
+fn forward_client(peer_ca: Option<&std::path::Path>) -> anyhow::Result<reqwest::Client> {
+    let mut b = api::forward::Forwarder::client_builder();
+    if let Some(p) = peer_ca {
+        let pem = std::fs::read(p)
+            .with_context(|| format!("reading the peer CA file {}", p.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("the peer CA file {} is not PEM", p.display()))?;
+        if certs.is_empty() {
+            bail!("the peer CA file {} holds no certificate", p.display());
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build()
+        .context("building the client that forwards writes to the leader")
+}
+
 /// Opens the store, joins the election, loads intent and starts serving.
 pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let auth = auth_for(&cfg)?;
+    // Certificate problems stop the start before anything is opened.
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()?;
+    if tls.is_some() && cfg.peer_ca.is_none() && matches!(cfg.backend, Backend::Etcd { .. }) {
+        bail!(
+            "with --tls-cert and etcd, followers forward writes to the leader over HTTPS: give --peer-ca (the CA of the netmasters' certificates)"
+        );
+    }
     let listener = TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let advertise_url = cfg
         .advertise_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
     let (store, election, backend_name) = match &cfg.backend {
         Backend::Embedded { data_dir } => {
             std::fs::create_dir_all(data_dir)
@@ -267,9 +312,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         role: role.clone(),
         auth,
         forward: api::forward::Forwarder::new(
-            api::forward::Forwarder::client_builder()
-                .build()
-                .context("building the client that forwards writes to the leader")?,
+            forward_client(cfg.peer_ca.as_deref())?,
             &advertise_url,
         ),
         info: Arc::new(Info {
@@ -281,18 +324,32 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     };
     let app = api::router(state, api::contiv_routes);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = rx.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!("REST server failed: {e}");
+    let stopped = async {
+        let _ = rx.await;
+    };
+    let app = app.into_make_service_with_connect_info::<api::auth::Peer>();
+    let server = match tls.clone() {
+        None => tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
+            if let Err(e) = serve.await {
+                tracing::error!("REST server failed: {e}");
+            }
+        }),
+        Some(tls) => {
+            let listener = crate::tls::TlsListener::new(listener, tls)?;
+            tokio::spawn(async move {
+                let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
+                if let Err(e) = serve.await {
+                    tracing::error!("REST server failed: {e}");
+                }
+            })
         }
-    });
+    };
     Ok(Running {
         addr,
         engine,
         role,
+        tls: tls.is_some(),
         shutdown: Some(tx),
         server,
         tasks,

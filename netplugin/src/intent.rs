@@ -136,8 +136,13 @@ impl Mirror {
 /// Where [`follow`] connects and saves.
 #[derive(Debug, Clone)]
 pub struct FeedConfig {
-    /// netmaster's base URL (`http://127.0.0.1:9999`).
+    /// netmaster's base URL (`http://127.0.0.1:9999`, `https://...`).
     pub netmaster: String,
+    /// The client to connect with (it carries the CA netmaster's certificate is checked
+    /// against); it needs no overall timeout, the feed is a long-lived stream.
+    pub client: reqwest::Client,
+    /// The host's credential, sent as a bearer token.
+    pub token: Option<contiv_model::Secret>,
     /// The saved mirror (`<state dir>/intent.json`).
     pub path: PathBuf,
 }
@@ -152,13 +157,7 @@ pub enum Link {
 /// Streams the feed into `out` forever, reconnecting with back-off (0.2 s doubling to
 /// 5 s). `out` starts with the saved mirror.
 pub async fn follow(cfg: FeedConfig, out: watch::Sender<Arc<Mirror>>, link: watch::Sender<Link>) {
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .build();
-    let Ok(client) = client else {
-        tracing::error!("feed: cannot build an HTTP client");
-        return;
-    };
+    let client = cfg.client.clone();
     tokio::spawn(save_loop(out.subscribe(), cfg.path.clone()));
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -204,11 +203,11 @@ async fn stream_once(
     } else {
         format!("{base}/api/v1/feed/?from={}&index={}", from.0, from.1)
     };
-    let resp = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
+    let mut req = client.get(&url);
+    if let Some(t) = &cfg.token {
+        req = req.bearer_auth(t.expose());
+    }
+    let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
     if !resp.status().is_success() {
         return Err(format!("{url}: HTTP {}", resp.status()));
     }

@@ -20,12 +20,16 @@ struct Args {
     /// This host's name (its Bgp object's hostname, its endpoints' homing host).
     #[arg(long, env = "CONTIV_HOST")]
     host: Option<String>,
-    /// netmaster's URL.
+    /// netmaster's URL (`https://...` when netmaster serves TLS).
     #[arg(long, default_value = "http://127.0.0.1:9999", env = "NETMASTER_URL")]
     netmaster: String,
-    /// File holding netmaster's bearer token.
+    /// File holding this host's credential at netmaster (`netctl host credential
+    /// create <host>` prints it).
     #[arg(long, env = "NETMASTER_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    /// CA certificate (PEM) that netmaster's certificate must chain to.
+    #[arg(long, env = "NETMASTER_CA")]
+    netmaster_ca: Option<PathBuf>,
     /// Where the agent keeps its state (default /var/lib/contiv/netplugin/<host>).
     #[arg(long)]
     state_dir: Option<PathBuf>,
@@ -101,6 +105,11 @@ async fn main() -> anyhow::Result<()> {
     cfg.fwd_mode = args.fwd_mode;
     cfg.mtu = args.mtu;
     cfg.direct_routes = args.direct_routes;
+    if let Some(ca) = &args.netmaster_ca {
+        // Checked now, so a wrong file stops the start with its name.
+        netplugin::agent::master::read_ca(ca).map_err(|e| anyhow::anyhow!("--netmaster-ca {e}"))?;
+    }
+    cfg.netmaster_ca = args.netmaster_ca.clone();
     cfg.token = match &args.token_file {
         Some(p) => Some(
             std::fs::read_to_string(p)

@@ -1017,13 +1017,7 @@ fn metric_sum(text: &str, name: &str) -> f64 {
 
 /// Requests netmaster has served, `/metrics` scrapes left out.
 fn master_requests(nm: &Netmaster) -> f64 {
-    let addr: std::net::SocketAddr = nm
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("netmaster's address");
-    let text = contiv_tests::cluster::http_get(addr, "/metrics").unwrap_or_default();
+    let text = nm.get("/metrics").unwrap_or_default();
     let all = metric_sum(&text, "netmaster_http_requests_total");
     let scrapes: f64 = text
         .lines()
@@ -1213,7 +1207,7 @@ fn run_idle(
     let np_dir = dir.join("idle-np");
     std::fs::create_dir_all(&np_dir).expect("idle dir");
     let t0 = Instant::now();
-    let mut p = Netplugin::start(lab, "host1", &nm.url, &np_dir);
+    let mut p = Netplugin::start(lab, "host1", nm, &np_dir);
     let state_dir = p.state_dir.display().to_string();
     let conv = wait_idle_routes(&host_ns, routes, Duration::from_secs(120));
     match (conv, pid_with_arg(&state_dir)) {
@@ -1312,13 +1306,7 @@ fn probe(nm: &Netmaster, p: &Netplugin) -> Probe {
         .metrics_addr()
         .and_then(|a| contiv_tests::cluster::http_get(a, "/metrics"))
         .unwrap_or_default();
-    let addr: std::net::SocketAddr = nm
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("netmaster's address");
-    let m = contiv_tests::cluster::http_get(addr, "/metrics").unwrap_or_default();
+    let m = nm.get("/metrics").unwrap_or_default();
     let (passes, pass_s) = hist(&np, "netplugin_reconcile_duration_seconds", "");
     let (fib_syncs, fib_s) = hist(&np, "netplugin_fib_sync_duration_seconds", "");
     let (alloc, alloc_s) = hist(
@@ -1399,7 +1387,7 @@ fn run(cfg: &Cfg) -> Results {
         "netctl bgp create host1 --router-ip={HOST1_ADDR}/31 --as={HOST1_AS} \
          --neighbor-as={TOR1_AS} --neighbor={TOR1_ADDR}"
     ));
-    let mut p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
+    let mut p1 = Netplugin::start(&lab, "host1", &nm, tmp.path());
     wait_netplugin_session(&nm, &p1);
     let conf = p1.netconf("contiv-net", None);
     let mut pool = NsPool {

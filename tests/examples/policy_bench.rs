@@ -305,20 +305,12 @@ impl RuleMonitor {
     }
 }
 
-/// A plain HTTP/1.1 POST of a JSON body; returns the status line.
-fn http_post(addr: SocketAddr, path: &str, body: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect netmaster");
-    s.set_nodelay(true).ok();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read");
-    raw.lines().next().unwrap_or_default().to_string()
+/// An HTTPS POST of a JSON body as the admin; returns the status as `HTTP <code>`.
+fn http_post(nm: &Netmaster, path: &str, body: &str) -> String {
+    match nm.call("POST", path, Some(body), None) {
+        Some((code, text)) => format!("HTTP {code} {text}"),
+        None => "no answer".to_string(),
+    }
 }
 
 fn rule_json(id: usize) -> (String, RuleSpec) {
@@ -398,15 +390,10 @@ fn run_enforce(changes: usize) -> Enforce {
     nm.ok("netctl bgp create host2 --router-ip=10.1.2.1/31 --as=65102 --neighbor-as=65002 --neighbor=10.1.2.0");
     nm.ok("netctl policy create p");
     nm.ok("netctl group create contiv-net web -p p");
-    let addr: SocketAddr = nm
-        .url
-        .trim_start_matches("http://")
-        .parse()
-        .expect("netmaster address");
     let hosts = ["host1", "host2"];
     let plugins: Vec<Netplugin> = hosts
         .iter()
-        .map(|h| Netplugin::start(&lab, h, &nm.url, tmp.path()))
+        .map(|h| Netplugin::start(&lab, h, &nm, tmp.path()))
         .collect();
     let ns: Vec<String> = hosts
         .iter()
@@ -428,7 +415,7 @@ fn run_enforce(changes: usize) -> Enforce {
     let monitors: Vec<RuleMonitor> = ns.iter().map(|n| RuleMonitor::start(n)).collect();
     // Rule 0 first, untimed: both hosts have the group chain.
     let (body, spec) = rule_json(0);
-    let st = http_post(addr, "/api/v1/rules/default:p:0/", &body);
+    let st = http_post(&nm, "/api/v1/rules/default:p:0/", &body);
     assert!(st.contains(" 200") || st.contains(" 201"), "POST: {st}");
     for (m, p) in monitors.iter().zip(&plugins) {
         wait_for(
@@ -445,7 +432,7 @@ fn run_enforce(changes: usize) -> Enforce {
         let counter = counter_of(&spec);
         let path = format!("/api/v1/rules/default:p:{id}/");
         let t0 = Instant::now();
-        let st = http_post(addr, &path, &body);
+        let st = http_post(&nm, &path, &body);
         let acked = t0.elapsed();
         assert!(st.contains(" 200") || st.contains(" 201"), "POST: {st}");
         out.ack.push(acked);

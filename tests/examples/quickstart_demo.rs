@@ -46,7 +46,7 @@ fn main() {
         println!("  {n}: namespace {}", lab.namespace(n).unwrap());
     }
     let tmp = tempfile::tempdir().unwrap();
-    step("netmaster (embedded store)");
+    step("netmaster (embedded store, HTTPS, an admin token; a credential per host)");
     let nm = Netmaster::start();
     println!("  listening on {}", nm.url);
     let netctl = |line: &str| {
@@ -64,7 +64,7 @@ fn main() {
     let mut hosts = Vec::new();
     for (host, router) in [("host1", "10.1.1.1"), ("host2", "10.1.2.1")] {
         step(&format!("[{host}] dockerd and netplugin"));
-        let (d, p) = docker_host(&lab, host, router, &nm.url, tmp.path());
+        let (d, p) = docker_host(&lab, host, router, &nm, tmp.path());
         println!(
             "  dockerd {} (busybox imported), netplugin log {}",
             d.socket().display(),

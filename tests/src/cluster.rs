@@ -25,16 +25,73 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// netmaster running in this process.
+/// netmaster running in this process, as it is run for real off loopback: HTTPS with a
+/// certificate for 127.0.0.1 from a CA made for the test, an admin token that netctl
+/// and the test's own requests send, and a credential of its own for each netplugin
+/// (made with `netctl host credential create`).
 #[allow(missing_debug_implementations)]
 pub struct Netmaster {
     pub url: String,
+    /// The CA (PEM) netmaster's certificate chains to.
+    pub ca: PathBuf,
+    /// The file holding the admin token.
+    pub token_file: PathBuf,
+    /// A client that trusts the CA (one, so its connections are reused).
+    http: reqwest::blocking::Client,
     rt: tokio::runtime::Runtime,
     running: Option<netmaster::server::Running>,
     _dir: tempfile::TempDir,
 }
 
+/// How a netplugin reaches netmaster: its URL, the CA and its host's credential.
+#[derive(Debug, Clone)]
+pub struct NetmasterLink {
+    pub url: String,
+    pub ca: PathBuf,
+    pub token_file: PathBuf,
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, written as `ca.pem`,
+/// `server.pem` and `server.key` in `dir`.
+fn write_pki(dir: &Path) -> netmaster::tls::TlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "contiv-tests CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca = ca.self_signed(&ca_key).expect("CA certificate");
+    let key = KeyPair::generate().expect("server key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("server params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("server certificate");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("ca.pem");
+    std::fs::write(dir.join("server.pem"), cert.pem()).expect("server.pem");
+    write_private(&dir.join("server.key"), &key.serialize_pem());
+    netmaster::tls::TlsFiles {
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    }
+}
+
+/// Writes a file only its owner may read.
+fn write_private(path: &Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .expect("private file");
+    f.write_all(text.as_bytes()).expect("private file");
+}
+
 impl Netmaster {
+    /// Starts netmaster on 127.0.0.1 with TLS and an admin token.
     pub fn start() -> Netmaster {
         let dir = tempfile::tempdir().expect("tempdir");
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -43,12 +100,28 @@ impl Netmaster {
             .build()
             .expect("runtime");
         let addr: SocketAddr = "127.0.0.1:0".parse().expect("literal");
-        let cfg = netmaster::server::Config::embedded(addr, dir.path().to_path_buf());
+        let tls = write_pki(dir.path());
+        let token = format!("admin-{}", std::process::id());
+        let token_file = dir.path().join("admin.token");
+        write_private(&token_file, &token);
+        let mut cfg = netmaster::server::Config::embedded(addr, dir.path().join("data"));
+        cfg.tls = Some(tls);
+        cfg.token = Some(token.into());
         let running = rt
             .block_on(netmaster::server::start(cfg))
             .expect("netmaster starts");
+        let ca = std::fs::read(dir.path().join("ca.pem")).expect("ca.pem");
+        let http = reqwest::blocking::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA"))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("HTTP client");
         Netmaster {
             url: running.url(),
+            ca: dir.path().join("ca.pem"),
+            token_file,
+            http,
             rt,
             running: Some(running),
             _dir: dir,
@@ -56,13 +129,16 @@ impl Netmaster {
     }
 
     /// Runs netctl with a shell-like command line (`netctl net create ...`, split on
-    /// spaces).
+    /// spaces), with netmaster's CA and the admin token.
     pub fn netctl(&self, line: &str) -> Output {
         let args: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(args[0], "netctl", "{line}");
         Command::new(bin("netctl"))
             .args(&args[1..])
             .env("NETMASTER", &self.url)
+            .env("NETMASTER_CA", &self.ca)
+            .env("NETMASTER_TOKEN_FILE", &self.token_file)
+            .env_remove("NETMASTER_TOKEN")
             .output()
             .expect("netctl runs")
     }
@@ -78,28 +154,84 @@ impl Netmaster {
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
+
+    /// A credential for `host` (made with netctl, replacing any older one) in a file
+    /// only root may read, and how a netplugin of that host reaches netmaster with it.
+    /// The token and a copy of the CA go into `dir` (the netplugin's own), so a
+    /// netplugin restarted after netmaster is gone still finds them, as on a real host.
+    pub fn link(&self, host: &str, dir: &Path) -> NetmasterLink {
+        let token = self.ok(&format!("netctl host credential create {host}"));
+        let token_file = dir.join("netmaster.token");
+        write_private(&token_file, token.trim());
+        let ca = dir.join("netmaster-ca.pem");
+        std::fs::copy(&self.ca, &ca).expect("copy of the CA");
+        NetmasterLink {
+            url: self.url.clone(),
+            ca,
+            token_file,
+        }
+    }
+
+    /// The admin token.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(&self.token_file).expect("admin token")
+    }
+
+    /// An HTTPS request to netmaster with `token` (the admin's when `None`); the status
+    /// and the body.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> Option<(u16, String)> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).ok()?;
+        let admin = self.admin_token();
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token.unwrap_or(&admin));
+        if let Some(b) = body {
+            r = r
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = r.send().ok()?;
+        let status = resp.status().as_u16();
+        Some((status, resp.text().ok()?))
+    }
+
+    /// The body of a 200 answer to an admin's GET of `path`.
+    pub fn get(&self, path: &str) -> Option<String> {
+        match self.call("GET", path, None, None)? {
+            (200, body) => Some(body),
+            _ => None,
+        }
+    }
 }
 
 impl Netmaster {
     /// The address netmaster listens on.
     pub fn addr(&self) -> SocketAddr {
         self.url
+            .trim_start_matches("https://")
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .parse()
-            .expect("netmaster's url is http://<ip>:<port>")
+            .expect("netmaster's url is https://<ip>:<port>")
     }
 
     /// The intent revision netmaster is at (`GET /info`).
     pub fn revision(&self) -> i64 {
-        let body = http_get(self.addr(), "/info").expect("netmaster answers /info");
+        let body = self.get("/info").expect("netmaster answers /info");
         let v: serde_json::Value = serde_json::from_str(&body).expect("/info is JSON");
         v["revision"].as_i64().expect("/info has the revision")
     }
 
     /// The report a host's netplugin last sent (`GET /api/v1/feed/hosts/`), or `Null`.
     pub fn host_report(&self, host: &str) -> serde_json::Value {
-        http_get(self.addr(), "/api/v1/feed/hosts/")
+        self.get("/api/v1/feed/hosts/")
             .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
             .map(|v| v[host].clone())
             .unwrap_or_default()
@@ -203,13 +335,19 @@ pub struct Netplugin {
     pub docker_socket: Option<PathBuf>,
     /// More command-line arguments.
     pub extra_args: Vec<String>,
-    netmaster: String,
+    /// netmaster's URL, its CA and this host's credential.
+    pub netmaster: NetmasterLink,
     child: Option<Child>,
 }
 
 impl Netplugin {
     /// Starts netplugin for `host` (a node of `lab`), with its state under `dir`.
-    pub fn start(lab: &containerlab::Lab, host: &str, netmaster: &str, dir: &Path) -> Netplugin {
+    pub fn start(
+        lab: &containerlab::Lab,
+        host: &str,
+        netmaster: &Netmaster,
+        dir: &Path,
+    ) -> Netplugin {
         let mut p = Self::new(lab, host, netmaster, dir);
         p.spawn();
         p
@@ -219,7 +357,7 @@ impl Netplugin {
     pub fn start_with_args(
         lab: &containerlab::Lab,
         host: &str,
-        netmaster: &str,
+        netmaster: &Netmaster,
         dir: &Path,
         args: &[&str],
     ) -> Netplugin {
@@ -234,7 +372,7 @@ impl Netplugin {
     pub fn start_with_docker(
         lab: &containerlab::Lab,
         host: &str,
-        netmaster: &str,
+        netmaster: &Netmaster,
         dir: &Path,
         plugins_dir: &Path,
         socket: &Path,
@@ -246,10 +384,11 @@ impl Netplugin {
         p
     }
 
-    fn new(lab: &containerlab::Lab, host: &str, netmaster: &str, dir: &Path) -> Netplugin {
+    fn new(lab: &containerlab::Lab, host: &str, netmaster: &Netmaster, dir: &Path) -> Netplugin {
         let ns = lab.namespace(host).expect("node exists");
         let state_dir = dir.join(host);
         std::fs::create_dir_all(&state_dir).expect("state dir");
+        let link = netmaster.link(host, &state_dir);
         Netplugin {
             host: host.to_string(),
             netns: PathBuf::from("/run/netns").join(ns),
@@ -259,7 +398,7 @@ impl Netplugin {
             docker_plugin_dir: None,
             docker_socket: None,
             extra_args: Vec::new(),
-            netmaster: netmaster.to_string(),
+            netmaster: link,
             child: None,
         }
     }
@@ -285,7 +424,11 @@ impl Netplugin {
             .arg("--host")
             .arg(&self.host)
             .arg("--netmaster")
-            .arg(&self.netmaster)
+            .arg(&self.netmaster.url)
+            .arg("--netmaster-ca")
+            .arg(&self.netmaster.ca)
+            .arg("--token-file")
+            .arg(&self.netmaster.token_file)
             .arg("--netns")
             .arg(&self.netns)
             .arg("--state-dir")
@@ -551,7 +694,8 @@ pub fn frr_routes(lab: &containerlab::Lab, node: &str) -> BTreeMap<String, Vec<S
     out
 }
 
-/// A plain HTTP/1.0 GET on loopback; returns the body of a 200 answer.
+/// A plain HTTP/1.0 GET on loopback (netplugin's `/metrics`, Prometheus; netmaster
+/// answers HTTPS only: [`Netmaster::get`]); returns the body of a 200 answer.
 pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
@@ -797,7 +941,7 @@ pub fn docker_host(
     lab: &containerlab::Lab,
     host: &str,
     router_ip: &str,
-    netmaster: &str,
+    netmaster: &Netmaster,
     dir: &Path,
 ) -> (crate::docker::Dockerd, Netplugin) {
     let ns = PathBuf::from("/run/netns").join(lab.namespace(host).expect("node"));
@@ -825,7 +969,7 @@ pub fn quickstart_docker(
     nm.ok("netctl bgp create host2 --router-ip=10.1.2.1/31 --as=65102 --neighbor-as=65002 --neighbor=10.1.2.0");
     [("host1", "10.1.1.1"), ("host2", "10.1.2.1")]
         .into_iter()
-        .map(|(host, router)| docker_host(lab, host, router, &nm.url, dir))
+        .map(|(host, router)| docker_host(lab, host, router, nm, dir))
         .collect()
 }
 

@@ -22,8 +22,11 @@ pub enum ErrorKind {
     /// The request contradicts the state: a dependent exists, a subnet overlaps,
     /// an id is taken (409).
     Conflict,
-    /// A mutating call without valid credentials (401).
+    /// A request without valid credentials (401).
     Unauthorized,
+    /// A valid credential that does not allow this request (a host's credential used
+    /// for another host, or for anything but what netplugin does) (403).
+    Forbidden,
     /// The method is not allowed on this URL (405).
     MethodNotAllowed,
     /// The body is larger than the limit (413).
@@ -43,6 +46,7 @@ impl ErrorKind {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

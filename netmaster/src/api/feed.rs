@@ -73,7 +73,11 @@ fn snapshot(st: &AppState) -> (Revision, Bytes) {
     )
 }
 
-pub(super) async fn feed(State(st): State<AppState>, Query(q): Query<FeedQuery>) -> Response {
+pub(super) async fn feed(
+    State(st): State<AppState>,
+    caller: super::auth::Caller,
+    Query(q): Query<FeedQuery>,
+) -> Response {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let st2 = st.clone();
     tokio::spawn(async move {
@@ -123,7 +127,14 @@ pub(super) async fn feed(State(st): State<AppState>, Query(q): Query<FeedQuery>)
                     }
                     Err(RecvError::Closed) => return,
                 },
-                _ = beat.tick() => line(&FeedLine::Heartbeat { revision: last.0.max(st.engine.published()) }),
+                _ = beat.tick() => {
+                    // A host credential deleted (or replaced) since the stream began ends it.
+                    if !super::auth::still_valid(&st, &caller).await {
+                        tracing::info!("feed of {caller:?}: its credential was revoked; closing");
+                        return;
+                    }
+                    line(&FeedLine::Heartbeat { revision: last.0.max(st.engine.published()) })
+                }
             };
             if tx.send(out).await.is_err() {
                 return;
@@ -163,17 +174,7 @@ pub(super) async fn put_report(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| super::body_error(&e))?;
-    if host.is_empty()
-        || host.len() > 253
-        || !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(ApiError::invalid_field(
-            "host",
-            format!("{host:?} is not a host name"),
-        ));
-    }
+    crate::credentials::check_host(&host).map_err(|m| ApiError::invalid_field("host", m))?;
     let mut report: HostReport = parse_body(&body)?;
     report.last_seen = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

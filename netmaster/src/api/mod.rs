@@ -8,10 +8,14 @@
 //!   for a new connection ([`explain`]).
 //! - Bodies are read as bytes and parsed here (Contiv's clients do not always send a
 //!   Content-Type), limited to [`MAX_BODY`].
-//! - Mutating calls need a bearer token unless this netmaster only listens on loopback
-//!   or was started insecure ([`auth`]); followers forward them to the leader ([`forward`]).
+//! - With an admin token configured, every request needs a credential (the admin token,
+//!   or a host's credential for what that host's netplugin does) but for `/version`,
+//!   the OpenAPI document and `/metrics` from loopback ([`auth`]); per-host credentials
+//!   are managed under `/api/v1/credentials/hosts/` ([`credentials`]). Followers
+//!   forward writes to the leader ([`forward`]).
 
 pub mod auth;
+pub mod credentials;
 pub mod error;
 pub mod explain;
 pub mod feed;
@@ -335,6 +339,16 @@ pub fn router(state: AppState, kinds: impl FnOnce(Router<AppState>) -> Router<Ap
         .route(
             "/api/v1/plugin/hosts/{host}/collect",
             axum::routing::post(plugin::collect),
+        )
+        .route("/api/v1/credentials/hosts/", get(credentials::list))
+        .route("/api/v1/credentials/hosts", get(credentials::list))
+        .route(
+            "/api/v1/credentials/hosts/{host}/",
+            axum::routing::post(credentials::create).delete(credentials::remove),
+        )
+        .route(
+            "/api/v1/credentials/hosts/{host}",
+            axum::routing::post(credentials::create).delete(credentials::remove),
         );
     kinds(r)
         .fallback(fallback)

@@ -10,6 +10,9 @@
 //!   endpoint; removing one that does not exist succeeds.
 //! - `POST /api/v1/plugin/hosts/<host>/collect`: removes every endpoint homed on the
 //!   host (also done automatically for hosts silent longer than the GC time).
+//!
+//! A host's credential creates only endpoints homed on its host and deletes only those
+//! (403 otherwise); collecting needs the admin token ([`super::auth`]).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -17,15 +20,19 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use contiv_model::{Endpoint, EndpointRequest};
 
+use super::auth::Caller;
 use super::{ApiError, AppState, json, parse_body};
+use crate::intent::IntentError;
 use crate::intent::endpoints::{allocation, collect_host, plan_create_endpoint, plan_remove};
 
 pub(super) async fn create(
     State(st): State<AppState>,
+    caller: Caller,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| super::body_error(&e))?;
     let req: EndpointRequest = parse_body(&body)?;
+    caller.may_act_for(&req.host)?;
     let r = req.clone();
     // What the committed plan wrote, for when the world has not caught up yet.
     let written = std::sync::Arc::new(std::sync::Mutex::new(None));
@@ -56,13 +63,27 @@ pub(super) async fn create(
 
 pub(super) async fn remove(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if st.engine.world().get::<Endpoint>(&id)?.is_some() {
+    if let Some(ep) = st.engine.world().get::<Endpoint>(&id)? {
+        caller.may_act_for(&ep.homing_host)?;
+        let host = ep.homing_host;
         st.engine
             .commit({
                 let id = id.clone();
-                move |w| plan_remove(w, std::slice::from_ref(&id))
+                move |w| {
+                    // Checked again against the world the removal is planned on.
+                    if let Some(now) = w.get::<Endpoint>(&id)?
+                        && now.homing_host != host
+                    {
+                        return Err(IntentError::conflict(format!(
+                            "endpoint {id} moved to host {} meanwhile",
+                            now.homing_host
+                        )));
+                    }
+                    plan_remove(w, std::slice::from_ref(&id))
+                }
             })
             .await?;
     }

@@ -1,5 +1,5 @@
 //! The REST server itself: version/info/metrics, errors for unknown routes, body limits,
-//! tokens on non-loopback listeners, and restart safety of the embedded store.
+//! tokens (for reads too) on non-loopback listeners, and restart safety of the embedded store.
 
 use std::net::SocketAddr;
 
@@ -84,7 +84,7 @@ async fn non_loopback_listeners_need_a_token_or_insecure() {
 }
 
 #[tokio::test]
-async fn a_token_guards_changes_but_not_reads() {
+async fn a_token_guards_changes_and_reads() {
     let dir = tempfile::tempdir().unwrap();
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut cfg = Config::embedded(addr, dir.path().to_path_buf());
@@ -122,9 +122,17 @@ async fn a_token_guards_changes_but_not_reads() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200, "reads need no token");
+    assert_eq!(r.status(), 401, "reads need a credential too");
+    let r = c
+        .get(format!("{}/api/v1/tenants/t1/", nm.url()))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let info = c
         .get(format!("{}/info", nm.url()))
+        .bearer_auth("s3cret-token")
         .send()
         .await
         .unwrap()

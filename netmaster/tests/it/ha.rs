@@ -23,6 +23,8 @@ async fn start(endpoints: &[String]) -> Running {
         advertise_url: None,
         token: None,
         insecure: false,
+        tls: None,
+        peer_ca: None,
         election_ttl: 2,
         endpoint_gc_after: None,
     };
@@ -167,25 +169,33 @@ async fn killing_leaders_loses_no_acknowledged_write() {
 /// A follower forwards an authenticated write to the leader with its credentials (a
 /// redirect would lose them: HTTP clients drop `Authorization` on a redirect to another
 /// host), refuses one without valid credentials itself, and does not forward a write
-/// another netmaster already forwarded.
+/// another netmaster already forwarded. Over TLS, as a production cluster runs: the
+/// follower checks the leader's certificate against `peer_ca`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_forwards_authenticated_writes_to_the_leader() {
     let member = common::Etcd::cluster(1);
     let endpoints = common::endpoints(&member);
-    let start_with_token = |endpoints: Vec<String>| async move {
-        let cfg = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            backend: Backend::Etcd {
-                endpoints,
-                prefix: "/fwd".into(),
-            },
-            advertise_url: None,
-            token: Some(contiv_model::Secret::new("s3cret-token")),
-            insecure: false,
-            election_ttl: 2,
-            endpoint_gc_after: None,
-        };
-        server::start(cfg).await.unwrap()
+    let pki = crate::tls_credentials::Pki::new();
+    let (files, ca) = (pki.files(), pki.ca());
+    let start_with_token = |endpoints: Vec<String>| {
+        let (files, ca) = (files.clone(), ca.clone());
+        async move {
+            let cfg = Config {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                backend: Backend::Etcd {
+                    endpoints,
+                    prefix: "/fwd".into(),
+                },
+                advertise_url: None,
+                token: Some(contiv_model::Secret::new("s3cret-token")),
+                insecure: false,
+                tls: Some(files),
+                peer_ca: Some(ca),
+                election_ttl: 2,
+                endpoint_gc_after: None,
+            };
+            server::start(cfg).await.unwrap()
+        }
     };
     let nms = vec![
         Some(start_with_token(endpoints.clone()).await),
@@ -205,7 +215,15 @@ async fn a_follower_forwards_authenticated_writes_to_the_leader() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let c = client(); // follows no redirect: a 307 would show as such
+    assert!(follower.url().starts_with("https://"), "{}", follower.url());
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(pki.ca()).unwrap()).unwrap();
+    // Follows no redirect: a 307 would show as such.
+    let c = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let tenant = json!({"tenantName": "blue"});
     let put = |token: Option<&'static str>, extra: Option<(&'static str, &'static str)>| {
         let mut r = c

@@ -17,3 +17,4 @@ mod policy_explain;
 mod policy_rules;
 mod policy_status;
 mod routing_overlaps;
+mod tls_credentials;

@@ -1,4 +1,4 @@
-//! `GET /api/v1/policy-explain/` on the seed walkthrough (a read: no token needed).
+//! `GET /api/v1/policy-explain/` on the seed walkthrough.
 
 use contiv_model::PolicyExplain;
 use contiv_model::policy::Action;
@@ -7,11 +7,12 @@ use serde_json::Value;
 use crate::common::nm::Nm;
 use crate::policy_status::{endpoint, walkthrough};
 
-/// Asks without the token: explaining is a read.
+/// Asks with the query parameters (and the token: reads need it too).
 async fn explain(nm: &Nm, from: &str, to: &str, service: &str) -> (u16, Value) {
     let r = nm
         .http
         .get(format!("{}/api/v1/policy-explain/", nm.url))
+        .bearer_auth(nm.token.as_deref().unwrap_or_default())
         .query(&[("from", from), ("to", to), ("service", service)])
         .send()
         .await
@@ -89,6 +90,7 @@ async fn bad_questions_name_the_parameter() {
             "{}/api/v1/policy-explain?to=web1&service=icmp",
             nm.url
         ))
+        .bearer_auth(nm.token.as_deref().unwrap_or_default())
         .send()
         .await
         .unwrap();

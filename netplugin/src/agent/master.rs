@@ -1,6 +1,9 @@
 //! The agent's REST client for netmaster: endpoint allocation and release
 //! (`/api/v1/plugin/endpoints/`) and the host report (`/api/v1/feed/hosts/<host>/`).
+//! With `--netmaster-ca`, netmaster's certificate is checked against that CA alone
+//! ([`client_builder`], also used by the feed).
 
+use std::path::Path;
 use std::time::Duration;
 
 use contiv_model::feed::HostReport;
@@ -15,6 +18,8 @@ use crate::cni::service::EndpointError;
 pub enum MasterError {
     #[error("cannot build an HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    #[error("--netmaster-ca {0}")]
+    Ca(String),
     #[error("netmaster at {base}: {source}")]
     Unreachable {
         base: String,
@@ -41,9 +46,40 @@ struct ApiErrorBody {
     message: String,
 }
 
+/// The CA certificates of a PEM file; errors name the file.
+pub fn read_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: no CERTIFICATE in the file (a PEM CA certificate is expected)",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// An HTTP client builder for netmaster: with `ca`, netmaster's certificate must chain
+/// to it (the system's roots are not used).
+pub fn client_builder(ca: Option<&Path>) -> Result<reqwest::ClientBuilder, MasterError> {
+    let mut b = reqwest::Client::builder();
+    if let Some(ca) = ca {
+        b = b.tls_built_in_root_certs(false);
+        for c in read_ca(ca).map_err(MasterError::Ca)? {
+            b = b.add_root_certificate(c);
+        }
+    }
+    Ok(b)
+}
+
 impl Master {
-    pub fn new(base: &str, token: Option<contiv_model::Secret>) -> Result<Master, MasterError> {
-        let http = reqwest::Client::builder()
+    pub fn new(
+        base: &str,
+        token: Option<contiv_model::Secret>,
+        ca: Option<&Path>,
+    ) -> Result<Master, MasterError> {
+        let http = client_builder(ca)?
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(15))
             .build()

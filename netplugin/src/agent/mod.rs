@@ -47,6 +47,9 @@ pub use reconcile::Status;
 
 pub use crate::calc::{ROUTING, stored_fwd_mode};
 
+/// How long an endpoint call waits for the first intent after a start.
+const FIRST_INTENT_WAIT: Duration = Duration::from_secs(5);
+
 /// How the agent is set up.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -54,7 +57,10 @@ pub struct AgentConfig {
     pub host: String,
     /// netmaster's base URL.
     pub netmaster: String,
+    /// This host's credential at netmaster (`--token-file`).
     pub token: Option<contiv_model::Secret>,
+    /// The CA netmaster's certificate must chain to (`--netmaster-ca`).
+    pub netmaster_ca: Option<PathBuf>,
     /// Where the agent keeps its state (intent mirror, endpoints).
     pub state_dir: PathBuf,
     /// The host's network namespace when it is not the agent's own (lab hosts).
@@ -103,6 +109,7 @@ impl AgentConfig {
             host: host.to_string(),
             netmaster: netmaster.to_string(),
             token: None,
+            netmaster_ca: None,
             state_dir: state_dir.to_path_buf(),
             netns: None,
             fwd_mode: None,
@@ -306,7 +313,15 @@ impl Agent {
             Mirror::load(&mirror_path).map_err(|e| StartError::State(cfg.state_dir.clone(), e))?;
         let (mirror_tx, mirror_rx) = watch::channel(Arc::new(mirror));
         let (link_tx, link_rx) = watch::channel(Link::Disconnected);
-        let master = master::Master::new(&cfg.netmaster, cfg.token.clone())
+        let ca = cfg.netmaster_ca.as_deref();
+        let master = master::Master::new(&cfg.netmaster, cfg.token.clone(), ca)
+            .map_err(|e| StartError::Setup(e.to_string()))?;
+        let feed_client = master::client_builder(ca)
+            .and_then(|b| {
+                b.connect_timeout(std::time::Duration::from_secs(3))
+                    .build()
+                    .map_err(master::MasterError::Client)
+            })
             .map_err(|e| StartError::Setup(e.to_string()))?;
         let (wanted, wanted_rx) = watch::channel(0u64);
         let (done_tx, done) = watch::channel(0u64);
@@ -330,6 +345,8 @@ impl Agent {
         let mut tasks = vec![tokio::spawn(crate::intent::follow(
             crate::intent::FeedConfig {
                 netmaster: cfg.netmaster.clone(),
+                client: feed_client,
+                token: cfg.token.clone(),
                 path: mirror_path,
             },
             mirror_tx,
@@ -519,6 +536,18 @@ impl Agent {
             })
             .await
             .map(|_| ())
+    }
+
+    /// Right after a start the first snapshot of the feed may still be on its way (a
+    /// TLS handshake, a busy netmaster): an endpoint call waits for it a little instead
+    /// of failing at once; with still no intent, [`Agent::check_mode`] refuses it.
+    async fn await_first_intent(&self) {
+        let mut rx = self.mirror.clone();
+        let _ = tokio::time::timeout(
+            FIRST_INTENT_WAIT,
+            rx.wait_for(|m| !(m.revision == 0 && m.objects.is_empty())),
+        )
+        .await;
     }
 
     /// Refuses endpoint changes while the host is not in routing mode.

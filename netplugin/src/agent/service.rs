@@ -144,6 +144,7 @@ impl Agent {
 
 impl EndpointService for Agent {
     async fn add(&self, req: AddEndpoint) -> Result<EndpointResult, EndpointError> {
+        self.await_first_intent().await;
         self.check_mode()?;
         let key = attachment_key(&req.attachment);
         let mut st = self.state.lock().await;
@@ -495,6 +496,7 @@ impl EndpointService for Agent {
     }
 
     async fn request_address(&self, req: AddressRequest) -> Result<IpNet, EndpointError> {
+        self.await_first_intent().await;
         self.check_mode()?;
         let (net, subnet) = self.network_of(&req.target)?;
         let len = subnet.prefix_len();

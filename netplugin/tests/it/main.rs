@@ -9,3 +9,4 @@ mod endpoint_netns;
 mod fib_netns;
 mod netns;
 mod policy_netns;
+mod startup;

@@ -502,8 +502,8 @@ impl Fabric {
         ));
         nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
         nm.ok("netctl bgp create host2 --router-ip=10.1.2.1/31 --as=65102 --neighbor-as=65002 --neighbor=10.1.2.0");
-        let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
-        let p2 = Netplugin::start(&lab, "host2", &nm.url, tmp.path());
+        let p1 = Netplugin::start(&lab, "host1", &nm, tmp.path());
+        let p2 = Netplugin::start(&lab, "host2", &nm, tmp.path());
         for (host, p) in [("host1", &p1), ("host2", &p2)] {
             wait_for(
                 &format!("{host}'s session with its ToR established"),

@@ -37,8 +37,8 @@ fn a_restarting_agent_keeps_the_data_path() {
     nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
     nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0 --graceful-restart=120");
     nm.ok("netctl bgp create host2 --router-ip=10.1.2.1/31 --as=65102 --neighbor-as=65002 --neighbor=10.1.2.0 --graceful-restart=120");
-    let mut p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
-    let p2 = Netplugin::start(&lab, "host2", &nm.url, tmp.path());
+    let mut p1 = Netplugin::start(&lab, "host1", &nm, tmp.path());
+    let p2 = Netplugin::start(&lab, "host2", &nm, tmp.path());
     let web = ContainerNs::new(&format!("{}-web", lab.namespace("host1").unwrap()));
     let db = ContainerNs::new(&format!("{}-db", lab.namespace("host2").unwrap()));
     let web_ip = p1.add(&web, "web", "contiv-net");

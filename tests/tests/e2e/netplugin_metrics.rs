@@ -39,7 +39,7 @@ fn host1_with_an_endpoint(tag: &str, id: &str) -> Host1 {
     nm.ok("netctl global set --fwd-mode routing");
     nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
     nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
-    let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
+    let p1 = Netplugin::start(&lab, "host1", &nm, tmp.path());
     let c = ContainerNs::new(&format!("{}-{id}", lab.namespace("host1").unwrap()));
     let o = p1.cni(
         "ADD",
@@ -205,8 +205,7 @@ fn prometheus_scrapes_netplugin() {
     assert_eq!(inspect["Oper"]["neighbors"][0]["flaps"], 0, "{inspect}");
 
     // An agent started with a forwarding mode that disagrees with the fabric says so.
-    let p2 =
-        Netplugin::start_with_args(lab, "host2", &nm.url, tmp.path(), &["--fwd-mode", "bridge"]);
+    let p2 = Netplugin::start_with_args(lab, "host2", nm, tmp.path(), &["--fwd-mode", "bridge"]);
     wait_for(
         "host2's netplugin reports the disagreement",
         LONG,
@@ -248,7 +247,6 @@ fn an_idle_agent_does_no_work() {
         || p1.metrics_addr(),
         || p1.log_tail(),
     );
-    let nm_addr: std::net::SocketAddr = nm.url.trim_start_matches("http://").parse().unwrap();
     // Up, routes learned from tor1, and the start-up hold over.
     wait_for(
         "session up with learned routes, hold over",
@@ -272,12 +270,12 @@ fn an_idle_agent_does_no_work() {
     };
     let before = (
         passes(&http_get(addr, "/metrics").unwrap()),
-        reports(&http_get(nm_addr, "/metrics").unwrap()),
+        reports(&nm.get("/metrics").unwrap()),
     );
     std::thread::sleep(Duration::from_secs(6));
     let after = (
         passes(&http_get(addr, "/metrics").unwrap()),
-        reports(&http_get(nm_addr, "/metrics").unwrap()),
+        reports(&nm.get("/metrics").unwrap()),
     );
     let (p, r) = (after.0 - before.0, after.1 - before.1);
     assert!(

@@ -196,7 +196,7 @@ fn a_group_made_while_containers_run_appears_in_dockerd() {
     let nm = Netmaster::start();
     nm.ok("netctl global set --fwd-mode routing");
     nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
-    let (d1, mut p1) = docker_host(&lab, "host1", "10.1.1.1", &nm.url, tmp.path());
+    let (d1, mut p1) = docker_host(&lab, "host1", "10.1.1.1", &nm, tmp.path());
     nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
     wait_for(
         "contiv-net in dockerd",

@@ -43,8 +43,8 @@ fn cluster(tag: &str, before: impl FnOnce(&containerlab::Lab)) -> Cluster {
     nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
     nm.ok("netctl bgp create host2 --router-ip=10.1.2.1/31 --as=65102 --neighbor-as=65002 --neighbor=10.1.2.0");
     before(&lab);
-    let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
-    let p2 = Netplugin::start(&lab, "host2", &nm.url, tmp.path());
+    let p1 = Netplugin::start(&lab, "host1", &nm, tmp.path());
+    let p2 = Netplugin::start(&lab, "host2", &nm, tmp.path());
     Cluster {
         p1,
         p2,
@@ -671,29 +671,26 @@ fn overlapping_subnets_across_tenants_are_refused_in_routing_mode() {
 /// revision, rules, endpoints and error) as netplugin sent it.
 #[test]
 fn netctl_bgp_inspect_shows_the_hosts_policy_status() {
-    use std::io::{Read, Write};
     let nm = Netmaster::start();
     nm.ok("netctl global set --fwd-mode routing");
     nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
-    // The report a netplugin sends (PUT /api/v1/feed/hosts/<host>/).
+    // The report a netplugin sends (PUT /api/v1/feed/hosts/<host>/), with host1's
+    // credential.
     let body = serde_json::json!({
         "fwdMode": "routing",
         "policy": {"revision": 7, "rules": 3, "endpoints": 1},
     })
     .to_string();
-    let mut s = std::net::TcpStream::connect(nm.addr()).unwrap();
-    write!(
-        s,
-        "PUT /api/v1/feed/hosts/host1/ HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).unwrap();
-    assert!(
-        reply.lines().next().is_some_and(|l| l.contains(" 204 ")),
-        "{reply}"
+    let dir = tempfile::tempdir().unwrap();
+    let link = nm.link("host1", dir.path());
+    let token = std::fs::read_to_string(&link.token_file).unwrap();
+    let reply = nm.call(
+        "PUT",
+        "/api/v1/feed/hosts/host1/",
+        Some(&body),
+        Some(&token),
     );
+    assert!(matches!(reply, Some((204, _))), "{reply:?}");
     assert_eq!(nm.host_report("host1")["policy"]["rules"], 3);
     let inspect = nm.ok("netctl bgp inspect host1");
     let v: serde_json::Value = serde_json::from_str(&inspect).expect("JSON");

@@ -70,7 +70,7 @@ fn netplugin_bfd_with_the_tor_ends_bgp_on_silent_link_failure() {
     nm.ok("netctl global set --fwd-mode routing");
     // First without BFD: the session comes up, no BFD in the report.
     nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
-    let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
+    let p1 = Netplugin::start(&lab, "host1", &nm, tmp.path());
     wait_for(
         "host1's session with tor1 established without BFD",
         LONG,

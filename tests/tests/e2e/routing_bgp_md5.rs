@@ -8,12 +8,11 @@
 //! - The right password (mode 0600): the session is Established on both sides and netctl
 //!   shows it.
 
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use contiv_tests::cluster::{Netmaster, Netplugin, deploy, http_get, wait_for};
+use contiv_tests::cluster::{Netmaster, Netplugin, deploy, wait_for};
 use contiv_tests::require_root;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -23,35 +22,9 @@ const LONG: Duration = Duration::from_secs(60);
 const NEVER: Duration = Duration::from_secs(15);
 const PASSWORD: &str = "contiv-md5-ref-s3cret";
 
-fn addr_of(url: &str) -> SocketAddr {
-    url.trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("netmaster's URL is http://ip:port")
-}
-
-/// A plain HTTP/1.0 PUT of a JSON body on loopback; returns the status line.
-fn http_put(addr: SocketAddr, path: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "PUT {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    raw.lines().next().unwrap_or_default().to_string()
-}
-
 /// host1's last report as netmaster lists it.
-fn host1_report(nm: SocketAddr) -> serde_json::Value {
-    http_get(nm, "/api/v1/feed/hosts/")
-        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
-        .map(|v| v["host1"].clone())
-        .unwrap_or_default()
+fn host1_report(nm: &Netmaster) -> serde_json::Value {
+    nm.host_report("host1")
 }
 
 /// FRR's state of a neighbor, empty when FRR has no such neighbor (a dynamic neighbor
@@ -89,21 +62,27 @@ fn password_ref_gives_the_session_its_md5_password() {
     let secret = secrets.join("tor1");
 
     let nm = Netmaster::start();
-    let api = addr_of(&nm.url);
+    let api = &nm;
     nm.ok("netctl global set --fwd-mode routing");
-    let status = http_put(
-        api,
+    let status = nm.call(
+        "PUT",
         "/api/v1/Bgps/host1/",
-        r#"{"hostname": "host1", "routerip": "10.1.1.1/31", "as": "65101",
+        Some(
+            r#"{"hostname": "host1", "routerip": "10.1.1.1/31", "as": "65101",
             "neighbors": [{"address": "10.1.1.0", "as": "65001", "password-ref": "tor1"}]}"#,
+        ),
+        None,
     );
-    assert!(status.contains(" 200"), "creating the Bgp object: {status}");
+    assert!(
+        matches!(status, Some((200, _))),
+        "creating the Bgp object: {status:?}"
+    );
 
     let secrets_arg = secrets.display().to_string();
     let p1 = Netplugin::start_with_args(
         &lab,
         "host1",
-        &nm.url,
+        &nm,
         tmp.path(),
         &["--bgp-secrets-dir", &secrets_arg],
     );

@@ -29,7 +29,7 @@ fn dual_homed_ecmp_and_losing_a_leaf() {
     // host1 starts with leaf1 only; leaf2 is added later without touching leaf1's session.
     nm.ok("netctl bgp create host1 --router-ip=10.2.1.1/31 --as=65201 --neighbor-as=65101 --neighbor=10.2.1.0");
     nm.ok("netctl bgp create host2 --router-ip=10.2.1.3/31 --as=65202 --neighbor-as=65101 --neighbor=10.2.1.2 --peer=10.2.2.2:65102");
-    let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
+    let p1 = Netplugin::start(&lab, "host1", &nm, tmp.path());
     let inspect = |h: &str| -> serde_json::Value {
         serde_json::from_str(&nm.ok(&format!("netctl bgp inspect {h}"))).unwrap()
     };
@@ -63,7 +63,7 @@ fn dual_homed_ecmp_and_losing_a_leaf() {
         Some((Some(0), serde_json::json!("established"))),
         "leaf1's session was reset by adding leaf2: {v}"
     );
-    let p2 = Netplugin::start(&lab, "host2", &nm.url, tmp.path());
+    let p2 = Netplugin::start(&lab, "host2", &nm, tmp.path());
     let c1 = ContainerNs::new(&format!("{}-c1", lab.namespace("host1").unwrap()));
     let c2 = ContainerNs::new(&format!("{}-c2", lab.namespace("host2").unwrap()));
     let ip1 = p1.add(&c1, "c1", "contiv-net");
@@ -141,8 +141,8 @@ fn leaf_spine_cross_rack() {
     nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
     nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65201 --neighbor-as=65101 --neighbor=10.1.1.0");
     nm.ok("netctl bgp create host3 --router-ip=10.1.2.1/31 --as=65203 --neighbor-as=65102 --neighbor=10.1.2.0");
-    let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
-    let p3 = Netplugin::start(&lab, "host3", &nm.url, tmp.path());
+    let p1 = Netplugin::start(&lab, "host1", &nm, tmp.path());
+    let p3 = Netplugin::start(&lab, "host3", &nm, tmp.path());
     let c1 = ContainerNs::new(&format!("{}-c1", lab.namespace("host1").unwrap()));
     let c3 = ContainerNs::new(&format!("{}-c3", lab.namespace("host3").unwrap()));
     let ip1 = p1.add(&c1, "c1", "contiv-net");

@@ -28,8 +28,8 @@ fn quickstart_routing_mode_end_to_end() {
     nm.ok("netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0");
     nm.ok("netctl bgp create host2 --router-ip=10.1.2.1/31 --as=65102 --neighbor-as=65002 --neighbor=10.1.2.0");
 
-    let mut p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
-    let p2 = Netplugin::start(&lab, "host2", &nm.url, tmp.path());
+    let mut p1 = Netplugin::start(&lab, "host1", &nm, tmp.path());
+    let p2 = Netplugin::start(&lab, "host2", &nm, tmp.path());
 
     // Sessions come up; netctl shows them as netplugin reports them.
     wait_for(
