@@ -18,6 +18,7 @@ async fn start(endpoints: &[String]) -> Running {
         backend: Backend::Etcd {
             endpoints: endpoints.to_vec(),
             prefix: "/ha".into(),
+            access: Default::default(),
         },
         advertise_url: None,
         token: None,
