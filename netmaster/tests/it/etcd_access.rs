@@ -314,3 +314,164 @@ async fn an_unreadable_ca_file_is_named() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Access(_)), "{err}");
 }
+
+#[tokio::test]
+async fn an_expired_etcd_token_is_renewed() {
+    // Tokens live one second without use.
+    let etcd = common::Etcd::start_serving(common::Serve {
+        args: vec!["--auth-token-ttl=1".into()],
+        ..common::Serve::default()
+    });
+    etcd.ctl(&["user", "add", "root:right-pw"]);
+    etcd.ctl(&["auth", "enable"]);
+    let nm = start_netmaster(&etcd.endpoint, user("right-pw"))
+        .await
+        .unwrap();
+    works(&nm).await;
+    // A client that does not renew its token is refused once the token expired: the
+    // fault is real here.
+    let opts = etcd_client::ConnectOptions::new().with_user("root", "right-pw");
+    let mut plain = etcd_client::Client::connect([&etcd.endpoint], Some(opts))
+        .await
+        .unwrap();
+    plain.get("/k", None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let e = plain.get("/k", None).await.unwrap_err().to_string();
+    assert!(e.contains("invalid auth token"), "{e}");
+    // netmaster's client authenticates again and the write goes through.
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{}/api/v1/tenants/t2/", nm.url()))
+        .body(r#"{"tenantName":"t2"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    nm.stop().await;
+}
+
+/// The `netmaster` binary with its etcd flags, against an etcd that wants both a client
+/// certificate and a user: it serves; a wrong password and an unreadable password file
+/// stop it at startup, saying why.
+#[tokio::test]
+async fn the_netmaster_binary_takes_the_etcd_flags() {
+    let etcd = TlsEtcd::start();
+    etcd.etcd.ctl(&["user", "add", "root:right-pw"]);
+    etcd.etcd.ctl(&["auth", "enable"]);
+    let dir = etcd.dir.path();
+    std::fs::write(dir.join("pw"), "right-pw\n").unwrap();
+    std::fs::write(dir.join("wrong-pw"), "wrong-pw\n").unwrap();
+    let run = |password_file: &str, port: u16| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_netmaster"));
+        cmd.args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--etcd-endpoints", &etcd.etcd.endpoint])
+            .arg("--etcd-ca")
+            .arg(&etcd.ca_file)
+            .arg("--etcd-cert")
+            .arg(&etcd.client.cert)
+            .arg("--etcd-key")
+            .arg(&etcd.client.key)
+            .args(["--etcd-user", "root", "--etcd-password-file"])
+            .arg(dir.join(password_file))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    for (file, expect) in [
+        ("wrong-pw", "authentication failed"),
+        ("missing-pw", "missing-pw"),
+    ] {
+        let out = run(file, common::free_port()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{file}: started");
+        assert!(stderr.contains(expect), "{file}: {stderr}");
+        assert!(
+            !stderr.contains("right-pw") && !stderr.contains("wrong-pw\n"),
+            "{stderr}"
+        );
+    }
+
+    let port = common::free_port();
+    let mut child = run("pw", port).spawn().unwrap();
+    let c = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/v1/tenants/t1/");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("netmaster exited ({s}): {err}");
+        }
+        // Writes go through once the netmaster leads.
+        if let Ok(r) = c.post(&url).body(r#"{"tenantName":"t1"}"#).send().await
+            && r.status() != 503
+        {
+            break r.status();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "netmaster did not serve"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    let keys = etcd.etcd.ctl(&[
+        "--user",
+        "root:right-pw",
+        "get",
+        "--prefix",
+        "--keys-only",
+        "/contiv.io/",
+    ]);
+    assert!(keys.contains("t1"), "{keys}");
+}
+
+/// The least a netmaster needs (as SECURITY.md tells): a user whose role may read and
+/// write its key prefix, nothing else. Another cluster's prefix stays out of its reach.
+#[tokio::test]
+async fn a_user_limited_to_the_prefix_is_enough() {
+    let etcd = auth_etcd("root-pw");
+    let root = ["--user", "root:root-pw"];
+    let ctl = |args: &[&str]| etcd.ctl(&[&root[..], args].concat());
+    ctl(&["role", "add", "netmaster"]);
+    ctl(&[
+        "role",
+        "grant-permission",
+        "netmaster",
+        "--prefix=true",
+        "readwrite",
+        "/access",
+    ]);
+    ctl(&["user", "add", "nm:nm-pw"]);
+    ctl(&["user", "grant-role", "nm", "netmaster"]);
+    ctl(&["put", "/other/secret", "x"]);
+    let access = EtcdAccess {
+        user: Some(EtcdUser {
+            name: "nm".into(),
+            password: Secret::new("nm-pw"),
+        }),
+        ..EtcdAccess::default()
+    };
+    let nm = start_netmaster(&etcd.endpoint, access.clone())
+        .await
+        .unwrap();
+    works(&nm).await;
+    nm.stop().await;
+    // The same user cannot open another prefix.
+    let e = match EtcdStore::connect_with(&[etcd.endpoint.clone()], "/other", &access).await {
+        Ok(_) => panic!("read /other"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("permission denied") && e.contains("/other"),
+        "{e}"
+    );
+}
