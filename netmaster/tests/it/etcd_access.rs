@@ -466,7 +466,9 @@ async fn a_user_limited_to_the_prefix_is_enough() {
     works(&nm).await;
     nm.stop().await;
     // The same user cannot open another prefix.
-    let e = match EtcdStore::connect_with(&[etcd.endpoint.clone()], "/other", &access).await {
+    let e = match EtcdStore::connect_with(std::slice::from_ref(&etcd.endpoint), "/other", &access)
+        .await
+    {
         Ok(_) => panic!("read /other"),
         Err(e) => e.to_string(),
     };
