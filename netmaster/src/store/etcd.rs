@@ -126,7 +126,10 @@ impl EtcdStore {
             store
                 .client
                 .kv_client()
-                .get(store.full(""), Some(GetOptions::new().with_count_only()))
+                .get(
+                    store.full("/"),
+                    Some(GetOptions::new().with_prefix().with_count_only()),
+                )
                 .await?;
             Ok::<_, etcd_client::Error>(store)
         };
