@@ -184,6 +184,7 @@ async fn main() {
         backend: Backend::Etcd {
             endpoints: vec![endpoint.clone()],
             prefix: "/bench".into(),
+            access: Default::default(),
         },
         advertise_url: None,
         token: None,

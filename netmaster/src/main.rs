@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use netmaster::server::{self, Backend, Config};
+use netmaster::store::{ClientCert, EtcdAccess, EtcdUser};
 
 #[derive(Debug, Parser)]
 #[command(name = "netmaster", version, about = "Contiv network intent server")]
@@ -21,6 +22,24 @@ struct Args {
     /// etcd endpoints, comma separated (host:port or URLs); the state then lives in etcd.
     #[arg(long, value_delimiter = ',')]
     etcd_endpoints: Vec<String>,
+    /// PEM file of the CA that signs etcd's server certificates; endpoints are then
+    /// https:// (a bare host:port included). https:// endpoints need it: the system's
+    /// public roots are not trusted for etcd.
+    #[arg(long, value_name = "FILE")]
+    etcd_ca: Option<PathBuf>,
+    /// PEM file of a client certificate for etcd (--client-cert-auth); needs --etcd-key
+    /// and --etcd-ca.
+    #[arg(long, value_name = "FILE", requires = "etcd_key")]
+    etcd_cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key.
+    #[arg(long, value_name = "FILE", requires = "etcd_cert")]
+    etcd_key: Option<PathBuf>,
+    /// etcd user (etcd authentication); the password is read from --etcd-password-file.
+    #[arg(long, value_name = "NAME", requires = "etcd_password_file")]
+    etcd_user: Option<String>,
+    /// File whose first line is the etcd user's password.
+    #[arg(long, value_name = "FILE", requires = "etcd_user")]
+    etcd_password_file: Option<PathBuf>,
     /// Key prefix in etcd.
     #[arg(long, default_value = "/contiv.io")]
     etcd_prefix: String,
@@ -71,25 +90,34 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let etcd_flags = args.etcd_ca.is_some() || args.etcd_cert.is_some() || args.etcd_user.is_some();
+    if args.etcd_endpoints.is_empty() && etcd_flags {
+        anyhow::bail!("--etcd-ca, --etcd-cert and --etcd-user need --etcd-endpoints");
+    }
     let backend = if args.etcd_endpoints.is_empty() {
         Backend::Embedded {
             data_dir: args.data_dir.clone(),
         }
     } else {
-        let endpoints = args
-            .etcd_endpoints
-            .iter()
-            .map(|e| {
-                if e.contains("://") {
-                    e.clone()
-                } else {
-                    format!("http://{e}")
-                }
-            })
-            .collect();
+        let user = match (&args.etcd_user, &args.etcd_password_file) {
+            (Some(name), Some(file)) => Some(EtcdUser::from_password_file(name, file)?),
+            _ => None,
+        };
+        let client_cert = match (&args.etcd_cert, &args.etcd_key) {
+            (Some(cert), Some(key)) => Some(ClientCert {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
         Backend::Etcd {
-            endpoints,
+            endpoints: args.etcd_endpoints.clone(),
             prefix: args.etcd_prefix.clone(),
+            access: EtcdAccess {
+                ca: args.etcd_ca.clone(),
+                client_cert,
+                user,
+            },
         }
     };
     let cfg = Config {

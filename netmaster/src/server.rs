@@ -14,7 +14,7 @@ use crate::api::{self, AppState, Info, auth::Auth};
 use crate::election::{Election, Role};
 use crate::intent::Engine;
 use crate::metrics::Metrics;
-use crate::store::{AnyStore, EtcdStore, RedbStore};
+use crate::store::{AnyStore, EtcdAccess, EtcdStore, RedbStore};
 
 /// Where the state lives.
 #[derive(Debug, Clone)]
@@ -23,8 +23,11 @@ pub enum Backend {
     Embedded { data_dir: PathBuf },
     /// A real etcd cluster.
     Etcd {
+        /// `host:port` or `http(s)://` URLs.
         endpoints: Vec<String>,
         prefix: String,
+        /// TLS trust, client certificate, user (the store and the election use them both).
+        access: EtcdAccess,
     },
 }
 
@@ -195,8 +198,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                 format!("embedded:{}", path.display()),
             )
         }
-        Backend::Etcd { endpoints, prefix } => {
-            let store = EtcdStore::connect(endpoints, prefix)
+        Backend::Etcd {
+            endpoints,
+            prefix,
+            access,
+        } => {
+            let store = EtcdStore::connect_with(endpoints, prefix, access)
                 .await
                 .with_context(|| format!("connecting to etcd {}", endpoints.join(",")))?;
             let election = Election::etcd(

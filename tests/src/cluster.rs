@@ -60,12 +60,12 @@ fn write_pki(dir: &Path) -> netmaster::tls::TlsFiles {
     ca.distinguished_name
         .push(DnType::CommonName, "contiv-tests CA");
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_key = KeyPair::generate().expect("CA key");
-    let ca = ca.self_signed(&ca_key).expect("CA certificate");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
     let key = KeyPair::generate().expect("server key");
     let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
         .expect("server params")
-        .signed_by(&key, &ca, &ca_key)
+        .signed_by(&key, &ca)
         .expect("server certificate");
     std::fs::write(dir.join("ca.pem"), ca.pem()).expect("ca.pem");
     std::fs::write(dir.join("server.pem"), cert.pem()).expect("server.pem");

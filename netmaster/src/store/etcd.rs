@@ -1,14 +1,13 @@
 //! The cluster store: a real etcd (v3 API), every key under a root prefix so several
 //! contiv-rs clusters (or test runs) can share one etcd.
 
-use std::time::Duration;
-
 use etcd_client::{
-    Client, Compare as ECompare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions,
-    Txn as ETxn, TxnOp, WatchOptions,
+    Client, Compare as ECompare, CompareOp, DeleteOptions, EventType, GetOptions, Txn as ETxn,
+    TxnOp, WatchOptions,
 };
 use futures::StreamExt;
 
+use super::etcd_access::{EtcdAccess, REQUEST_TIMEOUT};
 use super::{
     Compare, Event, KeyValue, Op, Revision, Store, StoreError, Txn, TxnResult, WatchStream,
 };
@@ -29,23 +28,117 @@ impl std::fmt::Debug for EtcdStore {
 }
 
 fn unavailable(e: etcd_client::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::Unavailable(describe(&e))
+}
+
+/// An etcd client error as one line: etcd's message and the causes below it (the
+/// transport's, the TLS library's), without the gRPC wrapping.
+fn describe(e: &etcd_client::Error) -> String {
+    let etcd_client::Error::GRpcStatus(status) = e else {
+        return e.to_string();
+    };
+    let mut out = status.message().to_string();
+    let mut cause = std::error::Error::source(status);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out = format!("{out}: {text}");
+        }
+        cause = c.source();
+    }
+    out
+}
+
+/// Why connecting (and the first read under `root`) failed: a refusal that retrying will
+/// not fix is [`StoreError::Access`], naming what was refused; anything else is
+/// [`StoreError::Unavailable`]. `None` is a timeout.
+async fn explain_failure(
+    e: Option<etcd_client::Error>,
+    urls: &[String],
+    root: &str,
+    access: &EtcdAccess,
+) -> StoreError {
+    let at = urls.join(",");
+    if let Some(etcd_client::Error::GRpcStatus(status)) = &e {
+        let msg = status.message();
+        if msg.contains("authentication failed") {
+            let user = access.user.as_ref().map_or("", |u| u.name.as_str());
+            return StoreError::Access(format!(
+                "etcd {at} refused user {user:?}: {msg} (check --etcd-user and --etcd-password-file)"
+            ));
+        }
+        if msg.contains("permission denied") || msg.contains("user name is empty") {
+            let hint = if access.user.is_none() {
+                "etcd has authentication on: give --etcd-user and --etcd-password-file"
+            } else {
+                "grant the user's role readwrite on the key prefix"
+            };
+            return StoreError::Access(format!(
+                "etcd {at} refused to read under {root}: {msg} ({hint})"
+            ));
+        }
+    }
+    // Below gRPC: the connection itself. Our own handshake tells why TLS failed.
+    for url in urls.iter().filter(|u| u.starts_with("https://")) {
+        if let Some(why) = access.tls_refusal(url).await {
+            return StoreError::Access(format!("etcd {url}: {why}"));
+        }
+    }
+    let what = match &e {
+        Some(e) => describe(e),
+        None => format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()),
+    };
+    let hint = if !access.tls() && e.is_some() && urls.iter().all(|u| u.starts_with("http://")) {
+        " (if etcd serves TLS, use https:// endpoints with --etcd-ca)"
+    } else {
+        ""
+    };
+    StoreError::Unavailable(format!("etcd {at}: {what}{hint}"))
 }
 
 impl EtcdStore {
-    /// Connects to the cluster (`host:port` or URLs); every key lives under `root`.
+    /// Connects to the cluster (`host:port` or `http://` URLs) without credentials; every
+    /// key lives under `root`.
     pub async fn connect(endpoints: &[String], root: &str) -> Result<EtcdStore, StoreError> {
-        let opts = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(3))
-            .with_timeout(Duration::from_secs(10))
-            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
-        let client = Client::connect(endpoints, Some(opts))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("etcd {}: {e}", endpoints.join(","))))?;
-        Ok(EtcdStore {
-            client,
-            root: root.to_string(),
-        })
+        EtcdStore::connect_with(endpoints, root, &EtcdAccess::default()).await
+    }
+
+    /// Connects to the cluster with `access` (TLS, client certificate, user), then reads
+    /// under `root` once, so that a refused handshake, a wrong password or a missing
+    /// permission is an error here, within [`REQUEST_TIMEOUT`], not a retry loop later.
+    pub async fn connect_with(
+        endpoints: &[String],
+        root: &str,
+        access: &EtcdAccess,
+    ) -> Result<EtcdStore, StoreError> {
+        let urls = access
+            .urls(endpoints)
+            .map_err(|e| StoreError::Access(e.to_string()))?;
+        let opts = access
+            .connect_options()
+            .map_err(|e| StoreError::Access(e.to_string()))?;
+        let connected = async {
+            let client = Client::connect(&urls, Some(opts)).await?;
+            let store = EtcdStore {
+                client,
+                root: root.to_string(),
+            };
+            store
+                .client
+                .kv_client()
+                .get(
+                    store.full("/"),
+                    Some(GetOptions::new().with_prefix().with_count_only()),
+                )
+                .await?;
+            Ok::<_, etcd_client::Error>(store)
+        };
+        let failure = match tokio::time::timeout(REQUEST_TIMEOUT, connected).await {
+            Ok(Ok(store)) => return Ok(store),
+            Ok(Err(e)) => Some(e),
+            Err(_) => None,
+        };
+        Err(explain_failure(failure, &urls, root, access).await)
     }
 
     /// The etcd client (shared with leader election).

@@ -17,6 +17,7 @@
 
 pub mod conformance;
 mod etcd;
+mod etcd_access;
 mod redb;
 
 use std::future::Future;
@@ -25,6 +26,7 @@ use std::pin::Pin;
 use futures::Stream;
 
 pub use self::etcd::EtcdStore;
+pub use self::etcd_access::{AccessError, ClientCert, EtcdAccess, EtcdUser};
 pub use self::redb::RedbStore;
 
 /// A store revision (etcd's `int64` revision; 0 means "none").
@@ -173,6 +175,10 @@ pub enum StoreError {
     /// The store's data is unreadable.
     #[error("store corrupt: {0}")]
     Corrupt(String),
+    /// The store refused our credentials or trust settings, or they cannot be used
+    /// (unreadable file, TLS handshake refused, wrong password): retrying will not help.
+    #[error("etcd access: {0}")]
+    Access(String),
     /// The embedded store is held by another netmaster.
     #[error(
         "store {path} is locked by another process (another netmaster on the same --data-dir?)"

@@ -19,6 +19,7 @@ async fn start(endpoints: &[String]) -> Running {
         backend: Backend::Etcd {
             endpoints: endpoints.to_vec(),
             prefix: "/ha".into(),
+            access: Default::default(),
         },
         advertise_url: None,
         token: None,
@@ -185,6 +186,7 @@ async fn a_follower_forwards_authenticated_writes_to_the_leader() {
                 backend: Backend::Etcd {
                     endpoints,
                     prefix: "/fwd".into(),
+                    access: Default::default(),
                 },
                 advertise_url: None,
                 token: Some(contiv_model::Secret::new("s3cret-token")),

@@ -5,6 +5,7 @@ mod api_basics;
 mod api_objects;
 mod common;
 mod election;
+mod etcd_access;
 mod etcd_store;
 mod feed;
 mod ha;

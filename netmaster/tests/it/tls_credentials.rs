@@ -30,12 +30,11 @@ impl Pki {
         ca.distinguished_name
             .push(DnType::CommonName, "netmaster test CA");
         ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_key = KeyPair::generate().unwrap();
-        let ca = ca.self_signed(&ca_key).unwrap();
+        let ca = rcgen::CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
         let srv_key = KeyPair::generate().unwrap();
         let srv = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
             .unwrap()
-            .signed_by(&srv_key, &ca, &ca_key)
+            .signed_by(&srv_key, &ca)
             .unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
         std::fs::write(dir.path().join("server.pem"), srv.pem()).unwrap();
