@@ -635,3 +635,53 @@ async fn loopback_without_a_token_stays_open() {
     }
     nm.stop().await;
 }
+
+/// `/metrics` is open to a loopback peer only: the router asked as if from another
+/// address needs a credential (a listener off loopback cannot be opened in a test
+/// without touching the machine's addresses).
+#[tokio::test]
+async fn metrics_from_beyond_loopback_need_a_credential() {
+    use axum::extract::ConnectInfo;
+    use netmaster::api::auth::{Auth, Peer};
+    use netmaster::api::{AppState, Info};
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = netmaster::store::RedbStore::open(&dir.path().join("s.redb")).unwrap();
+    let engine = Arc::new(
+        netmaster::intent::Engine::open(Arc::new(netmaster::store::AnyStore::Redb(store)))
+            .await
+            .unwrap(),
+    );
+    let (_role_tx, role) = tokio::sync::watch::channel(netmaster::election::Role::Leader);
+    let state = AppState {
+        engine,
+        metrics: Arc::new(netmaster::metrics::Metrics::new()),
+        role,
+        auth: Auth::Token(ADMIN.into()),
+        info: Arc::new(Info {
+            version: "test",
+            store_backend: "test".into(),
+            advertise_url: "https://192.0.2.1:9999".into(),
+            listen: "192.0.2.1:9999".into(),
+        }),
+    };
+    let app = netmaster::api::router(state, netmaster::api::contiv_routes);
+    let ask = |from: &str, token: Option<&str>| {
+        let mut req = axum::http::Request::get("/metrics");
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut req = req.body(axum::body::Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(Peer(from.parse::<SocketAddr>().unwrap())));
+        let app = app.clone();
+        async move { app.oneshot(req).await.unwrap().status().as_u16() }
+    };
+    assert_eq!(ask("127.0.0.1:40000", None).await, 200);
+    assert_eq!(ask("[::1]:40000", None).await, 200);
+    assert_eq!(ask("192.0.2.7:40000", None).await, 401);
+    assert_eq!(ask("192.0.2.7:40000", Some("wrong")).await, 401);
+    assert_eq!(ask("192.0.2.7:40000", Some(ADMIN)).await, 200);
+}
