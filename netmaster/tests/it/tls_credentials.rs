@@ -660,6 +660,12 @@ async fn metrics_from_beyond_loopback_need_a_credential() {
         metrics: Arc::new(netmaster::metrics::Metrics::new()),
         role,
         auth: Auth::Token(ADMIN.into()),
+        forward: netmaster::api::forward::Forwarder::new(
+            netmaster::api::forward::Forwarder::client_builder()
+                .build()
+                .unwrap(),
+            "https://192.0.2.1:9999",
+        ),
         info: Arc::new(Info {
             version: "test",
             store_backend: "test".into(),
