@@ -43,6 +43,8 @@ pub struct NeighborSpec {
     /// The name of the host's secret holding the TCP MD5 password (`password-ref`).
     pub password_ref: Option<String>,
     pub description: String,
+    /// BFD authentication (the neighbor's `bfd-auth`, else the object's); only with BFD.
+    pub bfd_auth: Option<crate::objects::BgpBfdAuth>,
 }
 
 /// BFD transmit/receive interval and detection multiplier.
@@ -101,6 +103,7 @@ impl BgpSpec {
                 bfd: b.bfd,
                 password_ref: None,
                 description: String::new(),
+                bfd_auth: None,
             });
         }
         for (i, n) in b.neighbors.iter().enumerate() {
@@ -123,6 +126,7 @@ impl BgpSpec {
                     bfd: b.bfd || n.bfd,
                     password_ref,
                     description: n.description.clone(),
+                    bfd_auth: None,
                 }),
                 // The same neighbor in both forms (or twice): it must agree.
                 Some(o) => {
@@ -151,6 +155,7 @@ impl BgpSpec {
                 }
             }
         }
+        bfd_auth(b, &mut neighbors)?;
         if neighbors.is_empty() {
             return err(
                 "neighbor",
@@ -299,6 +304,51 @@ impl TryFrom<&Bgp> for BgpSpec {
     }
 }
 
+/// Resolves each neighbor's BFD authentication: its own `bfd-auth` (the same neighbor
+/// given twice must agree), else the object's; refused where BFD is off.
+fn bfd_auth(b: &Bgp, neighbors: &mut [NeighborSpec]) -> Result<(), ValidationError> {
+    let check = |field: &str, a: &crate::objects::BgpBfdAuth| {
+        check_name(&format!("{field}.secret-ref"), &a.secret_ref, 64)
+    };
+    if let Some(a) = &b.bfd_auth {
+        check("bfd-auth", a)?;
+        if !b.bfd && !b.neighbors.iter().any(|n| n.bfd) {
+            return err("bfd-auth", "only with bfd (on the object or a neighbor)");
+        }
+    }
+    for n in neighbors.iter_mut() {
+        let own: Vec<(usize, &crate::objects::BgpBfdAuth)> = b
+            .neighbors
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.address.parse::<IpAddr>().ok() == Some(n.address))
+            .filter_map(|(i, m)| m.bfd_auth.as_ref().map(|a| (i, a)))
+            .collect();
+        for (i, a) in &own {
+            let field = format!("neighbors[{i}].bfd-auth");
+            check(&field, a)?;
+            if !n.bfd {
+                return err(&field, format!("neighbor {} does not run bfd", n.address));
+            }
+            if *a != own[0].1 {
+                return err(
+                    &field,
+                    format!(
+                        "neighbor {} is given twice, with different bfd-auth",
+                        n.address
+                    ),
+                );
+            }
+        }
+        n.bfd_auth = match own.first() {
+            Some((_, a)) => Some((*a).clone()),
+            None if n.bfd => b.bfd_auth.clone(),
+            None => None,
+        };
+    }
+    Ok(())
+}
+
 fn err<T>(field: &str, message: impl Into<String>) -> Result<T, ValidationError> {
     Err(ValidationError {
         field: field.into(),
@@ -351,6 +401,65 @@ mod tests {
             BgpSpec::parse(&bgp(o)).unwrap_err().field,
             "neighbors[1].password-ref"
         );
+    }
+
+    #[test]
+    fn bfd_auth_from_the_object_or_the_neighbor() {
+        use crate::objects::{BfdAuthType, BgpBfdAuth};
+        let base = serde_json::json!({
+            "hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
+            "neighbor": "10.1.1.254", "neighbor-as": "65001", "bfd": true,
+            "bfd-auth": {"secret-ref": "tor-bfd"},
+            "neighbors": [{"address": "10.1.2.254", "as": "65002", "bfd": true,
+                           "bfd-auth": {"secret-ref": "tor2", "type": "keyed-sha1", "key-id": 9}}]
+        });
+        let s = BgpSpec::parse(&bgp(base.clone())).unwrap();
+        assert_eq!(
+            s.neighbors[0].bfd_auth,
+            Some(BgpBfdAuth {
+                secret_ref: "tor-bfd".into(),
+                auth_type: BfdAuthType::MeticulousKeyedSha1,
+                key_id: 1
+            })
+        );
+        assert_eq!(
+            s.neighbors[1].bfd_auth,
+            Some(BgpBfdAuth {
+                secret_ref: "tor2".into(),
+                auth_type: BfdAuthType::KeyedSha1,
+                key_id: 9
+            })
+        );
+        // The secret's name follows password-ref's rules.
+        let mut o = base.clone();
+        o["bfd-auth"]["secret-ref"] = "../x".into();
+        assert_eq!(
+            BgpSpec::parse(&bgp(o)).unwrap_err().field,
+            "bfd-auth.secret-ref"
+        );
+        let mut o = base.clone();
+        o["neighbors"][0]["bfd-auth"]["secret-ref"] = "".into();
+        assert_eq!(
+            BgpSpec::parse(&bgp(o)).unwrap_err().field,
+            "neighbors[0].bfd-auth.secret-ref"
+        );
+        // Only with BFD.
+        let mut o = base.clone();
+        o["bfd"] = false.into();
+        o["neighbors"][0]["bfd"] = false.into();
+        assert_eq!(BgpSpec::parse(&bgp(o)).unwrap_err().field, "bfd-auth");
+        let mut o = base.clone();
+        o["bfd"] = false.into();
+        o["neighbors"][0]["bfd"] = false.into();
+        o.as_object_mut().unwrap().remove("bfd-auth");
+        assert_eq!(
+            BgpSpec::parse(&bgp(o)).unwrap_err().field,
+            "neighbors[0].bfd-auth"
+        );
+        // Unknown type and unknown fields are refused by the object's shape.
+        let mut o = base;
+        o["bfd-auth"]["type"] = "simple-password".into();
+        assert!(serde_json::from_value::<Bgp>(o).is_err());
     }
 
     #[test]

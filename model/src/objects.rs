@@ -254,6 +254,63 @@ pub struct BgpNeighbor {
     pub bfd: bool,
     #[serde(default, skip_serializing_if = "is_empty")]
     pub description: String,
+    /// BFD authentication with this neighbor (overrides the object's `bfd-auth`).
+    #[serde(rename = "bfd-auth", default, skip_serializing_if = "Option::is_none")]
+    pub bfd_auth: Option<BgpBfdAuth>,
+}
+
+/// BFD authentication (RFC 5880 §6.7) of a host's BFD sessions: the secret is a file in
+/// netplugin's `--bgp-secrets-dir` named by `secret-ref` (like `password-ref`); the
+/// secret itself never appears in any object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BgpBfdAuth {
+    /// The name of the host's secret holding the key (1–20 bytes for SHA1, 1–16 for MD5).
+    #[serde(rename = "secret-ref")]
+    pub secret_ref: String,
+    #[serde(rename = "type", default)]
+    pub auth_type: BfdAuthType,
+    /// The Auth Key ID both sides agree on (0–255).
+    #[serde(rename = "key-id", default = "default_bfd_key_id")]
+    pub key_id: u8,
+}
+
+fn default_bfd_key_id() -> u8 {
+    1
+}
+
+/// The BFD authentication types (RFC 5880 §6.7.3, §6.7.4).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum BfdAuthType {
+    KeyedMd5,
+    MeticulousKeyedMd5,
+    KeyedSha1,
+    /// The default: replay of a captured packet is refused.
+    #[default]
+    MeticulousKeyedSha1,
+}
+
+impl BfdAuthType {
+    /// The name in objects and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BfdAuthType::KeyedMd5 => "keyed-md5",
+            BfdAuthType::MeticulousKeyedMd5 => "meticulous-keyed-md5",
+            BfdAuthType::KeyedSha1 => "keyed-sha1",
+            BfdAuthType::MeticulousKeyedSha1 => "meticulous-keyed-sha1",
+        }
+    }
+
+    /// The longest key the type takes (its digest length).
+    pub fn max_key_len(self) -> usize {
+        match self {
+            BfdAuthType::KeyedMd5 | BfdAuthType::MeticulousKeyedMd5 => 16,
+            BfdAuthType::KeyedSha1 | BfdAuthType::MeticulousKeyedSha1 => 20,
+        }
+    }
 }
 
 /// How a host advertises its endpoints.
@@ -305,6 +362,9 @@ pub struct Bgp {
         skip_serializing_if = "Option::is_none"
     )]
     pub bfd_multiplier: Option<u32>,
+    /// BFD authentication for the neighbors without their own `bfd-auth`.
+    #[serde(rename = "bfd-auth", default, skip_serializing_if = "Option::is_none")]
+    pub bfd_auth: Option<BgpBfdAuth>,
     /// Graceful restart: seconds the ToRs keep our routes while the agent restarts
     /// (0 disables).
     #[serde(rename = "graceful-restart", default, skip_serializing_if = "is_zero")]

@@ -409,6 +409,17 @@ pub struct BgpCreate {
     /// BFD detection multiplier (1..=255; default 3). Needs --bfd.
     #[arg(long, requires = "bfd")]
     pub bfd_multiplier: Option<u32>,
+    /// Authenticate BFD (RFC 5880 §6.7) with the key in this secret of each host's
+    /// --bgp-secrets-dir (a file name; the key never goes to netmaster). Needs --bfd.
+    #[arg(long, requires = "bfd")]
+    pub bfd_auth_ref: Option<String>,
+    /// The BFD authentication type. Needs --bfd-auth-ref.
+    #[arg(long, requires = "bfd_auth_ref", default_value = "meticulous-keyed-sha1",
+          value_parser = ["keyed-sha1", "meticulous-keyed-sha1", "keyed-md5", "meticulous-keyed-md5"])]
+    pub bfd_auth_type: String,
+    /// The BFD Auth Key ID both sides use (0..=255). Needs --bfd-auth-ref.
+    #[arg(long, requires = "bfd_auth_ref", default_value_t = 1)]
+    pub bfd_auth_key_id: u8,
     /// Graceful restart time in seconds (0 disables).
     #[arg(long, default_value_t = 0)]
     pub graceful_restart: u32,

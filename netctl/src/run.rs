@@ -500,6 +500,16 @@ fn bgp(cmd: BgpCmd, c: &Client) -> Result<Out, Error> {
                 bfd: a.bfd,
                 bfd_interval: a.bfd_interval,
                 bfd_multiplier: a.bfd_multiplier,
+                bfd_auth: a.bfd_auth_ref.map(|secret_ref| contiv_model::BgpBfdAuth {
+                    secret_ref,
+                    auth_type: match a.bfd_auth_type.as_str() {
+                        "keyed-sha1" => contiv_model::BfdAuthType::KeyedSha1,
+                        "keyed-md5" => contiv_model::BfdAuthType::KeyedMd5,
+                        "meticulous-keyed-md5" => contiv_model::BfdAuthType::MeticulousKeyedMd5,
+                        _ => contiv_model::BfdAuthType::MeticulousKeyedSha1,
+                    },
+                    key_id: a.bfd_auth_key_id,
+                }),
                 graceful_restart: a.graceful_restart,
                 communities: a.communities,
                 advertise: match a.advertise.as_str() {

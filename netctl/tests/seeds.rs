@@ -197,6 +197,29 @@ fn bgp_bfd_flags() {
     assert!(!ls.contains("node3"), "{ls}");
 }
 
+#[test]
+fn bgp_bfd_auth_flags() {
+    let m = Master::start();
+    m.ok("netctl global set --fwd-mode routing");
+    m.ok("netctl bgp create node1 --router-ip=50.1.1.2/24 --as=65002 --neighbor-as=500 --neighbor=50.1.1.200 --bfd --bfd-auth-ref tor-bfd --bfd-auth-type keyed-sha1 --bfd-auth-key-id 7");
+    let v: serde_json::Value = serde_json::from_str(&m.ok("netctl bgp inspect node1")).unwrap();
+    assert_eq!(
+        v["Config"]["bfd-auth"],
+        serde_json::json!({"secret-ref": "tor-bfd", "type": "keyed-sha1", "key-id": 7}),
+        "{v}"
+    );
+    // The default type is meticulous keyed SHA1, key id 1.
+    m.ok("netctl bgp create node2 --router-ip=50.1.1.3/24 --as=65003 --neighbor-as=500 --neighbor=50.1.1.200 --bfd --bfd-auth-ref tor-bfd");
+    let v: serde_json::Value = serde_json::from_str(&m.ok("netctl bgp inspect node2")).unwrap();
+    assert_eq!(v["Config"]["bfd-auth"]["type"], "meticulous-keyed-sha1");
+    assert_eq!(v["Config"]["bfd-auth"]["key-id"], 1);
+    // A secret name with a path, or authentication without BFD, is refused.
+    let e = m.fails("netctl bgp create node3 --router-ip=50.1.1.4/24 --as=65004 --neighbor-as=500 --neighbor=50.1.1.200 --bfd --bfd-auth-ref ../etc/shadow", 1);
+    assert!(e.contains("bfd-auth.secret-ref"), "{e}");
+    let e = m.fails("netctl bgp create node3 --router-ip=50.1.1.4/24 --as=65004 --neighbor-as=500 --neighbor=50.1.1.200 --bfd-auth-ref tor-bfd", 1);
+    assert!(e.contains("--bfd"), "{e}");
+}
+
 /// People read these tables: their shape is held to golden files
 /// (`UPDATE_GOLDEN=1` rewrites them).
 #[test]

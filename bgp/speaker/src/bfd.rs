@@ -12,6 +12,17 @@
 //! Discriminator goes to the session with that local discriminator; otherwise to the
 //! session keyed by (source address, destination address).
 //!
+//! Ingress: TTL 255 proves one hop, not which link. A packet counts for a session only
+//! when it arrived (IP_PKTINFO/IPV6_PKTINFO interface index) on an interface that holds
+//! the session's local address — the link the peer is reached over in single hop
+//! ([`bgp::bfd::check_ingress`]). The interfaces are looked up when the session is added
+//! and again, at most once a second, when a packet arrives elsewhere (addresses move).
+//! Without this a container on the host (one hop, TTL 255, the peer's address forged)
+//! could take a session down with the right discriminators.
+//!
+//! Authentication (RFC 5880 §6.7): [`Bfd::add_with_auth`] gives a session a key; the pure
+//! session signs, verifies and keeps the sequence numbers.
+//!
 //! API: [`Bfd::start`], [`Bfd::add`] (or reconfigure), [`Bfd::remove`] (the peer is told
 //! AdminDown once, so that it does not take the removal for a failure, RFC 5882 §3.2),
 //! [`Bfd::watch`] (a map of every session's [`SessionStatus`]) and [`Bfd::subscribe`]
@@ -25,14 +36,14 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bgp::bfd::{self, ControlPacket, Input, Output, Session};
+use bgp::bfd::{self, ControlPacket, Discard, Input, Output, Session};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-pub use bgp::bfd::{BfdConfig, BfdState, Diag};
+pub use bgp::bfd::{AuthKey, AuthType, BfdConfig, BfdState, Diag};
 
 /// A session is keyed by (peer address, local address).
 pub type SessionKey = (IpAddr, IpAddr);
@@ -71,6 +82,12 @@ pub struct SessionStatus {
     pub config: BfdConfig,
     /// The session has been Up at least once.
     pub was_up: bool,
+    /// The authentication type in use (None: none).
+    pub auth: Option<AuthType>,
+    /// Packets for this session that arrived on another interface (forged), so far.
+    pub wrong_interface: u64,
+    /// Packets for this session that failed authentication, so far.
+    pub auth_failures: u64,
 }
 
 /// A state change of one session.
@@ -101,6 +118,7 @@ enum Cmd {
     Add {
         key: SessionKey,
         cfg: BfdConfig,
+        auth: Option<AuthKey>,
         socket: std::net::UdpSocket,
     },
     Remove(SessionKey),
@@ -174,6 +192,18 @@ impl Bfd {
     /// existing one (a Poll Sequence tells the peer). The send socket is opened here, so
     /// a local address that does not exist fails at once.
     pub fn add(&self, peer: IpAddr, local: IpAddr, cfg: BfdConfig) -> io::Result<()> {
+        self.add_with_auth(peer, local, cfg, None)
+    }
+
+    /// [`Bfd::add`] with authentication `auth` (None: none). Changing the key of an
+    /// existing session takes effect at once (RFC 5880 §6.7.1).
+    pub fn add_with_auth(
+        &self,
+        peer: IpAddr,
+        local: IpAddr,
+        cfg: BfdConfig,
+        auth: Option<AuthKey>,
+    ) -> io::Result<()> {
         cfg.validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         if peer.is_ipv4() != local.is_ipv4() {
@@ -188,14 +218,21 @@ impl Bfd {
             .send(Cmd::Add {
                 key: (peer, local),
                 cfg,
+                auth,
                 socket,
             })
             .map_err(|_| io::Error::other("BFD task has stopped"))
     }
 
     /// Like [`Bfd::add`], returning a guard that removes the session when dropped.
-    pub fn session(&self, peer: IpAddr, local: IpAddr, cfg: BfdConfig) -> io::Result<BfdSession> {
-        self.add(peer, local, cfg)?;
+    pub fn session(
+        &self,
+        peer: IpAddr,
+        local: IpAddr,
+        cfg: BfdConfig,
+        auth: Option<AuthKey>,
+    ) -> io::Result<BfdSession> {
+        self.add_with_auth(peer, local, cfg, auth)?;
         Ok(BfdSession {
             bfd: self.clone(),
             key: (peer, local),
@@ -339,6 +376,8 @@ struct Datagram {
     len: usize,
     src: SocketAddr,
     dst: Option<IpAddr>,
+    /// The interface it arrived on.
+    ifindex: Option<u32>,
     ttl: Option<i32>,
 }
 
@@ -354,14 +393,17 @@ fn recv(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Datagram> {
     )
     .map_err(io::Error::from)?;
     let mut dst = None;
+    let mut ifindex = None;
     let mut ttl = None;
     for c in msg.cmsgs().map_err(io::Error::from)? {
         match c {
             ControlMessageOwned::Ipv4PacketInfo(i) => {
                 dst = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(i.ipi_addr.s_addr))));
+                ifindex = u32::try_from(i.ipi_ifindex).ok();
             }
             ControlMessageOwned::Ipv6PacketInfo(i) => {
                 dst = Some(IpAddr::V6(Ipv6Addr::from(i.ipi6_addr.s6_addr)));
+                ifindex = Some(i.ipi6_ifindex);
             }
             ControlMessageOwned::Ipv4Ttl(t) | ControlMessageOwned::Ipv6HopLimit(t) => ttl = Some(t),
             _ => {}
@@ -380,8 +422,56 @@ fn recv(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Datagram> {
         len: msg.bytes,
         src,
         dst,
+        ifindex,
         ttl,
     })
+}
+
+/// The interfaces holding `local`: those with exactly that address, else those whose
+/// prefix contains it (127.0.0.2 on `lo`'s 127.0.0.1/8). Empty when none does, which
+/// [`bgp::bfd::check_ingress`] treats as "accept nothing".
+fn interfaces_of(local: IpAddr) -> Vec<u32> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let ip_of = |a: &nix::sys::socket::SockaddrStorage| -> Option<IpAddr> {
+        a.as_sockaddr_in()
+            .map(|s| IpAddr::V4(s.ip()))
+            .or_else(|| a.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())))
+    };
+    let mut exact = Vec::new();
+    let mut within = Vec::new();
+    for i in addrs {
+        let Some(addr) = i.address.as_ref().and_then(ip_of) else {
+            continue;
+        };
+        let Ok(index) = nix::net::if_::if_nametoindex(i.interface_name.as_str()) else {
+            continue;
+        };
+        if addr == local {
+            exact.push(index);
+        } else if let Some(mask) = i.netmask.as_ref().and_then(ip_of)
+            && contains(addr, mask, local)
+        {
+            within.push(index);
+        }
+    }
+    let mut found = if exact.is_empty() { within } else { exact };
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+fn contains(addr: IpAddr, mask: IpAddr, x: IpAddr) -> bool {
+    match (addr, mask, x) {
+        (IpAddr::V4(a), IpAddr::V4(m), IpAddr::V4(x)) => {
+            u32::from(a) & u32::from(m) == u32::from(x) & u32::from(m)
+        }
+        (IpAddr::V6(a), IpAddr::V6(m), IpAddr::V6(x)) => {
+            u128::from(a) & u128::from(m) == u128::from(x) & u128::from(m)
+        }
+        _ => false,
+    }
 }
 
 struct Entry {
@@ -390,6 +480,16 @@ struct Entry {
     tx_at: Option<Duration>,
     detect_at: Option<Duration>,
     was_up: bool,
+    /// The interfaces the session's packets must arrive on, and when they were looked up.
+    interfaces: Vec<u32>,
+    interfaces_at: Duration,
+    wrong_interface: u64,
+    auth_failures: u64,
+    /// When the counters were last published (at most every 100 ms when they change,
+    /// and with the next timer otherwise).
+    published_at: Duration,
+    /// The counters changed since they were last published.
+    dirty: bool,
 }
 
 struct Task {
@@ -452,7 +552,7 @@ impl Task {
                         let _ = done.send(());
                         return;
                     }
-                    Some(Cmd::Add { key, cfg, socket }) => self.add(key, cfg, socket),
+                    Some(Cmd::Add { key, cfg, auth, socket }) => self.add(key, cfg, auth, socket),
                     Some(Cmd::Remove(key)) => self.remove(key),
                 },
                 r = readable(self.v4.as_ref(), &mut buf4) => self.on_datagram(r, &buf4),
@@ -462,10 +562,24 @@ impl Task {
         }
     }
 
-    fn add(&mut self, key: SessionKey, cfg: BfdConfig, socket: std::net::UdpSocket) {
-        if let Some(e) = self.sessions.get(&key) {
+    fn add(
+        &mut self,
+        key: SessionKey,
+        cfg: BfdConfig,
+        auth: Option<AuthKey>,
+        socket: std::net::UdpSocket,
+    ) {
+        if let Some(e) = self.sessions.get_mut(&key) {
+            let mut changed = false;
+            if e.session.auth() != auth.as_ref() {
+                e.session.set_auth(auth);
+                changed = true;
+            }
             if e.session.config() != cfg {
                 self.input(key, Input::Configure(cfg));
+                changed = true;
+            }
+            if changed {
                 self.publish(key);
             }
             return;
@@ -486,6 +600,8 @@ impl Task {
         let Ok(session) = Session::new(discr, cfg) else {
             return; // validated in Bfd::add
         };
+        let session = session.with_auth(auth, xorshift(&mut self.rng) as u32);
+        let now = self.now();
         self.by_discr.insert(discr, key);
         self.sessions.insert(
             key,
@@ -495,6 +611,12 @@ impl Task {
                 tx_at: None,
                 detect_at: None,
                 was_up: false,
+                interfaces: interfaces_of(key.1),
+                interfaces_at: now,
+                wrong_interface: 0,
+                auth_failures: 0,
+                published_at: Duration::ZERO,
+                dirty: false,
             },
         );
         tracing::info!(peer = %key.0, local = %key.1, "BFD session added ({:?} × {})", cfg.desired_min_tx, cfg.detect_mult);
@@ -559,7 +681,47 @@ impl Task {
             tracing::debug!("BFD: packet for {key:?} came from {peer}; discarded");
             return;
         }
+        if !self.ingress_ok(key, d.ifindex) {
+            return;
+        }
         self.input(key, Input::Received(p));
+    }
+
+    /// [`bfd::check_ingress`] for `key`, looking the interfaces up again (at most once a
+    /// second) before discarding.
+    fn ingress_ok(&mut self, key: SessionKey, arrived: Option<u32>) -> bool {
+        let now = self.now();
+        let Some(e) = self.sessions.get_mut(&key) else {
+            return false;
+        };
+        let mut verdict = bfd::check_ingress(&e.interfaces, arrived);
+        if verdict.is_err() && now.saturating_sub(e.interfaces_at) >= Duration::from_secs(1) {
+            e.interfaces = interfaces_of(key.1);
+            e.interfaces_at = now;
+            verdict = bfd::check_ingress(&e.interfaces, arrived);
+        }
+        match verdict {
+            Ok(()) => true,
+            Err(why) => {
+                e.wrong_interface += 1;
+                tracing::debug!(peer = %key.0, local = %key.1, "BFD: discarded: {why} (expected {:?})", e.interfaces);
+                self.publish_counters(key);
+                false
+            }
+        }
+    }
+
+    /// Publishes the discard counters, at most every 100 ms per session.
+    fn publish_counters(&mut self, key: SessionKey) {
+        let now = self.now();
+        if let Some(e) = self.sessions.get_mut(&key) {
+            e.dirty = true;
+            if e.published_at.is_zero()
+                || now.saturating_sub(e.published_at) >= Duration::from_millis(100)
+            {
+                self.publish(key);
+            }
+        }
     }
 
     fn fire_timers(&mut self) {
@@ -576,6 +738,15 @@ impl Task {
             })
             .filter(|(_, t, d)| *t || *d)
             .collect();
+        let dirty: Vec<SessionKey> = self
+            .sessions
+            .iter()
+            .filter(|(_, e)| e.dirty)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in dirty {
+            self.publish(key);
+        }
         for (key, tx, det) in due {
             if det {
                 if let Some(e) = self.sessions.get_mut(&key) {
@@ -602,6 +773,7 @@ impl Task {
         };
         let out = e.session.process(input, now, random);
         let mut changed = false;
+        let mut counted = false;
         for o in out {
             match o {
                 Output::Send(p) => {
@@ -614,7 +786,13 @@ impl Task {
                 Output::StopTx => e.tx_at = None,
                 Output::ArmDetect(t) => e.detect_at = Some(t),
                 Output::StopDetect => e.detect_at = None,
-                Output::Discarded(why) => tracing::debug!("BFD {}: discarded: {why}", key.0),
+                Output::Discarded(why) => {
+                    if matches!(why, Discard::Auth(_)) {
+                        e.auth_failures += 1;
+                        counted = true;
+                    }
+                    tracing::debug!("BFD {}: discarded: {why}", key.0);
+                }
                 Output::StateChanged { from, to, diag } => {
                     changed = true;
                     if to == BfdState::Up {
@@ -635,13 +813,18 @@ impl Task {
         }
         if changed {
             self.publish(key);
+        } else if counted {
+            self.publish_counters(key);
         }
     }
 
     fn publish(&mut self, key: SessionKey) {
-        let Some(e) = self.sessions.get(&key) else {
+        let now = self.now();
+        let Some(e) = self.sessions.get_mut(&key) else {
             return;
         };
+        e.published_at = now.max(Duration::from_nanos(1));
+        e.dirty = false;
         let st = SessionStatus {
             state: e.session.state(),
             diag: e.session.local_diag(),
@@ -650,6 +833,9 @@ impl Task {
             remote_discr: e.session.remote_discr(),
             config: e.session.config(),
             was_up: e.was_up,
+            auth: e.session.auth().map(AuthKey::auth_type),
+            wrong_interface: e.wrong_interface,
+            auth_failures: e.auth_failures,
         };
         self.status.send_modify(|m| {
             m.insert(key, st);

@@ -19,6 +19,8 @@
 //! add_path = { ipv4-unicast = "both" }
 //! graceful_restart = { enabled = true }
 //! import_policy = "from-tor"
+//! bfd = true
+//! bfd_auth = { type = "meticulous-keyed-sha1", key_id = 1, secret_file = "tor-1.bfd" }
 //!
 //! [[neighbors]]
 //! range = "10.1.1.0/24"             # dynamic neighbors
@@ -236,6 +238,9 @@ pub struct Neighbor {
     /// multiplier (`bfd_multiplier`, default 3).
     pub bfd_interval_ms: u32,
     pub bfd_multiplier: u8,
+    /// BFD authentication (`bfd_auth`: type, key id and `secret_file`, relative to the
+    /// configuration file); `Debug` hides the key.
+    pub bfd_auth: Option<crate::bfd::AuthKey>,
 }
 
 impl Neighbor {
@@ -462,6 +467,16 @@ struct RawNeighbor {
     bfd: bool,
     bfd_interval: Option<u32>,
     bfd_multiplier: Option<u8>,
+    bfd_auth: Option<RawBfdAuth>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBfdAuth {
+    #[serde(rename = "type")]
+    auth_type: Option<String>,
+    key_id: Option<u8>,
+    secret_file: PathBuf,
 }
 
 #[derive(Deserialize, Default)]
@@ -971,6 +986,14 @@ impl Validator<'_> {
         if bfd_multiplier == 0 {
             self.problem(at, "bfd_multiplier", "must be 1..=255");
         }
+        let bfd_auth = match raw.bfd_auth {
+            None => None,
+            Some(_) if !raw.bfd => {
+                self.problem(at, "bfd_auth", "only with bfd = true");
+                None
+            }
+            Some(a) => self.bfd_auth(at, a),
+        };
 
         Some(Neighbor {
             key,
@@ -993,7 +1016,47 @@ impl Validator<'_> {
             bfd: raw.bfd,
             bfd_interval_ms,
             bfd_multiplier,
+            bfd_auth,
         })
+    }
+
+    /// The key of a `bfd_auth` table: its type (meticulous keyed SHA1 by default), key id
+    /// (1 by default) and the contents of `secret_file` (one trailing newline ignored).
+    fn bfd_auth(&mut self, at: &str, a: RawBfdAuth) -> Option<crate::bfd::AuthKey> {
+        use crate::bfd::{AuthKey, AuthType};
+        let auth_type = match a.auth_type.as_deref().map(str::parse::<AuthType>) {
+            None => AuthType::MeticulousKeyedSha1,
+            Some(Ok(t)) => t,
+            Some(Err(e)) => {
+                self.problem(at, "bfd_auth.type", e.to_string());
+                return None;
+            }
+        };
+        let path = match self.base {
+            Some(base) if a.secret_file.is_relative() => base.join(&a.secret_file),
+            _ => a.secret_file,
+        };
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.problem(
+                    at,
+                    "bfd_auth.secret_file",
+                    format!("reading {}: {e}", path.display()),
+                );
+                return None;
+            }
+        };
+        let mut key = text.as_slice();
+        key = key.strip_suffix(b"\n").unwrap_or(key);
+        key = key.strip_suffix(b"\r").unwrap_or(key);
+        match AuthKey::new(auth_type, a.key_id.unwrap_or(1), key.to_vec()) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                self.problem(at, "bfd_auth.secret_file", e.to_string());
+                None
+            }
+        }
     }
 }
 
@@ -1198,6 +1261,7 @@ fn neighbor_fields(o: &Neighbor, n: &Neighbor) -> Vec<NeighborField> {
         bfd: _,
         bfd_interval_ms: _,
         bfd_multiplier: _,
+        bfd_auth: _,
     } = o;
     let checks = [
         (PeerAs, o.peer_as != n.peer_as),
@@ -1218,8 +1282,8 @@ fn neighbor_fields(o: &Neighbor, n: &Neighbor) -> Vec<NeighborField> {
         (MaxPrefix, o.max_prefix != n.max_prefix),
         (
             Bfd,
-            (o.bfd, o.bfd_interval_ms, o.bfd_multiplier)
-                != (n.bfd, n.bfd_interval_ms, n.bfd_multiplier),
+            (o.bfd, o.bfd_interval_ms, o.bfd_multiplier, &o.bfd_auth)
+                != (n.bfd, n.bfd_interval_ms, n.bfd_multiplier, &n.bfd_auth),
         ),
     ];
     checks

@@ -1,7 +1,10 @@
 //! Bidirectional Forwarding Detection (RFC 5880, single hop per RFC 5881), sans-IO.
 //!
-//! - [`packet`]: the Control packet codec (version 1; an authentication section is
-//!   decoded as present and then discarded, no authentication type is supported).
+//! - [`packet`]: the Control packet codec (version 1; the authentication section raw).
+//! - [`auth`]: authentication (§6.7): Keyed MD5/SHA1 and their meticulous variants, the
+//!   digest and the sequence number window; the session keeps bfd.XmitAuthSeq and
+//!   bfd.RcvAuthSeq ([`Session::with_auth`]).
+//! - [`check_ingress`]: a packet counts only when it arrived on the session's interface.
 //! - [`Session`]: one BFD session in asynchronous mode: the state machine of RFC 5880
 //!   §6.2 with the reception rules of §6.8.6, timer negotiation (§6.8.2–§6.8.4), the Poll
 //!   Sequence (§6.5) when our intervals change, the 1 s slow transmit rate while not Up
@@ -19,12 +22,15 @@
 //! Not supported: running Demand mode ourselves (we never set D; a peer that runs it —
 //! D set, both sides Up — gets no periodic packets from us, as §6.8.7 asks, while we keep
 //! detecting on the packets it still sends), the Echo function (we advertise a Required
-//! Min Echo RX Interval of 0), authentication, multipoint.
+//! Min Echo RX Interval of 0), Simple Password authentication, multipoint.
 
+pub mod auth;
 pub mod packet;
 mod session;
 
+pub use auth::{AuthError, AuthKey, AuthKeyError, AuthType};
 pub use packet::{AuthSection, BfdState, CONTROL_PORT, ControlPacket, DecodeError, Diag};
 pub use session::{
-    BfdConfig, ConfigError, Discard, Input, Output, SLOW_TX_INTERVAL, Session, check_received,
+    BfdConfig, ConfigError, Discard, Input, Output, SLOW_TX_INTERVAL, Session, check_ingress,
+    check_received,
 };

@@ -1,9 +1,7 @@
 //! The BFD Control packet of RFC 5880 §4.1 (version 1) and its codec.
 //!
 //! The mandatory section is 24 bytes. An authentication section (A bit) is decoded as far
-//! as its type and length so that the receiver can see that it is present; this
-//! implementation supports no authentication type, and [`super::check_received`] discards
-//! such packets (RFC 5880 §6.8.6: the A bit set while no authentication is in use).
+//! as its type and length and kept raw; [`super::auth`] reads and writes its contents.
 
 use std::fmt;
 
@@ -124,7 +122,7 @@ impl fmt::Display for Diag {
 }
 
 /// The authentication section, kept raw: type, and the bytes after the type and length
-/// octets. No type is supported; the section exists so that the A bit round-trips.
+/// octets ([`super::auth`] gives them meaning).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthSection {
     pub auth_type: u8,

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::auth::{self, AuthError, AuthKey};
 use super::packet::{BfdState, ControlPacket, Diag};
 
 /// While a session is not Up, bfd.DesiredMinTxInterval is at least one second (§6.8.3).
@@ -101,16 +102,21 @@ pub enum Discard {
     /// session count (a peer that really restarted is caught by the detection time).
     #[error("your discriminator is 0 but the session is Up")]
     YourDiscrZeroWhileUp,
-    #[error("authentication present but not supported")]
-    AuthUnsupported,
+    /// Authentication failed or did not match the configuration (§6.7, §6.8.6).
+    #[error("authentication: {0}")]
+    Auth(AuthError),
+    /// The packet arrived on another interface than the one the session runs over: a
+    /// sender on another link forged the peer's address ([`check_ingress`]).
+    #[error("arrived on interface {arrived}, not the session's")]
+    WrongInterface { arrived: u32 },
     #[error("local session is AdminDown")]
     LocalAdminDown,
 }
 
 /// The reception checks of RFC 5880 §6.8.6 that need no session: detect multiplier,
-/// multipoint, my discriminator, a zero your discriminator only in Down/AdminDown, and
-/// authentication (none is in use here, so an A bit discards). Version and lengths are the
-/// codec's checks ([`ControlPacket::decode`]).
+/// multipoint, my discriminator, and a zero your discriminator only in Down/AdminDown.
+/// Version and lengths are the codec's checks ([`ControlPacket::decode`]); authentication
+/// is the session's ([`Session::with_auth`]).
 pub fn check_received(p: &ControlPacket) -> Result<(), Discard> {
     if p.detect_mult == 0 {
         return Err(Discard::DetectMultZero);
@@ -124,10 +130,21 @@ pub fn check_received(p: &ControlPacket) -> Result<(), Discard> {
     if p.your_discr == 0 && !matches!(p.state, BfdState::Down | BfdState::AdminDown) {
         return Err(Discard::YourDiscrZero);
     }
-    if p.auth.is_some() {
-        return Err(Discard::AuthUnsupported);
-    }
     Ok(())
+}
+
+/// The ingress check: a single-hop session accepts packets only from the interface(s)
+/// its local address is on (`expected`, which the driver resolves), since TTL 255 proves
+/// one hop but not which link. `arrived` is the interface index the packet came in on
+/// (IP_PKTINFO / IPV6_PKTINFO); a packet whose interface is unknown, or a session whose
+/// interface is unknown, is discarded too (index 0).
+pub fn check_ingress(expected: &[u32], arrived: Option<u32>) -> Result<(), Discard> {
+    match arrived {
+        Some(i) if i != 0 && expected.contains(&i) => Ok(()),
+        other => Err(Discard::WrongInterface {
+            arrived: other.unwrap_or(0),
+        }),
+    }
 }
 
 /// What a session asks the driver to do, in order.
@@ -185,6 +202,13 @@ pub struct Session {
     started: bool,
     tx_at: Option<Duration>,
     detect_at: Option<Duration>,
+    /// bfd.AuthType and the key (None: no authentication).
+    auth: Option<AuthKey>,
+    /// bfd.XmitAuthSeq.
+    xmit_seq: u32,
+    /// bfd.RcvAuthSeq when bfd.AuthSeqKnown, with the time it stops being known: two
+    /// Detection Times after the last authenticated packet (§6.8.1).
+    rcv_seq: Option<(u32, Duration)>,
 }
 
 impl Session {
@@ -212,7 +236,27 @@ impl Session {
             started: false,
             tx_at: None,
             detect_at: None,
+            auth: None,
+            xmit_seq: 0,
+            rcv_seq: None,
         })
+    }
+
+    /// The session with authentication `key` (None: none); `xmit_seq` is the first
+    /// bfd.XmitAuthSeq, which §6.8.1 asks to be random.
+    pub fn with_auth(mut self, key: Option<AuthKey>, xmit_seq: u32) -> Self {
+        self.auth = key;
+        self.xmit_seq = xmit_seq;
+        self
+    }
+
+    /// Changes the key (§6.7.1 allows it at any time); the sequence numbers continue.
+    pub fn set_auth(&mut self, key: Option<AuthKey>) {
+        self.auth = key;
+    }
+
+    pub fn auth(&self) -> Option<&AuthKey> {
+        self.auth.as_ref()
     }
 
     pub fn state(&self) -> BfdState {
@@ -270,14 +314,20 @@ impl Session {
             Input::Start => {
                 if !self.started {
                     self.started = true;
-                    out.push(Output::Send(self.packet(false)));
+                    {
+                        let p = self.emit(false);
+                        out.push(Output::Send(p));
+                    }
                     self.schedule_tx(now, random, &mut out);
                 }
             }
             Input::Received(p) => self.on_received(p, now, random, &mut out),
             Input::TxTimer => match self.tx_at {
                 Some(at) if now >= at && self.started => {
-                    out.push(Output::Send(self.packet(false)));
+                    {
+                        let p = self.emit(false);
+                        out.push(Output::Send(p));
+                    }
                     self.schedule_tx(now, random, &mut out);
                 }
                 Some(at) => out.push(Output::ArmTx(at)),
@@ -322,6 +372,10 @@ impl Session {
         }
         if p.your_discr != 0 && p.your_discr != self.local_discr {
             out.push(Output::Discarded(Discard::YourDiscrMismatch));
+            return;
+        }
+        if let Err(e) = self.authenticate(&p, now) {
+            out.push(Output::Discarded(Discard::Auth(e)));
             return;
         }
         if p.your_discr == 0 && self.state == BfdState::Up {
@@ -371,7 +425,8 @@ impl Session {
         }
         if p.poll {
             // Answer at once with F, regardless of the transmit timer (§6.8.6).
-            out.push(Output::Send(self.packet(true)));
+            let p = self.emit(true);
+            out.push(Output::Send(p));
         }
         if next.is_some() {
             self.after_change(now, random, out);
@@ -381,6 +436,28 @@ impl Session {
             self.detect_at = Some(at);
             out.push(Output::ArmDetect(at));
         }
+    }
+
+    /// §6.8.6: an A bit without authentication in use, or none with it, discards; else
+    /// the digest and the sequence number window (§6.7.3/§6.7.4) decide. Only a packet
+    /// that passes moves bfd.RcvAuthSeq.
+    fn authenticate(&mut self, p: &ControlPacket, now: Duration) -> Result<(), AuthError> {
+        let Some(key) = &self.auth else {
+            return match p.auth {
+                Some(_) => Err(AuthError::Unexpected),
+                None => Ok(()),
+            };
+        };
+        let seq = auth::verify(p, key)?;
+        if let Some((last, until)) = self.rcv_seq
+            && now <= until
+            && !auth::seq_acceptable(key.auth_type(), last, seq, p.detect_mult)
+        {
+            return Err(AuthError::Sequence { got: seq, last });
+        }
+        let detection = self.rx_in_use.max(us(p.desired_min_tx_us)) * u32::from(p.detect_mult);
+        self.rcv_seq = Some((seq, now + detection * 2));
+        Ok(())
     }
 
     fn on_detect_expired(&mut self, now: Duration, random: u32, out: &mut Vec<Output>) {
@@ -416,7 +493,10 @@ impl Session {
         if !self.started {
             return;
         }
-        out.push(Output::Send(self.packet(false)));
+        {
+            let p = self.emit(false);
+            out.push(Output::Send(p));
+        }
         self.reschedule_if_sooner(now, random, out);
     }
 
@@ -486,7 +566,19 @@ impl Session {
         }
     }
 
-    /// The packet to send now (§6.8.7). `final_`: answer a Poll (never with P as well).
+    /// The packet to send, authenticated when a key is set: bfd.XmitAuthSeq grows by one
+    /// per packet, which the meticulous types require and the keyed ones allow (§6.7.3).
+    fn emit(&mut self, final_: bool) -> ControlPacket {
+        let mut p = self.packet(final_);
+        if let Some(key) = &self.auth {
+            self.xmit_seq = self.xmit_seq.wrapping_add(1);
+            auth::sign(&mut p, key, self.xmit_seq);
+        }
+        p
+    }
+
+    /// The packet to send now (§6.8.7), without authentication. `final_`: answer a Poll
+    /// (never with P as well).
     pub fn packet(&self, final_: bool) -> ControlPacket {
         ControlPacket {
             diag: self.local_diag,

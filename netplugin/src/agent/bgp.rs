@@ -42,6 +42,33 @@ impl BgpSecrets {
     /// Reads the password of secret `name` (a name the model validated: no `/`, no
     /// `..`). A file that every user may read is refused.
     pub fn md5(&self, name: &str) -> Result<Md5Password, SecretError> {
+        let (path, text) = self.read(name)?;
+        let password = text.strip_suffix('\n').unwrap_or(&text);
+        let password = password.strip_suffix('\r').unwrap_or(password);
+        Md5Password::new(password).map_err(|e| SecretError::BadPassword {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Reads the BFD authentication key of secret `name` (a `bfd-auth` `secret-ref`):
+    /// the file's bytes, one trailing newline ignored; the same rules as [`Self::md5`].
+    pub fn bfd_key(&self, name: &str) -> Result<Vec<u8>, SecretError> {
+        let (path, text) = self.read(name)?;
+        let key = text.strip_suffix('\n').unwrap_or(&text);
+        let key = key.strip_suffix('\r').unwrap_or(key);
+        if key.is_empty() {
+            return Err(SecretError::BadPassword {
+                path,
+                reason: "the BFD authentication key is empty".into(),
+            });
+        }
+        Ok(key.as_bytes().to_vec())
+    }
+
+    /// The path shown in messages and the text of secret file `name`, refused when
+    /// missing, unreadable or readable by every user.
+    fn read(&self, name: &str) -> Result<(String, String), SecretError> {
         use std::os::unix::fs::PermissionsExt;
         let path = self.dir.join(name);
         let shown = path.display().to_string();
@@ -65,19 +92,15 @@ impl BgpSecrets {
             path: shown.clone(),
             reason: e.to_string(),
         })?;
-        let password = text.strip_suffix('\n').unwrap_or(&text);
-        let password = password.strip_suffix('\r').unwrap_or(password);
-        Md5Password::new(password).map_err(|e| SecretError::BadPassword {
-            path: shown,
-            reason: e.to_string(),
-        })
+        Ok((shown, text))
     }
 }
 
 impl BgpPlan {
     /// The plan with every `password-ref` resolved to its password from `secrets`.
     pub fn with_secrets(self, secrets: &BgpSecrets) -> Result<BgpPlan, PlanError> {
-        self.with_passwords(|name| secrets.md5(name))
+        self.with_passwords(|name| secrets.md5(name))?
+            .with_bfd_keys(|name| secrets.bfd_key(name))
     }
 }
 
@@ -278,6 +301,7 @@ impl SpeakerHost {
                 let mut p = PeerConfig::new(*addr, n.asn);
                 p.description = format!("ToR {addr}");
                 p.bfd = n.bfd;
+                p.bfd_auth = n.bfd_auth.clone();
                 if let Some(pw) = &n.md5 {
                     p = p.with_md5_password(pw.clone());
                 }
@@ -423,6 +447,8 @@ mod tests {
                     bfd: None,
                     password_ref: None,
                     md5: None,
+                    bfd_auth_ref: None,
+                    bfd_auth: None,
                 }
             )])
         );
@@ -487,6 +513,8 @@ mod tests {
                 bfd: None,
                 password_ref: None,
                 md5: None,
+                bfd_auth_ref: None,
+                bfd_auth: None,
             },
         );
         assert!(!p.needs_restart(&q));
@@ -633,6 +661,52 @@ mod tests {
             p.neighbors[&"10.1.2.254".parse::<IpAddr>().unwrap()],
             q.neighbors[&"10.1.2.254".parse::<IpAddr>().unwrap()]
         );
+    }
+
+    #[test]
+    fn bfd_auth_reads_its_key_from_the_secrets_dir_with_the_same_rules() {
+        use bgp_speaker::bfd::AuthType;
+        let b = bgp(serde_json::json!({
+            "hostname": "h", "routerip": "10.1.1.1/24", "as": "65101", "bfd": true,
+            "bfd-auth": {"secret-ref": "tor-bfd", "type": "keyed-sha1", "key-id": 4},
+            "neighbors": [{"address": "10.1.1.254", "as": "65001"}]
+        }));
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = BgpSecrets::new(dir.path());
+        let tor = "10.1.1.254".parse::<IpAddr>().unwrap();
+        let bfd_problem = |b: &contiv_model::Bgp| match plan_with(b, &secrets) {
+            Err(PlanError::BfdSecret {
+                problem,
+                name,
+                neighbor,
+            }) => {
+                assert_eq!((name.as_str(), neighbor), ("tor-bfd", tor));
+                problem
+            }
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(bfd_problem(&b), SecretError::Missing { .. }));
+        write_secret(dir.path(), "tor-bfd", "bfd-s3cret\n", 0o644);
+        assert!(matches!(
+            bfd_problem(&b),
+            SecretError::WorldReadable { mode: 0o644, .. }
+        ));
+        write_secret(dir.path(), "tor-bfd", "\n", 0o600);
+        assert!(matches!(bfd_problem(&b), SecretError::BadPassword { .. }));
+        write_secret(dir.path(), "tor-bfd", &"x".repeat(21), 0o600);
+        assert!(matches!(bfd_problem(&b), SecretError::BadPassword { .. }));
+        write_secret(dir.path(), "tor-bfd", "bfd-s3cret\n", 0o600);
+        let p = plan_with(&b, &secrets).unwrap();
+        let key = p.neighbors[&tor].bfd_auth.as_ref().expect("a key");
+        assert_eq!((key.auth_type(), key.key_id()), (AuthType::KeyedSha1, 4));
+        assert_eq!(
+            key,
+            &bgp_speaker::bfd::AuthKey::new(AuthType::KeyedSha1, 4, b"bfd-s3cret".to_vec())
+                .unwrap()
+        );
+        // Neither the plan nor the object prints the key.
+        assert!(!format!("{p:?}").contains("s3cret"));
+        assert!(!serde_json::to_string(&b).unwrap().contains("s3cret"));
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub struct PlanNeighbor {
     pub password_ref: Option<String>,
     /// That password (RFC 2385), once read ([`BgpPlan::with_secrets`]).
     pub md5: Option<Md5Password>,
+    /// BFD authentication as the object asks for it (the secret's name, type, key id).
+    pub bfd_auth_ref: Option<contiv_model::BgpBfdAuth>,
+    /// Its key, once read ([`BgpPlan::with_bfd_keys`]); `Debug` hides the secret.
+    pub bfd_auth: Option<bgp_speaker::bfd::AuthKey>,
 }
 
 impl BgpPlan {
@@ -78,12 +82,19 @@ pub enum PlanError {
         name: String,
         problem: SecretError,
     },
+    /// The BFD authentication key a neighbor refers to is not usable on this host.
+    #[error("neighbor {neighbor}: bfd-auth secret-ref {name:?}: {problem}")]
+    BfdSecret {
+        neighbor: IpAddr,
+        name: String,
+        problem: SecretError,
+    },
 }
 
 /// What is wrong with a secret file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
-    #[error("{path} does not exist: put the TCP MD5 password there (mode 0600, owned by root)")]
+    #[error("{path} does not exist: put the secret there (mode 0600, owned by root)")]
     Missing { path: String },
     #[error("cannot read {path}: {reason}")]
     Unreadable { path: String, reason: String },
@@ -129,6 +140,42 @@ impl BgpPlan {
     }
 }
 
+impl BgpPlan {
+    /// The plan with every `bfd-auth` resolved to its key: `read` gives the secret's
+    /// bytes; an empty one, or one longer than the type's digest, is refused.
+    pub fn with_bfd_keys(
+        mut self,
+        read: impl Fn(&str) -> Result<Vec<u8>, SecretError>,
+    ) -> Result<BgpPlan, PlanError> {
+        use bgp_speaker::bfd::{AuthKey, AuthType};
+        for (addr, n) in self.neighbors.iter_mut() {
+            let Some(a) = &n.bfd_auth_ref else {
+                continue;
+            };
+            let problem = |problem| PlanError::BfdSecret {
+                neighbor: *addr,
+                name: a.secret_ref.clone(),
+                problem,
+            };
+            let secret = read(&a.secret_ref).map_err(problem)?;
+            let auth_type = match a.auth_type {
+                contiv_model::BfdAuthType::KeyedMd5 => AuthType::KeyedMd5,
+                contiv_model::BfdAuthType::MeticulousKeyedMd5 => AuthType::MeticulousKeyedMd5,
+                contiv_model::BfdAuthType::KeyedSha1 => AuthType::KeyedSha1,
+                contiv_model::BfdAuthType::MeticulousKeyedSha1 => AuthType::MeticulousKeyedSha1,
+            };
+            let key = AuthKey::new(auth_type, a.key_id, secret).map_err(|e| {
+                problem(SecretError::BadPassword {
+                    path: a.secret_ref.clone(),
+                    reason: e.to_string(),
+                })
+            })?;
+            n.bfd_auth = Some(key);
+        }
+        Ok(self)
+    }
+}
+
 /// The plan of a parsed `Bgp` object (passwords not read yet).
 pub fn plan_of(spec: &BgpSpec) -> BgpPlan {
     let bfd = bfd_config(spec.bfd_timers);
@@ -143,6 +190,8 @@ pub fn plan_of(spec: &BgpSpec) -> BgpPlan {
                     bfd: n.bfd.then_some(bfd),
                     password_ref: n.password_ref.clone(),
                     md5: None,
+                    bfd_auth_ref: n.bfd_auth.clone(),
+                    bfd_auth: None,
                 },
             )
         })

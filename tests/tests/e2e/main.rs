@@ -6,6 +6,7 @@
 //! Run one group with a filter: `cargo nextest run -p contiv-tests -E 'test(/^routing_fabrics::/)'`
 //! or plainly `cargo nextest run -p contiv-tests routing_fabrics::`.
 
+mod bfd_auth_bird;
 mod bgp_addpath;
 mod bgp_addpath_send;
 mod bgp_bfd_frr;

@@ -7,6 +7,8 @@
 //! - A wrong password: the plan builds (no error) but the session never comes up.
 //! - The right password (mode 0600): the session is Established on both sides and netctl
 //!   shows it.
+//!
+//! Also `bfd-auth`'s key, read from the same directory under the same rules.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -145,4 +147,94 @@ fn password_ref_gives_the_session_its_md5_password() {
     );
     // The password never reaches the log.
     assert!(!p1.log_tail().contains(PASSWORD));
+}
+
+/// A `Bgp` object's `bfd-auth` end to end: host1's netplugin reads the BFD key from the
+/// file `secret-ref` names in its `--bgp-secrets-dir`, with the rules of `password-ref`.
+/// (Authenticated BFD itself is tested against BIRD, `bfd_auth_bird.rs`: FRR's bfdd has
+/// no authentication, so tor1 runs BGP only here.)
+///
+/// - No key file: `bgpError` names the neighbor, `bfd-auth` and the missing file; no
+///   session.
+/// - A world-readable key file: refused, with the mode in `bgpError`.
+/// - Mode 0600: the object is in effect and BGP comes up; the key is in neither the
+///   object nor netplugin's log.
+#[test]
+fn bfd_auth_key_comes_from_the_secrets_dir() {
+    if !require_root("bfd_auth_key_comes_from_the_secrets_dir") {
+        return;
+    }
+    const KEY: &str = "bfd-key-s3cret";
+    let lab = deploy("quickstart", "bfdkey");
+    let tmp = tempfile::tempdir().unwrap();
+    let secrets = tmp.path().join("bgp-secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    let secret = secrets.join("tor-bfd");
+
+    let nm = Netmaster::start();
+    nm.ok("netctl global set --fwd-mode routing");
+    nm.ok(
+        "netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor=10.1.1.0 \
+         --neighbor-as=65001 --bfd --bfd-auth-ref tor-bfd --bfd-auth-type keyed-sha1 \
+         --bfd-auth-key-id 3",
+    );
+    let secrets_arg = secrets.display().to_string();
+    let p1 = Netplugin::start_with_args(
+        &lab,
+        "host1",
+        &nm,
+        tmp.path(),
+        &["--bgp-secrets-dir", &secrets_arg],
+    );
+
+    let err = wait_for(
+        "host1 reports the missing BFD key",
+        LONG,
+        || {
+            host1_report(&nm)["bgpError"]
+                .as_str()
+                .filter(|e| e.contains("does not exist"))
+                .map(String::from)
+        },
+        || format!("{}\n{}", host1_report(&nm), p1.log_tail()),
+    );
+    assert!(
+        err.contains("bfd-auth")
+            && err.contains(&secret.display().to_string())
+            && err.contains("10.1.1.0"),
+        "{err}"
+    );
+    assert_ne!(frr_state(&lab, "tor1", "10.1.1.1"), "Established");
+
+    std::fs::write(&secret, format!("{KEY}\n")).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    wait_for(
+        "host1 reports the world-readable BFD key",
+        LONG,
+        || {
+            host1_report(&nm)["bgpError"]
+                .as_str()
+                .filter(|e| e.contains("readable by every user"))
+                .map(String::from)
+        },
+        || format!("{}\n{}", host1_report(&nm), p1.log_tail()),
+    );
+
+    write_secret(&secret, KEY);
+    wait_for(
+        "host1's Bgp object in effect and the session established",
+        LONG,
+        || {
+            (host1_report(&nm).get("bgpError").is_none()
+                && nm
+                    .ok("netctl bgp inspect host1")
+                    .contains("\"neighborStatus\": \"established\""))
+            .then_some(())
+        },
+        || format!("{}\n{}", nm.ok("netctl bgp inspect host1"), p1.log_tail()),
+    );
+    let inspect = nm.ok("netctl bgp inspect host1");
+    assert!(inspect.contains("\"secret-ref\": \"tor-bfd\""), "{inspect}");
+    assert!(!inspect.contains(KEY));
+    assert!(!p1.log_tail().contains(KEY));
 }

@@ -222,3 +222,49 @@ async fn ttl_255_only() {
     );
     assert_eq!(a.status(B, A).unwrap().remote_discr, 99);
 }
+
+fn key(t: AuthType, secret: &[u8]) -> AuthKey {
+    AuthKey::new(t, 3, secret.to_vec()).unwrap()
+}
+
+/// Authenticated sessions over loopback: the same key comes Up (and the status says
+/// which type); a wrong key on one side keeps both Down and counts failures.
+#[tokio::test]
+async fn authenticated_sessions() {
+    let port = free_port();
+    let a = on(A, port);
+    let b = on(B, port);
+    let t = AuthType::MeticulousKeyedSha1;
+    a.add_with_auth(B, A, fast(), Some(key(t, b"right")))
+        .unwrap();
+    b.add_with_auth(A, B, fast(), Some(key(t, b"right")))
+        .unwrap();
+    let s = wait_state(&a, (B, A), BfdState::Up).await;
+    assert_eq!(s.auth, Some(t));
+    wait_state(&b, (A, B), BfdState::Up).await;
+    // b changes to a key a does not have: a stops accepting b's packets and times out.
+    let mut a_events = a.subscribe();
+    b.add_with_auth(A, B, fast(), Some(key(t, b"wrong")))
+        .unwrap();
+    let e = next_event(&mut a_events, BfdState::Down).await;
+    assert_eq!(e.diag, Diag::ControlDetectionTimeExpired);
+    let mut w = a.watch();
+    tokio::time::timeout(
+        PATIENCE,
+        w.wait_for(|m| m.get(&(B, A)).is_some_and(|s| s.auth_failures > 0)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // Unauthenticated packets are refused by an authenticated session too.
+    b.add_with_auth(A, B, fast(), None).unwrap();
+    let before = a.status(B, A).unwrap().auth_failures;
+    tokio::time::timeout(
+        PATIENCE,
+        w.wait_for(|m| m.get(&(B, A)).is_some_and(|s| s.auth_failures > before + 2)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_ne!(a.status(B, A).unwrap().state, BfdState::Up);
+}

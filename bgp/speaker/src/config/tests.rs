@@ -799,3 +799,56 @@ fn diff_global_families_reach_neighbors_that_follow_them() {
     // apply the change (see `NeighborField::needs_reset`).
     assert!(d.resets().is_empty());
 }
+
+#[test]
+fn bfd_auth_reads_its_key_from_a_file() {
+    use crate::bfd::AuthType;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tor.bfd"), "bfd-key\n").unwrap();
+    std::fs::write(dir.path().join("long.bfd"), "x".repeat(21)).unwrap();
+    let file = dir.path().join("bgpd.toml");
+    let base = "[global]\nasn = 1\nrouter_id = \"10.0.0.1\"\n\
+                [[neighbors]]\naddress = \"10.0.0.2\"\npeer_asn = 2\n";
+    let load = |extra: &str| {
+        std::fs::write(&file, format!("{base}{extra}")).unwrap();
+        Config::load(&file)
+    };
+    let c = load("bfd = true\nbfd_auth = { secret_file = \"tor.bfd\" }\n").unwrap();
+    let k = c.neighbors[0].bfd_auth.clone().expect("a key");
+    assert_eq!(
+        (k.auth_type(), k.key_id()),
+        (AuthType::MeticulousKeyedSha1, 1)
+    );
+    assert_eq!(
+        k,
+        crate::bfd::AuthKey::new(AuthType::MeticulousKeyedSha1, 1, b"bfd-key".to_vec()).unwrap()
+    );
+    assert!(!format!("{c:?}").contains("bfd-key"), "Debug shows the key");
+    let c = load(
+        "bfd = true\nbfd_auth = { type = \"keyed-md5\", key_id = 9, secret_file = \"tor.bfd\" }\n",
+    )
+    .unwrap();
+    let k = c.neighbors[0].bfd_auth.clone().unwrap();
+    assert_eq!((k.auth_type(), k.key_id()), (AuthType::KeyedMd5, 9));
+    for (extra, want) in [
+        (
+            "bfd_auth = { secret_file = \"tor.bfd\" }\n",
+            "bfd_auth: only with bfd = true",
+        ),
+        (
+            "bfd = true\nbfd_auth = { type = \"simple\", secret_file = \"tor.bfd\" }\n",
+            "bfd_auth.type: unknown BFD authentication type",
+        ),
+        (
+            "bfd = true\nbfd_auth = { secret_file = \"missing.bfd\" }\n",
+            "bfd_auth.secret_file: reading",
+        ),
+        (
+            "bfd = true\nbfd_auth = { secret_file = \"long.bfd\" }\n",
+            "bfd_auth.secret_file: the BFD authentication secret is 21 bytes",
+        ),
+    ] {
+        let e = load(extra).unwrap_err().to_string();
+        assert!(e.contains(want), "{extra}: {e}");
+    }
+}

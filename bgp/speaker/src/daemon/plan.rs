@@ -163,6 +163,7 @@ pub fn peer_config(c: &Config, n: &Neighbor) -> PeerConfig {
                 detect_mult: n.bfd_multiplier,
             }
         }),
+        bfd_auth: n.bfd.then(|| n.bfd_auth.clone()).flatten(),
     }
 }
 /// The settings of a valid configuration that this speaker does not run, one sentence

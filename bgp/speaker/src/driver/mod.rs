@@ -154,6 +154,9 @@ pub struct PeerConfig {
     /// BFD session that was Up going Down (not by the peer's AdminDown) ends the BGP
     /// session at once as a lost connection. `None` in [`PeerConfig::new`].
     pub bfd: Option<crate::bfd::BfdConfig>,
+    /// BFD authentication with this neighbor (RFC 5880 §6.7; `None`: none, as in
+    /// [`PeerConfig::new`]). Only used with [`PeerConfig::bfd`].
+    pub bfd_auth: Option<crate::bfd::AuthKey>,
 }
 
 impl PeerConfig {
@@ -177,6 +180,7 @@ impl PeerConfig {
             add_path_receive: true,
             add_path_send: false,
             bfd: None,
+            bfd_auth: None,
         }
     }
 

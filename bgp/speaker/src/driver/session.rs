@@ -568,7 +568,7 @@ impl Session {
                 // session's local address; a BFD session that never comes Up does not
                 // hold BGP back.
                 if let (Some(b), Some(cfg), Some(c)) = (&self.bfd, self.p.bfd, l.conn.as_ref()) {
-                    let started = b.session(addr, c.local, cfg);
+                    let started = b.session(addr, c.local, cfg, self.p.bfd_auth.clone());
                     let st = match &started {
                         Ok(_) => "down".to_string(),
                         Err(e) => format!("error: {e}"),

@@ -16,12 +16,12 @@ const MUST: Duration = Duration::from_secs(20);
 const MUST_NOT: Duration = Duration::from_secs(3);
 
 /// Deletes the namespaces it created when dropped.
-struct Netns {
-    names: Vec<String>,
+pub(crate) struct Netns {
+    pub(crate) names: Vec<String>,
 }
 
 impl Netns {
-    fn name(&self, i: usize) -> &str {
+    pub(crate) fn name(&self, i: usize) -> &str {
         &self.names[i]
     }
 }
@@ -34,7 +34,7 @@ impl Drop for Netns {
     }
 }
 
-fn ip(args: &[&str]) {
+pub(crate) fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("running ip");
     assert!(
         out.status.success(),
@@ -96,7 +96,7 @@ fn topology() -> Netns {
 }
 
 /// Runs `f` on a thread that has entered namespace `ns`, with its own tokio runtime.
-fn in_netns<T: Send + 'static>(
+pub(crate) fn in_netns<T: Send + 'static>(
     ns: &str,
     f: impl AsyncFnOnce() -> T + Send + 'static,
 ) -> std::thread::JoinHandle<T> {

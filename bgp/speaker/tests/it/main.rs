@@ -2,6 +2,7 @@
 //! one per file.
 
 mod bfd_coupling;
+mod bfd_ingress_netns;
 mod collision;
 mod common;
 mod dynamic;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::bfd::auth::{AuthKey, AuthType, sign};
 
 const LOCAL: u32 = 0x1111;
 const PEER: u32 = 0x7777;
@@ -179,7 +180,7 @@ fn reception_checks_table() {
                 }),
                 ..base.clone()
             },
-            Discard::AuthUnsupported,
+            Discard::Auth(AuthError::Unexpected),
         ),
     ];
     for (p, why) in cases {
@@ -636,4 +637,213 @@ fn an_up_session_ignores_packets_that_do_not_name_it() {
     assert!(changes(&out).is_empty());
     let out = rx(&mut s, from_peer(BfdState::Down, LOCAL), ms(1100));
     assert_eq!(changes(&out)[0].1, BfdState::Down, "{out:?}");
+}
+
+fn sha1_key(t: AuthType, secret: &[u8]) -> AuthKey {
+    AuthKey::new(t, 1, secret.to_vec()).unwrap()
+}
+
+/// Two sessions wired back to back: every packet one sends the other receives at the same
+/// instant; runs until both are Up or `rounds` timer rounds passed.
+fn handshake(a: &mut Session, b: &mut Session, rounds: u64) -> bool {
+    let mut now = Duration::ZERO;
+    let mut to_b: Vec<ControlPacket> = sent(&a.process(Input::Start, now, 0))
+        .into_iter()
+        .cloned()
+        .collect();
+    let mut to_a: Vec<ControlPacket> = sent(&b.process(Input::Start, now, 0))
+        .into_iter()
+        .cloned()
+        .collect();
+    for _ in 0..rounds {
+        now += ms(100);
+        while !to_a.is_empty() || !to_b.is_empty() {
+            for p in std::mem::take(&mut to_b) {
+                to_a.extend(
+                    sent(&b.process(Input::Received(p), now, 0))
+                        .into_iter()
+                        .cloned(),
+                );
+            }
+            for p in std::mem::take(&mut to_a) {
+                to_b.extend(
+                    sent(&a.process(Input::Received(p), now, 0))
+                        .into_iter()
+                        .cloned(),
+                );
+            }
+        }
+        if a.state() == BfdState::Up && b.state() == BfdState::Up {
+            return true;
+        }
+        now += SLOW_TX_INTERVAL;
+        to_b.extend(
+            sent(&a.process(Input::TxTimer, now, 0))
+                .into_iter()
+                .cloned(),
+        );
+        to_a.extend(
+            sent(&b.process(Input::TxTimer, now, 0))
+                .into_iter()
+                .cloned(),
+        );
+    }
+    false
+}
+
+#[test]
+fn authenticated_sessions_come_up_with_the_same_key_only() {
+    for t in AuthType::ALL {
+        let mut a = Session::new(LOCAL, BfdConfig::default())
+            .unwrap()
+            .with_auth(Some(sha1_key(t, b"k1")), 1000);
+        let mut b = Session::new(PEER, BfdConfig::default())
+            .unwrap()
+            .with_auth(Some(sha1_key(t, b"k1")), u32::MAX - 2);
+        assert!(handshake(&mut a, &mut b, 5), "{t}: same key, not Up");
+        // Every packet carries the section, and the sequence numbers grow.
+        let p1 = a.process(Input::TxTimer, ms(100_000), 0);
+        let p2 = a.process(Input::TxTimer, ms(200_000), 0);
+        let seq = |o: &[Output]| {
+            let p = sent(o)[0];
+            let d = &p.auth.as_ref().expect("authenticated").data;
+            u32::from_be_bytes([d[2], d[3], d[4], d[5]])
+        };
+        assert_eq!(seq(&p2), seq(&p1).wrapping_add(1));
+
+        let mut a = Session::new(LOCAL, BfdConfig::default())
+            .unwrap()
+            .with_auth(Some(sha1_key(t, b"k1")), 1);
+        let mut b = Session::new(PEER, BfdConfig::default())
+            .unwrap()
+            .with_auth(Some(sha1_key(t, b"k2")), 1);
+        assert!(!handshake(&mut a, &mut b, 5), "{t}: different keys came Up");
+        assert_eq!(a.state(), BfdState::Down);
+        assert_eq!(b.state(), BfdState::Down);
+    }
+    // One side authenticates, the other does not: neither comes Up.
+    let mut a = Session::new(LOCAL, BfdConfig::default())
+        .unwrap()
+        .with_auth(Some(sha1_key(AuthType::KeyedSha1, b"k")), 1);
+    let mut b = Session::new(PEER, BfdConfig::default()).unwrap();
+    assert!(!handshake(&mut a, &mut b, 5));
+    assert_eq!((a.state(), b.state()), (BfdState::Down, BfdState::Down));
+}
+
+/// A session with a key, Up with the peer whose packets `peer_packet` signs.
+fn auth_up(t: AuthType) -> (Session, AuthKey) {
+    let key = sha1_key(t, b"secret");
+    let mut s = Session::new(LOCAL, BfdConfig::default())
+        .unwrap()
+        .with_auth(Some(key.clone()), 7);
+    s.process(Input::Start, Duration::ZERO, 0);
+    let mut p = from_peer(BfdState::Init, LOCAL);
+    sign(&mut p, &key, 100);
+    rx(&mut s, p, ms(10));
+    assert_eq!(s.state(), BfdState::Up);
+    (s, key)
+}
+
+#[test]
+fn authentication_reception_table() {
+    for t in [AuthType::KeyedSha1, AuthType::MeticulousKeyedSha1] {
+        let meticulous = t.meticulous();
+        let signed = |state, seq, key: &AuthKey| {
+            let mut p = from_peer(state, LOCAL);
+            sign(&mut p, key, seq);
+            p
+        };
+        let (_, key) = auth_up(t);
+        let wrong = sha1_key(t, b"Secret");
+        let other_id = AuthKey::new(t, 2, b"secret".to_vec()).unwrap();
+        // (packet, why it is discarded, or None when accepted). The last accepted
+        // sequence number is 100, detect mult 3: the window ends at 109.
+        let cases: Vec<(ControlPacket, Option<AuthError>)> = vec![
+            (from_peer(BfdState::Down, LOCAL), Some(AuthError::Missing)),
+            (signed(BfdState::Down, 101, &wrong), Some(AuthError::Digest)),
+            (
+                signed(BfdState::Down, 101, &other_id),
+                Some(AuthError::KeyId(2)),
+            ),
+            (
+                signed(BfdState::Down, 99, &key),
+                Some(AuthError::Sequence { got: 99, last: 100 }),
+            ),
+            (
+                signed(BfdState::Down, 110, &key),
+                Some(AuthError::Sequence {
+                    got: 110,
+                    last: 100,
+                }),
+            ),
+            (
+                signed(BfdState::Down, 100, &key),
+                meticulous.then_some(AuthError::Sequence {
+                    got: 100,
+                    last: 100,
+                }),
+            ),
+            (signed(BfdState::Down, 109, &key), None),
+        ];
+        for (p, why) in cases {
+            let (mut s, _) = auth_up(t);
+            let out = rx(&mut s, p, ms(20));
+            match why {
+                Some(e) => {
+                    assert_eq!(out, vec![Output::Discarded(Discard::Auth(e))], "{t}");
+                    assert_eq!(s.state(), BfdState::Up, "{t}: {e}");
+                }
+                None => assert_eq!(s.state(), BfdState::Down, "{t}: accepted"),
+            }
+        }
+    }
+}
+
+#[test]
+fn replay_is_refused_until_the_sequence_is_forgotten() {
+    let (mut s, key) = auth_up(AuthType::MeticulousKeyedSha1);
+    let mut up = from_peer(BfdState::Up, LOCAL);
+    sign(&mut up, &key, 101);
+    rx(&mut s, up.clone(), ms(20));
+    // A captured Down packet with an old number, replayed: refused.
+    let mut down = from_peer(BfdState::Down, LOCAL);
+    sign(&mut down, &key, 100);
+    let out = rx(&mut s, down.clone(), ms(30));
+    assert_eq!(
+        out,
+        vec![Output::Discarded(Discard::Auth(AuthError::Sequence {
+            got: 100,
+            last: 101
+        }))]
+    );
+    assert_eq!(s.state(), BfdState::Up);
+    // Two Detection Times (2 × 3 × 300 ms) with no packet: bfd.AuthSeqKnown is 0 again
+    // (§6.8.1), so any number is taken (the session is long Down by then).
+    let out = rx(&mut s, down, ms(20 + 1801));
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Discarded(_))),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn ingress_check() {
+    assert_eq!(check_ingress(&[4], Some(4)), Ok(()));
+    assert_eq!(check_ingress(&[3, 4], Some(3)), Ok(()));
+    assert_eq!(
+        check_ingress(&[4], Some(5)),
+        Err(Discard::WrongInterface { arrived: 5 })
+    );
+    assert_eq!(
+        check_ingress(&[4], None),
+        Err(Discard::WrongInterface { arrived: 0 })
+    );
+    assert_eq!(
+        check_ingress(&[], Some(4)),
+        Err(Discard::WrongInterface { arrived: 4 })
+    );
+    assert_eq!(
+        check_ingress(&[0], Some(0)),
+        Err(Discard::WrongInterface { arrived: 0 })
+    );
 }
