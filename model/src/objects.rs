@@ -330,7 +330,7 @@ pub struct Bgp {
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub accept_default: bool,
-    /// The most prefixes accepted from one neighbor (1..=10000000; 100000 when not
+    /// The most prefixes accepted from one neighbor (1..=10000000; 200000 when not
     /// given). Above it the session closes with Cease / Maximum Number of Prefixes
     /// Reached and comes back 60 s later.
     #[serde(rename = "max-prefix", default, skip_serializing_if = "Option::is_none")]
@@ -377,9 +377,10 @@ impl Bgp {
         self.bfd_multiplier.unwrap_or(Self::DEFAULT_BFD_MULTIPLIER)
     }
 
-    /// `max-prefix` when not given: far above the /32s of a per-endpoint fabric's
-    /// containers, low enough to bound the host's memory and kernel FIB.
-    pub const DEFAULT_MAX_PREFIX: u32 = 100_000;
+    /// `max-prefix` when not given: twice the 100 000 /32s the benchmark drives into one
+    /// host (far above a per-endpoint fabric's containers), a fifth of a full Internet
+    /// table (the classic leak), so the host's memory and kernel FIB stay bounded.
+    pub const DEFAULT_MAX_PREFIX: u32 = 200_000;
 
     /// The max-prefix limit (the default when not given).
     pub fn max_prefix(&self) -> u32 {

@@ -416,7 +416,7 @@ pub struct BgpCreate {
     /// Install a default route learned from the neighbors (refused without this).
     #[arg(long)]
     pub accept_default: bool,
-    /// The most prefixes accepted from one neighbor (default 100000); above it the
+    /// The most prefixes accepted from one neighbor (default 200000); above it the
     /// session closes (Cease) and comes back 60 s later.
     #[arg(long)]
     pub max_prefix: Option<u32>,

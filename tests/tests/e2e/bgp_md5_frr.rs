@@ -50,6 +50,8 @@ fn speaker_cfg(listen: Option<SocketAddr>) -> SpeakerConfig {
 /// session that must not come up sees several attempts.
 fn tor1(password: Option<&str>) -> PeerConfig {
     let mut p = PeerConfig::new("10.1.1.0".parse().unwrap(), 65001);
+    // GTSM, as the lab's ToRs expect from hosts.
+    p.transport.ttl = bgp_speaker::transport::TtlMode::Gtsm { hops: 0 };
     p.connect_retry = Duration::from_secs(1);
     p.transport.connect_timeout = Duration::from_secs(3);
     match password {
