@@ -86,7 +86,10 @@ impl GuardSpec {
                 );
             };
             if local_nets.iter().any(|l| l.addr() == a) {
-                return err("neighbor", format!("{a} is one of the host's own addresses"));
+                return err(
+                    "neighbor",
+                    format!("{a} is one of the host's own addresses"),
+                );
             }
             if !std::iter::once(&router_net)
                 .chain(&local_nets)

@@ -333,7 +333,11 @@ pub struct Bgp {
     /// The most prefixes accepted from one neighbor (1..=10000000; 200000 when not
     /// given). Above it the session closes with Cease / Maximum Number of Prefixes
     /// Reached and comes back 60 s later.
-    #[serde(rename = "max-prefix", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "max-prefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_prefix: Option<u32>,
     /// GTSM (RFC 5082) on the eBGP sessions: TTL 255 sent, less refused. On when not
     /// given; `false` for a neighbor that is not directly connected.

@@ -1199,7 +1199,9 @@ fn run_idle(
     let peers = idle_peers(&host_ns, &dir.join("idle-peers"), routes);
     // The idle routes are inside a network's subnet: the host's import policy installs
     // only what the intent names.
-    nm.ok("netctl net create idle-routes --subnet=40.0.0.0/8 --gateway=40.255.255.254 --pkt-tag=1999");
+    nm.ok(
+        "netctl net create idle-routes --subnet=40.0.0.0/8 --gateway=40.255.255.254 --pkt-tag=1999",
+    );
     // Each peer on a link of its own (the host's address there in --local-address); BIRD
     // without GTSM here.
     let mut bgp = format!(
@@ -1398,7 +1400,9 @@ fn run(cfg: &Cfg) -> Results {
     );
     // The bulk /32s of part 3 are inside a network's subnet: the host's import policy
     // installs only what the intent names.
-    nm.ok("netctl net create bulk-routes --subnet=30.0.0.0/8 --gateway=30.255.255.254 --pkt-tag=1002");
+    nm.ok(
+        "netctl net create bulk-routes --subnet=30.0.0.0/8 --gateway=30.255.255.254 --pkt-tag=1002",
+    );
     // 0. Idle, first: a fresh host, no endpoints (it leaves host1 without a Bgp object).
     let idle = run_idle(&lab, &nm, tmp.path(), cfg.idle_routes, cfg.idle_window);
     if cfg.only_idle {

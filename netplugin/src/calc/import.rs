@@ -35,7 +35,10 @@ impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Rejection::Default => {
-                write!(f, "default route not accepted (set accept-default on the Bgp object)")
+                write!(
+                    f,
+                    "default route not accepted (set accept-default on the Bgp object)"
+                )
             }
             Rejection::OwnPrefix(p) => write!(f, "overlaps the host's own prefix {p}"),
             Rejection::OutsideIntent => write!(
@@ -102,14 +105,9 @@ mod tests {
 
     fn filter() -> ImportFilter {
         ImportFilter {
-            allowed: [
-                "20.1.1.0/24",
-                "10.1.1.0/31",
-                "10.1.2.0/31",
-                "30.0.0.0/26",
-            ]
-            .map(net)
-            .into(),
+            allowed: ["20.1.1.0/24", "10.1.1.0/31", "10.1.2.0/31", "30.0.0.0/26"]
+                .map(net)
+                .into(),
             own_intent: ["10.1.1.0/31"].map(net).into(),
             own_kernel: ["10.1.1.0/31", "192.168.77.0/24", "127.0.0.0/8"]
                 .map(net)
@@ -121,7 +119,13 @@ mod tests {
     #[test]
     fn what_the_intent_names_is_accepted() {
         let f = filter();
-        for p in ["20.1.1.7/32", "20.1.1.0/24", "10.1.2.0/31", "30.0.0.0/26", "30.0.0.9/32"] {
+        for p in [
+            "20.1.1.7/32",
+            "20.1.1.0/24",
+            "10.1.2.0/31",
+            "30.0.0.0/26",
+            "30.0.0.9/32",
+        ] {
             assert_eq!(f.check(net(p)), Ok(()), "{p}");
         }
     }
@@ -140,7 +144,10 @@ mod tests {
             f.check(net("10.1.0.0/16")),
             Err(Rejection::OwnPrefix(net("10.1.1.0/31")))
         );
-        assert_eq!(f.check(net("10.1.1.0/31")), Err(Rejection::OwnPrefix(net("10.1.1.0/31"))));
+        assert_eq!(
+            f.check(net("10.1.1.0/31")),
+            Err(Rejection::OwnPrefix(net("10.1.1.0/31")))
+        );
         // Wider than a network's subnet, or elsewhere.
         assert_eq!(f.check(net("20.1.0.0/16")), Err(Rejection::OutsideIntent));
         assert_eq!(f.check(net("99.99.0.0/16")), Err(Rejection::OutsideIntent));

@@ -150,8 +150,7 @@ fn the_import_policy_follows_intent_and_the_hosts_own_prefixes() {
     // A new network: its subnet's route is installed, nothing else is touched (the
     // routes already learned are evaluated again; no new input from the speaker).
     let mut v = view(Some(plan(AdvertiseMode::PerEndpoint, 0)));
-    v.subnets
-        .insert("default:blue".into(), net("30.1.1.0/24"));
+    v.subnets.insert("default:blue".into(), net("30.1.1.0/24"));
     v.subnets
         .insert("default:mgmt-by-mistake".into(), net("192.168.77.0/24"));
     c.set_intent(v);

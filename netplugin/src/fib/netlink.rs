@@ -314,7 +314,8 @@ mod tests {
         assert_eq!(own_prefix(&m), None, "ours");
         m.header.protocol = RouteProtocol::Kernel;
         assert_eq!(own_prefix(&m), Some("192.168.77.0/24".parse().unwrap()));
-        m.attributes.retain(|a| !matches!(a, RouteAttribute::Table(_)));
+        m.attributes
+            .retain(|a| !matches!(a, RouteAttribute::Table(_)));
         m.attributes.push(RouteAttribute::Table(TABLE_LOCAL));
         assert_eq!(own_prefix(&m), None, "a unicast route of the local table");
         m.header.kind = RouteType::Local;

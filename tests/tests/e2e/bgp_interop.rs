@@ -67,8 +67,7 @@ fn host_speaker_with_frr_tors_advertises_learns_and_withdraws() {
             let s = Speaker::start(speaker_cfg(65201, "10.1.1.1".parse().unwrap()))
                 .await
                 .unwrap();
-            s.add_neighbor(tor("10.1.1.0", 65001))
-                .unwrap();
+            s.add_neighbor(tor("10.1.1.0", 65001)).unwrap();
             wait_established(&s, 1).await;
             // FRR sends a default route and the fabric's connected routes.
             let r = wait_routes(&s, "default and tor2's loopback", |r| {
@@ -140,10 +139,8 @@ fn dual_homed_host_learns_ecmp_from_frr_and_bird() {
             let s = Speaker::start(speaker_cfg(65201, "10.2.1.1".parse().unwrap()))
                 .await
                 .unwrap();
-            s.add_neighbor(tor("10.2.1.0", 65101))
-                .unwrap();
-            s.add_neighbor(tor("10.2.2.0", 65102))
-                .unwrap();
+            s.add_neighbor(tor("10.2.1.0", 65101)).unwrap();
+            s.add_neighbor(tor("10.2.2.0", 65102)).unwrap();
             wait_established(&s, 2).await;
             let r = wait_routes(&s, "default from both leaves", |r| {
                 r.get(&"0.0.0.0/0".parse().unwrap())

@@ -18,8 +18,7 @@ use std::time::Duration;
 use bgp_speaker::driver::{PeerConfig, Speaker, SpeakerConfig};
 use bgp_speaker::transport::TtlMode;
 use contiv_tests::cluster::{
-    ContainerNs, Netmaster, Netplugin, deploy, ip_route, node_exec, wait_for,
-    wait_netplugin_path,
+    ContainerNs, Netmaster, Netplugin, deploy, ip_route, node_exec, wait_for, wait_netplugin_path,
 };
 use contiv_tests::require_root;
 
@@ -28,9 +27,18 @@ const LONG: Duration = Duration::from_secs(60);
 /// The prefixes tor1 announces that host1 must refuse, and the reason it reports.
 const ATTACKS: &[(&str, &str)] = &[
     ("0.0.0.0/0", "default route not accepted"),
-    ("192.168.77.0/24", "overlaps the host's own prefix 192.168.77.0/24"),
-    ("192.168.0.0/16", "overlaps the host's own prefix 192.168.77.0/24"),
-    ("192.168.77.1/32", "overlaps the host's own prefix 192.168.77.0/24"),
+    (
+        "192.168.77.0/24",
+        "overlaps the host's own prefix 192.168.77.0/24",
+    ),
+    (
+        "192.168.0.0/16",
+        "overlaps the host's own prefix 192.168.77.0/24",
+    ),
+    (
+        "192.168.77.1/32",
+        "overlaps the host's own prefix 192.168.77.0/24",
+    ),
     ("10.1.0.0/16", "overlaps the host's own prefix 10.1.1.0/31"),
     ("99.99.0.0/16", "outside the fabric's intent"),
     ("20.0.0.0/8", "outside the fabric's intent"),
@@ -66,7 +74,7 @@ fn vtysh(lab: &containerlab::Lab, node: &str, lines: &[&str]) {
 
 /// host1's routes of netplugin (protocol 200), as `ip route` prints them.
 fn netplugin_routes(lab: &containerlab::Lab) -> String {
-    ip_route(lab, "host1", "show proto 200")
+    ip_route(lab, "host1", "proto 200")
 }
 
 fn has_route(routes: &str, prefix: &str) -> bool {
@@ -74,7 +82,9 @@ fn has_route(routes: &str, prefix: &str) -> bool {
         "0.0.0.0/0" => "default",
         p => p.strip_suffix("/32").unwrap_or(p),
     };
-    routes.lines().any(|l| l.split_whitespace().next() == Some(p))
+    routes
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(p))
 }
 
 #[test]
@@ -86,14 +96,19 @@ fn a_hostile_tors_routes_never_reach_the_hosts_kernel() {
     let tmp = tempfile::tempdir().unwrap();
     // host1's management network, on an interface of its own.
     for cmd in [
-        "ip link add mgmt0 type dummy",
+        "ip link add mgmt0 type veth peer name mgmt1",
         "ip addr add 192.168.77.1/24 dev mgmt0",
+        "ip link set mgmt1 up",
         "ip link set mgmt0 up",
     ] {
-        assert!(node_exec(&lab, "host1", cmd).status.success(), "{cmd}");
+        let o = node_exec(&lab, "host1", cmd);
+        assert!(o.status.success(), "{cmd}: {o:?}");
     }
-    let own_before = ip_route(&lab, "host1", "show proto kernel");
-    assert!(own_before.contains("192.168.77.0/24 dev mgmt0"), "{own_before}");
+    let own_before = ip_route(&lab, "host1", "proto kernel");
+    assert!(
+        own_before.contains("192.168.77.0/24 dev mgmt0"),
+        "{own_before}"
+    );
     assert!(own_before.contains("10.1.1.0/31 dev eth1"), "{own_before}");
     // tor1 turns hostile: static routes redistributed to everyone (on top of its
     // default-originate and connected routes).
@@ -119,7 +134,9 @@ fn a_hostile_tors_routes_never_reach_the_hosts_kernel() {
     let nm = Netmaster::start();
     nm.ok("netctl global set --fwd-mode routing");
     nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
-    let host1 = "netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0";
+    // max-prefix 20: above what tor1 sends at first (about 14 routes), below what it
+    // sends in the last part.
+    let host1 = "netctl bgp create host1 --router-ip=10.1.1.1/31 --as=65101 --neighbor-as=65001 --neighbor=10.1.1.0 --max-prefix=20";
     nm.ok(host1);
     nm.ok("netctl bgp create host2 --router-ip=10.1.2.1/31 --as=65102 --neighbor-as=65002 --neighbor=10.1.2.0");
     let p1 = Netplugin::start(&lab, "host1", &nm.url, tmp.path());
@@ -151,10 +168,14 @@ fn a_hostile_tors_routes_never_reach_the_hosts_kernel() {
     for p in ["10.255.0.1/32", "10.255.0.2/32", "10.0.0.0/31"] {
         assert!(seen.contains_key(p), "{p}: {seen:#?}");
     }
-    assert_eq!(ip_route(&lab, "host1", "show proto kernel"), own_before);
-    let mgmt = ip_route(&lab, "host1", "get 192.168.77.5");
+    assert_eq!(ip_route(&lab, "host1", "proto kernel"), own_before);
+    let get = |dst: &str| {
+        String::from_utf8_lossy(&node_exec(&lab, "host1", &format!("ip route get {dst}")).stdout)
+            .into_owned()
+    };
+    let mgmt = get("192.168.77.5");
     assert!(mgmt.contains("dev mgmt0"), "{mgmt}");
-    let link = ip_route(&lab, "host1", "get 10.1.1.0");
+    let link = get("10.1.1.0");
     assert!(link.contains("dev eth1") && !link.contains("via"), "{link}");
 
     // Asked for, the default is installed (without a session reset); nothing else
@@ -176,12 +197,20 @@ fn a_hostile_tors_routes_never_reach_the_hosts_kernel() {
     for (p, _) in &ATTACKS[1..] {
         assert!(!has_route(&routes, p), "{p} installed:\n{routes}");
     }
-    assert!(!rejected(&nm).contains_key("0.0.0.0/0"));
-    assert_eq!(flaps(&inspect(&nm, "host1")), before, "the session was reset");
+    wait_for(
+        "host1's report no longer lists the default as rejected",
+        LONG,
+        || (!rejected(&nm).contains_key("0.0.0.0/0")).then_some(()),
+        || format!("{:#?}", rejected(&nm)),
+    );
+    assert_eq!(
+        flaps(&inspect(&nm, "host1")),
+        before,
+        "the session was reset"
+    );
 
     // More prefixes than max-prefix, all inside the network's subnet (the import policy
     // would take them): the session closes and none is installed.
-    nm.ok(&format!("{host1} --accept-default --max-prefix=20"));
     let many: Vec<String> = (100..130)
         .map(|i| format!("ip route 20.1.1.{i}/32 Null0"))
         .collect();
@@ -190,29 +219,45 @@ fn a_hostile_tors_routes_never_reach_the_hosts_kernel() {
         "tor1",
         &many.iter().map(String::as_str).collect::<Vec<_>>(),
     );
+    let in_kernel = |routes: &str| -> Vec<String> {
+        (100..130)
+            .map(|i| format!("20.1.1.{i}/32"))
+            .filter(|p| has_route(routes, p))
+            .collect()
+    };
     wait_for(
         "host1's session with tor1 closed for max-prefix",
         LONG,
         || {
+            // Meanwhile, never one of the routes over the limit in the kernel.
+            let routes = netplugin_routes(&lab);
+            assert_eq!(in_kernel(&routes), Vec::<String>::new(), "{routes}");
             let v = inspect(&nm, "host1");
             let n = &v["Oper"]["neighbors"][0];
-            // The speaker's "max-prefix exceeded", or the Cease it sent ("maximum
-            // number of prefixes reached").
             (n["lastError"]
                 .as_str()
-                .is_some_and(|e| e.to_lowercase().contains("prefix"))
+                .is_some_and(|e| e.contains("max-prefix exceeded"))
                 && n["state"] != "established")
                 .then_some(())
         },
-        || format!("{:#}\n{}", inspect(&nm, "host1"), p1.log_tail()),
+        || {
+            format!(
+                "{:#}\n{}\ntor1:\n{}",
+                inspect(&nm, "host1"),
+                p1.log_tail(),
+                String::from_utf8_lossy(
+                    &node_exec(
+                        &lab,
+                        "tor1",
+                        "vtysh -c 'show bgp summary' -c 'show bgp neighbors 10.1.1.1'"
+                    )
+                    .stdout
+                )
+            )
+        },
     );
     let routes = netplugin_routes(&lab);
-    for i in 100..130 {
-        assert!(
-            !has_route(&routes, &format!("20.1.1.{i}/32")),
-            "20.1.1.{i} installed:\n{routes}"
-        );
-    }
+    assert_eq!(in_kernel(&routes), Vec::<String>::new(), "{routes}");
     // tor1's routes went with the session (its default among them).
     assert!(!has_route(&routes, "0.0.0.0/0"), "{routes}");
     drop(p2);

@@ -846,7 +846,9 @@ async fn routes_over_the_max_prefix_limit_are_never_published() {
         ),
         _permit: permits.clone().try_acquire_owned().unwrap(),
     };
-    table.send(announce(&["20.1.1.1/32", "20.1.1.2/32"])).unwrap();
+    table
+        .send(announce(&["20.1.1.1/32", "20.1.1.2/32"]))
+        .unwrap();
     settle(&table).await;
     assert_eq!(routes.borrow_and_update().len(), 2);
     // Three more in one UPDATE: over the limit. The session is told to close with
