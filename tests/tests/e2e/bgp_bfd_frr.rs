@@ -85,8 +85,6 @@ fn bfd_with_frr_ends_bgp_on_silent_link_failure() {
         runtime().block_on(async {
             let s = Speaker::start(speaker_cfg()).await.unwrap();
             let mut p = PeerConfig::new(tor1, 65001);
-            // GTSM, as the lab's ToRs expect from hosts.
-            p.transport.ttl = bgp_speaker::transport::TtlMode::Gtsm { hops: 0 };
             p.hold_time = 90;
             p.keepalive = 30;
             p.connect_retry = Duration::from_secs(1);

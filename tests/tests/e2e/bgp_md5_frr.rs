@@ -235,6 +235,8 @@ fn frr_connecting_to_our_listener_with_md5() {
             "neighbor 10.1.1.1 remote-as 65201",
             "neighbor 10.1.1.1 timers 3 9",
             "neighbor 10.1.1.1 timers connect 1",
+            // GTSM, as the host side (`tor1`) expects.
+            "neighbor 10.1.1.1 ttl-security hops 1",
             &format!("neighbor 10.1.1.1 password {PASSWORD}"),
         ],
     );
