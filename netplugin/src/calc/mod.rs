@@ -458,7 +458,7 @@ impl Calc {
     fn rejection(&self, p: IpNet) -> Option<import::Rejection> {
         if self.local.contains_key(&p)
             || self.direct.contains_key(&p)
-            || !self.learned.get(&p).is_some_and(|nh| !nh.is_empty())
+            || self.learned.get(&p).is_none_or(|nh| nh.is_empty())
         {
             return None;
         }

@@ -245,7 +245,7 @@ enum Step {
     Up(String, Endpoint),
     Down(String),
     Learned(Arc<Routes>),
-    Intent(IntentView),
+    Intent(Box<IntentView>),
 }
 
 fn apply(c: &mut Calc, s: &Step) {
@@ -253,7 +253,7 @@ fn apply(c: &mut Calc, s: &Step) {
         Step::Up(k, e) => c.endpoint_up(k, e.clone()),
         Step::Down(k) => c.endpoint_down(k),
         Step::Learned(l) => c.set_learned(l.clone()),
-        Step::Intent(v) => c.set_intent(v.clone()),
+        Step::Intent(v) => c.set_intent((**v).clone()),
     }
 }
 
@@ -295,7 +295,7 @@ fn random_step(r: &mut Rng) -> Step {
             }
             Step::Learned(Arc::new(t))
         }
-        _ => Step::Intent(match r.below(4) {
+        _ => Step::Intent(Box::new(match r.below(4) {
             0 => view(None),
             1 => view(Some(plan(AdvertiseMode::PerEndpoint, 0))),
             2 => view(Some(plan(
@@ -303,7 +303,7 @@ fn random_step(r: &mut Rng) -> Step {
                 0,
             ))),
             _ => view(Some(plan(AdvertiseMode::NetworkSubnets, 0))),
-        }),
+        })),
     }
 }
 
