@@ -31,6 +31,88 @@ pub struct BgpSpec {
     /// Large communities `GLOBAL:LOCAL1:LOCAL2`.
     pub large_communities: Vec<(u32, u32, u32)>,
     pub advertise: AdvertiseSpec,
+    /// What the host takes from its neighbors and how its sessions are protected.
+    pub guard: GuardSpec,
+}
+
+/// The protections of the host's sessions: what it imports, how many prefixes, GTSM,
+/// and the subnets its neighbors may be on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardSpec {
+    /// A learned default route may be installed (`accept-default`).
+    pub accept_default: bool,
+    /// The most prefixes accepted from one neighbor.
+    pub max_prefix: u32,
+    /// GTSM on the eBGP sessions (`ttl-security`, on unless turned off).
+    pub ttl_security: bool,
+    /// The host's further addresses with their subnets' length (`local-addresses`).
+    pub local_nets: Vec<Ipv4Net>,
+}
+
+impl GuardSpec {
+    /// Reads the guard fields of `b`, and checks that every neighbor is on the router
+    /// subnet or on the subnet of one of the host's further addresses (a dual-homed
+    /// host's second ToR), and is not one of the host's own addresses.
+    pub fn parse(
+        b: &Bgp,
+        router_net: Ipv4Net,
+        neighbors: &[NeighborSpec],
+    ) -> Result<GuardSpec, ValidationError> {
+        let max_prefix = b.max_prefix();
+        if !(1..=10_000_000).contains(&max_prefix) {
+            return err(
+                "max-prefix",
+                format!("{max_prefix} is outside 1..=10000000"),
+            );
+        }
+        let mut local_nets: Vec<Ipv4Net> = Vec::new();
+        for (i, a) in b.local_addresses.iter().enumerate() {
+            let f = format!("local-addresses[{i}]");
+            let n = crate::validate::parse_router_ip(&f, a)?;
+            if n.addr() == router_net.addr() || local_nets.iter().any(|o| o.addr() == n.addr()) {
+                return err(&f, format!("{} is given twice", n.addr()));
+            }
+            local_nets.push(n);
+        }
+        for n in neighbors {
+            let IpAddr::V4(a) = n.address else {
+                // IPv6 neighbors: the host's IPv6 addresses are not declared.
+                return err(
+                    "neighbor",
+                    format!(
+                        "{}: only IPv4 neighbors on the host's subnets are supported",
+                        n.address
+                    ),
+                );
+            };
+            if local_nets.iter().any(|l| l.addr() == a) {
+                return err(
+                    "neighbor",
+                    format!("{a} is one of the host's own addresses"),
+                );
+            }
+            if !std::iter::once(&router_net)
+                .chain(&local_nets)
+                .any(|l| l.trunc().contains(&a))
+            {
+                return err(
+                    "neighbor",
+                    format!(
+                        "{a} is outside the router subnet {} (and the subnets of \
+                         local-addresses): a neighbor is a directly connected ToR; \
+                         declare the host's address on another link in local-addresses",
+                        router_net.trunc()
+                    ),
+                );
+            }
+        }
+        Ok(GuardSpec {
+            accept_default: b.accept_default,
+            max_prefix,
+            ttl_security: b.ttl_security.unwrap_or(true),
+            local_nets,
+        })
+    }
 }
 
 /// One neighbor of a [`BgpSpec`].
@@ -280,6 +362,7 @@ impl BgpSpec {
             (AdvertiseMode::PerEndpoint, _) => AdvertiseSpec::PerEndpoint,
             (AdvertiseMode::NetworkSubnet, _) => AdvertiseSpec::NetworkSubnet,
         };
+        let guard = GuardSpec::parse(b, router_net, &neighbors)?;
         Ok(BgpSpec {
             hostname: b.hostname.clone(),
             asn,
@@ -293,6 +376,7 @@ impl BgpSpec {
             communities,
             large_communities,
             advertise,
+            guard,
         })
     }
 }
@@ -384,7 +468,8 @@ mod tests {
             "neighbor": "10.1.1.254", "neighbor-as": "65001",
             "neighbors": [{"address": "10.1.1.254", "as": "65001", "bfd": true,
                            "password-ref": "tor1"},
-                          {"address": "10.1.2.254", "as": "65002"}]
+                          {"address": "10.1.2.254", "as": "65002"}],
+            "local-addresses": ["10.1.2.1/24"]
         });
         let s = BgpSpec::parse(&bgp(base.clone())).unwrap();
         assert_eq!(s.neighbors.len(), 2);
@@ -487,5 +572,67 @@ mod tests {
             s.advertise,
             AdvertiseSpec::HostBlock("20.1.1.0/26".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn guard_defaults_and_fields() {
+        let base = serde_json::json!({
+            "hostname": "h", "routerip": "10.2.1.1/31", "as": "65201",
+            "neighbors": [{"address": "10.2.1.0", "as": "65101"}]
+        });
+        let s = BgpSpec::parse(&bgp(base.clone())).unwrap();
+        assert_eq!(
+            s.guard,
+            GuardSpec {
+                accept_default: false,
+                max_prefix: Bgp::DEFAULT_MAX_PREFIX,
+                ttl_security: true,
+                local_nets: vec![],
+            }
+        );
+        let mut o = base.clone();
+        o["accept-default"] = true.into();
+        o["max-prefix"] = 50.into();
+        o["ttl-security"] = false.into();
+        let s = BgpSpec::parse(&bgp(o)).unwrap();
+        assert!(s.guard.accept_default && !s.guard.ttl_security);
+        assert_eq!(s.guard.max_prefix, 50);
+        let mut o = base;
+        o["max-prefix"] = 0.into();
+        assert_eq!(BgpSpec::parse(&bgp(o)).unwrap_err().field, "max-prefix");
+    }
+
+    #[test]
+    fn a_neighbor_must_be_on_one_of_the_hosts_subnets() {
+        // The dual-homed lab's host1: leaf1 on the router subnet, leaf2 on eth2's.
+        let base = serde_json::json!({
+            "hostname": "host1", "routerip": "10.2.1.1/31", "as": "65201",
+            "neighbors": [{"address": "10.2.1.0", "as": "65101"},
+                          {"address": "10.2.2.0", "as": "65102"}]
+        });
+        let e = BgpSpec::parse(&bgp(base.clone())).unwrap_err();
+        assert_eq!(e.field, "neighbor");
+        assert!(e.message.contains("10.2.2.0 is outside"), "{e}");
+        let mut o = base.clone();
+        o["local-addresses"] = serde_json::json!(["10.2.2.1/31"]);
+        let s = BgpSpec::parse(&bgp(o)).unwrap();
+        assert_eq!(s.guard.local_nets, vec!["10.2.2.1/31".parse().unwrap()]);
+        // A neighbor two links away, the host's own further address, bad addresses.
+        for (addrs, neighbor, field) in [
+            (vec!["10.2.2.1/31"], "10.9.9.9", "neighbor"),
+            (vec!["10.2.2.1/31"], "10.2.2.1", "neighbor"),
+            (vec!["0.0.0.0/1"], "10.2.2.0", "local-addresses[0]"),
+            (vec!["127.0.0.1/8"], "10.2.2.0", "local-addresses[0]"),
+            (vec!["10.2.1.1/31"], "10.2.2.0", "local-addresses[0]"),
+        ] {
+            let mut o = base.clone();
+            o["local-addresses"] = serde_json::json!(addrs);
+            o["neighbors"][1]["address"] = neighbor.into();
+            assert_eq!(
+                BgpSpec::parse(&bgp(o)).unwrap_err().field,
+                field,
+                "{addrs:?} {neighbor}"
+            );
+        }
     }
 }

@@ -64,6 +64,13 @@ pub struct HostReport {
     /// Seconds since the UNIX epoch when netmaster received the report (set by netmaster).
     #[serde(default, rename = "lastSeen")]
     pub last_seen: u64,
+    /// Learned routes the host's import policy keeps out of its kernel, with why.
+    #[serde(
+        default,
+        rename = "rejectedRoutes",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub rejected_routes: Vec<RejectedRouteReport>,
 }
 
 /// The policy ruleset a host programmed: the intent revision it was compiled from and,
@@ -170,6 +177,17 @@ pub struct RouteReport {
     pub prefix: String,
     #[serde(default)]
     pub nexthops: Vec<String>,
+}
+
+/// A learned route kept out of the host's kernel by its import policy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct RejectedRouteReport {
+    #[serde(default)]
+    pub prefix: String,
+    /// Why: `default route not accepted (accept-default)`, `overlaps the host's own
+    /// prefix ...`, `outside the fabric's intent`.
+    #[serde(default)]
+    pub reason: String,
 }
 
 #[cfg(test)]

@@ -382,6 +382,40 @@ pub struct Bgp {
     pub links: Option<serde_json::Value>,
     #[serde(rename = "link-sets", default, skip_serializing)]
     pub link_sets: Option<serde_json::Value>,
+    /// Install a default route learned from the neighbors (refused otherwise: a host
+    /// keeps its own default unless this asks for the fabric's).
+    #[serde(
+        rename = "accept-default",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub accept_default: bool,
+    /// The most prefixes accepted from one neighbor (1..=10000000; 200000 when not
+    /// given). Above it the session closes with Cease / Maximum Number of Prefixes
+    /// Reached and comes back 60 s later.
+    #[serde(
+        rename = "max-prefix",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_prefix: Option<u32>,
+    /// GTSM (RFC 5082) on the eBGP sessions: TTL 255 sent, less refused. On when not
+    /// given; `false` for a neighbor that is not directly connected.
+    #[serde(
+        rename = "ttl-security",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ttl_security: Option<bool>,
+    /// More addresses of the host with their subnet's length (`10.2.2.1/31`), one per
+    /// further link to a ToR: a neighbor must be on the subnet of `routerip` or of one
+    /// of these.
+    #[serde(
+        rename = "local-addresses",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub local_addresses: Vec<String>,
 }
 fn is_zero(v: &u32) -> bool {
     *v == 0
@@ -405,6 +439,16 @@ impl Bgp {
     /// The BFD detection multiplier (the default when not given).
     pub fn bfd_multiplier(&self) -> u32 {
         self.bfd_multiplier.unwrap_or(Self::DEFAULT_BFD_MULTIPLIER)
+    }
+
+    /// `max-prefix` when not given: twice the 100 000 /32s the benchmark drives into one
+    /// host (far above a per-endpoint fabric's containers), a fifth of a full Internet
+    /// table (the classic leak), so the host's memory and kernel FIB stay bounded.
+    pub const DEFAULT_MAX_PREFIX: u32 = 200_000;
+
+    /// The max-prefix limit (the default when not given).
+    pub fn max_prefix(&self) -> u32 {
+        self.max_prefix.unwrap_or(Self::DEFAULT_MAX_PREFIX)
     }
 
     /// The neighbors to peer with, from either form: Contiv's single `neighbor` /

@@ -745,6 +745,8 @@ mod tests {
                 ..Default::default()
             },
         ];
+        // Each neighbor on a subnet of the host's (`local-addresses`).
+        m.local_addresses = vec!["10.1.1.2/24".into(), "10.1.2.2/24".into()];
         assert_eq!(m.validate(), Ok(()));
         m.neighbors[1].asn = "0".into();
         assert_eq!(m.validate().unwrap_err().field, "neighbors[1].as");

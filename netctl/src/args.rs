@@ -433,6 +433,20 @@ pub struct BgpCreate {
     /// The host's block for --advertise host-block (a.b.c.d/len).
     #[arg(long, default_value = "")]
     pub host_block: String,
+    /// Install a default route learned from the neighbors (refused without this).
+    #[arg(long)]
+    pub accept_default: bool,
+    /// The most prefixes accepted from one neighbor (default 200000); above it the
+    /// session closes (Cease) and comes back 60 s later.
+    #[arg(long)]
+    pub max_prefix: Option<u32>,
+    /// Turn GTSM (TTL 255, RFC 5082) off, for a neighbor that is not directly connected.
+    #[arg(long)]
+    pub no_ttl_security: bool,
+    /// Another address of the host with its subnet's length, on a link to a further ToR
+    /// (repeatable): neighbors must be on the router subnet or one of these.
+    #[arg(long = "local-address")]
+    pub local_addresses: Vec<String>,
     pub hostname: String,
 }
 

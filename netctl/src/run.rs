@@ -518,6 +518,10 @@ fn bgp(cmd: BgpCmd, c: &Client) -> Result<Out, Error> {
                     _ => contiv_model::AdvertiseMode::PerEndpoint,
                 },
                 host_block: a.host_block,
+                accept_default: a.accept_default,
+                max_prefix: a.max_prefix,
+                ttl_security: a.no_ttl_security.then_some(false),
+                local_addresses: a.local_addresses,
                 ..Default::default()
             };
             check(&b)?;

@@ -1191,11 +1191,21 @@ fn run_idle(
         settle.as_secs()
     );
     let peers = idle_peers(&host_ns, &dir.join("idle-peers"), routes);
-    let mut bgp = format!(
-        "netctl bgp create host1 --router-ip={HOST1_ADDR}/31 --as={HOST1_AS} --neighbor-as={PEER_AS} --neighbor=10.200.0.0"
+    // The idle routes are inside a network's subnet: the host's import policy installs
+    // only what the intent names.
+    nm.ok(
+        "netctl net create idle-routes --subnet=40.0.0.0/8 --gateway=40.255.255.254 --pkt-tag=1999",
     );
-    for k in 1..IDLE_PEERS {
-        bgp.push_str(&format!(" --peer=10.200.{k}.0:{PEER_AS}"));
+    // Each peer on a link of its own (the host's address there in --local-address); BIRD
+    // without GTSM here.
+    let mut bgp = format!(
+        "netctl bgp create host1 --router-ip={HOST1_ADDR}/31 --as={HOST1_AS} --neighbor-as={PEER_AS} --neighbor=10.200.0.0 --no-ttl-security"
+    );
+    for k in 0..IDLE_PEERS {
+        bgp.push_str(&format!(" --local-address=10.200.{k}.1/31"));
+        if k > 0 {
+            bgp.push_str(&format!(" --peer=10.200.{k}.0:{PEER_AS}"));
+        }
     }
     nm.ok(&bgp);
     let mut out = Idle {
@@ -1226,6 +1236,7 @@ fn run_idle(
     }
     p.stop();
     nm.ok("netctl bgp delete host1");
+    nm.ok("netctl net delete idle-routes");
     ip_ok(&["-n", &host_ns, "route", "flush", "root", "40.0.0.0/8"]);
 
     let bird_dir = dir.join("idle-bird");
@@ -1374,6 +1385,11 @@ fn run(cfg: &Cfg) -> Results {
     nm.ok("netctl global set --fwd-mode routing");
     nm.ok(
         "netctl net create contiv-net --subnet=20.1.0.0/16 --gateway=20.1.255.254 --pkt-tag=1001",
+    );
+    // The bulk /32s of part 3 are inside a network's subnet: the host's import policy
+    // installs only what the intent names.
+    nm.ok(
+        "netctl net create bulk-routes --subnet=30.0.0.0/8 --gateway=30.255.255.254 --pkt-tag=1002",
     );
     // 0. Idle, first: a fresh host, no endpoints (it leaves host1 without a Bgp object).
     let idle = run_idle(&lab, &nm, tmp.path(), cfg.idle_routes, cfg.idle_window);
@@ -1604,6 +1620,7 @@ protocol bgp tor1 {{
   local {HOST1_ADDR} as {HOST1_AS};
   neighbor {TOR1_ADDR} as {TOR1_AS};
   hold time 9; keepalive time 3; connect delay time 1; connect retry time 1;
+  ttl security on;
   ipv4 {{ import none; export where net ~ [ 20.2.0.0/16{{32,32}} ]; }};
 }}
 "#,
@@ -1730,6 +1747,7 @@ router bgp {HOST1_AS}
  neighbor {TOR1_ADDR} remote-as {TOR1_AS}
  neighbor {TOR1_ADDR} timers 3 9
  neighbor {TOR1_ADDR} timers connect 1
+ neighbor {TOR1_ADDR} ttl-security hops 1
 exit
 "
             ),
@@ -1759,6 +1777,7 @@ protocol bgp tor1 {{
   local {HOST1_ADDR} as {HOST1_AS};
   neighbor {TOR1_ADDR} as {TOR1_AS};
   hold time 9; keepalive time 3; connect delay time 1; connect retry time 1;
+  ttl security on;
   ipv4 {{ import all; export none; }};
 }}
 "#,

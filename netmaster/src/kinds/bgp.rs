@@ -120,6 +120,7 @@ impl Rules for Bgp {
             "lastSeen": report.as_ref().map(|r| r.last_seen).unwrap_or(0),
             "bgpError": report.as_ref().and_then(|r| r.bgp_error.clone()),
             "policy": report.as_ref().and_then(|r| r.policy.clone()),
+            "rejectedRoutes": report.as_ref().map(|r| r.rejected_routes.clone()).unwrap_or_default(),
         }))
     }
 }

@@ -85,7 +85,8 @@ async fn subnets_and_the_fabric_stay_apart() {
         "/api/v1/Bgps/host1/",
         json!({"hostname": "host1", "routerip": "10.9.9.1/31", "as": "65101",
                "neighbor-as": "65001", "neighbor": "10.9.9.0",
-               "neighbors": [{"address": "10.8.0.1", "as": "65002"}]}),
+               "neighbors": [{"address": "10.8.0.1", "as": "65002"}],
+               "local-addresses": ["10.8.0.2/24"]}),
     )
     .await;
     // A network over the host–ToR link or a neighbor, of any tenant.
@@ -125,6 +126,19 @@ async fn subnets_and_the_fabric_stay_apart() {
         if !more.is_empty() {
             b["neighbors"] = json!([{"address": more, "as": "65003"}]);
         }
+        // Each neighbor on one of the host's subnets (the model's rule), so that the
+        // overlap is what refuses the object.
+        let locals: Vec<String> = [neighbor, more]
+            .iter()
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                let mut o: [u8; 4] = a.parse::<std::net::Ipv4Addr>().unwrap().octets();
+                o[3] ^= 1;
+                format!("{}/31", std::net::Ipv4Addr::from(o))
+            })
+            .filter(|l| !l.starts_with(routerip.split('/').next().unwrap()))
+            .collect();
+        b["local-addresses"] = json!(locals);
         b
     };
     for (b, field, net) in [

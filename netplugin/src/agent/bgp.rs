@@ -262,6 +262,11 @@ impl SpeakerHost {
     /// [`BgpPlan::needs_restart`].
     pub async fn update(&mut self, next: &BgpPlan) -> Result<(), SpeakerHostError> {
         self.ensure_bfd(next).await?;
+        if self.plan.sessions_guard_changed(next) {
+            // Max-prefix or GTSM changed: every session starts again with them.
+            self.set_neighbors(&BTreeMap::new())?;
+            self.plan.guard = next.guard.clone();
+        }
         self.set_neighbors(&next.neighbors)?;
         self.plan = next.clone();
         Ok(())
@@ -302,6 +307,8 @@ impl SpeakerHost {
                 p.description = format!("ToR {addr}");
                 p.bfd = n.bfd;
                 p.bfd_auth = n.bfd_auth.clone();
+                p.policy = self.plan.neighbor_policy();
+                p.transport.ttl = self.plan.ttl_mode(n.asn);
                 if let Some(pw) = &n.md5 {
                     p = p.with_md5_password(pw.clone());
                 }
@@ -462,6 +469,7 @@ mod tests {
             "hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
             "neighbors": [{"address": "10.1.1.254", "as": "65001"},
                           {"address": "10.1.2.254", "as": "65002"}],
+            "local-addresses": ["10.1.2.1/24"],
             "communities": ["65000:100", "65000:1:2"],
             "advertise": "host-block", "host-block": "20.1.1.0/26"
         })))
@@ -526,7 +534,8 @@ mod tests {
     fn bfd_from_the_object_reaches_every_neighbor() {
         let base = serde_json::json!({"hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
             "neighbor": "10.1.1.254", "neighbor-as": "65001",
-            "neighbors": [{"address": "10.1.2.254", "as": "65002"}]});
+            "neighbors": [{"address": "10.1.2.254", "as": "65002"}],
+            "local-addresses": ["10.1.2.1/24"]});
         let off = plan(&bgp(base.clone())).unwrap();
         assert!(!off.uses_bfd());
         let mut o = base.clone();
@@ -603,7 +612,8 @@ mod tests {
         let b = bgp(serde_json::json!({
             "hostname": "h", "routerip": "10.1.1.1/24", "as": "1.10",
             "neighbor": "10.1.1.254", "neighbor-as": "65001",
-            "neighbors": [{"address": "10.1.2.254", "as": "2.1"}]
+            "neighbors": [{"address": "10.1.2.254", "as": "2.1"}],
+            "local-addresses": ["10.1.2.1/24"]
         }));
         assert_eq!(b.validate(), Ok(()), "netmaster's validation");
         let p = plan(&b).unwrap();
@@ -622,7 +632,8 @@ mod tests {
         bgp(serde_json::json!({
             "hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
             "neighbors": [{"address": "10.1.1.254", "as": "65001", "password-ref": "tor1"},
-                          {"address": "10.1.2.254", "as": "65002"}]
+                          {"address": "10.1.2.254", "as": "65002"}],
+            "local-addresses": ["10.1.2.1/24"]
         }))
     }
 

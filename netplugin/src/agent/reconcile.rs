@@ -51,6 +51,8 @@ pub struct Status {
     pub policy: Option<contiv_model::feed::PolicyReport>,
     /// The policy rules' counters: counter name → the rule.
     pub policy_counters: Arc<BTreeMap<String, CounterLabels>>,
+    /// Learned prefixes the import policy keeps out of the kernel → why.
+    pub rejected_routes: BTreeMap<IpNet, String>,
 }
 
 impl Status {
@@ -252,6 +254,12 @@ impl Core {
                 .is_multiple_of(1 + self.policy_report.rules / 2000)
             {
                 self.policy.request_resync();
+            }
+            match self.fib.driver_mut().own_prefixes() {
+                Ok(own) => self.calc.set_own_prefixes(own),
+                Err(e) => out
+                    .errors
+                    .push(format!("reading the host's own prefixes: {e}")),
             }
             match self.fib.driver_mut().host_default() {
                 Ok(has) => {
@@ -522,6 +530,18 @@ impl Reconciler {
             self.status.policy_counters = c;
         }
         let advertised = core.calc.advertised();
+        let rejected: BTreeMap<IpNet, String> = core
+            .calc
+            .rejected()
+            .iter()
+            .map(|(p, r)| (*p, r.to_string()))
+            .collect();
+        for (p, why) in &rejected {
+            if self.status.rejected_routes.get(p) != Some(why) {
+                tracing::warn!("learned route {p} not installed: {why}");
+            }
+        }
+        self.status.rejected_routes = rejected;
         self.core = Some(core);
         self.retry.extend(out.retry);
         if out.fib_error.is_some() {

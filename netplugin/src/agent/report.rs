@@ -110,6 +110,14 @@ pub(super) fn host_report(status: &Status, endpoints: &[LocalRecord], now: u64) 
         bgp_error: status.bgp_error.clone(),
         policy: status.policy.clone(),
         last_seen: 0,
+        rejected_routes: status
+            .rejected_routes
+            .iter()
+            .map(|(p, why)| contiv_model::feed::RejectedRouteReport {
+                prefix: p.to_string(),
+                reason: why.clone(),
+            })
+            .collect(),
     }
 }
 

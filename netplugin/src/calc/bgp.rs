@@ -11,7 +11,7 @@ use bgp::types::{Community, LargeCommunity};
 use bgp_speaker::bfd::BfdConfig;
 use bgp_speaker::transport::Md5Password;
 use contiv_model::ValidationError;
-use contiv_model::bgp::{AdvertiseSpec, BfdTimers, BgpSpec};
+use contiv_model::bgp::{AdvertiseSpec, BfdTimers, BgpSpec, GuardSpec};
 use ipnet::IpNet;
 
 use crate::routing::AdvertiseMode;
@@ -32,6 +32,8 @@ pub struct BgpPlan {
     /// Graceful restart time in seconds (0: off).
     pub graceful_restart: u16,
     pub advertise: AdvertiseMode,
+    /// Default route, max-prefix, GTSM and the host's further subnets.
+    pub guard: GuardSpec,
 }
 
 /// One neighbor of a [`BgpPlan`]: any change re-adds it (a session reset).
@@ -223,5 +225,46 @@ pub fn plan_of(spec: &BgpSpec) -> BgpPlan {
             AdvertiseSpec::NetworkSubnet => AdvertiseMode::NetworkSubnets,
             AdvertiseSpec::HostBlock(block) => AdvertiseMode::HostBlocks(vec![IpNet::V4(*block)]),
         },
+        guard: spec.guard.clone(),
     }
 }
+
+impl BgpPlan {
+    /// Whether the sessions' protections (max-prefix, GTSM) differ: every neighbor is
+    /// added again then (the default route and the host's subnets act on the FIB only).
+    pub fn sessions_guard_changed(&self, next: &BgpPlan) -> bool {
+        self.guard.max_prefix != next.guard.max_prefix
+            || self.guard.ttl_security != next.guard.ttl_security
+    }
+
+    /// The speaker's policy for a neighbor: every route is accepted by the speaker (the
+    /// import policy acts between the speaker and the kernel, `calc::import`, so an
+    /// intent change re-evaluates routes without touching sessions), up to the
+    /// max-prefix limit, above which the session closes with Cease / Maximum Number of
+    /// Prefixes Reached and comes back after [`MAX_PREFIX_RESTART`].
+    pub fn neighbor_policy(&self) -> bgp::policy::NeighborPolicy {
+        bgp::policy::NeighborPolicy {
+            import: Some(bgp::policy::Policy::accept_all()),
+            export: None,
+            max_prefix: Some(bgp::policy::MaxPrefix {
+                limit: self.guard.max_prefix,
+                warning_only: false,
+                restart_after: Some(MAX_PREFIX_RESTART),
+            }),
+        }
+    }
+
+    /// The TTL handling of a session with a neighbor of AS `asn`: GTSM (TTL 255 sent,
+    /// only 255 accepted: a directly connected peer) for eBGP unless `ttl-security` is
+    /// off.
+    pub fn ttl_mode(&self, asn: u32) -> bgp_speaker::transport::TtlMode {
+        if self.guard.ttl_security && asn != self.asn {
+            bgp_speaker::transport::TtlMode::Gtsm { hops: 0 }
+        } else {
+            bgp_speaker::transport::TtlMode::Default
+        }
+    }
+}
+
+/// How long a session closed for max-prefix stays down before it is tried again.
+pub const MAX_PREFIX_RESTART: Duration = Duration::from_secs(60);

@@ -36,6 +36,7 @@ use crate::intent::Mirror;
 use crate::routing::{self, AdvertiseMode, RemoteEndpoint};
 
 pub mod bgp;
+pub mod import;
 #[cfg(test)]
 mod tests;
 
@@ -64,6 +65,9 @@ pub struct IntentView {
     /// Endpoints of other hosts on this host's own router segment, routed directly
     /// (only with `direct_routes`).
     pub direct: Vec<RemoteEndpoint>,
+    /// The fabric's prefixes every `Bgp` object names: host blocks, router subnets and
+    /// `local-addresses` subnets (for the import policy, `calc::import`).
+    pub fabric_prefixes: BTreeSet<IpNet>,
 }
 
 impl IntentView {
@@ -109,12 +113,38 @@ impl IntentView {
             }
             _ => Vec::new(),
         };
+        let fabric_prefixes = fabric_prefixes(&m.list::<Bgp>(Bgp::PLURAL));
         IntentView {
             have_intent,
             fwd_mode,
             bgp,
             subnets,
             direct,
+            fabric_prefixes,
+        }
+    }
+
+    /// The import policy this view asks for, with the host's own prefixes read from its
+    /// kernel.
+    pub fn import_filter(&self, own_kernel: &BTreeSet<IpNet>) -> import::ImportFilter {
+        let plan = self.plan();
+        let own_intent: BTreeSet<IpNet> = plan
+            .into_iter()
+            .flat_map(|p| {
+                std::iter::once(p.router_net)
+                    .chain(p.guard.local_nets.iter().map(|n| IpNet::V4(n.trunc())))
+            })
+            .collect();
+        import::ImportFilter {
+            allowed: self
+                .subnets
+                .values()
+                .map(IpNet::trunc)
+                .chain(self.fabric_prefixes.iter().copied())
+                .collect(),
+            own_intent,
+            own_kernel: own_kernel.clone(),
+            accept_default: plan.is_some_and(|p| p.guard.accept_default),
         }
     }
 
@@ -122,6 +152,23 @@ impl IntentView {
     pub fn plan(&self) -> Option<&BgpPlan> {
         self.bgp.as_ref().and_then(|b| b.as_ref().ok())
     }
+}
+
+/// The prefixes the `Bgp` objects name (valid ones only): each host's block, router
+/// subnet and `local-addresses` subnets.
+pub fn fabric_prefixes(objects: &[Bgp]) -> BTreeSet<IpNet> {
+    let mut out = BTreeSet::new();
+    for b in objects {
+        let Ok(spec) = contiv_model::bgp::BgpSpec::parse(b) else {
+            continue;
+        };
+        out.insert(IpNet::V4(spec.router_net.trunc()));
+        out.extend(spec.guard.local_nets.iter().map(|n| IpNet::V4(n.trunc())));
+        if let contiv_model::bgp::AdvertiseSpec::HostBlock(block) = spec.advertise {
+            out.insert(IpNet::V4(block.trunc()));
+        }
+    }
+    out
 }
 
 /// The IPv4 default route's prefix.
@@ -170,6 +217,12 @@ pub struct Calc {
     protected: Option<IpNet>,
     /// The host has an IPv4 default route of its own: a learned default is not installed.
     host_default: bool,
+    /// The host's own prefixes as its kernel has them (`set_own_prefixes`).
+    own_kernel: BTreeSet<IpNet>,
+    /// The import policy of learned routes, from the intent and `own_kernel`.
+    filter: import::ImportFilter,
+    /// Learned prefixes the import policy keeps out of the kernel, with why.
+    rejected: BTreeMap<IpNet, import::Rejection>,
     /// The route last asked for, per prefix.
     routes: BTreeMap<IpNet, Route>,
     /// Advertised prefix → how many local endpoints stand behind it.
@@ -204,6 +257,36 @@ impl Calc {
     /// The learned routes the calc was last given.
     pub fn learned(&self) -> &Arc<Routes> {
         &self.learned
+    }
+
+    /// Learned prefixes kept out of the kernel by the import policy, with why.
+    pub fn rejected(&self) -> &BTreeMap<IpNet, import::Rejection> {
+        &self.rejected
+    }
+
+    /// The host's own prefixes as read from its kernel (its addresses' subnets and the
+    /// main table's routes that are not ours): no learned route overlapping one is
+    /// installed.
+    pub fn set_own_prefixes(&mut self, own: BTreeSet<IpNet>) {
+        if own != self.own_kernel {
+            self.own_kernel = own;
+            self.refilter();
+        }
+    }
+
+    /// The import policy again from the intent and the host's prefixes; every learned
+    /// prefix is evaluated again when it changed (a route already learned is installed
+    /// or removed without its session being touched).
+    fn refilter(&mut self) {
+        let filter = self.intent.import_filter(&self.own_kernel);
+        if filter == self.filter {
+            return;
+        }
+        self.filter = filter;
+        let learned: Vec<IpNet> = self.learned.keys().copied().collect();
+        for p in learned {
+            self.refresh(p);
+        }
     }
 
     /// Everything asked for since the last call.
@@ -246,6 +329,7 @@ impl Calc {
                 self.refresh(p);
             }
         }
+        self.refilter();
         let subnets_changed = old_subnets != self.intent.subnets;
         if old_mode != self.advert_mode()
             || (subnets_changed
@@ -363,10 +447,29 @@ impl Calc {
             return None;
         }
         let nh = self.learned.get(&p).filter(|nh| !nh.is_empty())?;
+        if self.filter.check(p).is_err() {
+            return None;
+        }
         Some(Route::new(p, nh.iter().copied()))
     }
 
+    /// Why the import policy keeps a learned prefix out, when it does (a local
+    /// endpoint's or a direct route is not a learned one).
+    fn rejection(&self, p: IpNet) -> Option<import::Rejection> {
+        if self.local.contains_key(&p)
+            || self.direct.contains_key(&p)
+            || self.learned.get(&p).is_none_or(|nh| nh.is_empty())
+        {
+            return None;
+        }
+        self.filter.check(p).err()
+    }
+
     fn refresh(&mut self, p: IpNet) {
+        match self.rejection(p) {
+            Some(r) => self.rejected.insert(p, r),
+            None => self.rejected.remove(&p),
+        };
         let want = self.wanted(p);
         if self.routes.get(&p) == want.as_ref() {
             return;

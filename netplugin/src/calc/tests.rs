@@ -32,7 +32,20 @@ fn plan(advertise: AdvertiseMode, gr: u16) -> BgpPlan {
         large_communities: Vec::new(),
         graceful_restart: gr,
         advertise,
+        guard: contiv_model::bgp::GuardSpec {
+            accept_default: true,
+            max_prefix: contiv_model::Bgp::DEFAULT_MAX_PREFIX,
+            ttl_security: true,
+            local_nets: Vec::new(),
+        },
     }
+}
+
+/// A view whose intent names 10.0.0.0/8 too, with a default accepted.
+fn open_view() -> IntentView {
+    let mut v = view(Some(plan(AdvertiseMode::PerEndpoint, 0)));
+    v.fabric_prefixes.insert(net("10.0.0.0/8"));
+    v
 }
 
 fn view(p: Option<BgpPlan>) -> IntentView {
@@ -42,6 +55,7 @@ fn view(p: Option<BgpPlan>) -> IntentView {
         bgp: p.map(Ok),
         subnets: [("default:contiv-net".to_string(), net("20.1.1.0/24"))].into(),
         direct: Vec::new(),
+        fabric_prefixes: [net("50.1.1.0/24"), net("50.1.2.0/24")].into(),
     }
 }
 
@@ -106,18 +120,62 @@ fn the_router_subnet_is_never_taken_from_bgp() {
     let mut c = Calc::new();
     c.set_learned(learned(&[("50.1.1.0/24", &["50.1.1.254"])]));
     assert!(
-        c.routes().contains_key(&net("50.1.1.0/24")),
-        "no plan: not protected"
+        !c.routes().contains_key(&net("50.1.1.0/24")),
+        "no plan: nothing is imported"
     );
     c.set_intent(view(Some(plan(AdvertiseMode::PerEndpoint, 0))));
     assert!(!c.routes().contains_key(&net("50.1.1.0/24")));
-    c.set_intent(view(None));
-    assert!(c.routes().contains_key(&net("50.1.1.0/24")));
+    // The fabric's intent names it (a router subnet), yet it is the host's own.
+    assert_eq!(
+        c.rejected()[&net("50.1.1.0/24")],
+        import::Rejection::OwnPrefix(net("50.1.1.0/24"))
+    );
+}
+
+#[test]
+fn the_import_policy_follows_intent_and_the_hosts_own_prefixes() {
+    let mut c = Calc::new();
+    c.set_intent(view(Some(plan(AdvertiseMode::PerEndpoint, 0))));
+    c.set_learned(learned(&[
+        ("20.1.1.9/32", &["50.1.1.254"]),
+        ("30.1.1.0/24", &["50.1.1.254"]),
+        ("192.168.77.0/24", &["50.1.1.254"]),
+    ]));
+    assert!(c.routes().contains_key(&net("20.1.1.9/32")));
+    assert_eq!(
+        c.rejected().keys().copied().collect::<Vec<_>>(),
+        [net("30.1.1.0/24"), net("192.168.77.0/24")]
+    );
+    c.take_updates();
+    // A new network: its subnet's route is installed, nothing else is touched (the
+    // routes already learned are evaluated again; no new input from the speaker).
+    let mut v = view(Some(plan(AdvertiseMode::PerEndpoint, 0)));
+    v.subnets.insert("default:blue".into(), net("30.1.1.0/24"));
+    v.subnets
+        .insert("default:mgmt-by-mistake".into(), net("192.168.77.0/24"));
+    c.set_intent(v);
+    let u = c.take_updates();
+    assert_eq!(
+        u.routes.keys().copied().collect::<Vec<_>>(),
+        [net("30.1.1.0/24"), net("192.168.77.0/24")]
+    );
+    assert!(c.routes().contains_key(&net("30.1.1.0/24")));
+    // The kernel says 192.168.77.0/24 is the host's own (its management network): that
+    // holds although the intent names it.
+    c.set_own_prefixes([net("192.168.77.0/24")].into());
+    assert!(!c.routes().contains_key(&net("192.168.77.0/24")));
+    assert_eq!(
+        c.rejected()[&net("192.168.77.0/24")],
+        import::Rejection::OwnPrefix(net("192.168.77.0/24"))
+    );
+    assert!(c.routes().contains_key(&net("20.1.1.9/32")));
 }
 
 #[test]
 fn learned_changes_touch_only_the_prefixes_that_changed() {
     let mut c = Calc::new();
+    c.set_intent(open_view());
+    c.take_updates();
     let many: Vec<(String, Vec<&str>)> = (0..1000)
         .map(|i| {
             (
@@ -187,7 +245,7 @@ enum Step {
     Up(String, Endpoint),
     Down(String),
     Learned(Arc<Routes>),
-    Intent(IntentView),
+    Intent(Box<IntentView>),
 }
 
 fn apply(c: &mut Calc, s: &Step) {
@@ -195,7 +253,7 @@ fn apply(c: &mut Calc, s: &Step) {
         Step::Up(k, e) => c.endpoint_up(k, e.clone()),
         Step::Down(k) => c.endpoint_down(k),
         Step::Learned(l) => c.set_learned(l.clone()),
-        Step::Intent(v) => c.set_intent(v.clone()),
+        Step::Intent(v) => c.set_intent((**v).clone()),
     }
 }
 
@@ -237,7 +295,7 @@ fn random_step(r: &mut Rng) -> Step {
             }
             Step::Learned(Arc::new(t))
         }
-        _ => Step::Intent(match r.below(4) {
+        _ => Step::Intent(Box::new(match r.below(4) {
             0 => view(None),
             1 => view(Some(plan(AdvertiseMode::PerEndpoint, 0))),
             2 => view(Some(plan(
@@ -245,7 +303,7 @@ fn random_step(r: &mut Rng) -> Step {
                 0,
             ))),
             _ => view(Some(plan(AdvertiseMode::NetworkSubnets, 0))),
-        }),
+        })),
     }
 }
 
@@ -260,9 +318,11 @@ fn oracle(c: &Calc) -> (crate::fib::RouteSet, BTreeSet<IpNet>) {
             host_ifindex: e.host_ifindex,
         })
         .collect();
+    let filter = c.intent().import_filter(&BTreeSet::new());
     let learned: Vec<Learned> = c
         .learned()
         .iter()
+        .filter(|(p, _)| filter.check(**p).is_ok())
         .map(|(p, nh)| Learned {
             prefix: *p,
             nexthops: nh.clone(),
@@ -402,6 +462,8 @@ fn the_restart_hold_ends_at_end_of_rib_or_after_the_hold_time() {
 #[test]
 fn a_learned_default_never_competes_with_the_hosts_own() {
     let mut c = Calc::new();
+    c.set_intent(open_view());
+    c.take_updates();
     c.set_learned(learned(&[
         ("0.0.0.0/0", &["50.1.1.254"]),
         ("10.1.0.0/16", &["50.1.1.254"]),

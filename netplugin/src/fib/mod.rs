@@ -165,6 +165,11 @@ pub trait FibDriver {
     /// then a default learned over BGP is not installed (see `calc`).
     fn host_default(&mut self) -> Result<bool, Self::Error>;
 
+    /// The host's own prefixes: its addresses and the main table's routes that are not
+    /// ours, defaults apart (see `calc::import`: no learned route overlapping one is
+    /// installed).
+    fn own_prefixes(&mut self) -> Result<BTreeSet<IpNet>, Self::Error>;
+
     /// Reads back, diffs against `desired` and applies the difference. Returns how many
     /// operations were applied and which failed.
     fn sync(&mut self, desired: &RouteSet) -> Result<SyncReport, Self::Error> {
@@ -222,6 +227,15 @@ impl FibDriver for MemoryFib {
             .foreign
             .keys()
             .any(|(p, _)| p.prefix_len() == 0 && p.addr().is_ipv4()))
+    }
+
+    fn own_prefixes(&mut self) -> Result<BTreeSet<IpNet>, MemoryFibError> {
+        Ok(self
+            .foreign
+            .keys()
+            .map(|(p, _)| *p)
+            .filter(|p| p.prefix_len() > 0)
+            .collect())
     }
 
     fn installed(&mut self) -> Result<RouteSet, MemoryFibError> {

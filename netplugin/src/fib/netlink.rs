@@ -20,6 +20,39 @@ use crate::nl::{Conn, NlError};
 
 /// The main routing table.
 const TABLE_MAIN: u32 = 254;
+/// The local table (the host's own addresses).
+const TABLE_LOCAL: u32 = 255;
+
+/// A prefix of the host's own, when `m` is one: a route of the main table that is not
+/// ours and not a default (connected subnets, static routes), or an address of the
+/// host (a `local` route of the local table).
+fn own_prefix(m: &RouteMessage) -> Option<IpNet> {
+    if m.header.protocol == RouteProtocol::Other(RTPROT_CONTIV)
+        || m.header.destination_prefix_length == 0
+    {
+        return None;
+    }
+    let mut dst = None;
+    let mut table = u32::from(m.header.table);
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dst = addr(d),
+            RouteAttribute::Table(t) => table = *t,
+            _ => {}
+        }
+    }
+    let wanted = match table {
+        TABLE_MAIN => m.header.kind == RouteType::Unicast,
+        TABLE_LOCAL => m.header.kind == RouteType::Local,
+        _ => false,
+    };
+    if !wanted {
+        return None;
+    }
+    IpNet::new(dst?, m.header.destination_prefix_length)
+        .ok()
+        .map(|n| n.trunc())
+}
 
 /// The kernel FIB of one network namespace.
 #[derive(Debug)]
@@ -197,6 +230,14 @@ impl FibDriver for NetlinkFib {
         }))
     }
 
+    fn own_prefixes(&mut self) -> Result<BTreeSet<IpNet>, NlError> {
+        let mut out = BTreeSet::new();
+        for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
+            out.extend(self.dump(fam)?.iter().filter_map(own_prefix));
+        }
+        Ok(out)
+    }
+
     fn installed(&mut self) -> Result<RouteSet, NlError> {
         let mut out = RouteSet::new();
         for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
@@ -262,6 +303,23 @@ mod tests {
         let back = decode_route(&encode_route(&ecmp)).unwrap();
         assert_eq!(back.nexthops.len(), 2);
         assert!(ecmp.satisfied_by(&back), "{back:?}");
+    }
+
+    #[test]
+    fn own_prefixes_are_foreign_non_default_routes_and_local_addresses() {
+        let mut m = encode_route(&Route::new(
+            "192.168.77.0/24".parse().unwrap(),
+            ["192.0.2.1".parse().unwrap()],
+        ));
+        assert_eq!(own_prefix(&m), None, "ours");
+        m.header.protocol = RouteProtocol::Kernel;
+        assert_eq!(own_prefix(&m), Some("192.168.77.0/24".parse().unwrap()));
+        m.attributes
+            .retain(|a| !matches!(a, RouteAttribute::Table(_)));
+        m.attributes.push(RouteAttribute::Table(TABLE_LOCAL));
+        assert_eq!(own_prefix(&m), None, "a unicast route of the local table");
+        m.header.kind = RouteType::Local;
+        assert_eq!(own_prefix(&m), Some("192.168.77.0/24".parse().unwrap()));
     }
 
     #[test]

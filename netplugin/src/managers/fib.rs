@@ -204,6 +204,11 @@ mod tests {
         fn host_default(&mut self) -> Result<bool, Self::Error> {
             self.fib.host_default()
         }
+        fn own_prefixes(
+            &mut self,
+        ) -> Result<std::collections::BTreeSet<ipnet::IpNet>, Self::Error> {
+            self.fib.own_prefixes()
+        }
     }
 
     #[test]

@@ -13,6 +13,13 @@ use ipnet::IpNet;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
+/// A ToR as the host's peer, with GTSM as the lab's ToRs expect from hosts.
+fn tor(addr: &str, asn: u32) -> PeerConfig {
+    let mut p = PeerConfig::new(addr.parse().unwrap(), asn);
+    p.transport.ttl = bgp_speaker::transport::TtlMode::Gtsm { hops: 0 };
+    p
+}
+
 async fn wait_established(s: &Speaker, n: usize) {
     let start = Instant::now();
     while s
@@ -60,8 +67,7 @@ fn host_speaker_with_frr_tors_advertises_learns_and_withdraws() {
             let s = Speaker::start(speaker_cfg(65201, "10.1.1.1".parse().unwrap()))
                 .await
                 .unwrap();
-            s.add_neighbor(PeerConfig::new("10.1.1.0".parse().unwrap(), 65001))
-                .unwrap();
+            s.add_neighbor(tor("10.1.1.0", 65001)).unwrap();
             wait_established(&s, 1).await;
             // FRR sends a default route and the fabric's connected routes.
             let r = wait_routes(&s, "default and tor2's loopback", |r| {
@@ -133,10 +139,8 @@ fn dual_homed_host_learns_ecmp_from_frr_and_bird() {
             let s = Speaker::start(speaker_cfg(65201, "10.2.1.1".parse().unwrap()))
                 .await
                 .unwrap();
-            s.add_neighbor(PeerConfig::new("10.2.1.0".parse().unwrap(), 65101))
-                .unwrap();
-            s.add_neighbor(PeerConfig::new("10.2.2.0".parse().unwrap(), 65102))
-                .unwrap();
+            s.add_neighbor(tor("10.2.1.0", 65101)).unwrap();
+            s.add_neighbor(tor("10.2.2.0", 65102)).unwrap();
             wait_established(&s, 2).await;
             let r = wait_routes(&s, "default from both leaves", |r| {
                 r.get(&"0.0.0.0/0".parse().unwrap())

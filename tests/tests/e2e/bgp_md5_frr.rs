@@ -50,6 +50,8 @@ fn speaker_cfg(listen: Option<SocketAddr>) -> SpeakerConfig {
 /// session that must not come up sees several attempts.
 fn tor1(password: Option<&str>) -> PeerConfig {
     let mut p = PeerConfig::new("10.1.1.0".parse().unwrap(), 65001);
+    // GTSM, as the lab's ToRs expect from hosts.
+    p.transport.ttl = bgp_speaker::transport::TtlMode::Gtsm { hops: 0 };
     p.connect_retry = Duration::from_secs(1);
     p.transport.connect_timeout = Duration::from_secs(3);
     match password {
@@ -233,6 +235,8 @@ fn frr_connecting_to_our_listener_with_md5() {
             "neighbor 10.1.1.1 remote-as 65201",
             "neighbor 10.1.1.1 timers 3 9",
             "neighbor 10.1.1.1 timers connect 1",
+            // GTSM, as the host side (`tor1`) expects.
+            "neighbor 10.1.1.1 ttl-security hops 1",
             &format!("neighbor 10.1.1.1 password {PASSWORD}"),
         ],
     );

@@ -27,5 +27,6 @@ mod policy_routing;
 mod routing_bfd;
 mod routing_bgp_md5;
 mod routing_fabrics;
+mod routing_import_policy;
 mod routing_quickstart;
 mod tidy;

@@ -27,8 +27,11 @@ fn dual_homed_ecmp_and_losing_a_leaf() {
     nm.ok("netctl global set --fwd-mode routing");
     nm.ok("netctl net create contiv-net --subnet=20.1.1.0/24 --gateway=20.1.1.254 --pkt-tag=1001");
     // host1 starts with leaf1 only; leaf2 is added later without touching leaf1's session.
-    nm.ok("netctl bgp create host1 --router-ip=10.2.1.1/31 --as=65201 --neighbor-as=65101 --neighbor=10.2.1.0");
-    nm.ok("netctl bgp create host2 --router-ip=10.2.1.3/31 --as=65202 --neighbor-as=65101 --neighbor=10.2.1.2 --peer=10.2.2.2:65102");
+    // Each host takes the leaves' default route (--accept-default) and declares its
+    // address on the link to leaf2 (--local-address): a neighbor must be on one of the
+    // host's subnets.
+    nm.ok("netctl bgp create host1 --router-ip=10.2.1.1/31 --as=65201 --neighbor-as=65101 --neighbor=10.2.1.0 --accept-default --local-address=10.2.2.1/31");
+    nm.ok("netctl bgp create host2 --router-ip=10.2.1.3/31 --as=65202 --neighbor-as=65101 --neighbor=10.2.1.2 --peer=10.2.2.2:65102 --accept-default --local-address=10.2.2.3/31");
     let p1 = Netplugin::start(&lab, "host1", &nm, tmp.path());
     let inspect = |h: &str| -> serde_json::Value {
         serde_json::from_str(&nm.ok(&format!("netctl bgp inspect {h}"))).unwrap()
@@ -47,7 +50,7 @@ fn dual_homed_ecmp_and_losing_a_leaf() {
             .find(|n| n["address"] == addr)
             .map(|n| (n["flaps"].as_u64(), n["state"].clone()))
     };
-    nm.ok("netctl bgp create host1 --router-ip=10.2.1.1/31 --as=65201 --neighbor-as=65101 --neighbor=10.2.1.0 --peer=10.2.2.0:65102");
+    nm.ok("netctl bgp create host1 --router-ip=10.2.1.1/31 --as=65201 --neighbor-as=65101 --neighbor=10.2.1.0 --peer=10.2.2.0:65102 --accept-default --local-address=10.2.2.1/31");
     wait_for(
         "host1 established with both leaves",
         LONG,

@@ -469,7 +469,7 @@ impl Session {
             l.remote_open = None;
             if let Some(e) = l.fsm.last_error() {
                 // BFD ended the session: say so rather than "ConnectionFailed".
-                let e = self.bfd_cause.take().unwrap_or_else(|| format!("{e:?}"));
+                let e = self.bfd_cause.take().unwrap_or_else(|| down_text(e));
                 self.set_status(|s| s.last_error = Some(e));
             }
         }
@@ -600,10 +600,7 @@ impl Session {
                 if self.bfd_session.take().is_some() {
                     self.set_status(|s| s.bfd = Some("idle".into()));
                 }
-                let reason = self
-                    .bfd_cause
-                    .clone()
-                    .unwrap_or_else(|| format!("{reason:?}"));
+                let reason = self.bfd_cause.clone().unwrap_or_else(|| down_text(&reason));
                 self.set_status(|s| {
                     s.eor_received = false;
                     s.flaps += 1;
@@ -1131,6 +1128,19 @@ impl Conn {
     /// Drops the connection at once, as a crash would.
     fn abandon(self) {
         self.writer.abort();
+    }
+}
+
+/// Why a session went down, as the status shows it: the max-prefix stop in words an
+/// operator looks for, anything else as the FSM names it.
+fn down_text(reason: &fsm::DownReason) -> String {
+    match reason {
+        fsm::DownReason::AutomaticStop { cease_subcode }
+            if *cease_subcode == wire::CeaseError::MaxPrefixesReached.code() =>
+        {
+            "max-prefix exceeded: sent Cease / Maximum Number of Prefixes Reached".to_string()
+        }
+        _ => format!("{reason:?}"),
     }
 }
 

@@ -102,6 +102,7 @@ impl Table {
         let count = self.rib.peer_route_count(id) as u64;
         self.set_status(addr, |st| st.prefixes_received = count);
         let s = self.sessions.get_mut(&addr).expect("session");
+        let mut exceeded = false;
         if let Some(mp) = s.max_prefix.as_mut() {
             match mp.on_accept(count as usize) {
                 MaxPrefixDecision::Ok => {}
@@ -120,8 +121,14 @@ impl Table {
                         cease_subcode: wire::CeaseError::MaxPrefixesReached.code(),
                         hold: restart_after.unwrap_or(Duration::from_secs(365 * 24 * 3600)),
                     });
+                    exceeded = true;
                 }
             }
+        }
+        if exceeded {
+            // The peer's routes go now, in the batch of the UPDATE that crossed the
+            // limit: none of them is published for the FIB, not even for a moment.
+            self.peer_down(addr, false);
         }
         self.updates_since_gc += 1;
         if self.updates_since_gc >= 4096 {

@@ -801,3 +801,69 @@ fn a_restarted_peer_keeps_stale_routes_only_where_it_kept_forwarding() {
     let _rx3 = up(&mut t, 10, gr(false));
     assert!(!t.routes.contains_key(&p1));
 }
+
+#[tokio::test]
+async fn routes_over_the_max_prefix_limit_are_never_published() {
+    let (table, rx) = mpsc::unbounded_channel();
+    let (routes_tx, mut routes) = watch::channel(Arc::new(Routes::new()));
+    let task = tokio::spawn(table_task(
+        sp(false),
+        rx,
+        routes_tx,
+        Arc::new(Mutex::new(BTreeMap::new())),
+    ));
+    let (out, mut out_rx) = mpsc::unbounded_channel();
+    let policy = bgp::policy::NeighborPolicy {
+        max_prefix: Some(bgp::policy::MaxPrefix {
+            limit: 2,
+            warning_only: false,
+            restart_after: Some(Duration::from_secs(60)),
+        }),
+        ..Default::default()
+    };
+    table
+        .send(TableCmd::PeerUp {
+            addr: peer(1),
+            conn: 1,
+            out,
+            ctx: SessionCtx::default(),
+            local: peer(100),
+            ebgp: true,
+            router_id: Ipv4Addr::new(1, 1, 1, 1),
+            peer_gr: None,
+            next_hop_v6: None,
+            policy: Box::new(policy),
+            ebgp_requires_policy: false,
+        })
+        .unwrap();
+    let permits = Arc::new(tokio::sync::Semaphore::new(64));
+    let announce = |prefixes: &[&str]| TableCmd::Update {
+        addr: peer(1),
+        update: Update::announce(
+            Family::IPV4_UNICAST,
+            prefixes.iter().map(|p| Nlri::new(net(p))).collect(),
+            attrs(&[65001], peer(1), None),
+        ),
+        _permit: permits.clone().try_acquire_owned().unwrap(),
+    };
+    table
+        .send(announce(&["20.1.1.1/32", "20.1.1.2/32"]))
+        .unwrap();
+    settle(&table).await;
+    assert_eq!(routes.borrow_and_update().len(), 2);
+    // Three more in one UPDATE: over the limit. The session is told to close with
+    // Cease / Maximum Number of Prefixes Reached, and the peer's routes are gone at once.
+    table
+        .send(announce(&["20.1.1.3/32", "20.1.1.4/32", "20.1.1.5/32"]))
+        .unwrap();
+    settle(&table).await;
+    assert!(routes.borrow().is_empty(), "{:?}", routes.borrow());
+    let mut reset = None;
+    while let Ok(m) = out_rx.try_recv() {
+        if let SessionOut::Reset { cease_subcode, .. } = m {
+            reset = Some(cease_subcode);
+        }
+    }
+    assert_eq!(reset, Some(wire::CeaseError::MaxPrefixesReached.code()));
+    task.abort();
+}
