@@ -73,7 +73,36 @@ fn snapshot(st: &AppState) -> (Revision, Bytes) {
     )
 }
 
-pub(super) async fn feed(State(st): State<AppState>, Query(q): Query<FeedQuery>) -> Response {
+/// Reads the feed's query: `from` must be a revision (not negative), `index` a u32.
+fn feed_query(
+    q: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<FeedQuery, ApiError> {
+    let Query(q) = q.map_err(|e| {
+        let msg = e.body_text();
+        let field = if msg.contains("index") {
+            "index"
+        } else {
+            "from"
+        };
+        ApiError::invalid_field(field, format!("bad query string: {msg}"))
+    })?;
+    if q.from < 0 {
+        return Err(ApiError::invalid_field(
+            "from",
+            format!("{} is not a revision (0 or more)", q.from),
+        ));
+    }
+    Ok(q)
+}
+
+pub(super) async fn feed(
+    State(st): State<AppState>,
+    q: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match feed_query(q) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let st2 = st.clone();
     tokio::spawn(async move {
@@ -159,21 +188,11 @@ fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
 
 pub(super) async fn put_report(
     State(st): State<AppState>,
-    Path(host): Path<String>,
+    host: Result<Path<String>, axum::extract::rejection::PathRejection>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| super::body_error(&e))?;
-    if host.is_empty()
-        || host.len() > 253
-        || !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(ApiError::invalid_field(
-            "host",
-            format!("{host:?} is not a host name"),
-        ));
-    }
+    let host = super::host_name(host)?;
     let mut report: HostReport = parse_body(&body)?;
     report.last_seen = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -12,6 +12,7 @@
 //!   host (also done automatically for hosts silent longer than the GC time).
 
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -56,8 +57,9 @@ pub(super) async fn create(
 
 pub(super) async fn remove(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let id = super::path_param("id", id)?;
     if st.engine.world().get::<Endpoint>(&id)?.is_some() {
         st.engine
             .commit({
@@ -71,8 +73,9 @@ pub(super) async fn remove(
 
 pub(super) async fn collect(
     State(st): State<AppState>,
-    Path(host): Path<String>,
+    host: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let host = super::host_name(host)?;
     let n = collect_host(&st.engine, &host).await?;
     Ok(json(
         StatusCode::OK,

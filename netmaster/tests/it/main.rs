@@ -7,6 +7,7 @@ mod common;
 mod election;
 mod etcd_store;
 mod feed;
+mod fuzz_findings;
 mod ha;
 mod ipam_model;
 mod ipam_rules;
