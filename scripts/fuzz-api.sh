@@ -42,7 +42,7 @@ start_netmaster() {
     --endpoint-gc-after 0 >>"$work/netmaster.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
-    curl -fsS "$URL/version" >/dev/null 2>&1 && return 0
+    curl -fsS -H "Authorization: Bearer $TOKEN" "$URL/version" >/dev/null 2>&1 && return 0
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -56,8 +56,11 @@ stop_netmaster() {
   pid=""
 }
 
+export FUZZ_TOKEN="$TOKEN"
 start_netmaster
-curl -fsS "$URL/api/v1/openapi.json" > "$work/openapi.json"
+# A small world to fuzz on, so the consistency checks afterwards have endpoints to check.
+"$VENV/bin/python" scripts/fuzz_consistency.py "$URL" seed
+curl -fsS -H "Authorization: Bearer $TOKEN" "$URL/api/v1/openapi.json" > "$work/openapi.json"
 # Streaming operations, from the document itself.
 mapfile -t excluded < <("$VENV/bin/python" - "$work/openapi.json" <<'EOF'
 import json, sys
@@ -78,7 +81,7 @@ status=0
   --url "$URL" \
   -H "Authorization: Bearer $TOKEN" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-  --phases examples,coverage,fuzzing \
+  --phases examples,coverage,fuzzing,stateful \
   --max-examples "$EXAMPLES" --max-time "$MAX_TIME" --seed "$SEED" \
   --workers 1 --request-timeout 10 --no-shrink \
   --suppress-health-check all \

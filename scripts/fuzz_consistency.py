@@ -1,5 +1,8 @@
 """State consistency after a fuzz run (scripts/fuzz-api.sh), through the API only.
 
+    fuzz_consistency.py URL seed                creates a small world to fuzz on: a network, a
+                                                group with a policy and a rule, a profile, and
+                                                endpoints created through the plugin API
     fuzz_consistency.py URL before STATE_FILE   checks, then saves what it read
     fuzz_consistency.py URL after STATE_FILE    checks, then compares with what was saved
 
@@ -12,20 +15,60 @@ are exactly as before.
 
 import ipaddress
 import json
+import os
 import sys
 import urllib.parse
 import urllib.request
 
+# The admin token (FUZZ_TOKEN), sent with every call.
+HEADERS = {"Authorization": f"Bearer {os.environ['FUZZ_TOKEN']}"} if os.environ.get("FUZZ_TOKEN") else {}
+
+
+def call(method, url, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=HEADERS)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read()
+        return r.status, (json.loads(text) if text else None)
+
 
 def get(url):
-    with urllib.request.urlopen(url, timeout=10) as r:
-        if r.status != 200:
-            raise RuntimeError(f"GET {url}: {r.status}")
-        return json.load(r)
+    status, v = call("GET", url)
+    if status != 200:
+        raise RuntimeError(f"GET {url}: {status}")
+    return v
+
+
+def seed(base):
+    objs = [
+        ("networks", "default:seed-net", {"tenantName": "default", "networkName": "seed-net",
+            "encap": "vxlan", "subnet": "30.1.1.0/24", "gateway": "30.1.1.254"}),
+        ("policys", "default:seed-pol", {"tenantName": "default", "policyName": "seed-pol"}),
+        ("rules", "default:seed-pol:1", {"tenantName": "default", "policyName": "seed-pol",
+            "ruleId": "1", "direction": "in", "priority": 10, "protocol": "tcp", "port": 80,
+            "action": "allow"}),
+        ("netprofiles", "default:seed-prof", {"tenantName": "default", "profileName": "seed-prof",
+            "bandwidth": "10mbps", "DSCP": 4, "burst": 16}),
+        ("endpointGroups", "default:seed-grp", {"tenantName": "default", "groupName": "seed-grp",
+            "networkName": "seed-net", "policies": ["seed-pol"], "netProfile": "seed-prof"}),
+    ]
+    for plural, key, body in objs:
+        status, _ = call("POST", f"{base}/api/v1/{plural}/{key}/", body)
+        assert status == 200, (plural, key, status)
+    for i in range(6):
+        status, alloc = call("POST", f"{base}/api/v1/plugin/endpoints/", {
+            "endpointID": f"seed{i:02d}" + "0" * 10, "tenant": "default", "network": "seed-net",
+            "group": "seed-grp" if i % 2 else "", "host": f"host{i % 2}"})
+        assert status == 200 and alloc["address"].startswith("30.1.1."), (status, alloc)
+    print(f"fuzz-consistency (seed): {len(objs)} objects and 6 endpoints created")
+    return 0
 
 
 def main():
-    base, phase, state_file = sys.argv[1], sys.argv[2], sys.argv[3]
+    base, phase = sys.argv[1], sys.argv[2]
+    if phase == "seed":
+        return seed(base)
+    state_file = sys.argv[3]
     doc = get(f"{base}/api/v1/openapi.json")
     plurals = sorted(
         p[len("/api/v1/inspect/") : -len("/{key}/")]

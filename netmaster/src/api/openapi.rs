@@ -92,6 +92,41 @@ fn ok_json(description: &str, schema: Value) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema}}})
 }
 
+/// A valid object of each kind (with `default` tenant objects that refer to each other),
+/// so a client, or the fuzzer's example phase, can start from requests that succeed.
+fn example(plural: &str) -> Option<Value> {
+    Some(match plural {
+        "globals" => json!({"name": "global", "fwdMode": "bridge", "arpMode": "proxy"}),
+        "tenants" => json!({"tenantName": "blue"}),
+        "networks" => json!({"tenantName": "default", "networkName": "net1", "encap": "vxlan",
+            "subnet": "20.1.1.0/24", "gateway": "20.1.1.254"}),
+        "endpointGroups" => {
+            json!({"tenantName": "default", "groupName": "web", "networkName": "net1",
+            "policies": ["web-in"]})
+        }
+        "policys" => json!({"tenantName": "default", "policyName": "web-in"}),
+        "rules" => json!({"tenantName": "default", "policyName": "web-in", "ruleId": "1",
+            "direction": "in", "priority": 10, "protocol": "tcp", "port": 80, "action": "allow"}),
+        "Bgps" => json!({"hostname": "host1", "routerip": "50.1.1.2/24", "as": "65002",
+            "neighbor-as": "500", "neighbor": "50.1.1.200"}),
+        "serviceLBs" => {
+            json!({"tenantName": "default", "serviceName": "app", "networkName": "net1",
+            "selectors": ["tier=web"], "ports": ["8080:80:TCP"]})
+        }
+        "netprofiles" => json!({"tenantName": "default", "profileName": "gold",
+            "bandwidth": "100mbps", "DSCP": 10, "burst": 64}),
+        "appProfiles" => json!({"tenantName": "default", "appProfileName": "shop",
+            "endpointGroups": ["web"]}),
+        _ => return None,
+    })
+}
+
+/// The key the server derives from an example's fields.
+fn example_key<T: Object>(v: &Value) -> Option<String> {
+    let o: T = serde_json::from_value(v.clone()).ok()?;
+    Some(o.key())
+}
+
 fn kind_paths<T: Object + schemars::JsonSchema>(
     g: &mut SchemaGenerator,
     paths: &mut Map<String, Value>,
@@ -99,16 +134,31 @@ fn kind_paths<T: Object + schemars::JsonSchema>(
     let schema = serde_json::to_value(g.subschema_for::<T>()).unwrap_or(Value::Null);
     let plural = T::PLURAL;
     let name = T::NAME;
-    let key_param = json!([{"name": "key", "in": "path", "required": true,
+    let ex = example(plural);
+    let ex_key = ex.as_ref().and_then(example_key::<T>);
+    let mut key_param = json!([{"name": "key", "in": "path", "required": true,
         "schema": {"type": "string", "minLength": 1},
         "description": format!("the {name}'s key (the body's key fields joined by ':')")}]);
+    if let Some(k) = &ex_key {
+        key_param[0]["example"] = json!(k);
+    }
     let mut write_r = error_responses(Op::Write);
     write_r["200"] = ok_json(&format!("the stored {name}"), schema.clone());
+    // What a client does next with the stored object: read, inspect or delete it by key.
+    write_r["200"]["links"] = json!({
+        "get": {"operationId": format!("get_{name}"), "parameters": {"key": "$response.body#/key"}},
+        "inspect": {"operationId": format!("inspect_{name}"), "parameters": {"key": "$response.body#/key"}},
+        "delete": {"operationId": format!("delete_{name}"), "parameters": {"key": "$response.body#/key"}},
+    });
+    let mut body = json!({"schema": schema});
+    if let Some(e) = &ex {
+        body["example"] = e.clone();
+    }
     let write = json!({
         "summary": format!("Create or update a {name}"),
         "operationId": format!("put_{name}"),
         "parameters": key_param,
-        "requestBody": {"required": true, "content": {"application/json": {"schema": schema}}},
+        "requestBody": {"required": true, "content": {"application/json": body}},
         "responses": write_r,
     });
     let mut list_r = error_responses(Op::List);
@@ -274,13 +324,15 @@ pub fn document() -> Value {
         ),
     );
     let request = schema_of::<EndpointRequest>(&mut g);
+    let request_example = json!({"endpointID": "0123456789abcdef", "tenant": "default",
+        "network": "net1", "host": "host1", "containerName": "web1"});
     let allocation = schema_of::<EndpointAllocation>(&mut g);
     let mut create_r = error_responses(Op::Write);
     create_r["200"] = ok_json("the endpoint with its address", allocation);
     paths.insert(
         "/api/v1/plugin/endpoints/".into(),
         json!({"post": {"summary": "Create an endpoint and allocate its address (netplugin)", "operationId": "create_endpoint",
-            "requestBody": {"required": true, "content": {"application/json": {"schema": request}}},
+            "requestBody": {"required": true, "content": {"application/json": {"schema": request, "example": request_example}}},
             "responses": create_r}}),
     );
     let mut remove_r = error_responses(Op::Delete);
