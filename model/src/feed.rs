@@ -72,6 +72,7 @@ pub struct HostReport {
 #[serde(rename_all = "camelCase")]
 pub struct PolicyReport {
     /// The intent revision of the ruleset in the kernel (0: none yet).
+    #[schemars(range(min = 0))]
     pub revision: Revision,
     /// Rules (of every group with local endpoints) in the ruleset.
     #[serde(default)]

@@ -194,6 +194,12 @@ pub(super) async fn put_report(
     let body = body.map_err(|e| super::body_error(&e))?;
     let host = super::host_name(host)?;
     let mut report: HostReport = parse_body(&body)?;
+    if let Some(p) = report.policy.as_ref().filter(|p| p.revision < 0) {
+        return Err(ApiError::invalid_field(
+            "policy.revision",
+            format!("{} is not a revision (0 or more)", p.revision),
+        ));
+    }
     report.last_seen = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -193,3 +193,34 @@ async fn out_of_range_numbers_are_refused_naming_the_field() {
     assert_eq!(status, 200);
     nm.stop().await;
 }
+
+#[tokio::test]
+async fn reports_with_impossible_numbers_are_refused_naming_the_field() {
+    let nm = Nm::start().await;
+    for (body, field) in [
+        (json!({"policy": {"revision": -1}}), "policy.revision"),
+        (json!({"policy": {"revision": i64::MIN}}), "policy.revision"),
+        (json!({"policy": {"revision": u64::MAX}}), "policy.revision"),
+        (
+            json!({"policy": {"revision": 1, "rules": -1}}),
+            "policy.rules",
+        ),
+        (json!({"lastSeen": -5}), "lastSeen"),
+    ] {
+        let (status, err) = nm.put("/api/v1/feed/hosts/h1/", body.clone()).await;
+        assert_eq!(status, 400, "{body}: {err}");
+        assert_eq!(err["field"], field, "{body}: {err}");
+    }
+    // The largest revision is a revision: stored, and the policy status still answers.
+    let (status, err) = nm
+        .put(
+            "/api/v1/feed/hosts/h1/",
+            json!({"policy": {"revision": i64::MAX, "rules": u64::MAX}}),
+        )
+        .await;
+    assert_eq!(status, 204, "{err}");
+    let (status, reports) = nm.get("/api/v1/feed/hosts/").await;
+    assert_eq!(status, 200);
+    assert_eq!(reports["h1"]["policy"]["revision"], i64::MAX);
+    nm.stop().await;
+}
