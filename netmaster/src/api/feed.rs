@@ -36,6 +36,10 @@ fn feed_change(c: Change) -> FeedChange {
     }
 }
 
+/// How long a subscriber resuming from a revision this netmaster has not published yet
+/// waits for it before it gets a snapshot instead.
+pub const CATCH_UP: Duration = Duration::from_secs(2);
+
 /// How often an idle feed sends a heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
@@ -112,6 +116,14 @@ pub(super) async fn feed(
             st.metrics.feed_subscribers.dec();
         });
         let from = (q.from, q.index.unwrap_or(u32::MAX));
+        // A resume point ahead of this netmaster: a follower a little behind the leader
+        // the subscriber was on catches up within moments, and then resumes it; a point
+        // it does not reach (another store, a restored backup, a made-up number) gets a
+        // snapshot from `subscribe`.
+        if q.from > st.engine.published() {
+            let mut published = st.engine.published_watch();
+            let _ = tokio::time::timeout(CATCH_UP, published.wait_for(|p| p.0 >= q.from)).await;
+        }
         let (backlog, mut changes) = st.engine.subscribe(from);
         let mut last = from;
         match backlog {

@@ -224,3 +224,59 @@ async fn reports_with_impossible_numbers_are_refused_naming_the_field() {
     assert_eq!(reports["h1"]["policy"]["revision"], i64::MAX);
     nm.stop().await;
 }
+
+#[tokio::test]
+async fn feed_resume_slightly_ahead_waits_for_the_revision_instead_of_going_back() {
+    // A follower a little behind the leader the subscriber was on: the subscriber's
+    // resume point is reached moments later, and it resumes from there (no snapshot of an
+    // older state).
+    let nm = Nm::start().await;
+    let rev = nm.revision().await;
+    let url = format!("{}/api/v1/feed/?from={}", nm.url, rev + 1);
+    let first = tokio::spawn(async move {
+        let resp = reqwest::get(url).await.unwrap();
+        let mut body = resp.bytes_stream();
+        let mut buf = Vec::new();
+        while let Some(chunk) = body.next().await {
+            buf.extend_from_slice(&chunk.unwrap());
+            if let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                return serde_json::from_slice::<FeedLine>(&buf[..i]).unwrap();
+            }
+        }
+        panic!("the feed ended");
+    });
+    // The subscriber is connected (its feed task runs) before the writes.
+    let mut connected = false;
+    for _ in 0..1000 {
+        let m = nm
+            .http
+            .get(format!("{}/metrics", nm.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.lines()
+            .any(|l| l.starts_with("netmaster_feed_subscribers ") && l.ends_with(" 1"))
+        {
+            connected = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(connected, "the feed subscriber never showed in the metrics");
+    // Two writes: the resume point is reached, and a change follows it.
+    nm.create("/api/v1/tenants/t1/", json!({"tenantName": "t1"}))
+        .await;
+    nm.create("/api/v1/tenants/t2/", json!({"tenantName": "t2"}))
+        .await;
+    match first.await.unwrap() {
+        FeedLine::Change(c) => {
+            assert!(c.revision > rev + 1, "{c:?} is not after the resume point");
+            assert!(c.key == "t1" || c.key == "t2", "{c:?}");
+        }
+        other => panic!("expected the change after the resume point, got {other:?}"),
+    }
+    nm.stop().await;
+}
