@@ -14,7 +14,7 @@ PACKAGES=(
   prometheus
   nftables iproute2 iputils-ping tcpdump ethtool socat procps psmisc
   protobuf-compiler libprotobuf-dev
-  python3 gcc make
+  python3 python3-venv gcc make
   # Container runtimes the end-to-end tests drive by hand (no systemd, no registry):
   # Docker 20.10 (CNM remote driver), podman with its CNI backend, containerd's ctr.
   docker.io containerd runc busybox-static
@@ -52,6 +52,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The REST fuzzer of scripts/fuzz-api.sh (part of make test): schemathesis from PyPI, pinned,
+# in a virtualenv this script owns.
+VENV=/opt/contiv-rs/venv
+SCHEMATHESIS_VERSION=4.32.5
+if [ "$("$VENV/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMATHESIS_VERSION" ]; then
+  echo "install-deps: installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
+  mkdir -p "$(dirname "$VENV")"
+  /usr/bin/python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   for d in "$HOME/.cargo/bin" /root/.cargo/bin; do
     [ -x "$d/cargo" ] && export PATH="$d:$PATH"
@@ -67,4 +78,4 @@ if [ "$(printf '%s\n1.90.0\n' "$ver" | sort -V | head -1)" != "1.90.0" ]; then
   exit 1
 fi
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null | sed 's/[-+~].*//'; }
-echo "install-deps: ok (rustc $ver, frr $(pkgver frr), bird $(pkgver bird2), gobgp $(pkgver gobgpd), exabgp $(pkgver exabgp), etcd $(pkgver etcd-server), ovs $(pkgver openvswitch-switch))"
+echo "install-deps: ok (rustc $ver, frr $(pkgver frr), bird $(pkgver bird2), gobgp $(pkgver gobgpd), exabgp $(pkgver exabgp), etcd $(pkgver etcd-server), ovs $(pkgver openvswitch-switch), schemathesis $SCHEMATHESIS_VERSION)"

@@ -493,6 +493,7 @@ mod tests {
         use crate::objects::{BfdAuthType, BgpBfdAuth};
         let base = serde_json::json!({
             "hostname": "h", "routerip": "10.1.1.1/24", "as": "65101",
+            "local-addresses": ["10.1.2.1/24"],
             "neighbor": "10.1.1.254", "neighbor-as": "65001", "bfd": true,
             "bfd-auth": {"secret-ref": "tor-bfd"},
             "neighbors": [{"address": "10.1.2.254", "as": "65002", "bfd": true,

@@ -7,11 +7,13 @@ use crate::Secret;
 
 /// The answer of `POST /api/v1/credentials/hosts/<host>/`: the host's new token, shown
 /// this once (netmaster keeps only its SHA-256). `Debug` hides the token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostCredential {
     pub host: String,
+    /// `<host>.<secret>`: what netplugin's `--token-file` holds.
     #[serde(serialize_with = "expose", deserialize_with = "secret")]
+    #[schemars(with = "String")]
     pub token: Secret,
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub type Revision = i64;
 
 /// One line of the feed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum FeedLine {
     Snapshot {
@@ -20,14 +20,14 @@ pub enum FeedLine {
     },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SnapshotObject {
     pub plural: String,
     pub key: String,
     pub value: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct FeedChange {
     pub revision: Revision,
     /// Position among the changes of the same revision (one transaction).
@@ -39,7 +39,7 @@ pub struct FeedChange {
 }
 
 /// A netplugin's report about its host (`PUT /api/v1/feed/hosts/<host>/`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostReport {
     /// Endpoints plumbed on the host.
@@ -75,10 +75,11 @@ pub struct HostReport {
 
 /// The policy ruleset a host programmed: the intent revision it was compiled from and,
 /// when the last attempt failed, why (the ruleset of `revision` stays in force).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyReport {
     /// The intent revision of the ruleset in the kernel (0: none yet).
+    #[schemars(range(min = 0))]
     pub revision: Revision,
     /// Rules (of every group with local endpoints) in the ruleset.
     #[serde(default)]
@@ -93,7 +94,7 @@ pub struct PolicyReport {
 /// A host's policy ruleset as netmaster shows it in the `Oper` of an endpoint group or a
 /// policy (`policyStatus`, one per host that reported endpoints of the group, or of a
 /// group of the policy), next to `policyRevision`, the revision that ruleset must have.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HostPolicyStatus {
     pub host: String,
@@ -113,7 +114,7 @@ pub struct HostPolicyStatus {
 }
 
 /// An endpoint plumbed on the host.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 pub struct EndpointReport {
     #[serde(rename = "endpointID", default)]
     pub endpoint_id: String,
@@ -136,7 +137,7 @@ pub struct EndpointReport {
 
 /// A BGP session of the host. Every field but the address may be absent (older or
 /// partial reports); absent fields stay absent when the report is stored.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NeighborReport {
     #[serde(default)]
@@ -171,7 +172,7 @@ pub struct NeighborReport {
 }
 
 /// A route the host learned and the next hops of its ECMP group.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 pub struct RouteReport {
     #[serde(default)]
     pub prefix: String,
@@ -180,7 +181,7 @@ pub struct RouteReport {
 }
 
 /// A learned route kept out of the host's kernel by its import policy.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 pub struct RejectedRouteReport {
     #[serde(default)]
     pub prefix: String,

@@ -46,16 +46,20 @@ macro_rules! object {
 pub struct Global {
     #[serde(default, skip_serializing_if = "is_empty")]
     pub key: String,
+    #[schemars(extend("enum" = ["global"]))]
     pub name: String,
     #[serde(rename = "networkInfraType", default)]
+    #[schemars(extend("enum" = crate::validate::INFRA_TYPES))]
     pub network_infra_type: String,
     #[serde(default)]
     pub vlans: String,
     #[serde(default)]
     pub vxlans: String,
     #[serde(rename = "fwdMode", default)]
+    #[schemars(extend("enum" = crate::validate::FWD_MODES))]
     pub fwd_mode: String,
     #[serde(rename = "arpMode", default)]
+    #[schemars(extend("enum" = crate::validate::ARP_MODES))]
     pub arp_mode: String,
     #[serde(rename = "pvtSubnet", default)]
     pub pvt_subnet: String,
@@ -92,8 +96,12 @@ pub struct Tenant {
     #[serde(default, skip_serializing_if = "is_empty")]
     pub key: String,
     #[serde(rename = "tenantName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub tenant_name: String,
     #[serde(rename = "defaultNetwork", default)]
+    #[schemars(
+        schema_with = "crate::validate::optional_name_schema::<{ crate::validate::NAME_MAX }>"
+    )]
     pub default_network: String,
     #[serde(default, skip_serializing)]
     pub links: Option<serde_json::Value>,
@@ -109,14 +117,19 @@ pub struct Network {
     #[serde(default, skip_serializing_if = "is_empty")]
     pub key: String,
     #[serde(rename = "networkName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub network_name: String,
     #[serde(rename = "tenantName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub tenant_name: String,
     #[serde(rename = "nwType", default = "default_nw_type")]
+    #[schemars(extend("enum" = crate::validate::NW_TYPES))]
     pub nw_type: String,
     #[serde(default)]
+    #[schemars(extend("enum" = crate::validate::ENCAPS))]
     pub encap: String,
     #[serde(rename = "pktTag", default)]
+    #[schemars(range(min = 0, max = crate::validate::PKT_TAG_MAX))]
     pub pkt_tag: i64,
     #[serde(default)]
     pub subnet: String,
@@ -127,6 +140,9 @@ pub struct Network {
     #[serde(rename = "ipv6Gateway", default)]
     pub ipv6_gateway: String,
     #[serde(rename = "cfgdTag", default)]
+    #[schemars(
+        schema_with = "crate::validate::optional_name_schema::<{ crate::validate::TAG_MAX }>"
+    )]
     pub cfgd_tag: String,
     #[serde(default, skip_serializing)]
     pub links: Option<serde_json::Value>,
@@ -148,20 +164,30 @@ pub struct EndpointGroup {
     #[serde(default, skip_serializing_if = "is_empty")]
     pub key: String,
     #[serde(rename = "groupName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub group_name: String,
     #[serde(rename = "tenantName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub tenant_name: String,
     #[serde(rename = "networkName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub network_name: String,
     #[serde(rename = "ipPool", default)]
     pub ip_pool: String,
     #[serde(default)]
+    #[schemars(schema_with = "crate::validate::names_schema::<{ crate::validate::NAME_MAX }>")]
     pub policies: Vec<String>,
     #[serde(rename = "extContractsGrps", default)]
     pub ext_contracts_grps: Vec<String>,
     #[serde(rename = "netProfile", default)]
+    #[schemars(
+        schema_with = "crate::validate::optional_name_schema::<{ crate::validate::NAME_MAX }>"
+    )]
     pub net_profile: String,
     #[serde(rename = "cfgdTag", default)]
+    #[schemars(
+        schema_with = "crate::validate::optional_name_schema::<{ crate::validate::TAG_MAX }>"
+    )]
     pub cfgd_tag: String,
     #[serde(default, skip_serializing)]
     pub links: Option<serde_json::Value>,
@@ -182,8 +208,10 @@ pub struct Policy {
     #[serde(default, skip_serializing_if = "is_empty")]
     pub key: String,
     #[serde(rename = "policyName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub policy_name: String,
     #[serde(rename = "tenantName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub tenant_name: String,
     #[serde(default, skip_serializing)]
     pub links: Option<serde_json::Value>,
@@ -202,14 +230,19 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "is_empty")]
     pub key: String,
     #[serde(rename = "ruleId")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub rule_id: String,
     #[serde(rename = "policyName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub policy_name: String,
     #[serde(rename = "tenantName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub tenant_name: String,
     #[serde(default)]
+    #[schemars(extend("enum" = crate::validate::DIRECTIONS))]
     pub direction: String,
     #[serde(default)]
+    #[schemars(range(min = 0, max = crate::validate::PRIORITY_MAX))]
     pub priority: i64,
     #[serde(rename = "fromEndpointGroup", default)]
     pub from_endpoint_group: String,
@@ -226,8 +259,10 @@ pub struct Rule {
     #[serde(default)]
     pub protocol: String,
     #[serde(default)]
+    #[schemars(range(min = 0, max = crate::validate::PORT_MAX))]
     pub port: i64,
     #[serde(default)]
+    #[schemars(extend("enum" = crate::validate::ACTIONS))]
     pub action: String,
     #[serde(default, skip_serializing)]
     pub links: Option<serde_json::Value>,
@@ -332,6 +367,7 @@ pub enum AdvertiseMode {
 pub struct Bgp {
     #[serde(default, skip_serializing_if = "is_empty")]
     pub key: String,
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::LONG_NAME_MAX }>")]
     pub hostname: String,
     /// The host's address on the ToR subnet, with its length (`50.1.1.2/24`).
     pub routerip: String,
@@ -479,10 +515,13 @@ pub struct ServiceLb {
     #[serde(default, skip_serializing_if = "is_empty")]
     pub key: String,
     #[serde(rename = "serviceName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::LONG_NAME_MAX }>")]
     pub service_name: String,
     #[serde(rename = "tenantName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub tenant_name: String,
     #[serde(rename = "networkName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub network_name: String,
     #[serde(rename = "ipAddress", default)]
     pub ip_address: String,
@@ -507,14 +546,18 @@ pub struct Netprofile {
     #[serde(default, skip_serializing_if = "is_empty")]
     pub key: String,
     #[serde(rename = "profileName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub profile_name: String,
     #[serde(rename = "tenantName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub tenant_name: String,
     #[serde(default)]
     pub bandwidth: String,
     #[serde(rename = "DSCP", default)]
+    #[schemars(range(min = 0, max = crate::validate::DSCP_MAX))]
     pub dscp: i64,
     #[serde(default)]
+    #[schemars(range(min = 0, max = crate::validate::BURST_MAX))]
     pub burst: i64,
     #[serde(default, skip_serializing)]
     pub links: Option<serde_json::Value>,
@@ -533,10 +576,13 @@ pub struct AppProfile {
     #[serde(default, skip_serializing_if = "is_empty")]
     pub key: String,
     #[serde(rename = "appProfileName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub app_profile_name: String,
     #[serde(rename = "tenantName")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::NAME_MAX }>")]
     pub tenant_name: String,
     #[serde(rename = "endpointGroups", default)]
+    #[schemars(schema_with = "crate::validate::names_schema::<{ crate::validate::NAME_MAX }>")]
     pub endpoint_groups: Vec<String>,
     #[serde(default, skip_serializing)]
     pub links: Option<serde_json::Value>,
@@ -555,6 +601,7 @@ pub struct Endpoint {
     #[serde(default, skip_serializing_if = "is_empty")]
     pub key: String,
     #[serde(rename = "endpointID")]
+    #[schemars(length(min = 1))]
     pub endpoint_id: String,
     #[serde(rename = "containerID", default)]
     pub container_id: String,
@@ -576,6 +623,7 @@ pub struct Endpoint {
     #[serde(rename = "macAddress", default)]
     pub mac_address: String,
     #[serde(rename = "homingHost")]
+    #[schemars(schema_with = "crate::validate::name_schema::<{ crate::validate::LONG_NAME_MAX }>")]
     pub homing_host: String,
     #[serde(rename = "intfName", default)]
     pub intf_name: String,

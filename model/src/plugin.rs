@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::objects::Endpoint;
 
 /// The body of `POST /api/v1/plugin/endpoints/`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EndpointRequest {
     #[serde(rename = "endpointID")]
@@ -31,7 +31,7 @@ pub struct EndpointRequest {
 }
 
 /// netmaster's answer: enough to plumb the container.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointAllocation {
     pub endpoint: Endpoint,

@@ -29,6 +29,58 @@ pub trait Validate {
     fn validate(&self) -> Result<(), ValidationError>;
 }
 
+/// The longest name of most objects (tenants, networks, groups, policies, ...).
+pub const NAME_MAX: usize = 64;
+/// The longest configured tag (`cfgdTag`).
+pub const TAG_MAX: usize = 128;
+/// The longest service or host name.
+pub const LONG_NAME_MAX: usize = 256;
+
+/// The regular expression [`check_name`] implements (one label, then `.label`s), for the
+/// OpenAPI document; a test checks the two agree.
+macro_rules! name_regex {
+    () => {
+        r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*"
+    };
+}
+/// A name ([`check_name`]), as an anchored regular expression.
+pub const NAME_PATTERN: &str = concat!("^", name_regex!(), "$");
+/// A name or the empty string (optional name fields).
+pub const OPTIONAL_NAME_PATTERN: &str = concat!("^(?:", name_regex!(), ")?$");
+
+fn name_schema_of(max: usize, optional: bool) -> schemars::Schema {
+    let (min, pattern) = if optional {
+        (0, OPTIONAL_NAME_PATTERN)
+    } else {
+        (1, NAME_PATTERN)
+    };
+    schemars::json_schema!({
+        "type": "string",
+        "minLength": min,
+        "maxLength": max,
+        "pattern": pattern,
+        "description": "letters, digits, inner '-' or '_', and '.' between words",
+    })
+}
+
+/// The schema of a required name of at most `MAX` characters (`schema_with`).
+pub fn name_schema<const MAX: usize>(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    name_schema_of(MAX, false)
+}
+
+/// The schema of an optional name (empty or a name of at most `MAX` characters).
+pub fn optional_name_schema<const MAX: usize>(
+    _: &mut schemars::SchemaGenerator,
+) -> schemars::Schema {
+    name_schema_of(MAX, true)
+}
+
+/// The schema of a list of names of at most `MAX` characters each.
+pub fn names_schema<const MAX: usize>(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let item = name_schema_of(MAX, false);
+    schemars::json_schema!({"type": "array", "items": item})
+}
+
 /// Contiv's name rule: DNS-label-like words (letters, digits, inner `-` and `_`) joined
 /// by dots, at most `max` characters.
 pub fn check_name(field: &str, v: &str, max: usize) -> Result<(), ValidationError> {
@@ -185,6 +237,33 @@ pub fn parse_bandwidth(field: &str, s: &str) -> Result<u64, ValidationError> {
     }
 }
 
+/// `global.networkInfraType`.
+pub const INFRA_TYPES: &[&str] = &["aci", "aci-opflex", "default", ""];
+/// `global.fwdMode` ("" until chosen).
+pub const FWD_MODES: &[&str] = &["bridge", "routing", ""];
+/// `global.arpMode`.
+pub const ARP_MODES: &[&str] = &["proxy", "flood", ""];
+/// `network.nwType`.
+pub const NW_TYPES: &[&str] = &["data", "infra"];
+/// `network.encap`.
+pub const ENCAPS: &[&str] = &["vlan", "vxlan"];
+/// `rule.direction`.
+pub const DIRECTIONS: &[&str] = &["in", "out"];
+/// `rule.action`.
+pub const ACTIONS: &[&str] = &["allow", "deny"];
+/// `network.pktTag`: 0 picks one; a VLAN id stops at 4094, a VXLAN id at 16777215.
+pub const PKT_TAG_MAX: i64 = 16_777_215;
+/// `network.pktTag` for VLAN encapsulation.
+pub const VLAN_TAG_MAX: i64 = 4094;
+/// `rule.priority`.
+pub const PRIORITY_MAX: i64 = 100;
+/// `rule.port` (0: any).
+pub const PORT_MAX: i64 = 65535;
+/// `netprofile.DSCP`.
+pub const DSCP_MAX: i64 = 63;
+/// `netprofile.burst` in KB (0: none; 1 is refused).
+pub const BURST_MAX: i64 = 10486;
+
 fn one_of(field: &str, v: &str, allowed: &[&str]) -> Result<(), ValidationError> {
     if allowed.contains(&v) {
         Ok(())
@@ -211,13 +290,9 @@ impl Validate for Global {
                 format!("{:?}: the global object is named \"global\"", self.name),
             );
         }
-        one_of(
-            "networkInfraType",
-            &self.network_infra_type,
-            &["aci", "aci-opflex", "default", ""],
-        )?;
-        one_of("fwdMode", &self.fwd_mode, &["bridge", "routing", ""])?;
-        one_of("arpMode", &self.arp_mode, &["proxy", "flood", ""])?;
+        one_of("networkInfraType", &self.network_infra_type, INFRA_TYPES)?;
+        one_of("fwdMode", &self.fwd_mode, FWD_MODES)?;
+        one_of("arpMode", &self.arp_mode, ARP_MODES)?;
         if !self.vlans.is_empty() {
             parse_range("vlans", &self.vlans, 1, 4094)?;
         }
@@ -250,9 +325,9 @@ impl Validate for Global {
 
 impl Validate for Tenant {
     fn validate(&self) -> Result<(), ValidationError> {
-        check_name("tenantName", &self.tenant_name, 64)?;
+        check_name("tenantName", &self.tenant_name, NAME_MAX)?;
         if !self.default_network.is_empty() {
-            check_name("defaultNetwork", &self.default_network, 64)?;
+            check_name("defaultNetwork", &self.default_network, NAME_MAX)?;
         }
         Ok(())
     }
@@ -260,14 +335,14 @@ impl Validate for Tenant {
 
 impl Validate for Network {
     fn validate(&self) -> Result<(), ValidationError> {
-        check_name("networkName", &self.network_name, 64)?;
-        check_name("tenantName", &self.tenant_name, 64)?;
-        one_of("nwType", &self.nw_type, &["data", "infra"])?;
-        one_of("encap", &self.encap, &["vlan", "vxlan"])?;
+        check_name("networkName", &self.network_name, NAME_MAX)?;
+        check_name("tenantName", &self.tenant_name, NAME_MAX)?;
+        one_of("nwType", &self.nw_type, NW_TYPES)?;
+        one_of("encap", &self.encap, ENCAPS)?;
         let max = if self.encap == "vlan" {
-            4094
+            VLAN_TAG_MAX
         } else {
-            16_777_215
+            PKT_TAG_MAX
         };
         if self.pkt_tag < 0 || self.pkt_tag > max {
             return err(
@@ -320,7 +395,7 @@ impl Validate for Network {
             return err("ipv6Gateway", "needs ipv6Subnet");
         }
         if !self.cfgd_tag.is_empty() {
-            check_name("cfgdTag", &self.cfgd_tag, 128)?;
+            check_name("cfgdTag", &self.cfgd_tag, TAG_MAX)?;
         }
         Ok(())
     }
@@ -328,20 +403,20 @@ impl Validate for Network {
 
 impl Validate for EndpointGroup {
     fn validate(&self) -> Result<(), ValidationError> {
-        check_name("groupName", &self.group_name, 64)?;
-        check_name("tenantName", &self.tenant_name, 64)?;
-        check_name("networkName", &self.network_name, 64)?;
+        check_name("groupName", &self.group_name, NAME_MAX)?;
+        check_name("tenantName", &self.tenant_name, NAME_MAX)?;
+        check_name("networkName", &self.network_name, NAME_MAX)?;
         if !self.ip_pool.is_empty() {
             parse_ip_range("ipPool", &self.ip_pool)?;
         }
         for p in &self.policies {
-            check_name("policies", p, 64)?;
+            check_name("policies", p, NAME_MAX)?;
         }
         if !self.net_profile.is_empty() {
-            check_name("netProfile", &self.net_profile, 64)?;
+            check_name("netProfile", &self.net_profile, NAME_MAX)?;
         }
         if !self.cfgd_tag.is_empty() {
-            check_name("cfgdTag", &self.cfgd_tag, 128)?;
+            check_name("cfgdTag", &self.cfgd_tag, TAG_MAX)?;
         }
         Ok(())
     }
@@ -349,8 +424,8 @@ impl Validate for EndpointGroup {
 
 impl Validate for Policy {
     fn validate(&self) -> Result<(), ValidationError> {
-        check_name("policyName", &self.policy_name, 64)?;
-        check_name("tenantName", &self.tenant_name, 64)
+        check_name("policyName", &self.policy_name, NAME_MAX)?;
+        check_name("tenantName", &self.tenant_name, NAME_MAX)
     }
 }
 
@@ -367,13 +442,16 @@ fn check_ip_or_cidr(field: &str, v: &str) -> Result<(), ValidationError> {
 
 impl Validate for Rule {
     fn validate(&self) -> Result<(), ValidationError> {
-        check_name("ruleId", &self.rule_id, 64)?;
-        check_name("policyName", &self.policy_name, 64)?;
-        check_name("tenantName", &self.tenant_name, 64)?;
-        one_of("direction", &self.direction, &["in", "out"])?;
-        one_of("action", &self.action, &["allow", "deny"])?;
-        if !(0..=100).contains(&self.priority) {
-            return err("priority", format!("{} is outside 1..100", self.priority));
+        check_name("ruleId", &self.rule_id, NAME_MAX)?;
+        check_name("policyName", &self.policy_name, NAME_MAX)?;
+        check_name("tenantName", &self.tenant_name, NAME_MAX)?;
+        one_of("direction", &self.direction, DIRECTIONS)?;
+        one_of("action", &self.action, ACTIONS)?;
+        if !(0..=PRIORITY_MAX).contains(&self.priority) {
+            return err(
+                "priority",
+                format!("{} is outside 0..{PRIORITY_MAX}", self.priority),
+            );
         }
         match self.protocol.as_str() {
             "" | "tcp" | "udp" | "icmp" => {}
@@ -387,8 +465,8 @@ impl Validate for Rule {
                 }
             },
         }
-        if !(0..=65535).contains(&self.port) {
-            return err("port", format!("{} is outside 0..65535", self.port));
+        if !(0..=PORT_MAX).contains(&self.port) {
+            return err("port", format!("{} is outside 0..{PORT_MAX}", self.port));
         }
         if self.port != 0 && !matches!(self.protocol.as_str(), "tcp" | "udp") {
             return err("port", "a port needs protocol tcp or udp");
@@ -523,9 +601,9 @@ impl Validate for Bgp {
 
 impl Validate for ServiceLb {
     fn validate(&self) -> Result<(), ValidationError> {
-        check_name("serviceName", &self.service_name, 256)?;
-        check_name("tenantName", &self.tenant_name, 64)?;
-        check_name("networkName", &self.network_name, 64)?;
+        check_name("serviceName", &self.service_name, LONG_NAME_MAX)?;
+        check_name("tenantName", &self.tenant_name, NAME_MAX)?;
+        check_name("networkName", &self.network_name, NAME_MAX)?;
         if !self.ip_address.is_empty() && self.ip_address.parse::<Ipv4Addr>().is_err() {
             return err(
                 "ipAddress",
@@ -558,18 +636,18 @@ impl Validate for ServiceLb {
 
 impl Validate for Netprofile {
     fn validate(&self) -> Result<(), ValidationError> {
-        check_name("profileName", &self.profile_name, 64)?;
-        check_name("tenantName", &self.tenant_name, 64)?;
+        check_name("profileName", &self.profile_name, NAME_MAX)?;
+        check_name("tenantName", &self.tenant_name, NAME_MAX)?;
         if !self.bandwidth.is_empty() {
             parse_bandwidth("bandwidth", &self.bandwidth)?;
         }
-        if !(0..=63).contains(&self.dscp) {
-            return err("DSCP", format!("{} is outside 0..63", self.dscp));
+        if !(0..=DSCP_MAX).contains(&self.dscp) {
+            return err("DSCP", format!("{} is outside 0..{DSCP_MAX}", self.dscp));
         }
-        if !(0..=10486).contains(&self.burst) || self.burst == 1 {
+        if !(0..=BURST_MAX).contains(&self.burst) || self.burst == 1 {
             return err(
                 "burst",
-                format!("{} is outside 0, 2..10486 (KB)", self.burst),
+                format!("{} is outside 0, 2..{BURST_MAX} (KB)", self.burst),
             );
         }
         Ok(())
@@ -578,10 +656,10 @@ impl Validate for Netprofile {
 
 impl Validate for AppProfile {
     fn validate(&self) -> Result<(), ValidationError> {
-        check_name("appProfileName", &self.app_profile_name, 64)?;
-        check_name("tenantName", &self.tenant_name, 64)?;
+        check_name("appProfileName", &self.app_profile_name, NAME_MAX)?;
+        check_name("tenantName", &self.tenant_name, NAME_MAX)?;
         for g in &self.endpoint_groups {
-            check_name("endpointGroups", g, 64)?;
+            check_name("endpointGroups", g, NAME_MAX)?;
         }
         Ok(())
     }
@@ -592,7 +670,7 @@ impl Validate for Endpoint {
         if self.endpoint_id.is_empty() {
             return err("endpointID", "is required");
         }
-        check_name("homingHost", &self.homing_host, 256)
+        check_name("homingHost", &self.homing_host, LONG_NAME_MAX)
     }
 }
 
@@ -612,12 +690,36 @@ mod tests {
 
     #[test]
     fn names() {
-        assert!(check_name("n", "contiv-net", 64).is_ok());
-        assert!(check_name("n", "a.b_c", 64).is_ok());
+        assert!(check_name("n", "contiv-net", NAME_MAX).is_ok());
+        assert!(check_name("n", "a.b_c", NAME_MAX).is_ok());
         for bad in ["", "-a", "a-", "a b", "a..b", "ä"] {
-            assert!(check_name("n", bad, 64).is_err(), "{bad}");
+            assert!(check_name("n", bad, NAME_MAX).is_err(), "{bad}");
         }
-        assert!(check_name("n", &"a".repeat(65), 64).is_err());
+        assert!(check_name("n", &"a".repeat(65), NAME_MAX).is_err());
+    }
+
+    /// The pattern the OpenAPI document states is the rule `check_name` applies: every
+    /// string of up to four characters over an alphabet of each kind of character.
+    #[test]
+    fn name_pattern_is_check_name() {
+        let re = regex::Regex::new(NAME_PATTERN).unwrap();
+        let opt = regex::Regex::new(OPTIONAL_NAME_PATTERN).unwrap();
+        let alphabet = ['a', 'Z', '0', '_', '-', '.', ' ', '/', 'é'];
+        let mut words = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = words
+                .iter()
+                .filter(|w| w.chars().count() == words.last().unwrap().chars().count())
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
+            words.extend(longer);
+        }
+        assert!(words.len() > 6000);
+        for w in &words {
+            let ok = check_name("n", w, NAME_MAX).is_ok();
+            assert_eq!(re.is_match(w), ok, "{w:?}");
+            assert_eq!(opt.is_match(w), ok || w.is_empty(), "{w:?}");
+        }
     }
 
     #[test]

@@ -52,17 +52,8 @@ pub fn claimed_host(token: &str) -> Option<&str> {
 
 /// A host name a credential can be made for: what a host report's URL accepts.
 pub fn check_host(host: &str) -> Result<(), String> {
-    if host.is_empty()
-        || host.len() > 253
-        || !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(format!(
-            "{host:?} is not a host name (1 to 253 letters, digits, '-', '_' or '.')"
-        ));
-    }
-    Ok(())
+    contiv_model::validate::check_name("host", host, contiv_model::validate::LONG_NAME_MAX)
+        .map_err(|e| e.message)
 }
 
 /// A fresh token for `host` and what the store keeps of it.

@@ -7,6 +7,7 @@
 //!   host has none);
 //! - `GET /api/v1/credentials/hosts/` lists the hosts that have one (names only).
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -26,17 +27,13 @@ fn admin_only(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-fn valid_host(host: &str) -> Result<(), ApiError> {
-    credentials::check_host(host).map_err(|m| ApiError::invalid_field("host", m))
-}
-
 pub(super) async fn create(
     State(st): State<AppState>,
     caller: Caller,
-    Path(host): Path<String>,
+    host: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     admin_only(&caller)?;
-    valid_host(&host)?;
+    let host = super::host_name(host)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -50,10 +47,10 @@ pub(super) async fn create(
 pub(super) async fn remove(
     State(st): State<AppState>,
     caller: Caller,
-    Path(host): Path<String>,
+    host: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     admin_only(&caller)?;
-    valid_host(&host)?;
+    let host = super::host_name(host)?;
     if !credentials::delete(st.engine.store(), &host).await? {
         return Err(ApiError::new(
             ErrorKind::NotFound,

@@ -36,6 +36,10 @@ fn feed_change(c: Change) -> FeedChange {
     }
 }
 
+/// How long a subscriber resuming from a revision this netmaster has not published yet
+/// waits for it before it gets a snapshot instead.
+pub const CATCH_UP: Duration = Duration::from_secs(2);
+
 /// How often an idle feed sends a heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
@@ -73,11 +77,37 @@ fn snapshot(st: &AppState) -> (Revision, Bytes) {
     )
 }
 
+/// Reads the feed's query: `from` must be a revision (not negative), `index` a u32.
+fn feed_query(
+    q: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<FeedQuery, ApiError> {
+    let Query(q) = q.map_err(|e| {
+        let msg = e.body_text();
+        let field = if msg.contains("index") {
+            "index"
+        } else {
+            "from"
+        };
+        ApiError::invalid_field(field, format!("bad query string: {msg}"))
+    })?;
+    if q.from < 0 {
+        return Err(ApiError::invalid_field(
+            "from",
+            format!("{} is not a revision (0 or more)", q.from),
+        ));
+    }
+    Ok(q)
+}
+
 pub(super) async fn feed(
     State(st): State<AppState>,
     caller: super::auth::Caller,
-    Query(q): Query<FeedQuery>,
+    q: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    let q = match feed_query(q) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let st2 = st.clone();
     tokio::spawn(async move {
@@ -87,6 +117,14 @@ pub(super) async fn feed(
             st.metrics.feed_subscribers.dec();
         });
         let from = (q.from, q.index.unwrap_or(u32::MAX));
+        // A resume point ahead of this netmaster: a follower a little behind the leader
+        // the subscriber was on catches up within moments, and then resumes it; a point
+        // it does not reach (another store, a restored backup, a made-up number) gets a
+        // snapshot from `subscribe`.
+        if q.from > st.engine.published() {
+            let mut published = st.engine.published_watch();
+            let _ = tokio::time::timeout(CATCH_UP, published.wait_for(|p| p.0 >= q.from)).await;
+        }
         let (backlog, mut changes) = st.engine.subscribe(from);
         let mut last = from;
         match backlog {
@@ -170,12 +208,18 @@ fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
 
 pub(super) async fn put_report(
     State(st): State<AppState>,
-    Path(host): Path<String>,
+    host: Result<Path<String>, axum::extract::rejection::PathRejection>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| super::body_error(&e))?;
-    crate::credentials::check_host(&host).map_err(|m| ApiError::invalid_field("host", m))?;
+    let host = super::host_name(host)?;
     let mut report: HostReport = parse_body(&body)?;
+    if let Some(p) = report.policy.as_ref().filter(|p| p.revision < 0) {
+        return Err(ApiError::invalid_field(
+            "policy.revision",
+            format!("{} is not a revision (0 or more)", p.revision),
+        ));
+    }
     report.last_seen = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -106,6 +106,26 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     })
 }
 
+/// A path parameter, or a 400 naming it (axum's own rejection is plain text).
+pub(crate) fn path_param(
+    name: &str,
+    p: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<String, ApiError> {
+    p.map(|Path(v)| v).map_err(|e| {
+        ApiError::invalid_field(name, format!("bad {name} in the URL: {}", e.body_text()))
+    })
+}
+
+/// The `host` path parameter: a host name by [`contiv_model::validate::check_name`].
+pub(crate) fn host_name(
+    p: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<String, ApiError> {
+    let host = path_param("host", p)?;
+    contiv_model::validate::check_name("host", &host, contiv_model::validate::LONG_NAME_MAX)
+        .map_err(|e| ApiError::invalid_field(e.field, e.message))?;
+    Ok(host)
+}
+
 fn unknown_field(msg: &str) -> Option<String> {
     let rest = msg.strip_prefix("unknown field `")?;
     Some(rest.split('`').next()?.to_string())
@@ -156,10 +176,13 @@ async fn list_objects<K: Kind>(State(st): State<AppState>) -> Result<Response, A
     Ok(json(StatusCode::OK, &objs))
 }
 
+type KeyParam = Result<Path<String>, axum::extract::rejection::PathRejection>;
+
 async fn get_object<K: Kind>(
     State(st): State<AppState>,
-    Path(key): Path<String>,
+    key: KeyParam,
 ) -> Result<Response, ApiError> {
+    let key = path_param("key", key)?;
     match st.engine.world().get::<K>(&key)? {
         Some(o) => Ok(json(StatusCode::OK, &o)),
         None => Err(ApiError::not_found(format!("{}/{key}", K::PLURAL))),
@@ -176,8 +199,9 @@ struct Inspect<'a, C> {
 
 async fn inspect_object<K: Kind>(
     State(st): State<AppState>,
-    Path(key): Path<String>,
+    key: KeyParam,
 ) -> Result<Response, ApiError> {
+    let key = path_param("key", key)?;
     let world = st.engine.world();
     let Some(o) = world.get::<K>(&key)? else {
         return Err(ApiError::not_found(format!("{}/{key}", K::PLURAL)));
@@ -188,9 +212,10 @@ async fn inspect_object<K: Kind>(
 
 async fn put_object<K: Kind>(
     State(st): State<AppState>,
-    Path(key): Path<String>,
+    key: KeyParam,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let key = path_param("key", key)?;
     let body = body.map_err(|e| body_error(&e))?;
     let obj: K = parse_body(&body)?;
     st.engine.put(&key, obj).await?;
@@ -206,8 +231,9 @@ async fn put_object<K: Kind>(
 
 async fn delete_object<K: Kind>(
     State(st): State<AppState>,
-    Path(key): Path<String>,
+    key: KeyParam,
 ) -> Result<Response, ApiError> {
+    let key = path_param("key", key)?;
     st.engine.delete::<K>(&key).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

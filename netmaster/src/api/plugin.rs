@@ -15,6 +15,7 @@
 //! (403 otherwise); collecting needs the admin token ([`super::auth`]).
 
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -64,8 +65,9 @@ pub(super) async fn create(
 pub(super) async fn remove(
     State(st): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let id = super::path_param("id", id)?;
     if let Some(ep) = st.engine.world().get::<Endpoint>(&id)? {
         caller.may_act_for(&ep.homing_host)?;
         let host = ep.homing_host;
@@ -92,8 +94,9 @@ pub(super) async fn remove(
 
 pub(super) async fn collect(
     State(st): State<AppState>,
-    Path(host): Path<String>,
+    host: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let host = super::host_name(host)?;
     let n = collect_host(&st.engine, &host).await?;
     Ok(json(
         StatusCode::OK,

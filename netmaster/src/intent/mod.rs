@@ -265,10 +265,13 @@ impl Engine {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         let rx = self.changes.subscribe();
         let published = self.published_at();
-        let complete = match recent.front() {
-            Some(oldest) => from.0 + 1 >= oldest.revision,
-            None => from >= published || from.0 >= published.0,
-        };
+        // A resume point this netmaster has not reached (another store, a restored
+        // backup, or a made-up number) is no resume point: the subscriber gets a snapshot.
+        let complete = from.0 <= published.0
+            && match recent.front() {
+                Some(oldest) => from.0.saturating_add(1) >= oldest.revision,
+                None => from >= published || from.0 >= published.0,
+            };
         let backlog = complete.then(|| {
             recent
                 .iter()

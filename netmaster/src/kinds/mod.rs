@@ -27,10 +27,13 @@ mod profile;
 mod service;
 mod tenant;
 
+/// The tenant that always exists.
+pub const DEFAULT_TENANT: &str = "default";
+
 /// Creates the `global` object and the `default` tenant when they do not exist.
 pub async fn ensure_defaults(engine: &Engine) -> Result<(), IntentError> {
     let w = engine.world();
-    if w.get::<Global>("global")?.is_some() && w.get::<Tenant>("default")?.is_some() {
+    if w.get::<Global>("global")?.is_some() && w.get::<Tenant>(DEFAULT_TENANT)?.is_some() {
         return Ok(());
     }
     engine
@@ -44,9 +47,9 @@ pub async fn ensure_defaults(engine: &Engine) -> Result<(), IntentError> {
                 g.set_key();
                 plan.put(&g)?;
             }
-            if w.get::<Tenant>("default")?.is_none() {
+            if w.get::<Tenant>(DEFAULT_TENANT)?.is_none() {
                 let mut t = Tenant {
-                    tenant_name: "default".into(),
+                    tenant_name: DEFAULT_TENANT.into(),
                     ..Default::default()
                 };
                 t.set_key();

@@ -9,6 +9,13 @@ impl Rules for Tenant {
     }
     fn delete(w: &World, old: &Self, plan: &mut Plan) -> Result<(), IntentError> {
         let t = &old.tenant_name;
+        if t == DEFAULT_TENANT {
+            // netmaster creates it at every start: deleting it would not survive a restart.
+            return Err(IntentError::conflict(
+                "the default tenant always exists and cannot be deleted",
+            )
+            .with_object(format!("tenants/{t}")));
+        }
         let counts = [
             (
                 "networks",

@@ -8,6 +8,7 @@ mod election;
 mod etcd_access;
 mod etcd_store;
 mod feed;
+mod fuzz_findings;
 mod ha;
 mod ipam_model;
 mod ipam_rules;

@@ -69,3 +69,118 @@ async fn served_document_is_the_same() {
     assert_eq!(served, netmaster::api::openapi::document());
     nm.stop().await;
 }
+
+/// The document states what the server enforces, from the rules' own definitions.
+#[test]
+fn states_the_constraints_the_server_enforces() {
+    use contiv_model::validate;
+    let doc = netmaster::api::openapi::document();
+    let s = &doc["components"]["schemas"];
+    let tenant = &s["Network"]["properties"]["tenantName"];
+    assert_eq!(tenant["pattern"], validate::NAME_PATTERN);
+    assert_eq!(tenant["minLength"], 1);
+    assert_eq!(tenant["maxLength"], validate::NAME_MAX);
+    assert_eq!(
+        s["Network"]["properties"]["cfgdTag"]["pattern"],
+        validate::OPTIONAL_NAME_PATTERN
+    );
+    assert_eq!(
+        s["Network"]["properties"]["encap"]["enum"],
+        serde_json::json!(validate::ENCAPS)
+    );
+    assert_eq!(
+        s["Network"]["properties"]["pktTag"]["maximum"],
+        validate::PKT_TAG_MAX
+    );
+    assert_eq!(
+        s["Rule"]["properties"]["port"]["maximum"],
+        validate::PORT_MAX
+    );
+    assert_eq!(
+        s["Netprofile"]["properties"]["DSCP"]["maximum"],
+        validate::DSCP_MAX
+    );
+    assert_eq!(s["Endpoint"]["properties"]["endpointID"]["minLength"], 1);
+    let kinds: Vec<&str> = netmaster::api::ErrorKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .collect();
+    assert_eq!(
+        s["Error"]["properties"]["error"]["enum"],
+        serde_json::json!(kinds)
+    );
+}
+
+/// Every operation documents the credential answers and its JSON errors; writes and the
+/// plugin endpoints document 400; the bearer scheme applies to the whole API.
+#[test]
+fn documents_every_status_and_the_bearer_scheme() {
+    let doc = netmaster::api::openapi::document();
+    assert_eq!(doc["security"], serde_json::json!([{"token": []}]));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["token"]["scheme"],
+        "bearer"
+    );
+    let mut n = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            n += 1;
+            let r = &op["responses"];
+            for status in ["401", "403", "503"] {
+                assert!(r.get(status).is_some(), "{method} {path}: no {status}");
+            }
+            let writes =
+                method != "get" || path == "/api/v1/policy-explain/" || path == "/api/v1/feed/";
+            if writes && method != "delete" {
+                assert!(r.get("400").is_some(), "{method} {path}: no 400");
+            }
+            for (code, resp) in r.as_object().unwrap() {
+                if !code.starts_with('2') {
+                    assert_eq!(
+                        resp["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/Error",
+                        "{method} {path} {code}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(n > 70);
+    for p in [
+        "/api/v1/plugin/endpoints/",
+        "/api/v1/plugin/hosts/{host}/collect",
+        "/api/v1/feed/hosts/{host}/",
+    ] {
+        let op = doc["paths"][p]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap();
+        assert!(op["responses"].get("400").is_some(), "{p}");
+    }
+}
+
+/// The feed is marked as a stream, so a generic client (and the fuzzer) does not wait for
+/// its end.
+#[test]
+fn marks_the_feed_as_a_stream() {
+    let doc = netmaster::api::openapi::document();
+    let feed = &doc["paths"]["/api/v1/feed/"]["get"];
+    assert_eq!(feed["x-streaming"], true);
+    assert!(
+        feed["responses"]["200"]["content"]
+            .get("application/x-ndjson")
+            .is_some()
+    );
+    assert_eq!(feed["parameters"][0]["schema"]["minimum"], 0);
+    let streaming: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|ops| ops.as_object().unwrap().values())
+        .filter(|op| op["x-streaming"] == true)
+        .map(|op| op["operationId"].as_str().unwrap())
+        .collect();
+    assert_eq!(streaming, ["feed"]);
+}
