@@ -71,6 +71,19 @@ impl Forwarder {
             .map(|p| p.as_str())
             .unwrap_or("/");
         let url = format!("{}{path}", leader_url.trim_end_matches('/'));
+        // The URL parser removes dot segments (`..`, `%2e%2e`) and reads `\` as `/`: the
+        // leader would get another path than the one this netmaster authorized. A path
+        // that a URL-built client (netctl, netplugin) sends comes through unchanged.
+        match reqwest::Url::parse(&url) {
+            Ok(u) if u.path() == parts.uri.path() => {}
+            _ => {
+                return ApiError::validation(format!(
+                    "the path {:?} is not in its normal form (dot segments, backslashes or characters to escape); not forwarded to the leader",
+                    parts.uri.path()
+                ))
+                .into_response();
+            }
+        }
         let body = match axum::body::to_bytes(body, MAX_BODY).await {
             Ok(b) => b,
             Err(e) => {
