@@ -7,6 +7,10 @@
 //! leader checks them again, as for any request. A forwarded request carries
 //! [`FORWARDED_BY`]: a netmaster that receives one while not leading answers 503 instead
 //! of forwarding again, so a stale view of who leads cannot make requests go round.
+//!
+//! The leader gets the very path this netmaster authorized: a path the URL parser would
+//! rewrite (dot segments, backslashes) is refused with 400. A netmaster that serves TLS
+//! forwards only to an `https://` leader, so a caller's token never crosses in clear.
 
 use std::time::Duration;
 
@@ -61,6 +65,15 @@ impl Forwarder {
             let by = by.to_str().unwrap_or("another netmaster");
             return ApiError::unavailable(format!(
                 "{by} forwarded this write here, but this netmaster does not lead either (the leader is changing); retry in a few seconds"
+            ))
+            .into_response();
+        }
+        // A netmaster that serves TLS sends no credential in clear: a leader advertised
+        // over plain http (a netmaster started without --tls-cert, or an
+        // --advertise-url typo) would get every forwarded token readable on the wire.
+        if self.me.starts_with("https://") && !leader_url.starts_with("https://") {
+            return ApiError::unavailable(format!(
+                "the leader advertises {leader_url}, not https://: this netmaster serves TLS and does not forward credentials in clear (give every netmaster --tls-cert)"
             ))
             .into_response();
         }

@@ -825,3 +825,23 @@ async fn a_follower_forwards_only_the_path_it_authorized() {
     );
     served.abort();
 }
+
+/// A follower that serves TLS does not forward a caller's token to a leader advertised
+/// over plain http, where anyone on the path could read it.
+#[tokio::test]
+async fn a_tls_follower_sends_no_credential_in_clear() {
+    let (leader_url, seen, served) = recording_leader().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (app, token) = follower_router(dir.path(), &leader_url, "https://192.0.2.1:9999").await;
+    for t in [ADMIN, token.expose()] {
+        let (s, b) = delete_via(&app, t, "/api/v1/plugin/endpoints/ep-1/").await;
+        assert_eq!(s, 503, "{b}");
+        assert!(b.contains("in clear"), "{b}");
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the plain-http leader got {:?}",
+        seen.lock().unwrap()
+    );
+    served.abort();
+}
