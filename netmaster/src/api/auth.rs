@@ -139,7 +139,8 @@ fn host_may(method: &Method, path: &str, host: &str) -> bool {
         ),
         Method::DELETE => path
             .strip_prefix("/api/v1/plugin/endpoints/")
-            .is_some_and(|id| !id.trim_end_matches('/').is_empty()),
+            .map(|rest| rest.strip_suffix('/').unwrap_or(rest))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/')),
         _ => false,
     }
 }
@@ -236,6 +237,13 @@ mod tests {
         assert!(may(Method::DELETE, "/api/v1/plugin/endpoints/e1/"));
         assert!(!may(Method::PUT, "/api/v1/feed/hosts/h2/"));
         assert!(!may(Method::PUT, "/api/v1/feed/hosts/h1/x/"));
+        assert!(may(Method::DELETE, "/api/v1/plugin/endpoints/e1"));
+        assert!(!may(
+            Method::DELETE,
+            "/api/v1/plugin/endpoints/e1/../../../networks/n/"
+        ));
+        assert!(!may(Method::DELETE, "/api/v1/plugin/endpoints/a/b/"));
+        assert!(!may(Method::DELETE, "/api/v1/plugin/endpoints//"));
         assert!(!may(Method::PUT, "/api/v1/feed/hosts/h%31/"));
         assert!(!may(Method::GET, "/api/v1/feed/hosts/"));
         assert!(!may(Method::POST, "/api/v1/plugin/hosts/h1/collect"));

@@ -7,6 +7,10 @@
 //! leader checks them again, as for any request. A forwarded request carries
 //! [`FORWARDED_BY`]: a netmaster that receives one while not leading answers 503 instead
 //! of forwarding again, so a stale view of who leads cannot make requests go round.
+//!
+//! The leader gets the very path this netmaster authorized: a path the URL parser would
+//! rewrite (dot segments, backslashes) is refused with 400. A netmaster that serves TLS
+//! forwards only to an `https://` leader, so a caller's token never crosses in clear.
 
 use std::time::Duration;
 
@@ -64,6 +68,15 @@ impl Forwarder {
             ))
             .into_response();
         }
+        // A netmaster that serves TLS sends no credential in clear: a leader advertised
+        // over plain http (a netmaster started without --tls-cert, or an
+        // --advertise-url typo) would get every forwarded token readable on the wire.
+        if self.me.starts_with("https://") && !leader_url.starts_with("https://") {
+            return ApiError::unavailable(format!(
+                "the leader advertises {leader_url}, not https://: this netmaster serves TLS and does not forward credentials in clear (give every netmaster --tls-cert)"
+            ))
+            .into_response();
+        }
         let (parts, body) = req.into_parts();
         let path = parts
             .uri
@@ -71,6 +84,19 @@ impl Forwarder {
             .map(|p| p.as_str())
             .unwrap_or("/");
         let url = format!("{}{path}", leader_url.trim_end_matches('/'));
+        // The URL parser removes dot segments (`..`, `%2e%2e`) and reads `\` as `/`: the
+        // leader would get another path than the one this netmaster authorized. A path
+        // that a URL-built client (netctl, netplugin) sends comes through unchanged.
+        match reqwest::Url::parse(&url) {
+            Ok(u) if u.path() == parts.uri.path() => {}
+            _ => {
+                return ApiError::validation(format!(
+                    "the path {:?} is not in its normal form (dot segments, backslashes or characters to escape); not forwarded to the leader",
+                    parts.uri.path()
+                ))
+                .into_response();
+            }
+        }
         let body = match axum::body::to_bytes(body, MAX_BODY).await {
             Ok(b) => b,
             Err(e) => {

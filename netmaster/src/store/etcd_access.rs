@@ -305,10 +305,23 @@ fn host_of(hostport: &str) -> &str {
     }
 }
 
+/// Whether the etcd client would connect to a loopback address: the host as the
+/// client's own URI parser (`http::Uri`, which tonic uses) reads it, so user info such
+/// as `http://[::1]@etcd.example:2379` counts as the host it really names. An endpoint
+/// that does not parse is not loopback.
 fn loopback_url(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = host_of(rest.split('/').next().unwrap_or(""));
-    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    let Ok(uri) = url.parse::<axum::http::Uri>() else {
+        return false;
+    };
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, AccessError> {
@@ -433,6 +446,18 @@ mod tests {
         }
         let e = a.urls(&eps(&["10.0.0.5:2379"])).unwrap_err();
         assert!(e.to_string().contains("in clear"), "{e}");
+        // User info that looks like loopback: the client connects to the host after '@'.
+        let uri: axum::http::Uri = "http://[::1]@10.0.0.5:2379".parse().unwrap();
+        assert_eq!(uri.host(), Some("10.0.0.5"));
+        for far in [
+            "http://[::1]@10.0.0.5:2379",
+            "[::1]@10.0.0.5:2379",
+            "http://127.0.0.1@10.0.0.5:2379",
+            "http://localhost:2379@10.0.0.5:2379",
+        ] {
+            let e = a.urls(&eps(&[far])).unwrap_err();
+            assert!(e.to_string().contains("in clear"), "{far}: {e}");
+        }
         let tls = EtcdAccess {
             user: user(),
             ..with_ca()

@@ -691,3 +691,157 @@ async fn metrics_from_beyond_loopback_need_a_credential() {
     assert_eq!(ask("192.0.2.7:40000", Some("wrong")).await, 401);
     assert_eq!(ask("192.0.2.7:40000", Some(ADMIN)).await, 200);
 }
+
+/// A stand-in leader on loopback that records every request reaching it (`METHOD path`)
+/// and answers 204; its URL, the record and its task.
+async fn recording_leader() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let leader = {
+        let seen = seen.clone();
+        axum::Router::new().fallback(move |m: axum::http::Method, u: axum::http::Uri| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(format!("{m} {}", u.path()));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        })
+    };
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    (
+        url,
+        seen,
+        tokio::spawn(async move { axum::serve(l, leader).await }),
+    )
+}
+
+/// The router of a follower advertised at `me` whose leader is `leader_url`, with the
+/// admin token and a credential for host `h1` (returned); `dir` holds its store.
+async fn follower_router(
+    dir: &Path,
+    leader_url: &str,
+    me: &str,
+) -> (axum::Router, contiv_model::Secret) {
+    use netmaster::api::auth::Auth;
+    use netmaster::api::{AppState, Info};
+    use std::sync::Arc;
+
+    let store = netmaster::store::RedbStore::open(&dir.join("s.redb")).unwrap();
+    let store = Arc::new(netmaster::store::AnyStore::Redb(store));
+    let (token, stored) = netmaster::credentials::generate("h1", 0).unwrap();
+    netmaster::credentials::put(&store, &stored).await.unwrap();
+    let engine = Arc::new(netmaster::intent::Engine::open(store).await.unwrap());
+    // The sender goes; the role stays what it was sent as.
+    let (_, role) = tokio::sync::watch::channel(netmaster::election::Role::Follower {
+        leader: Some(leader_url.to_string()),
+    });
+    let state = AppState {
+        engine,
+        metrics: Arc::new(netmaster::metrics::Metrics::new()),
+        role,
+        auth: Auth::Token(ADMIN.into()),
+        forward: netmaster::api::forward::Forwarder::new(
+            netmaster::api::forward::Forwarder::client_builder()
+                .build()
+                .unwrap(),
+            me,
+        ),
+        info: Arc::new(Info {
+            version: "test",
+            store_backend: "test".into(),
+            advertise_url: me.into(),
+            listen: "192.0.2.1:9999".into(),
+        }),
+    };
+    (
+        netmaster::api::router(state, netmaster::api::contiv_routes),
+        token,
+    )
+}
+
+/// `DELETE path` with `token` through `app`: the status and the body.
+async fn delete_via(app: &axum::Router, token: &str, path: &str) -> (u16, String) {
+    use tower::ServiceExt;
+    let req = axum::http::Request::delete(path)
+        .header("Authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let r = app.clone().oneshot(req).await.unwrap();
+    let s = r.status().as_u16();
+    let b = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+    (s, String::from_utf8_lossy(&b).to_string())
+}
+
+/// A follower authorizes a write by its path, then forwards it: the leader must get that
+/// very path. Dot segments (`..`, `%2e%2e`) would be removed by the URL parser on the
+/// way, so a host's credential allowed `DELETE /api/v1/plugin/endpoints/x/../..` at the
+/// follower reached `DELETE /api/v1/credentials/hosts/<other>/` at the leader.
+#[tokio::test]
+async fn a_follower_forwards_only_the_path_it_authorized() {
+    let (leader_url, seen, served) = recording_leader().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (app, token) = follower_router(dir.path(), &leader_url, "http://192.0.2.1:9999").await;
+    let host = token.expose();
+
+    // The host's credential, aiming at the credentials of another host.
+    for path in [
+        "/api/v1/plugin/endpoints/x/%2e%2e/%2e%2e/%2e%2e/credentials/hosts/h2/",
+        "/api/v1/plugin/endpoints/x/../../../credentials/hosts/h2/",
+    ] {
+        let (s, b) = delete_via(&app, host, path).await;
+        assert_eq!(s, 403, "{path}: {b}");
+    }
+    // The admin's token: the path is not rewritten on the way either.
+    for path in [
+        "/api/v1/networks/default:n/%2e%2e/%2e%2e/tenants/t/",
+        "/api/v1/networks/default:n/../../tenants/t/",
+        "/api/v1/networks/./default:n/",
+    ] {
+        let (s, b) = delete_via(&app, ADMIN, path).await;
+        assert_eq!(s, 400, "{path}: {b}");
+        assert!(b.contains("not forwarded"), "{b}");
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the leader got {:?}",
+        seen.lock().unwrap()
+    );
+
+    // What netplugin and netctl send is forwarded as it is.
+    let (s, b) = delete_via(&app, host, "/api/v1/plugin/endpoints/ep-1/").await;
+    assert_eq!(s, 204, "{b}");
+    let (s, b) = delete_via(&app, ADMIN, "/api/v1/networks/default:n/").await;
+    assert_eq!(s, 204, "{b}");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "DELETE /api/v1/plugin/endpoints/ep-1/",
+            "DELETE /api/v1/networks/default:n/"
+        ]
+    );
+    served.abort();
+}
+
+/// A follower that serves TLS does not forward a caller's token to a leader advertised
+/// over plain http, where anyone on the path could read it.
+#[tokio::test]
+async fn a_tls_follower_sends_no_credential_in_clear() {
+    let (leader_url, seen, served) = recording_leader().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (app, token) = follower_router(dir.path(), &leader_url, "https://192.0.2.1:9999").await;
+    for t in [ADMIN, token.expose()] {
+        let (s, b) = delete_via(&app, t, "/api/v1/plugin/endpoints/ep-1/").await;
+        assert_eq!(s, 503, "{b}");
+        assert!(b.contains("in clear"), "{b}");
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the plain-http leader got {:?}",
+        seen.lock().unwrap()
+    );
+    served.abort();
+}
