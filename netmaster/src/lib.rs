@@ -16,6 +16,7 @@
 pub mod api;
 pub mod credentials;
 pub mod election;
+pub mod http;
 pub mod intent;
 pub mod ipam;
 pub mod kinds;

@@ -334,22 +334,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let stopped = async {
         let _ = rx.await;
     };
-    let app = app.into_make_service_with_connect_info::<api::auth::Peer>();
+    let limits = crate::http::Limits::DEFAULT;
     let server = match tls.clone() {
-        None => tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
-            if let Err(e) = serve.await {
-                tracing::error!("REST server failed: {e}");
-            }
-        }),
+        None => tokio::spawn(crate::http::serve(listener, app, limits, stopped)),
         Some(tls) => {
             let listener = crate::tls::TlsListener::new(listener, tls)?;
-            tokio::spawn(async move {
-                let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
-                if let Err(e) = serve.await {
-                    tracing::error!("REST server failed: {e}");
-                }
-            })
+            tokio::spawn(crate::http::serve(listener, app, limits, stopped))
         }
     };
     Ok(Running {

@@ -29,6 +29,9 @@ pub struct TlsFiles {
 /// How long a client has to complete its TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
+/// How many TLS handshakes run at once; more connections wait in the kernel's backlog.
+const HANDSHAKES: usize = 256;
+
 fn pem_problem(e: pem::Error, what: &str) -> String {
     match e {
         pem::Error::Io(e) => e.to_string(),
@@ -84,6 +87,7 @@ impl TlsListener {
         let local = tcp.local_addr()?;
         let (tx, rx) = mpsc::channel(64);
         let tls = TlsAcceptor::from(cfg);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
         let acceptor = tokio::spawn(async move {
             loop {
                 let (stream, peer) = match tcp.accept().await {
@@ -94,8 +98,14 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // At most HANDSHAKES at once: a peer that opens connections and never
+                // finishes a handshake holds a slot for HANDSHAKE at most.
+                let Ok(slot) = handshakes.clone().acquire_owned().await else {
+                    return;
+                };
                 let (tls, tx) = (tls.clone(), tx.clone());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     match tokio::time::timeout(HANDSHAKE, tls.accept(stream)).await {
                         Ok(Ok(s)) => {
                             let _ = tx.send((s, peer)).await;

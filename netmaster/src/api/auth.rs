@@ -17,13 +17,11 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::serve::IncomingStream;
 
 use super::{ApiError, AppState, ErrorKind};
 use crate::credentials;
@@ -92,21 +90,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// The peer's address, for the loopback exemption of `/metrics`.
+/// The peer's address, for the loopback exemption of `/metrics` (set on every request
+/// by [`crate::http::serve`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
-    fn connect_info(s: IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
-        Peer(*s.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for Peer {
-    fn connect_info(s: IncomingStream<'_, crate::tls::TlsListener>) -> Peer {
-        Peer(*s.remote_addr())
-    }
-}
 
 fn forbidden(message: String) -> ApiError {
     ApiError::new(ErrorKind::Forbidden, message)
