@@ -5,8 +5,10 @@
 //!
 //! - a request's headers must arrive within [`Limits::header_read`] of the connection
 //!   waiting for them, so an idle kept-alive connection is closed after the same time
-//!   (hyper's own default, 30 s: longer than clients keep idle connections in their pools
-//!   is the usual advice, but 30 s bounds what a slow peer can hold);
+//!   (100 s: longer than HTTP clients keep idle connections in their pools — reqwest and
+//!   Go's net/http both drop them after 90 s — so a client never sends a request on a
+//!   connection the server is closing at that moment; it still bounds what a slow peer
+//!   holds);
 //! - at most [`Limits::max_connections`] connections are served at once: above that the
 //!   loop stops accepting (the kernel's backlog holds the rest) until one ends;
 //! - each request carries the peer's address (`ConnectInfo<Peer>`, for the loopback rule
@@ -44,7 +46,7 @@ pub struct Limits {
 impl Limits {
     /// netmaster's limits.
     pub const DEFAULT: Limits = Limits {
-        header_read: Duration::from_secs(30),
+        header_read: Duration::from_secs(100),
         max_connections: 4096,
     };
 }
