@@ -68,7 +68,17 @@ pub struct IntentView {
     /// The fabric's prefixes every `Bgp` object names: host blocks, router subnets and
     /// `local-addresses` subnets (for the import policy, `calc::import`).
     pub fabric_prefixes: BTreeSet<IpNet>,
+    /// The networks' gateways (routing mode), as /32s. Each gets a route to the
+    /// loopback ([`LOOPBACK_IFINDEX`]) so that the host answers a container's ARP for its
+    /// gateway by proxy ARP on the veth (proxy ARP answers only for an address the host
+    /// routes through another interface). CNI containers never ARP for it (a permanent
+    /// neighbour entry); Docker's do, and a host with no route covering the gateway —
+    /// no default of its own, and the ToRs' default not accepted — left them without one.
+    pub gateways: BTreeSet<IpNet>,
 }
+
+/// The loopback's interface index, the same in every network namespace.
+pub const LOOPBACK_IFINDEX: u32 = 1;
 
 impl IntentView {
     /// Reads the mirror. Cost grows with the fabric's endpoints only with
@@ -114,7 +124,17 @@ impl IntentView {
             _ => Vec::new(),
         };
         let fabric_prefixes = fabric_prefixes(&m.list::<Bgp>(Bgp::PLURAL));
+        let gateways = if fwd_mode == ROUTING {
+            m.list::<Network>(Network::PLURAL)
+                .into_iter()
+                .filter_map(|n| n.gateway.parse::<std::net::Ipv4Addr>().ok())
+                .map(|g| routing::host_route(IpAddr::V4(g)))
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
         IntentView {
+            gateways,
             have_intent,
             fwd_mode,
             bgp,
@@ -303,7 +323,16 @@ impl Calc {
         let old_mode = self.advert_mode();
         let old_subnets = std::mem::take(&mut self.intent.subnets);
         let old_protected = self.protected;
+        let gateways_touched: Vec<IpNet> = self
+            .intent
+            .gateways
+            .symmetric_difference(&intent.gateways)
+            .copied()
+            .collect();
         self.intent = intent;
+        for p in gateways_touched {
+            self.refresh(p);
+        }
         self.protected = self.intent.plan().map(|p| p.router_net);
         if old_protected != self.protected {
             for p in old_protected.into_iter().chain(self.protected) {
@@ -443,6 +472,9 @@ impl Calc {
         if let Some(via) = self.direct.get(&p) {
             return Some(Route::new(p, [*via]));
         }
+        if self.intent.gateways.contains(&p) {
+            return Some(Route::dev(p, LOOPBACK_IFINDEX));
+        }
         if self.protected == Some(p) || (self.host_default && p == DEFAULT_V4) {
             return None;
         }
@@ -458,6 +490,7 @@ impl Calc {
     fn rejection(&self, p: IpNet) -> Option<import::Rejection> {
         if self.local.contains_key(&p)
             || self.direct.contains_key(&p)
+            || self.intent.gateways.contains(&p)
             || self.learned.get(&p).is_none_or(|nh| nh.is_empty())
         {
             return None;

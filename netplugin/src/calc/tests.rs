@@ -56,6 +56,7 @@ fn view(p: Option<BgpPlan>) -> IntentView {
         subnets: [("default:contiv-net".to_string(), net("20.1.1.0/24"))].into(),
         direct: Vec::new(),
         fabric_prefixes: [net("50.1.1.0/24"), net("50.1.2.0/24")].into(),
+        gateways: BTreeSet::new(),
     }
 }
 
@@ -308,6 +309,24 @@ fn random_step(r: &mut Rng) -> Step {
 }
 
 /// What the whole-state functions say for the calc's current inputs.
+#[test]
+fn each_networks_gateway_is_routed_to_the_loopback_for_proxy_arp() {
+    let mut c = Calc::new();
+    let gw = net("20.1.1.254/32");
+    let mut v = view(Some(plan(AdvertiseMode::PerEndpoint, 0)));
+    v.gateways.insert(gw);
+    c.set_intent(v.clone());
+    assert_eq!(c.routes()[&gw], Route::dev(gw, LOOPBACK_IFINDEX));
+    // A learned route for the anycast gateway never replaces it, and is not "rejected".
+    c.set_learned(learned(&[("20.1.1.254/32", &["50.1.1.254"])]));
+    assert_eq!(c.routes()[&gw], Route::dev(gw, LOOPBACK_IFINDEX));
+    assert!(c.rejected().is_empty(), "{:?}", c.rejected());
+    // The network goes: so does the route (the learned one is then the route).
+    v.gateways.clear();
+    c.set_intent(v);
+    assert_eq!(c.routes()[&gw], Route::new(gw, [ip("50.1.1.254")]));
+}
+
 fn oracle(c: &Calc) -> (crate::fib::RouteSet, BTreeSet<IpNet>) {
     let locals: Vec<LocalEndpoint> = c
         .endpoints()
